@@ -1,0 +1,242 @@
+// spanheap: a Go-runtime-style heap (size classes, spans, central lists, per-P caches, a page heap)
+// with stop-the-world cycles, the five-state sweepgen protocol, lazy cache flushing and concurrent
+// sweepers. This header is the public contract; docs/design.md explains the machinery behind it.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spanheap {
+
+namespace detail {
+class HeapState;
+}
+
+// How a per-P cache is flushed after a cycle's sweepgen bump.
+//   lazy:  each P flushes itself at its next acquire; a ragged barrier flushes idle Ps after the
+//          world restarts (Go's "flush mcaches lazily", 873bd47). The pause does not grow with Ps.
+//   eager: every cache is flushed inside the pause, before the bump (Go before that change); kept
+//          as the baseline that the lazy policy is measured against.
+enum class FlushPolicy : std::uint8_t { lazy, eager };
+
+// Check tiers (STYLE.md "Errors and checks").
+//   release:   only the always-on checks that bad input can reach (every bad free is still caught).
+//   debug:     plus protocol preconditions (sweepgen transitions, ownership, refill, flush_gen).
+//   expensive: plus the full heap verifier at every cycle and per-span equations at every sweep.
+enum class CheckLevel : std::uint8_t { release, debug, expensive };
+
+enum class ErrorKind : std::uint8_t {
+  invalid_free,   // pointer into this heap that is not a live object (free slot, free pages, tail)
+  interior_free,  // pointer inside a live object, not at its start
+  double_free,    // object already freed (pending in this cycle, or reclaimed in an earlier one)
+  foreign_free,   // pointer that no spanheap heap owns
+  out_of_memory,  // memory limit or the OS refused
+  size_overflow,  // size beyond the largest supported object
+  bad_alignment,  // alignment not a power of two, or larger than the page size
+  misuse,         // API misuse: free through the wrong heap, heap destroyed while in use, bad P index
+  corruption,     // heap metadata found inconsistent (a protocol check failed)
+};
+inline constexpr std::size_t error_kind_count = 9;
+
+// Stable lower-case name of an error kind, as printed in reports ("double_free").
+const char* to_string(ErrorKind kind) noexcept;
+
+struct ErrorReport {
+  ErrorKind kind;
+  const void* ptr;      // the pointer the report is about (nullptr when none)
+  std::string message;  // "spanheap: <kind>: <cause> (ptr=..., span=..., class=...)"
+};
+
+// Called for every report. The default handler prints the message to stderr and aborts. A handler
+// that returns lets the heap continue: bad input leaves the heap intact, and the failing call
+// returns nullptr / does nothing.
+using ErrorHandler = std::function<void(const ErrorReport&)>;
+
+// Address-space provider (test seam; see spanheap/testing.hpp for a fake with failure injection).
+// All sizes and addresses are multiples of the page size (8 KiB).
+class OsMemory {
+ public:
+  virtual ~OsMemory() = default;
+  // Reserves `size` bytes aligned to `align`, inaccessible until committed. nullptr on failure.
+  virtual void* reserve(std::size_t size, std::size_t align) = 0;
+  // Makes [p, p+size) readable and writable; false on failure.
+  virtual bool commit(void* p, std::size_t size) = 0;
+  // Returns the physical pages of [p, p+size) to the OS; the range stays committed and reads zero.
+  virtual void release(void* p, std::size_t size) = 0;
+  // Gives back a whole reservation made by reserve().
+  virtual void unreserve(void* p, std::size_t size) = 0;
+};
+
+// The real provider (mmap / mprotect / madvise). Shared by every heap that is not given another.
+OsMemory& system_memory() noexcept;
+
+struct DebugOptions {
+  bool poison_freed = false;        // ASan-poison every slot that is not live (needs an ASan build)
+  bool clobber_freed = false;       // fill reclaimed slots with a pattern, check it at allocation
+  std::size_t collect_every = 0;    // run a cycle every N bytes allocated (0 = off)
+  bool verify_each_cycle = false;   // run verify() at every cycle; violations are reported
+};
+
+struct Options {
+  unsigned procs = 0;                    // number of Ps; 0 = std::thread::hardware_concurrency()
+  unsigned sweepers = 1;                 // background sweeper threads; 0 = none
+  FlushPolicy flush = FlushPolicy::lazy;
+  unsigned gc_percent = 100;             // cycle when allocation since the last one reaches this %
+                                         // of the live heap; 0 = cycles only on collect()
+  std::size_t memory_limit = 0;          // committed-bytes limit; 0 = none
+  ErrorHandler error_handler;            // empty = print and abort
+  CheckLevel checks =
+#ifdef NDEBUG
+      CheckLevel::release;
+#else
+      CheckLevel::debug;
+#endif
+  DebugOptions debug;
+  std::size_t arena_bytes = std::size_t{64} << 20;  // address space reserved per arena (≥ 1 MiB)
+  unsigned release_after_cycles = 2;     // free page runs idle this many cycles go back to the OS
+  bool trace = false;                    // one line per cycle on stderr (also SPANHEAP_TRACE=1)
+  OsMemory* os = nullptr;                // nullptr = system_memory(); not owned
+
+  // `base` overridden by SPANHEAP_PROCS, SPANHEAP_SWEEPERS, SPANHEAP_FLUSH (lazy|eager),
+  // SPANHEAP_GC_PERCENT, SPANHEAP_MEMORY_LIMIT, SPANHEAP_CHECKS (release|debug|expensive),
+  // SPANHEAP_POISON, SPANHEAP_CLOBBER, SPANHEAP_COLLECT_EVERY, SPANHEAP_VERIFY, SPANHEAP_TRACE.
+  static Options from_env(Options base = {});
+};
+
+inline constexpr std::size_t page_size = 8192;
+inline constexpr std::size_t max_small_size = 32768;
+inline constexpr std::size_t max_alloc_size = std::size_t{1} << 40;  // 1 TiB: beyond is size_overflow
+
+// Pause times are bucketed by powers of two of microseconds: bucket i counts pauses in
+// [2^(i-1), 2^i) µs (bucket 0: below 1 µs; the last bucket: everything longer).
+inline constexpr std::size_t pause_buckets = 24;
+
+struct Stats {
+  std::uint64_t cycles = 0;
+  std::uint32_t sweepgen = 0;
+  // Bytes.
+  std::size_t live_bytes = 0;       // objects allocated and not yet reclaimed (pending frees count)
+  std::size_t span_bytes = 0;       // pages in in-use spans
+  std::size_t mapped_bytes = 0;     // committed address space (in-use + free pages not released)
+  std::size_t released_bytes = 0;   // free pages returned to the OS
+  std::size_t reserved_bytes = 0;   // address space reserved
+  std::size_t next_trigger = 0;     // live_bytes at which the next automatic cycle starts (0 = off)
+  // Objects.
+  std::uint64_t live_objects = 0;
+  std::uint64_t pending_frees = 0;  // freed, waiting for their span's sweep
+  std::uint64_t allocations = 0;    // cumulative
+  std::uint64_t frees = 0;          // cumulative valid frees
+  // Pauses (nanoseconds).
+  std::uint64_t pause_last_ns = 0;
+  std::uint64_t pause_max_ns = 0;
+  std::uint64_t pause_total_ns = 0;
+  std::array<std::uint64_t, pause_buckets> pause_histogram{};
+  // Flushes of per-P caches, by who did them.
+  std::uint64_t flushes_lazy = 0;     // by the P itself at acquire
+  std::uint64_t flushes_barrier = 0;  // by the ragged barrier, for an idle P
+  std::uint64_t flushes_eager = 0;    // inside the pause (FlushPolicy::eager)
+  // Spans swept, by who swept them.
+  std::uint64_t swept_background = 0;
+  std::uint64_t swept_proportional = 0;
+  std::uint64_t swept_on_demand = 0;  // central refill, page-heap growth, sweep_one(), free()
+  std::uint64_t swept_by_flush = 0;   // stale cached spans swept by their P's flush
+  std::uint64_t swept_termination = 0;  // left over at the next cycle, swept before the bump
+  std::uint64_t errors = 0;           // reports made
+};
+
+struct Violation {
+  std::string invariant;  // short id, e.g. "INV-S1" or "span.alloc_count"
+  std::string message;
+};
+
+struct VerifyResult {
+  std::vector<Violation> violations;
+  bool ok() const noexcept { return violations.empty(); }
+  std::string to_string() const;
+};
+
+// What a pointer is, as far as one heap can tell (Go's findObject, with the reason spelled out).
+enum class PointerKind : std::uint8_t {
+  foreign,       // no spanheap heap owns it
+  other_heap,    // another spanheap heap owns it
+  free_pages,    // inside this heap, in pages that hold no span
+  span_tail,     // inside a span, past its last object
+  free_slot,     // a slot that is not allocated
+  interior,      // inside a live object, not at its start
+  object_start,  // the start of a live object (possibly freed but not yet reclaimed)
+};
+
+struct PointerInfo {
+  PointerKind kind = PointerKind::foreign;
+  void* base = nullptr;          // start of the object or slot, when inside a span
+  std::size_t size = 0;          // its usable size
+  unsigned span_class = 0;       // size class (0 = large)
+  bool pending_free = false;     // object_start only: freed, awaiting sweep
+};
+
+class Heap;
+
+// An explicit P handle: every call acquires exactly this P (flushing its cache first if the cache
+// is stale) and releases it at return. One thread may hold several handles and act as several Ps;
+// with sweepers = 0 and gc_percent = 0 the heap then does nothing that the driver did not ask for.
+class Proc {
+ public:
+  void* allocate(std::size_t size, std::size_t align = 16);
+  void free(void* p);
+  // Acquire and release the P without allocating: performs its lazy flush if it is stale.
+  void wake();
+  unsigned index() const noexcept { return index_; }
+
+ private:
+  friend class Heap;
+  Proc(detail::HeapState* heap, unsigned index) : heap_(heap), index_(index) {}
+  detail::HeapState* heap_;
+  unsigned index_;
+};
+
+class Heap {
+ public:
+  Heap();  // Options::from_env()
+  explicit Heap(Options options);
+  ~Heap();
+  Heap(const Heap&) = delete;
+  Heap& operator=(const Heap&) = delete;
+
+  // Returns `size` bytes aligned to `align` (a power of two ≤ page_size), or nullptr after an
+  // out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique minimal object.
+  void* allocate(std::size_t size, std::size_t align = 16);
+  // Records that the object at `p` is dead; its slot is reused after its span's next sweep.
+  // nullptr is a no-op. Anything else that is not a live object's start is reported.
+  void free(void* p);
+  // Usable bytes of the live object starting at `p`; 0 (and a report) for anything else.
+  std::size_t usable_size(const void* p) const;
+  // True when `p` lies in address space this heap has reserved.
+  bool owns(const void* p) const noexcept;
+  // Classifies any pointer (never reports).
+  PointerInfo find_object(const void* p) const noexcept;
+
+  // Runs a whole cycle (stop the world, bump sweepgen, restart, flush idle Ps) and returns once
+  // the world is running again. Must not be called from inside a heap call.
+  void collect();
+  // Sweeps one span if any needs it; false when nothing was left to sweep.
+  bool sweep_one();
+  Stats stats() const;
+  // Stops the world and checks every invariant (DESIGN §3, §4, §8); returns the violations.
+  VerifyResult verify();
+
+  Proc proc(unsigned i);
+  unsigned procs() const noexcept;
+  const Options& options() const noexcept;
+
+  detail::HeapState& state() noexcept { return *state_; }
+
+ private:
+  std::unique_ptr<detail::HeapState> state_;
+};
+
+}  // namespace spanheap

@@ -1,0 +1,158 @@
+// spanheap/testing.hpp: the one header through which tests, fuzzers, property tests and stress
+// drivers reach the heap's internals — a fake OS memory with failure injection, a recording error
+// handler, fine-grained cycle steps for deterministic drivers, and snapshots of span and P state.
+// Nothing here is needed to use the heap; everything here is safe to call from a test.
+#pragma once
+
+#include <spanheap/spanheap.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace spanheap::testing {
+
+// ---------------------------------------------------------------------------------------------
+// Fake OS memory: real mmap underneath (so memory is usable), deterministic failure injection and
+// exact accounting on top. Thread-safe.
+class FakeOsMemory final : public OsMemory {
+ public:
+  void* reserve(std::size_t size, std::size_t align) override;
+  bool commit(void* p, std::size_t size) override;
+  void release(void* p, std::size_t size) override;
+  void unreserve(void* p, std::size_t size) override;
+
+  // Fail the next `n` reserve (or commit) calls.
+  void fail_reserves(unsigned n);
+  void fail_commits(unsigned n);
+  // Fail every commit that would take committed bytes above `bytes` (0 = no cap).
+  void cap_committed(std::size_t bytes);
+
+  std::size_t reserved_bytes() const;
+  std::size_t committed_bytes() const;   // committed and not yet unreserved
+  std::size_t released_bytes() const;    // cumulative bytes passed to release()
+  unsigned reserve_calls() const;
+  unsigned commit_calls() const;
+  unsigned failures() const;             // calls that were made to fail
+
+ private:
+  mutable std::mutex mu_;
+  unsigned fail_reserves_ = 0;
+  unsigned fail_commits_ = 0;
+  std::size_t cap_ = 0;
+  std::size_t reserved_ = 0;
+  std::size_t committed_ = 0;
+  std::size_t released_ = 0;
+  unsigned reserve_calls_ = 0;
+  unsigned commit_calls_ = 0;
+  unsigned failures_ = 0;
+  struct Region {
+    std::uintptr_t base;
+    std::size_t size;
+    std::size_t committed;
+  };
+  std::vector<Region> regions_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// An error handler that records every report and returns (so the heap carries on).
+class RecordingHandler {
+ public:
+  ErrorHandler handler();  // bind into Options::error_handler; must outlive the heap
+  std::vector<ErrorReport> take();  // returns and clears what was recorded
+  std::size_t count() const;
+  std::size_t count(ErrorKind kind) const;
+  std::optional<ErrorReport> last() const;
+  void clear();
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<ErrorReport> reports_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic cycle steps. collect() == begin_cycle() followed by ragged_barrier().
+// All of these must be called from outside any heap call.
+
+// Stop the world, finish the previous cycle (flush every still-stale P, sweep every unswept span),
+// bump sweepgen by 2 (flushing every cache first under FlushPolicy::eager), restart the world.
+// Leaves stale caches for the Ps to flush lazily (at their next acquire) or for ragged_barrier().
+void begin_cycle(Heap& heap);
+// Flush P `i` as the ragged barrier would if it is idle and stale; true if it flushed.
+bool flush_idle(Heap& heap, unsigned i);
+// The whole ragged barrier: every stale P is flushed before this returns.
+void ragged_barrier(Heap& heap);
+// Stop the world and return every cached span of every P to central (Go's flushallmcaches, as
+// ReadMemStats does; the scenario of Go #57523). Stale spans are swept by this flush.
+void flush_all(Heap& heap);
+// One step of proportional sweep as an allocating P would be charged for `bytes` of allocation:
+// returns the number of spans swept.
+unsigned proportional_sweep(Heap& heap, std::size_t bytes);
+// "Sweep done": every span swept for this cycle, no sweeper active and no stale cache left.
+bool sweep_done(const Heap& heap);
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots (taken with the world stopped; must be called from outside any heap call).
+
+enum class SpanLocation : std::uint8_t {
+  cached,                   // in a P's cache (cache_proc says which)
+  central_partial_swept,
+  central_partial_unswept,
+  central_full_swept,
+  central_full_unswept,
+  page_heap_free,           // a free page run
+  nowhere,                  // in no structure: a protocol violation when the world is stopped
+};
+const char* to_string(SpanLocation location) noexcept;
+
+struct SpanInfo {
+  std::uintptr_t base = 0;
+  std::size_t npages = 0;
+  bool in_use = false;           // false: a free page run
+  unsigned span_class = 0;       // 0 = large object span
+  std::size_t elem_size = 0;
+  unsigned nelems = 0;
+  unsigned free_index = 0;
+  unsigned alloc_count = 0;
+  unsigned pending_frees = 0;    // free bits set, waiting for sweep
+  std::int64_t sweepgen_delta = 0;  // span.sweepgen - heap sweepgen: -2, -1, 0, +1 or +3
+  SpanLocation location = SpanLocation::nowhere;
+  int cache_proc = -1;           // the P caching it, when cached
+  bool released = false;         // free run whose pages were returned to the OS
+  bool need_zero = false;
+};
+
+struct ProcInfo {
+  unsigned index = 0;
+  std::int64_t flush_gen_delta = 0;  // flush_gen - heap sweepgen: 0 (flushed) or -2 (stale)
+  bool idle = true;
+  unsigned cached_spans = 0;
+};
+
+struct HeapSnapshot {
+  std::uint32_t sweepgen = 0;
+  std::vector<SpanInfo> spans;   // sorted by base address; in-use spans and free runs
+  std::vector<ProcInfo> procs;
+  bool sweep_done = false;
+  unsigned active_sweepers = 0;
+  Stats stats;
+};
+
+HeapSnapshot snapshot(Heap& heap);
+
+// The size-class table (read-only view), for property tests and fuzzers.
+struct SizeClassInfo {
+  unsigned span_class;
+  std::size_t size;
+  std::size_t npages;
+  unsigned nelems;
+  std::size_t tail_waste;  // span bytes - nelems * size
+};
+std::vector<SizeClassInfo> size_classes();
+// The class serving `size` with `align` (0 = large object).
+unsigned size_to_class(std::size_t size, std::size_t align);
+
+}  // namespace spanheap::testing
