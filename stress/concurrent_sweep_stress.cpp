@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
           // released to the OS a cycle later, racing this thread's next requests for pages.
           auto n = rng.between(2, 8);
           for (std::uint64_t k = 0; k < n && !run.stopping(); ++k) {
-            if (!m.allocate_sized(static_cast<std::size_t>(rng.between(max_small_size + 1, cfg.max_large)))) break;
+            if (!m.allocate_sized(
+                    static_cast<std::size_t>(rng.between(max_small_size + 1, cfg.max_large))))
+              break;
           }
           large_bursts.fetch_add(1, std::memory_order_relaxed);
         } else {
@@ -115,8 +117,7 @@ int main(int argc, char** argv) {
     verifier_loop(run, heap);
   });
 
-  gun.fire();
-  run.monitor(heap, tally, pauses, [&] {
+  run.monitor(gun, heap, tally, pauses, [&] {
     std::size_t r = heap.stats().released_bytes;
     if (r > released_max.load()) released_max.store(r);
   });
@@ -127,8 +128,9 @@ int main(int argc, char** argv) {
 
   // Coverage, not correctness: a run too short to release pages still passes, but says so.
   std::vector<std::string> extra;
-  extra.push_back(fmt::format("coverage    large bursts {}, most bytes released at once {:.1f} MiB{}",
-                              large_bursts.load(), static_cast<double>(released_max.load()) / (1 << 20),
-                              released_max.load() == 0 ? " (no release-to-OS observed: run longer)" : ""));
+  extra.push_back(
+      fmt::format("coverage    large bursts {}, most bytes released at once {:.1f} MiB{}",
+                  large_bursts.load(), static_cast<double>(released_max.load()) / (1 << 20),
+                  released_max.load() == 0 ? " (no release-to-OS observed: run longer)" : ""));
   return run.finish(heap, tally, pauses, leaked.load(), extra);
 }

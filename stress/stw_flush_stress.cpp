@@ -79,8 +79,7 @@ int main(int argc, char** argv) {
     verifier_loop(run, heap);
   });
 
-  gun.fire();
-  run.monitor(heap, tally, pauses);
+  run.monitor(gun, heap, tally, pauses);
   for (auto& t : threads) t.join();
   Tally rest;
   slots.drain(run, heap, rest, leaked);

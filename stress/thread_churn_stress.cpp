@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
           bool collect_once = rng.chance(1, 6);
           for (std::uint64_t k = 0; k < steps && !run.stopping(); ++k) {
             if (!m.step()) break;
-            if (collect_once && k == steps / 2) heap.collect();  // a short-lived thread forcing a cycle
+            if (collect_once && k == steps / 2)
+              heap.collect();  // a short-lived thread forcing a cycle
           }
           // Leave some objects behind for a later round's threads; adopt what is displaced.
           auto leave = rng.between(0, 8);
@@ -97,8 +98,7 @@ int main(int argc, char** argv) {
     }
   });
 
-  gun.fire();
-  run.monitor(heap, tally, pauses);
+  run.monitor(gun, heap, tally, pauses);
   rounds_driver.join();
   for (auto& t : background) t.join();
   Tally rest;
@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
   tally.add(rest);
 
   std::vector<std::string> extra;
-  extra.push_back(fmt::format("churn       {} rounds, {} threads created and destroyed, {} objects outlived their thread",
-                              rounds.load(), created.load(), survived.load()));
+  extra.push_back(fmt::format(
+      "churn       {} rounds, {} threads created and destroyed, {} objects outlived their thread",
+      rounds.load(), created.load(), survived.load()));
   return run.finish(heap, tally, pauses, leaked.load(), extra);
 }

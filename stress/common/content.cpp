@@ -46,15 +46,16 @@ bool check(const Obj& o, std::string* why) {
     std::uint64_t got = load(b + i * 8);
     std::uint64_t want = expected_word(o, i);
     if (got != want) {
-      *why = fmt::format("content mismatch in {} at word {} (byte offset {}): got {:#018x}, want {:#018x}",
-                         describe(o), i, i * 8, got, want);
+      *why = fmt::format(
+          "content mismatch in {} at word {} (byte offset {}): got {:#018x}, want {:#018x}",
+          describe(o), i, i * 8, got, want);
       return false;
     }
   }
   for (std::size_t i = words * 8; i < o.size; ++i) {
     if (b[i] != tail_byte(o.key, i)) {
-      *why = fmt::format("content mismatch in {} at byte {}: got {:#04x}, want {:#04x}", describe(o),
-                         i, b[i], tail_byte(o.key, i));
+      *why = fmt::format("content mismatch in {} at byte {}: got {:#04x}, want {:#04x}",
+                         describe(o), i, b[i], tail_byte(o.key, i));
       return false;
     }
   }
@@ -66,8 +67,8 @@ bool from_header(void* p, Obj* out, std::string* why) {
   std::uint64_t key = load(b);
   std::uint64_t size = load(b + 8) ^ (key * size_mul);
   if (key == 0 || size < min_transfer_size || size > max_alloc_size) {
-    *why = fmt::format("damaged header of transferred object {}: key {:#018x}, decoded size {}", p, key,
-                       size);
+    *why = fmt::format("damaged header of transferred object {}: key {:#018x}, decoded size {}", p,
+                       key, size);
     return false;
   }
   out->p = p;

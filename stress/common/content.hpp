@@ -27,8 +27,8 @@ struct Obj {
 // be handed to another thread as a bare pointer (transfer slots, survivor slots).
 inline constexpr std::size_t min_transfer_size = 16;
 
-// Fills [p, p+size) with the pattern of `key`: word 0 = key, word 1 = size ^ key * K, word i = i ^ key,
-// trailing bytes derived from key.
+// Fills [p, p+size) with the pattern of `key`: word 0 = key, word 1 = size ^ key * K, word i = i ^
+// key, trailing bytes derived from key.
 void fill(const Obj& o);
 
 // Re-reads the pattern. On mismatch returns false and describes the first bad word in `why`.

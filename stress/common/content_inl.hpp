@@ -22,7 +22,8 @@ Obj make_object(Heap& heap, Rng& rng, std::size_t size, std::size_t align, Alloc
   }
   std::size_t usable = heap.usable_size(o.p);
   if (usable == 0 || usable < size) {
-    *why = fmt::format("allocate({}, {}) returned {} with usable_size {}", size, align, o.p, usable);
+    *why =
+        fmt::format("allocate({}, {}) returned {} with usable_size {}", size, align, o.p, usable);
     return o;
   }
   o.key = make_key(rng, o.p);

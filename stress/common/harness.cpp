@@ -177,9 +177,12 @@ const char* to_flag(FlushPolicy f) { return f == FlushPolicy::lazy ? "lazy" : "e
 
 const char* to_flag(CheckLevel c) {
   switch (c) {
-    case CheckLevel::release: return "release";
-    case CheckLevel::debug: return "debug";
-    case CheckLevel::expensive: return "expensive";
+    case CheckLevel::release:
+      return "release";
+    case CheckLevel::debug:
+      return "debug";
+    case CheckLevel::expensive:
+      return "expensive";
   }
   return "?";
 }
@@ -201,7 +204,9 @@ std::string human(double v) {
   return fmt::format("{:.0f}", v);
 }
 
-std::string mib(std::size_t b) { return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1 << 20)); }
+std::string mib(std::size_t b) {
+  return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1 << 20));
+}
 
 std::string micros(std::uint64_t ns) {
   if (ns >= 10'000'000) return fmt::format("{:.1f} ms", static_cast<double>(ns) / 1e6);
@@ -219,7 +224,8 @@ std::string histogram_percentile(const Stats& s, double q) {
   for (std::size_t i = 0; i < s.pause_histogram.size(); ++i) {
     seen += s.pause_histogram[i];
     if (seen >= want) {
-      if (i + 1 == s.pause_histogram.size()) return fmt::format(">= {} us", std::uint64_t{1} << (i - 1));
+      if (i + 1 == s.pause_histogram.size())
+        return fmt::format(">= {} us", std::uint64_t{1} << (i - 1));
       return fmt::format("< {} us", std::uint64_t{1} << i);
     }
   }
@@ -228,7 +234,7 @@ std::string histogram_percentile(const Stats& s, double q) {
 
 std::uint64_t exact_percentile(const std::vector<std::uint64_t>& sorted, double q) {
   if (sorted.empty()) return 0;
-  auto idx = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size()))) ;
+  auto idx = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
   idx = idx == 0 ? 0 : idx - 1;
   return sorted[std::min(idx, sorted.size() - 1)];
 }
@@ -269,9 +275,12 @@ Run::Run(std::string_view driver, int argc, char** argv, const Defaults& default
       cfg_.seed = parse_uint<std::uint64_t>(driver_, flag, value);
       seed_given = true;
     } else if (flag == "--flush") {
-      if (value == "lazy") cfg_.flush = FlushPolicy::lazy;
-      else if (value == "eager") cfg_.flush = FlushPolicy::eager;
-      else usage(driver_, 2, "--flush takes lazy or eager");
+      if (value == "lazy")
+        cfg_.flush = FlushPolicy::lazy;
+      else if (value == "eager")
+        cfg_.flush = FlushPolicy::eager;
+      else
+        usage(driver_, 2, "--flush takes lazy or eager");
     } else if (flag == "--sweepers") {
       cfg_.sweepers = parse_uint<unsigned>(driver_, flag, value);
     } else if (flag == "--procs") {
@@ -285,10 +294,14 @@ Run::Run(std::string_view driver, int argc, char** argv, const Defaults& default
     } else if (flag == "--sweep-threads") {
       cfg_.sweep_threads = parse_uint<unsigned>(driver_, flag, value);
     } else if (flag == "--checks") {
-      if (value == "release") cfg_.checks = CheckLevel::release;
-      else if (value == "debug") cfg_.checks = CheckLevel::debug;
-      else if (value == "expensive") cfg_.checks = CheckLevel::expensive;
-      else usage(driver_, 2, "--checks takes release, debug or expensive");
+      if (value == "release")
+        cfg_.checks = CheckLevel::release;
+      else if (value == "debug")
+        cfg_.checks = CheckLevel::debug;
+      else if (value == "expensive")
+        cfg_.checks = CheckLevel::expensive;
+      else
+        usage(driver_, 2, "--checks takes release, debug or expensive");
     } else if (flag == "--max-large") {
       cfg_.max_large = parse_uint<std::size_t>(driver_, flag, value);
     } else {
@@ -298,8 +311,9 @@ Run::Run(std::string_view driver, int argc, char** argv, const Defaults& default
   }
   if (!seed_given) {
     std::random_device rd;
-    cfg_.seed = (std::uint64_t{rd()} << 32 | rd()) ^
-                static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    cfg_.seed =
+        (std::uint64_t{rd()} << 32 | rd()) ^
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     cfg_.seed &= (std::uint64_t{1} << 53) - 1;  // keeps seeds short enough to read out loud
   }
   if (cfg_.threads == 0) usage(driver_, 2, "--threads must be at least 1");
@@ -332,7 +346,8 @@ std::string Run::repro() const {
   std::string cmd;
   std::string_view preset = build_preset();
   if (!preset.empty()) {
-    cmd += fmt::format("cmake --preset {0} && cmake --build --preset {0} --target {1} && ", preset, driver_);
+    cmd += fmt::format("cmake --preset {0} && cmake --build --preset {0} --target {1} && ", preset,
+                       driver_);
   }
   for (const char* var : {"TSAN_OPTIONS", "ASAN_OPTIONS", "UBSAN_OPTIONS"}) {
     if (const char* v = std::getenv(var)) cmd += fmt::format("{}={} ", var, shell_quote(v));
@@ -344,11 +359,12 @@ std::string Run::repro() const {
   if (pers != -1 && (pers & ADDR_NO_RANDOMIZE) != 0) cmd += "setarch \"$(uname -m)\" -R ";
   cmd += preset.empty() ? shell_quote(argv0_) : fmt::format("build/{}/stress/{}", preset, driver_);
   cmd += fmt::format(
-      " --seed {} --threads {} --seconds {} --flush {} --sweepers {} --procs {} --verify-every-ms {}"
+      " --seed {} --threads {} --seconds {} --flush {} --sweepers {} --procs {} --verify-every-ms "
+      "{}"
       " --stw-every-us {} --collectors {} --sweep-threads {} --checks {} --max-large {}",
       cfg_.seed, cfg_.threads, cfg_.seconds, to_flag(cfg_.flush), cfg_.sweepers, cfg_.procs,
-      cfg_.verify_every_ms, cfg_.stw_every_us, cfg_.collectors, cfg_.sweep_threads, to_flag(cfg_.checks),
-      cfg_.max_large);
+      cfg_.verify_every_ms, cfg_.stw_every_us, cfg_.collectors, cfg_.sweep_threads,
+      to_flag(cfg_.checks), cfg_.max_large);
   return cmd;
 }
 
@@ -357,8 +373,8 @@ void Run::nap(std::chrono::microseconds d) const {
   while (!stopping()) {
     auto now = std::chrono::steady_clock::now();
     if (now >= until) return;
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(until - now,
-                                                                              std::chrono::milliseconds(20)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(20)));
   }
 }
 
@@ -385,13 +401,15 @@ double Run::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-void Run::monitor(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
+void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const PauseLog& pauses,
                   const std::function<void()>& periodic) {
   using namespace std::chrono;
   start_ = steady_clock::now();
-  fmt::print("{}: seed {} threads {} seconds {} flush {} sweepers {} procs {} preset {} sanitizer {}\n",
-             driver_, cfg_.seed, cfg_.threads, cfg_.seconds, to_flag(cfg_.flush), cfg_.sweepers, cfg_.procs,
-             build_preset().empty() ? "?" : build_preset(), sanitizer_name());
+  gun.fire();  // publishes start_ to every worker (fail() reads it)
+  fmt::print(
+      "{}: seed {} threads {} seconds {} flush {} sweepers {} procs {} preset {} sanitizer {}\n",
+      driver_, cfg_.seed, cfg_.threads, cfg_.seconds, to_flag(cfg_.flush), cfg_.sweepers,
+      cfg_.procs, build_preset().empty() ? "?" : build_preset(), sanitizer_name());
   std::fflush(stdout);
   auto deadline = start_ + duration_cast<steady_clock::duration>(duration<double>(cfg_.seconds));
   auto next_line = start_ + seconds(1);
@@ -406,19 +424,22 @@ void Run::monitor(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
     if (now >= deadline) request_stop();
     check_reports();
     if (periodic) periodic();
-    std::uint64_t ops = tally.allocs.load(std::memory_order_relaxed) + tally.frees.load(std::memory_order_relaxed) +
+    std::uint64_t ops = tally.allocs.load(std::memory_order_relaxed) +
+                        tally.frees.load(std::memory_order_relaxed) +
                         tally.sweeps.load(std::memory_order_relaxed);
     if (now >= next_line || stopping()) {
       Stats s = heap.stats();
       double dt = duration<double>(now - (next_line - seconds(1))).count();
-      fmt::print("[{} {:6.1f}s] cycles {} (+{:.0f}/s) ops {} ({}/s) collect() {} live {} / {} obj "
-                 "pause max {} flushes L/B/E {}/{}/{} swept bg/prop/dem/flush/term {}/{}/{}/{}/{} errors {}\n",
-                 driver_, duration<double>(now - start_).count(), s.cycles,
-                 static_cast<double>(s.cycles - last_cycles) / dt, human(static_cast<double>(ops)),
-                 human(static_cast<double>(ops - last_ops) / dt), pauses.count.load(), mib(s.live_bytes),
-                 s.live_objects, micros(s.pause_max_ns), s.flushes_lazy, s.flushes_barrier, s.flushes_eager,
-                 s.swept_background, s.swept_proportional, s.swept_on_demand, s.swept_by_flush,
-                 s.swept_termination, s.errors + failures());
+      fmt::print(
+          "[{} {:6.1f}s] cycles {} (+{:.0f}/s) ops {} ({}/s) collect() {} live {} / {} obj "
+          "pause max {} flushes L/B/E {}/{}/{} swept bg/prop/dem/flush/term {}/{}/{}/{}/{} errors "
+          "{}\n",
+          driver_, duration<double>(now - start_).count(), s.cycles,
+          static_cast<double>(s.cycles - last_cycles) / dt, human(static_cast<double>(ops)),
+          human(static_cast<double>(ops - last_ops) / dt), pauses.count.load(), mib(s.live_bytes),
+          s.live_objects, micros(s.pause_max_ns), s.flushes_lazy, s.flushes_barrier,
+          s.flushes_eager, s.swept_background, s.swept_proportional, s.swept_on_demand,
+          s.swept_by_flush, s.swept_termination, s.errors + failures());
       std::fflush(stdout);
       last_cycles = s.cycles;
       last_ops = ops;
@@ -437,8 +458,8 @@ void Run::monitor(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
   }
 }
 
-int Run::finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses, std::uint64_t outstanding,
-                const std::vector<std::string>& extra_lines) {
+int Run::finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
+                std::uint64_t outstanding, const std::vector<std::string>& extra_lines) {
   using namespace std::chrono;
   double elapsed = elapsed_seconds();
   check_reports();
@@ -459,19 +480,22 @@ int Run::finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses, st
   Stats s = heap.stats();
   std::uint64_t allocs = tally.allocs.load(), frees = tally.frees.load();
   if (s.allocations != allocs || s.frees != frees) {
-    fail(fmt::format("heap counted {} allocations and {} frees; the driver made {} and {}", s.allocations,
-                     s.frees, allocs, frees));
+    fail(fmt::format("heap counted {} allocations and {} frees; the driver made {} and {}",
+                     s.allocations, s.frees, allocs, frees));
   }
   if (s.live_objects != outstanding || s.pending_frees != 0) {
-    fail(fmt::format("after the final sweep the heap has {} live objects and {} pending frees; the driver "
-                     "still holds {} objects",
-                     s.live_objects, s.pending_frees, outstanding));
+    fail(fmt::format(
+        "after the final sweep the heap has {} live objects and {} pending frees; the driver "
+        "still holds {} objects",
+        s.live_objects, s.pending_frees, outstanding));
   }
   if (outstanding == 0 && s.live_bytes != 0) {
     fail(fmt::format("every object is freed and swept but live_bytes = {}", s.live_bytes));
   }
   VerifyResult vr = heap.verify();
-  if (!vr.ok()) fail(fmt::format("final verify() found {} violations:\n{}", vr.violations.size(), vr.to_string()));
+  if (!vr.ok())
+    fail(fmt::format("final verify() found {} violations:\n{}", vr.violations.size(),
+                     vr.to_string()));
   check_reports();
   s = heap.stats();
 
@@ -480,31 +504,39 @@ int Run::finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses, st
   for (auto c : s.pause_histogram) hist_total += c;
   double ops = static_cast<double>(allocs + frees);
   bool ok = !failed();
-  fmt::print("== {} summary: seed {}, {:.1f} s, preset {}, sanitizer {} ==\n", driver_, cfg_.seed, elapsed,
-             build_preset().empty() ? "?" : build_preset(), sanitizer_name());
+  fmt::print("== {} summary: seed {}, {:.1f} s, preset {}, sanitizer {} ==\n", driver_, cfg_.seed,
+             elapsed, build_preset().empty() ? "?" : build_preset(), sanitizer_name());
   fmt::print("  result      {}\n", ok ? "PASS" : fmt::format("FAIL ({} failures)", failures()));
   fmt::print("  cycles      {} ({:.1f}/s); collect() calls by the driver {}\n", s.cycles,
              static_cast<double>(s.cycles) / std::max(elapsed, 1e-9), coll.size());
-  fmt::print("  ops         {} allocs, {} frees, {} sweep_one, {} transfers, {} content checks: {} ops/s, {} alloc/s\n",
-             allocs, frees, tally.sweeps.load(), tally.transfers.load(), tally.checks.load(),
-             human(ops / std::max(elapsed, 1e-9)), human(static_cast<double>(allocs) / std::max(elapsed, 1e-9)));
+  fmt::print(
+      "  ops         {} allocs, {} frees, {} sweep_one, {} transfers, {} content checks: {} ops/s, "
+      "{} alloc/s\n",
+      allocs, frees, tally.sweeps.load(), tally.transfers.load(), tally.checks.load(),
+      human(ops / std::max(elapsed, 1e-9)),
+      human(static_cast<double>(allocs) / std::max(elapsed, 1e-9)));
   fmt::print("  pause       heap histogram ({} pauses): p50 {}, p99 {}, max {}\n", hist_total,
              histogram_percentile(s, 0.50), histogram_percentile(s, 0.99), micros(s.pause_max_ns));
   fmt::print("  collect()   driver timing ({} calls): p50 {}, p99 {}, max {}\n", coll.size(),
              micros(exact_percentile(coll, 0.50)), micros(exact_percentile(coll, 0.99)),
              micros(coll.empty() ? 0 : coll.back()));
-  fmt::print("  flushes     lazy {}, barrier {}, eager {}\n", s.flushes_lazy, s.flushes_barrier, s.flushes_eager);
-  fmt::print("  swept       background {}, proportional {}, on demand {}, by flush {}, termination {}\n",
-             s.swept_background, s.swept_proportional, s.swept_on_demand, s.swept_by_flush, s.swept_termination);
+  fmt::print("  flushes     lazy {}, barrier {}, eager {}\n", s.flushes_lazy, s.flushes_barrier,
+             s.flushes_eager);
+  fmt::print(
+      "  swept       background {}, proportional {}, on demand {}, by flush {}, termination {}\n",
+      s.swept_background, s.swept_proportional, s.swept_on_demand, s.swept_by_flush,
+      s.swept_termination);
   fmt::print("  memory      mapped {}, released {}, reserved {}, span {}\n", mib(s.mapped_bytes),
              mib(s.released_bytes), mib(s.reserved_bytes), mib(s.span_bytes));
   for (const auto& l : extra_lines) fmt::print("  {}\n", l);
   fmt::print("  errors      heap reports {}, driver failures {}\n", s.errors, failures());
-  fmt::print("RESULT {} {} seed={} seconds={:.1f} cycles={} ops_per_s={:.0f} pause_p99={} pause_max_us={:.1f} "
-             "collect_p99_us={:.1f} failures={}\n",
-             driver_, ok ? "PASS" : "FAIL", cfg_.seed, elapsed, s.cycles, ops / std::max(elapsed, 1e-9),
-             shell_quote(histogram_percentile(s, 0.99)), static_cast<double>(s.pause_max_ns) / 1e3,
-             static_cast<double>(exact_percentile(coll, 0.99)) / 1e3, failures());
+  fmt::print(
+      "RESULT {} {} seed={} seconds={:.1f} cycles={} ops_per_s={:.0f} pause_p99={} "
+      "pause_max_us={:.1f} "
+      "collect_p99_us={:.1f} failures={}\n",
+      driver_, ok ? "PASS" : "FAIL", cfg_.seed, elapsed, s.cycles, ops / std::max(elapsed, 1e-9),
+      shell_quote(histogram_percentile(s, 0.99)), static_cast<double>(s.pause_max_ns) / 1e3,
+      static_cast<double>(exact_percentile(coll, 0.99)) / 1e3, failures());
   if (!ok) fmt::print("repro: {}\n", repro());
   std::fflush(stdout);
   return ok ? 0 : 1;

@@ -23,9 +23,9 @@ namespace spanheap::stress {
 // Command line. Every driver takes the same flags; `--smoke` swaps in the driver's smoke defaults
 // and any flag given explicitly wins over either set (snmalloc's perf tests do the same).
 struct Config {
-  unsigned threads = 4;            // mutator threads (driver-specific meaning, see docs/stress.md)
-  double seconds = 10;             // wall-clock budget of the timed loop
-  std::uint64_t seed = 0;          // fixes every thread's choices (the interleaving stays the OS's)
+  unsigned threads = 4;    // mutator threads (driver-specific meaning, see docs/stress.md)
+  double seconds = 10;     // wall-clock budget of the timed loop
+  std::uint64_t seed = 0;  // fixes every thread's choices (the interleaving stays the OS's)
   bool smoke = false;
   FlushPolicy flush = FlushPolicy::lazy;
   unsigned sweepers = 2;           // Options::sweepers (background sweeper threads)
@@ -129,19 +129,21 @@ class Run {
   // The exact command that reruns this configuration.
   std::string repro() const;
 
-  // Checks the error recorder and turns any report into a failure. Called by monitor() and finish().
+  // Checks the error recorder and turns any report into a failure. Called by monitor() and
+  // finish().
   void check_reports();
 
-  // Runs on the main thread after the gun: prints one progress line per second until the
-  // deadline or a failure, calling `periodic` (may call fail()) about every 100 ms.
-  void monitor(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
+  // Runs on the main thread: starts the clock, fires the gun, then prints one progress line per
+  // second until the deadline or a failure, calling `periodic` (may call fail()) about every 100
+  // ms.
+  void monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const PauseLog& pauses,
                const std::function<void()>& periodic = {});
 
   // End of run, world quiet (workers joined, their objects freed): sweeps everything, checks the
   // heap's accounting against the driver's own counts (`outstanding` objects still allocated by
   // the driver, normally 0), runs verify(), prints the summary and returns the exit code.
-  int finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses, std::uint64_t outstanding,
-             const std::vector<std::string>& extra_lines = {});
+  int finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
+             std::uint64_t outstanding, const std::vector<std::string>& extra_lines = {});
 
   std::chrono::steady_clock::time_point started() const { return start_; }
   double elapsed_seconds() const;

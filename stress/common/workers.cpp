@@ -36,7 +36,12 @@ std::uint64_t Slots::drain(Run& run, Heap& heap, Tally& tally, std::atomic<std::
 
 Mutator::Mutator(Run& run, Heap& heap, Slots* slots, std::uint64_t stream, MutatorMix mix,
                  std::atomic<std::uint64_t>& leaked)
-    : run_(run), heap_(heap), slots_(slots), rng_(run.config().seed, stream), mix_(mix), leaked_(leaked) {
+    : run_(run),
+      heap_(heap),
+      slots_(slots),
+      rng_(run.config().seed, stream),
+      mix_(mix),
+      leaked_(leaked) {
   held_.reserve(mix_.max_held + 8);
 }
 
@@ -67,7 +72,8 @@ bool Mutator::check_obj(const Obj& o) {
 
 bool Mutator::release(Obj o) {
   if (!check_obj(o)) {
-    leaked_.fetch_add(1);  // never hand a damaged object back: the heap would see a second owner's free
+    leaked_.fetch_add(
+        1);  // never hand a damaged object back: the heap would see a second owner's free
     return false;
   }
   do_free(o.p);
@@ -83,8 +89,9 @@ bool Mutator::allocate_one() {
 bool Mutator::allocate_sized(std::size_t size, std::size_t align) {
   if (held_.size() >= mix_.max_held && !free_one()) return false;
   std::string why;
-  Obj o = make_object(heap_, rng_, size, align, [this](std::size_t s, std::size_t a) { return do_alloc(s, a); },
-                      &why);
+  Obj o = make_object(
+      heap_, rng_, size, align, [this](std::size_t s, std::size_t a) { return do_alloc(s, a); },
+      &why);
   if (o.p == nullptr) {
     run_.fail(why);
     return false;
@@ -98,9 +105,11 @@ bool Mutator::allocate_sized(std::size_t size, std::size_t align) {
   }
   if (rng_.chance(1, 8)) {
     PointerInfo info = heap_.find_object(o.p);
-    if (info.kind != PointerKind::object_start || info.base != o.p || info.pending_free || info.size < size) {
-      run_.fail(fmt::format("find_object({}) right after allocate({}, {}): kind {}, base {}, size {}, pending {}",
-                            o.p, size, align, static_cast<int>(info.kind), info.base, info.size, info.pending_free));
+    if (info.kind != PointerKind::object_start || info.base != o.p || info.pending_free ||
+        info.size < size) {
+      run_.fail(fmt::format(
+          "find_object({}) right after allocate({}, {}): kind {}, base {}, size {}, pending {}",
+          o.p, size, align, static_cast<int>(info.kind), info.base, info.size, info.pending_free));
       leaked_.fetch_add(1);
       return false;
     }
@@ -189,7 +198,8 @@ void Mutator::free_all() {
 // ---------------------------------------------------------------------------------------------
 // Collector, verifier, sweeper.
 
-void collector_loop(Run& run, Heap& heap, std::uint64_t stream, bool fast, bool split, PauseLog& log) {
+void collector_loop(Run& run, Heap& heap, std::uint64_t stream, bool fast, bool split,
+                    PauseLog& log) {
   using clock = std::chrono::steady_clock;
   Rng rng(run.config().seed, stream);
   std::vector<std::uint64_t> ns;
@@ -211,7 +221,8 @@ void collector_loop(Run& run, Heap& heap, std::uint64_t stream, bool fast, bool 
     }
     auto t0 = clock::now();
     heap.collect();
-    ns.push_back(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0).count()));
+    ns.push_back(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0).count()));
     log.count.fetch_add(1, std::memory_order_relaxed);
   }
   log.add(ns);
@@ -226,7 +237,8 @@ void verifier_loop(Run& run, Heap& heap) {
     if (round % 2 == 0) {
       VerifyResult r = heap.verify();
       if (!r.ok()) {
-        run.fail(fmt::format("verify() found {} violations:\n{}", r.violations.size(), r.to_string()));
+        run.fail(
+            fmt::format("verify() found {} violations:\n{}", r.violations.size(), r.to_string()));
       }
     } else {
       auto problems = check_snapshot(testing::snapshot(heap));
@@ -263,29 +275,38 @@ std::vector<std::string> check_snapshot(const testing::HeapSnapshot& snap) {
   std::uintptr_t prev_end = 0;
   bool unswept = false;
   for (const auto& s : snap.spans) {
-    std::string where = fmt::format("span {:#x} ({} pages, class {}, {}, delta {})", s.base, s.npages,
-                                    s.span_class, testing::to_string(s.location), s.sweepgen_delta);
+    std::string where =
+        fmt::format("span {:#x} ({} pages, class {}, {}, delta {})", s.base, s.npages, s.span_class,
+                    testing::to_string(s.location), s.sweepgen_delta);
     if (s.base < prev_end) bad(where + ": overlaps the previous span");
     prev_end = s.base + s.npages * page_size;
     if (!s.in_use) {
-      if (s.location != testing::SpanLocation::page_heap_free) bad(where + ": free run not in the page heap");
+      if (s.location != testing::SpanLocation::page_heap_free)
+        bad(where + ": free run not in the page heap");
       continue;
     }
     span_bytes += s.npages * page_size;
     live_objects += s.alloc_count;
     pending += s.pending_frees;
     if (s.free_index > s.nelems || s.alloc_count > s.nelems || s.pending_frees > s.alloc_count) {
-      bad(fmt::format("{}: free_index {} alloc_count {} pending {} nelems {}", where, s.free_index, s.alloc_count,
-                      s.pending_frees, s.nelems));
+      bad(fmt::format("{}: free_index {} alloc_count {} pending {} nelems {}", where, s.free_index,
+                      s.alloc_count, s.pending_frees, s.nelems));
     }
     switch (s.sweepgen_delta) {
-      case -2: case -1: case 0: case 1: case 3: break;
-      default: bad(where + ": sweepgen outside {sg-2, sg-1, sg, sg+1, sg+3}");
+      case -2:
+      case -1:
+      case 0:
+      case 1:
+      case 3:
+        break;
+      default:
+        bad(where + ": sweepgen outside {sg-2, sg-1, sg, sg+1, sg+3}");
     }
     if (s.sweepgen_delta == -2 || s.sweepgen_delta == -1 || s.sweepgen_delta == 1) unswept = true;
     using L = testing::SpanLocation;
     if (s.location == L::cached) {
-      if (s.sweepgen_delta != 1 && s.sweepgen_delta != 3) bad(where + ": cached span not at sg+1/sg+3");
+      if (s.sweepgen_delta != 1 && s.sweepgen_delta != 3)
+        bad(where + ": cached span not at sg+1/sg+3");
       if (s.span_class == 0) bad(where + ": large span in a cache");
       if (s.cache_proc < 0 || static_cast<std::size_t>(s.cache_proc) >= snap.procs.size()) {
         bad(where + fmt::format(": cached by unknown P {}", s.cache_proc));
@@ -296,17 +317,22 @@ std::vector<std::string> check_snapshot(const testing::HeapSnapshot& snap) {
         if (fg == -2 && s.sweepgen_delta != 1) bad(where + ": stale P caches a span not at sg+1");
       }
     } else {
-      if (s.sweepgen_delta == 1 || s.sweepgen_delta == 3) bad(where + ": uncached span at sg+1/sg+3");
-      if (s.location == L::nowhere) bad(where + ": in-use span in no structure while the world is stopped");
-      if ((s.location == L::central_partial_swept || s.location == L::central_full_swept) && s.sweepgen_delta != 0) {
+      if (s.sweepgen_delta == 1 || s.sweepgen_delta == 3)
+        bad(where + ": uncached span at sg+1/sg+3");
+      if (s.location == L::nowhere)
+        bad(where + ": in-use span in no structure while the world is stopped");
+      if ((s.location == L::central_partial_swept || s.location == L::central_full_swept) &&
+          s.sweepgen_delta != 0) {
         bad(where + ": on a swept list but not at sg");
       }
       if ((s.location == L::central_partial_unswept || s.location == L::central_full_unswept) &&
           s.sweepgen_delta != -2 && s.sweepgen_delta != 0) {
-        // sg is tolerated: a span swept in place (free() making it swept first) may not have moved yet.
+        // sg is tolerated: a span swept in place (free() making it swept first) may not have moved
+        // yet.
         bad(where + ": on an unswept list at neither sg-2 nor sg");
       }
-      if (s.location == L::page_heap_free) bad(where + ": in-use span in the page heap's free runs");
+      if (s.location == L::page_heap_free)
+        bad(where + ": in-use span in the page heap's free runs");
     }
   }
   for (const auto& p : snap.procs) {
@@ -315,8 +341,8 @@ std::vector<std::string> check_snapshot(const testing::HeapSnapshot& snap) {
     }
     if (p.flush_gen_delta == -2) unswept = true;
     if (p.cached_spans != cached_per_proc[static_cast<int>(p.index)]) {
-      bad(fmt::format("P {}: reports {} cached spans, the span table says {}", p.index, p.cached_spans,
-                      cached_per_proc[static_cast<int>(p.index)]));
+      bad(fmt::format("P {}: reports {} cached spans, the span table says {}", p.index,
+                      p.cached_spans, cached_per_proc[static_cast<int>(p.index)]));
     }
   }
   if (snap.sweep_done && (unswept || snap.active_sweepers != 0)) {
@@ -324,13 +350,16 @@ std::vector<std::string> check_snapshot(const testing::HeapSnapshot& snap) {
                     snap.active_sweepers));
   }
   if (snap.stats.live_objects != live_objects) {
-    bad(fmt::format("stats.live_objects {} != sum of span alloc counts {}", snap.stats.live_objects, live_objects));
+    bad(fmt::format("stats.live_objects {} != sum of span alloc counts {}", snap.stats.live_objects,
+                    live_objects));
   }
   if (snap.stats.pending_frees != pending) {
-    bad(fmt::format("stats.pending_frees {} != sum of span pending frees {}", snap.stats.pending_frees, pending));
+    bad(fmt::format("stats.pending_frees {} != sum of span pending frees {}",
+                    snap.stats.pending_frees, pending));
   }
   if (snap.stats.span_bytes != span_bytes) {
-    bad(fmt::format("stats.span_bytes {} != sum of in-use span sizes {}", snap.stats.span_bytes, span_bytes));
+    bad(fmt::format("stats.span_bytes {} != sum of in-use span sizes {}", snap.stats.span_bytes,
+                    span_bytes));
   }
   return out;
 }

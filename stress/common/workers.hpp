@@ -23,7 +23,9 @@ class Slots {
  public:
   explicit Slots(std::size_t n) : slots_(n) {}
   std::size_t size() const { return slots_.size(); }
-  void* exchange(std::size_t i, void* p) { return slots_[i].exchange(p, std::memory_order_acq_rel); }
+  void* exchange(std::size_t i, void* p) {
+    return slots_[i].exchange(p, std::memory_order_acq_rel);
+  }
   // Takes every object out, checks and frees it; returns how many were freed. World quiet.
   std::uint64_t drain(Run& run, Heap& heap, Tally& tally, std::atomic<std::uint64_t>& leaked);
 
@@ -89,7 +91,8 @@ class Mutator {
 // Forces cycles until the run stops. fast: back to back; otherwise after random gaps around
 // cfg.stw_every_us. split: sometimes run the cycle as begin_cycle(), a gap, ragged_barrier(), so
 // Ps stay stale for a while and must flush themselves at acquire.
-void collector_loop(Run& run, Heap& heap, std::uint64_t stream, bool fast, bool split, PauseLog& log);
+void collector_loop(Run& run, Heap& heap, std::uint64_t stream, bool fast, bool split,
+                    PauseLog& log);
 
 // Every cfg.verify_every_ms: verify() (must find nothing) and, alternately, a snapshot checked
 // against the sweepgen table by this driver's own code (an oracle independent of the library's).
