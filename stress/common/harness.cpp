@@ -261,6 +261,13 @@ Run::Run(std::string_view driver, int argc, char** argv, const Defaults& default
       flag = a.substr(0, eq);
       value = a.substr(eq + 1);
     } else {
+      static constexpr std::string_view known[] = {
+          "--threads", "--seconds",         "--seed",         "--flush",      "--sweepers",
+          "--procs",   "--verify-every-ms", "--stw-every-us", "--collectors", "--sweep-threads",
+          "--checks",  "--max-large"};
+      if (std::find(std::begin(known), std::end(known), flag) == std::end(known)) {
+        usage(driver_, 2, fmt::format("unknown flag {}", flag));
+      }
       if (i + 1 >= argc) usage(driver_, 2, fmt::format("{} needs a value", flag));
       value = argv[++i];
     }
