@@ -1,0 +1,293 @@
+// heap_model: commands of the stateful heap model (see heap_model.hpp). Each command's apply()
+// is the model's prediction, run() drives the heap through the Tracker and compares the heap's
+// sweepgen and flush_gen with the model before the Tracker checks everything else.
+#include "heap_model.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+
+namespace spanheap::props {
+namespace {
+
+unsigned class_nelems(std::size_t size, std::size_t align) {
+  const unsigned cls = testing::size_to_class(size, align);
+  for (const auto& c : testing::size_classes())
+    if (c.span_class == cls) return c.nelems;
+  return 1;
+}
+
+}  // namespace
+
+void finish_command(const Command& cmd, const Model& s0, Sut& sut, const Step& step) {
+  std::vector<std::string> v = sut.tracker.finish(step);
+  const Model s1 = cmd.nextState(s0);
+  const HeapSnapshot& snap = sut.tracker.last();
+  const std::uint32_t want_sg = sut.initial_sweepgen + 2 * s1.cycles;
+  if (snap.sweepgen != want_sg)
+    v.insert(v.begin(),
+             fmt::format("model: sweepgen {} but the model expects {}", snap.sweepgen, want_sg));
+  for (std::size_t i = 0; i < s1.stale.size() && i < snap.procs.size(); ++i) {
+    if (s1.stale[i] == Staleness::unknown) continue;
+    const bool stale = snap.procs[i].flush_gen_delta == -2;
+    if (stale != (s1.stale[i] == Staleness::stale))
+      v.insert(v.begin(), fmt::format("model: P{} is {} but the model expects it {}", i,
+                                      stale ? "stale" : "current",
+                                      s1.stale[i] == Staleness::stale ? "stale" : "current"));
+  }
+  if (!v.empty()) {
+    std::ostringstream os;
+    cmd.show(os);
+    RC_FAIL(fmt::format("after {}:\n{}", os.str(), join(v)));
+  }
+}
+
+namespace {
+
+struct Allocate : Command {
+  unsigned proc;
+  std::size_t size;
+  std::size_t align;
+  Allocate(unsigned p, std::size_t s, std::size_t a) : proc(p), size(s), align(a) {}
+  void apply(Model& m) const override {
+    m.live[m.next_id++] = ModelObject{size, align};
+    m.stale[proc] = Staleness::current;
+  }
+  void run(const Model& m, Sut& sut) const override {
+    Step step;
+    step.op = Op::allocate;
+    step.proc = static_cast<int>(proc);
+    step.size = size;
+    step.align = align;
+    void* p = sut.tracker.allocate(step, proc, size, align);
+    sut.ptr[m.next_id] = reinterpret_cast<std::uintptr_t>(p);
+    finish_command(*this, m, sut, step);
+  }
+  void show(std::ostream& os) const override {
+    os << "allocate(P" << proc << ", " << size << ", align " << align << ")";
+  }
+};
+
+struct Fill : Command {
+  unsigned proc;
+  std::size_t size;
+  unsigned count;
+  Fill(unsigned p, std::size_t s, unsigned c) : proc(p), size(s), count(c) {}
+  void apply(Model& m) const override {
+    for (unsigned i = 0; i < count; ++i) m.live[m.next_id++] = ModelObject{size, 16};
+    m.stale[proc] = Staleness::current;
+  }
+  void run(const Model& m, Sut& sut) const override {
+    Step step;
+    step.op = Op::fill;
+    step.proc = static_cast<int>(proc);
+    step.size = size;
+    for (unsigned i = 0; i < count; ++i) {
+      void* p = sut.tracker.allocate(step, proc, size, 16);
+      sut.ptr[m.next_id + static_cast<int>(i)] = reinterpret_cast<std::uintptr_t>(p);
+    }
+    finish_command(*this, m, sut, step);
+  }
+  void show(std::ostream& os) const override {
+    os << "fill(P" << proc << ", " << count << " x " << size << ")";
+  }
+};
+
+struct Free : Command {
+  unsigned proc;
+  int id;
+  Free(unsigned p, int i) : proc(p), id(i) {}
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(m.live.count(id) == 1);
+    RC_PRE(proc < m.setup.procs);
+  }
+  void apply(Model& m) const override {
+    m.live.erase(id);
+    m.stale[proc] = Staleness::current;
+  }
+  void run(const Model& m, Sut& sut) const override {
+    Step step;
+    step.op = Op::free;
+    step.proc = static_cast<int>(proc);
+    const std::uintptr_t p = sut.ptr.at(id);
+    if (p == 0) RC_FAIL(fmt::format("object #{} was never allocated", id));
+    sut.tracker.free(step, proc, p);
+    finish_command(*this, m, sut, step);
+  }
+  void show(std::ostream& os) const override { os << "free(P" << proc << ", #" << id << ")"; }
+};
+
+// Commands without arguments beyond an optional P.
+struct Simple : Command {
+  Op op;
+  unsigned proc;
+  std::size_t bytes;
+  Simple(Op o, unsigned p = 0, std::size_t b = 0) : op(o), proc(p), bytes(b) {}
+  void checkPreconditions(const Model& m) const override { RC_PRE(proc < m.setup.procs); }
+  void apply(Model& m) const override {
+    const bool lazy = m.setup.flush == FlushPolicy::lazy;
+    switch (op) {
+      case Op::wake:
+      case Op::flush_idle:
+        m.stale[proc] = Staleness::current;
+        break;
+      case Op::ragged_barrier:
+        std::fill(m.stale.begin(), m.stale.end(), Staleness::current);
+        break;
+      case Op::begin_cycle:
+        ++m.cycles;
+        std::fill(m.stale.begin(), m.stale.end(), lazy ? Staleness::stale : Staleness::current);
+        break;
+      case Op::collect:
+        ++m.cycles;
+        std::fill(m.stale.begin(), m.stale.end(), Staleness::current);
+        break;
+      case Op::flush_all:
+        for (auto& s : m.stale)
+          if (s == Staleness::stale) s = Staleness::unknown;
+        break;
+      default:
+        break;
+    }
+  }
+  void run(const Model& m, Sut& sut) const override {
+    Step step;
+    step.op = op;
+    step.proc = static_cast<int>(proc);
+    Heap& heap = sut.tracker.heap();
+    switch (op) {
+      case Op::wake:
+        heap.proc(proc).wake();
+        break;
+      case Op::idle:
+        break;
+      case Op::flush_idle:
+        step.result_bool = testing::flush_idle(heap, proc);
+        break;
+      case Op::ragged_barrier:
+        testing::ragged_barrier(heap);
+        step.proc = -1;
+        break;
+      case Op::sweep_one:
+        step.result_bool = heap.sweep_one();
+        step.proc = -1;
+        break;
+      case Op::proportional_sweep:
+        step.result_count = testing::proportional_sweep(heap, bytes);
+        step.proc = -1;
+        break;
+      case Op::begin_cycle:
+        testing::begin_cycle(heap);
+        step.proc = -1;
+        break;
+      case Op::collect:
+        heap.collect();
+        step.proc = -1;
+        break;
+      case Op::flush_all:
+        testing::flush_all(heap);
+        step.proc = -1;
+        break;
+      default:
+        RC_FAIL("not a simple command");
+    }
+    finish_command(*this, m, sut, step);
+  }
+  void show(std::ostream& os) const override {
+    os << to_string(op);
+    if (op == Op::wake || op == Op::idle || op == Op::flush_idle) os << "(P" << proc << ")";
+    if (op == Op::proportional_sweep) os << "(" << bytes << " bytes)";
+  }
+};
+
+}  // namespace
+
+CommandPtr make_allocate(unsigned proc, std::size_t size, std::size_t align) {
+  return std::make_shared<const Allocate>(proc, size, align);
+}
+CommandPtr make_fill(unsigned proc, std::size_t size, unsigned count) {
+  return std::make_shared<const Fill>(proc, size, count);
+}
+CommandPtr make_free(unsigned proc, int id) { return std::make_shared<const Free>(proc, id); }
+CommandPtr make_wake(unsigned proc) { return std::make_shared<const Simple>(Op::wake, proc); }
+CommandPtr make_idle(unsigned proc) { return std::make_shared<const Simple>(Op::idle, proc); }
+CommandPtr make_flush_idle(unsigned proc) {
+  return std::make_shared<const Simple>(Op::flush_idle, proc);
+}
+CommandPtr make_ragged_barrier() { return std::make_shared<const Simple>(Op::ragged_barrier); }
+CommandPtr make_sweep_one() { return std::make_shared<const Simple>(Op::sweep_one); }
+CommandPtr make_proportional_sweep(std::size_t bytes) {
+  return std::make_shared<const Simple>(Op::proportional_sweep, 0, bytes);
+}
+CommandPtr make_begin_cycle() { return std::make_shared<const Simple>(Op::begin_cycle); }
+CommandPtr make_collect() { return std::make_shared<const Simple>(Op::collect); }
+CommandPtr make_flush_all() { return std::make_shared<const Simple>(Op::flush_all); }
+
+rc::Gen<CommandPtr> gen_command(const Model& model, const CommandMix& mix) {
+  const unsigned procs = model.setup.procs;
+  auto proc = rc::gen::inRange<unsigned>(0, procs);
+  std::vector<int> ids;
+  for (const auto& [id, o] : model.live) ids.push_back(id);
+  const std::vector<std::size_t> sizes = mix.small_sizes;
+
+  auto small_size = rc::gen::weightedOneOf<std::size_t>(
+      {{6, rc::gen::elementOf(sizes)}, {1, rc::gen::inRange<std::size_t>(0, max_small_size + 1)}});
+  auto align = rc::gen::weightedOneOf<std::size_t>(
+      {{8, rc::gen::just<std::size_t>(16)},
+       {1, rc::gen::element<std::size_t>(1, 8, 64, 256, 4096, page_size)}});
+
+  std::vector<std::pair<std::size_t, rc::Gen<CommandPtr>>> options;
+  auto add = [&](unsigned weight, rc::Gen<CommandPtr> g) {
+    if (weight > 0) options.emplace_back(weight, std::move(g));
+  };
+  add(mix.allocate, rc::gen::exec([=] { return make_allocate(*proc, *small_size, *align); }));
+  add(mix.allocate_large, rc::gen::exec([=] {
+        return make_allocate(
+            *proc, *rc::gen::inRange<std::size_t>(max_small_size + 1, 40 * page_size), *align);
+      }));
+  add(mix.fill, rc::gen::exec([=] {
+        const std::size_t size = *rc::gen::elementOf(sizes);
+        return make_fill(*proc, size, class_nelems(size, 16) + 1);
+      }));
+  if (!ids.empty())
+    add(mix.free, rc::gen::exec([=] { return make_free(*proc, *rc::gen::elementOf(ids)); }));
+  add(mix.wake, rc::gen::exec([=] { return make_wake(*proc); }));
+  add(mix.idle, rc::gen::exec([=] { return make_idle(*proc); }));
+  add(mix.flush_idle, rc::gen::exec([=] { return make_flush_idle(*proc); }));
+  add(mix.ragged_barrier, rc::gen::exec([] { return make_ragged_barrier(); }));
+  add(mix.sweep_one, rc::gen::exec([] { return make_sweep_one(); }));
+  add(mix.proportional_sweep, rc::gen::exec([] {
+        return make_proportional_sweep(*rc::gen::inRange<std::size_t>(1, 1 << 20));
+      }));
+  add(mix.begin_cycle, rc::gen::exec([] { return make_begin_cycle(); }));
+  add(mix.collect, rc::gen::exec([] { return make_collect(); }));
+  add(mix.flush_all, rc::gen::exec([] { return make_flush_all(); }));
+  for (const auto& [weight, make] : mix.extra) add(weight, make(model));
+
+  // weightedOneOf takes an initializer_list; pick the index by weight ourselves.
+  std::size_t total = 0;
+  for (const auto& o : options) total += o.first;
+  return rc::gen::mapcat(rc::gen::inRange<std::size_t>(0, total), [options](std::size_t r) {
+    for (const auto& o : options) {
+      if (r < o.first) return o.second;
+      r -= o.first;
+    }
+    return options.back().second;
+  });
+}
+
+void run_script(const std::vector<CommandPtr>& commands, Model& model, Sut& sut) {
+  for (const CommandPtr& c : commands) {
+    c->checkPreconditions(model);
+    c->run(model, sut);
+    c->apply(model);
+  }
+}
+
+void check_stateful(const HeapSetup& setup, const CommandMix& mix, CheckSet checks) {
+  Sut sut(setup, checks);
+  Model model(setup);
+  rc::state::check(model, sut, [&mix](const Model& m) { return gen_command(m, mix); });
+}
+
+}  // namespace spanheap::props

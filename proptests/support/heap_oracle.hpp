@@ -1,0 +1,148 @@
+// heap_oracle: the shadow model and the checks shared by every property file. A Tracker owns a
+// deterministic heap (sweepers = 0, gc_percent = 0, expensive checks, a fake OS), remembers every
+// object the driver allocated, and after each step compares the new snapshot with the previous one
+// and with the shadow: the static invariants of DESIGN §8, the transitions the step may make, the
+// sweep and flush counts, and the object table. See docs/property-tests.md.
+#pragma once
+
+#include <spanheap/spanheap.hpp>
+#include <spanheap/testing.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace spanheap::props {
+
+using testing::HeapSnapshot;
+using testing::SpanInfo;
+using testing::SpanLocation;
+
+struct HeapSetup {
+  unsigned procs = 2;
+  FlushPolicy flush = FlushPolicy::lazy;
+  CheckLevel checks = CheckLevel::expensive;
+  std::size_t arena_bytes = std::size_t{4} << 20;  // small arenas: growth crosses arenas quickly
+  unsigned release_after_cycles = 2;
+};
+
+// A heap as the properties drive it: nothing happens unless a step asks for it.
+struct TestHeap {
+  explicit TestHeap(const HeapSetup& setup);
+  testing::FakeOsMemory os;  // declared before heap: outlives it
+  testing::RecordingHandler errors;
+  std::unique_ptr<Heap> heap;
+};
+
+// What a step did, as far as the transition checks need to know.
+enum class Op : std::uint8_t {
+  allocate,            // proc: one object (ptr, size, align)
+  fill,                // proc: several objects of one class in a row (refills allowed)
+  free,                // proc: a valid free of a tracked object (ptr)
+  wake,                // proc: acquire and release (lazy flush if stale)
+  idle,                // nothing at all
+  flush_idle,          // proc: ragged-barrier flush of one P (result_bool: it flushed)
+  ragged_barrier,      // every stale P flushed
+  sweep_one,           // result_bool: something was swept
+  proportional_sweep,  // result_count: spans swept
+  begin_cycle,         // stop the world, finish the cycle, sg += 2, restart
+  collect,             // begin_cycle + ragged_barrier
+  flush_all,           // every cache returned to central (stale spans swept by the flush)
+  bad_free,            // an invalid free (or other bad input): changes nothing but the error log
+};
+const char* to_string(Op op);
+
+struct Step {
+  Op op = Op::idle;
+  int proc = -1;
+  bool result_bool = false;
+  unsigned result_count = 0;
+  std::vector<std::uintptr_t> allocated;  // allocate / fill: every pointer returned, in order
+  std::size_t size = 0;
+  std::size_t align = 16;
+  std::uintptr_t ptr = 0;                  // free / bad_free
+  std::vector<ErrorKind> expected_errors;  // bad_free: the one report it must make (any of these)
+};
+
+struct TrackedObject {
+  std::uintptr_t base = 0;
+  std::size_t size = 0;    // requested
+  std::size_t usable = 0;  // usable_size at allocation
+  unsigned span_class = 0;
+  bool pending = false;    // freed, waiting for its span's sweep
+  std::uint8_t stamp = 0;  // pattern written at allocation, checked at free
+};
+
+// Which groups of checks run at every step (span slot scans and page-map probes cost more).
+struct CheckSet {
+  bool slots = true;       // per-slot scan of every small span through find_object (INV-A1..A4)
+  bool page_map = true;    // find_object at span edges agrees with the snapshot
+  bool accounting = true;  // Stats and FakeOsMemory against the snapshot
+  bool verify = true;      // heap.verify() must report nothing
+};
+
+class Tracker {
+ public:
+  Tracker(const HeapSetup& setup, CheckSet checks = {});
+
+  Heap& heap() { return *test_.heap; }
+  TestHeap& test_heap() { return test_; }
+  const HeapSnapshot& last() const { return last_; }
+  const std::map<std::uintptr_t, TrackedObject>& objects() const { return objects_; }
+  // Every address an allocation ever returned (to tell a reclaimed slot from a never-used one).
+  const std::set<std::uintptr_t>& ever_returned() const { return returned_; }
+  unsigned procs() const { return setup_.procs; }
+  const HeapSetup& setup() const { return setup_; }
+
+  // Allocation through P `proc`, recorded in the step. Writes a stamp into the object. Returns
+  // nullptr on failure (the step's checks then report it).
+  void* allocate(Step& step, unsigned proc, std::size_t size, std::size_t align = 16);
+  // A valid free of a tracked, not yet freed object through P `proc` (checks its stamp first).
+  void free(Step& step, unsigned proc, std::uintptr_t base);
+
+  // Takes a snapshot and returns every violation of the step's rules, then adopts the new state
+  // (so one failed step does not cascade). Empty = all good.
+  std::vector<std::string> finish(const Step& step);
+
+  // The slot of `span` the P caching it will hand out next, by a naive scan of find_object
+  // (nelems if full). Used to check that the allocation cache mirrors the bits (INV-A3).
+  unsigned naive_next_free(const SpanInfo& span);
+
+  const SpanInfo* span_containing(const HeapSnapshot& snap, std::uintptr_t p) const;
+
+ private:
+  HeapSetup setup_;
+  CheckSet checks_;
+  TestHeap test_;
+  HeapSnapshot last_;
+  std::map<std::uintptr_t, TrackedObject> objects_;
+  std::uint8_t next_stamp_ = 1;
+  // Next-free slot predicted before an allocation on a cached span (span base -> slot).
+  std::map<std::uintptr_t, unsigned> predicted_slot_;
+  // Problems found inside allocate()/free(), reported by the next finish().
+  std::vector<std::string> overlap_;
+  std::set<std::uintptr_t> returned_;
+};
+
+// Static invariants of one snapshot (DESIGN §8: span states, membership, flush_gen, sweep done,
+// overlap, coalescing). `procs` is the heap's P count.
+std::vector<std::string> snapshot_violations(const HeapSnapshot& snap, unsigned procs);
+// Stats and the fake OS against the snapshot (DESIGN §8 Accounting).
+std::vector<std::string> accounting_violations(const HeapSnapshot& snap,
+                                               const testing::FakeOsMemory& os);
+// find_object at the edges of every span agrees with the snapshot (page map agrees).
+std::vector<std::string> page_map_violations(const Heap& heap, const HeapSnapshot& snap);
+// Per-slot equations of one small in-use span (INV-A1, A2, free bits within allocated).
+std::vector<std::string> slot_violations(const Heap& heap, const SpanInfo& span);
+
+std::string describe(const SpanInfo& span);
+std::string describe(const HeapSnapshot& snap);
+// Joins violations into one failure message (at most `limit` of them).
+std::string join(const std::vector<std::string>& violations, std::size_t limit = 20);
+
+}  // namespace spanheap::props
