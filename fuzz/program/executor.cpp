@@ -1,0 +1,1033 @@
+// The executor and the shadow-model oracle (executor.hpp lists what is checked and why).
+#include "executor.hpp"
+
+#include <fmt/format.h>
+#include <spanheap/testing.hpp>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+namespace spanheap::fuzz {
+namespace {
+
+// --- content patterns ---------------------------------------------------------------------------
+// Byte o of an object with seed s is byte (o % 8) of mix(s ^ (o / 8)). Objects up to 8 KiB are
+// written and checked whole; larger ones in sampled regions (head, tail, one word per 64 KiB) so a
+// 64 MiB object costs microseconds, not a full pass.
+
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::uint8_t pattern_byte(std::uint64_t seed, std::size_t o) {
+  return static_cast<std::uint8_t>(mix(seed ^ (o / 8)) >> (8 * (o % 8)));
+}
+
+template <class Fn>
+void for_each_region(std::size_t size, Fn&& fn) {
+  constexpr std::size_t whole = 8192, edge = 1024, stride = 65536;
+  if (size <= whole) {
+    fn(0, size);
+    return;
+  }
+  fn(0, edge);
+  for (std::size_t o = stride; o + 8 < size - edge; o += stride) fn(o, 8);
+  fn(size - edge, edge);
+}
+
+void write_range(std::byte* p, std::uint64_t seed, std::size_t from, std::size_t len) {
+  std::size_t o = from;
+  const std::size_t end = from + len;
+  for (; o < end && o % 8 != 0; ++o) p[o] = std::byte{pattern_byte(seed, o)};
+  for (; o + 8 <= end; o += 8) {
+    const std::uint64_t w = mix(seed ^ (o / 8));
+    std::memcpy(p + o, &w, 8);  // little-endian: byte k of w is pattern_byte(seed, o + k)
+  }
+  for (; o < end; ++o) p[o] = std::byte{pattern_byte(seed, o)};
+}
+
+// Returns the first offset in [from, from+len) that does not hold the pattern, or nullopt.
+std::optional<std::size_t> check_range(const std::byte* p, std::uint64_t seed, std::size_t from,
+                                       std::size_t len) {
+  std::size_t o = from;
+  const std::size_t end = from + len;
+  for (; o < end && o % 8 != 0; ++o) {
+    if (p[o] != std::byte{pattern_byte(seed, o)}) return o;
+  }
+  for (; o + 8 <= end; o += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + o, 8);
+    if (w != mix(seed ^ (o / 8))) {
+      for (std::size_t k = 0; k < 8; ++k) {
+        if (p[o + k] != std::byte{pattern_byte(seed, o + k)}) return o + k;
+      }
+    }
+  }
+  for (; o < end; ++o) {
+    if (p[o] != std::byte{pattern_byte(seed, o)}) return o;
+  }
+  return std::nullopt;
+}
+
+// --- shadow model ---------------------------------------------------------------------------------
+
+struct Object {
+  std::uint64_t id;  // allocation ordinal, "#id" in traces
+  std::byte* p;
+  std::size_t size;
+  std::size_t align;
+  std::size_t usable;
+  std::uint64_t seed;
+  unsigned proc;
+};
+
+struct Freed {
+  std::uint64_t id;
+  std::byte* p;
+  std::size_t size;
+  std::size_t usable;
+  std::uint64_t cycle;  // stats().cycles when it was freed
+};
+
+std::uintptr_t addr(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
+
+const char* kind_name(PointerKind k) {
+  switch (k) {
+    case PointerKind::foreign: return "foreign";
+    case PointerKind::other_heap: return "other_heap";
+    case PointerKind::free_pages: return "free_pages";
+    case PointerKind::span_tail: return "span_tail";
+    case PointerKind::free_slot: return "free_slot";
+    case PointerKind::interior: return "interior";
+    case PointerKind::object_start: return "object_start";
+  }
+  return "?";
+}
+
+const std::map<unsigned, testing::SizeClassInfo>& class_table() {
+  static const std::map<unsigned, testing::SizeClassInfo> table = [] {
+    std::map<unsigned, testing::SizeClassInfo> t;
+    for (const auto& c : testing::size_classes()) t.emplace(c.span_class, c);
+    return t;
+  }();
+  return table;
+}
+
+// A buffer no heap owns, for foreign frees.
+alignas(64) std::byte foreign_buffer[256];
+
+// --- the runner -----------------------------------------------------------------------------------
+
+class Runner {
+ public:
+  Runner(const Program& program, const RunOptions& options)
+      : prog_(program), opts_(options), explicit_procs_(program.target == Target::procs_interleave) {}
+
+  Outcome run() {
+    if (prog_.target == Target::size_classes) {
+      for (step_ = 0; step_ < prog_.ops.size() && out_.ok; ++step_) {
+        if (const auto* q = std::get_if<SizeQuery>(&prog_.ops[step_])) size_query(*q);
+        out_.ops_run = step_ + 1;
+      }
+      return std::move(out_);
+    }
+    make_heap();
+    for (step_ = 0; step_ < prog_.ops.size() && out_.ok; ++step_) {
+      line_.clear();
+      expected_lazy_flushes_ = 0;
+      std::visit([this](const auto& op) { exec(op); }, prog_.ops[step_]);
+      if (out_.ok) after_step(prog_.ops[step_]);
+      if (opts_.trace) {
+        fmt::format_to(std::back_inserter(out_.trace), "  {:4}  {}{}{}\n", step_,
+                       describe(prog_.ops[step_]), line_.empty() ? "" : "  -> ", line_);
+      }
+      out_.ops_run = step_ + 1;
+    }
+    if (out_.ok) finish();
+    return std::move(out_);
+  }
+
+ private:
+  // ---- failure plumbing ----
+  template <class... Args>
+  void fail(fmt::format_string<Args...> f, Args&&... args) {
+    if (!out_.ok) return;
+    out_.ok = false;
+    out_.step = step_;
+    out_.failure = fmt::format(f, std::forward<Args>(args)...);
+  }
+  template <class... Args>
+  void note(fmt::format_string<Args...> f, Args&&... args) {
+    if (opts_.trace) fmt::format_to(std::back_inserter(line_), f, std::forward<Args>(args)...);
+  }
+
+  void make_heap() {
+    const HeapConfig& c = prog_.config;
+    Options o;
+    o.procs = c.procs;
+    o.sweepers = 0;
+    o.flush = c.flush;
+    o.gc_percent = c.gc_percent;
+    o.memory_limit = std::size_t{c.memory_limit_mib} << 20;
+    o.error_handler = rec_.handler();
+    o.checks = CheckLevel::expensive;
+    o.debug.clobber_freed = true;
+#if defined(__SANITIZE_ADDRESS__)
+    o.debug.poison_freed = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    o.debug.poison_freed = true;
+#endif
+#endif
+    o.arena_bytes = std::size_t{c.arena_mib} << 20;
+    if (c.fake_os) {
+      fake_.emplace();
+      o.os = &*fake_;
+    }
+    options_ = o;
+    heap_.emplace(o);
+    stats_ = heap_->stats();
+    stale_.fill(false);
+  }
+
+  Heap& heap() { return *heap_; }
+
+  void* do_alloc(unsigned proc, std::size_t size, std::size_t align) {
+    return proc == via_heap ? heap().allocate(size, align) : heap().proc(proc).allocate(size, align);
+  }
+  void do_free(unsigned proc, void* p) {
+    if (proc == via_heap) {
+      heap().free(p);
+    } else {
+      heap().proc(proc).free(p);
+    }
+  }
+
+  // ---- errors ----
+  bool expect_no_reports(const char* what) {
+    auto reports = rec_.take();
+    if (!reports.empty()) {
+      fail("unexpected error report during {}: {} (kind {}), {} report(s) in total", what,
+           reports.front().message, to_string(reports.front().kind), reports.size());
+      return false;
+    }
+    return true;
+  }
+  bool expect_one_report(ErrorKind kind, const void* ptr, const char* what) {
+    auto reports = rec_.take();
+    if (reports.size() != 1) {
+      fail("{}: expected exactly one {} report, got {}{}{}", what, to_string(kind),
+           reports.size(), reports.empty() ? "" : ": first is ",
+           reports.empty() ? std::string() : reports.front().message);
+      return false;
+    }
+    if (reports[0].kind != kind) {
+      fail("{}: expected error kind {}, heap reported {}: {}", what, to_string(kind),
+           to_string(reports[0].kind), reports[0].message);
+      return false;
+    }
+    if (ptr != nullptr && reports[0].ptr != ptr) {
+      fail("{}: report names ptr {} but the bad pointer was {}: {}", what, reports[0].ptr, ptr,
+           reports[0].message);
+      return false;
+    }
+    return true;
+  }
+
+  // ---- the model's view of one object ----
+  bool check_contents(const Object& o, bool full) {
+    if (full) {
+      bool good = true;
+      for_each_region(o.size, [&](std::size_t from, std::size_t len) {
+        if (!good) return;
+        if (auto bad = check_range(o.p, o.seed, from, len)) {
+          fail("contents of #{} ({} bytes at {}) changed at offset {}: expected {:#04x}, found "
+               "{:#04x}",
+               o.id, o.size, static_cast<void*>(o.p), *bad, pattern_byte(o.seed, *bad),
+               static_cast<unsigned>(o.p[*bad]));
+          good = false;
+        }
+      });
+      return good;
+    }
+    const std::size_t n = std::min<std::size_t>(o.size, 8);
+    auto bad = check_range(o.p, o.seed, 0, n);
+    if (!bad && o.size > 8) bad = check_range(o.p, o.seed, o.size - 8, 8);
+    if (bad) {
+      fail("contents of #{} ({} bytes at {}) changed at offset {}: expected {:#04x}, found {:#04x}",
+           o.id, o.size, static_cast<void*>(o.p), *bad, pattern_byte(o.seed, *bad),
+           static_cast<unsigned>(o.p[*bad]));
+      return false;
+    }
+    return true;
+  }
+
+  bool check_object(const Object& o, bool full_contents) {
+    if (!check_contents(o, full_contents)) return false;
+    const PointerInfo info = heap().find_object(o.p);
+    if (info.kind != PointerKind::object_start || info.base != o.p || info.pending_free ||
+        info.size != o.usable) {
+      fail("find_object(#{} at {}) = {{kind {}, base {}, size {}, pending {}}}, expected a live "
+           "object_start of usable size {}",
+           o.id, static_cast<void*>(o.p), kind_name(info.kind), info.base, info.size,
+           info.pending_free, o.usable);
+      return false;
+    }
+    if (!heap().owns(o.p)) {
+      fail("owns(#{} at {}) is false", o.id, static_cast<void*>(o.p));
+      return false;
+    }
+    const std::size_t usable = heap().usable_size(o.p);
+    if (usable != o.usable) {
+      fail("usable_size(#{}) changed from {} to {}", o.id, o.usable, usable);
+      return false;
+    }
+    return expect_no_reports("usable_size of a live object");
+  }
+
+  Object* pick_live(unsigned pick) { return live_.empty() ? nullptr : &live_[pick % live_.size()]; }
+
+  // ---- pending frees ----
+  bool still_pending(const Freed& f) {
+    const PointerInfo info = heap().find_object(f.p);
+    return info.kind == PointerKind::object_start && info.base == f.p && info.pending_free;
+  }
+
+  // Moves every freed object the heap has reclaimed from pending_ to reclaimed_, failing if one
+  // was reclaimed before a cycle passed.
+  void scan_pending() {
+    std::vector<Freed> keep;
+    keep.reserve(pending_.size());
+    for (const Freed& f : pending_) {
+      if (still_pending(f)) {
+        keep.push_back(f);
+        continue;
+      }
+      if (f.cycle == stats_.cycles) {
+        const PointerInfo info = heap().find_object(f.p);
+        fail("#{} (freed at {}) was reclaimed before a cycle passed: find_object = {{kind {}, "
+             "base {}, pending {}}}",
+             f.id, static_cast<void*>(f.p), kind_name(info.kind), info.base, info.pending_free);
+        return;
+      }
+      remember_reclaimed(f);
+    }
+    pending_ = std::move(keep);
+  }
+
+  void remember_reclaimed(const Freed& f) {
+    reclaimed_.push_back(f);
+    if (reclaimed_.size() > 64) reclaimed_.erase(reclaimed_.begin());
+  }
+
+  // ---- address-range bookkeeping (overlap checks) ----
+  // Returns the live object overlapping [p, p + n), if any.
+  const Object* live_overlap(std::uintptr_t p, std::size_t n) {
+    auto it = ranges_.upper_bound(p + n - 1);  // first range starting after our last byte
+    if (it == ranges_.begin()) return nullptr;
+    --it;
+    const Object& o = *find_live_by_id(it->second);
+    if (addr(o.p) + std::max<std::size_t>(o.usable, 1) > p) return &o;
+    return nullptr;
+  }
+  Object* find_live_by_id(std::uint64_t id) {
+    for (Object& o : live_) {
+      if (o.id == id) return &o;
+    }
+    return nullptr;
+  }
+
+  // ---- operations ----
+  void exec(const Alloc& op) {
+    const std::uint64_t faults_before = fake_ ? fake_->failures() : 0;
+    acquiring(op.proc);
+    void* p = do_alloc(op.proc, op.size, op.align);
+    if (p == nullptr) {
+      if (!expect_one_report(ErrorKind::out_of_memory, nullptr, "allocation returned nullptr"))
+        return;
+      const bool explained = prog_.config.memory_limit_mib != 0 ||
+                             (fake_ && (fake_->failures() != faults_before || cap_set_));
+      if (!explained) {
+        fail("out_of_memory for allocate({}, {}) with no memory limit and no injected OS failure",
+             op.size, op.align);
+        return;
+      }
+      note("nullptr (out_of_memory, as allowed)");
+      return;
+    }
+    if (!expect_no_reports("a successful allocation")) return;
+    auto* bp = static_cast<std::byte*>(p);
+    if (addr(p) % op.align != 0) {
+      fail("allocate({}, {}) returned {}, not aligned to {}", op.size, op.align, p, op.align);
+      return;
+    }
+    const std::size_t usable = heap().usable_size(p);
+    if (!expect_no_reports("usable_size of a new object")) return;
+    if (usable < op.size || usable == 0) {
+      fail("usable_size({}) = {} for a {}-byte request", p, usable, op.size);
+      return;
+    }
+    const unsigned cls = testing::size_to_class(op.size, op.align);
+    if (cls != 0) {
+      auto it = class_table().find(cls);
+      if (it == class_table().end() || it->second.size != usable) {
+        fail("allocate({}, {}): size_to_class says class {} ({} bytes) but usable_size is {}",
+             op.size, op.align, cls, it == class_table().end() ? 0 : it->second.size, usable);
+        return;
+      }
+    }
+    if (!heap().owns(p)) {
+      fail("owns({}) is false for a fresh object", p);
+      return;
+    }
+    if (const Object* o = live_overlap(addr(p), usable)) {
+      fail("new object [{}, +{}) overlaps live #{} [{}, +{}): handed out twice", p, usable, o->id,
+           static_cast<void*>(o->p), o->usable);
+      return;
+    }
+    // A freed object may be reused only after a cycle; if it was, it has been reclaimed.
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      const Freed& f = pending_[i];
+      if (addr(f.p) < addr(p) + usable && addr(p) < addr(f.p) + std::max<std::size_t>(f.usable, 1)) {
+        if (f.cycle == stats_.cycles && heap().stats().cycles == stats_.cycles) {
+          fail("new object [{}, +{}) reuses #{}, freed in this cycle (quarantine broken)", p,
+               usable, f.id);
+          return;
+        }
+        remember_reclaimed(f);
+        pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+        --i;
+      }
+    }
+    Object o{next_id_++, bp, op.size, op.align, usable, mix(next_id_ * 0x2545f4914f6cdd1dull), op.proc};
+    for_each_region(o.size, [&](std::size_t from, std::size_t len) { write_range(o.p, o.seed, from, len); });
+    const PointerInfo info = heap().find_object(p);
+    if (info.kind != PointerKind::object_start || info.base != p || info.pending_free) {
+      fail("find_object(new object {}) = {{kind {}, base {}, pending {}}}", p,
+           kind_name(info.kind), info.base, info.pending_free);
+      return;
+    }
+    ranges_.emplace(addr(p), o.id);
+    live_.push_back(o);
+    ++allocations_;
+    note("#{} at {} (usable {})", o.id, p, usable);
+  }
+
+  void release_live(std::size_t index) {
+    ranges_.erase(addr(live_[index].p));
+    live_.erase(live_.begin() + static_cast<std::ptrdiff_t>(index));
+  }
+
+  void exec(const Free& op) {
+    if (live_.empty()) {
+      note("no live object: skipped");
+      return;
+    }
+    const std::size_t index = op.pick % live_.size();
+    const Object o = live_[index];
+    if (!check_contents(o, true)) return;
+    acquiring(op.proc);
+    do_free(op.proc, o.p);
+    if (!expect_no_reports("a valid free")) return;
+    release_live(index);
+    const std::uint64_t cycles = heap().stats().cycles;
+    pending_.push_back(Freed{o.id, o.p, o.size, o.usable, cycles});
+    ++frees_;
+    if (!still_pending(pending_.back())) {
+      const PointerInfo info = heap().find_object(o.p);
+      fail("just after free(#{}), find_object = {{kind {}, base {}, pending {}}}, expected a "
+           "pending object_start",
+           o.id, kind_name(info.kind), info.base, info.pending_free);
+      return;
+    }
+    note("freed #{} ({} bytes, allocated by {})", o.id, o.size,
+         o.proc == via_heap ? std::string("heap") : fmt::format("P{}", o.proc));
+  }
+
+  void exec(const Refill& op) {
+    Object* o = pick_live(op.pick);
+    if (o == nullptr) return note("no live object: skipped");
+    if (!check_contents(*o, true)) return;
+    o->seed = mix(o->seed);
+    for_each_region(o->size, [&](std::size_t from, std::size_t len) { write_range(o->p, o->seed, from, len); });
+    note("#{}", o->id);
+  }
+
+  void exec(const Check& op) {
+    Object* o = pick_live(op.pick);
+    if (o == nullptr) return note("no live object: skipped");
+    check_object(*o, true);
+    note("#{} ok", o->id);
+  }
+
+  void exec(const Corrupt& op) {
+    Object* o = pick_live(op.pick);
+    if (o == nullptr || o->size == 0) return note("nothing to corrupt: skipped");
+    o->p[o->size - 1] ^= std::byte{0x5a};
+    note("flipped bits in the last byte of #{}", o->id);
+  }
+
+  void exec(const Collect&) {
+    heap().collect();
+    cycle_done();
+    if (!expect_no_reports("collect()")) return;
+    stale_.fill(false);
+    stale_known_ = true;
+    verify("after collect()");
+  }
+
+  void exec(const BeginCycle&) {
+    testing::begin_cycle(heap());
+    cycle_done();
+    if (!expect_no_reports("begin_cycle()")) return;
+    stale_.fill(prog_.config.flush == FlushPolicy::lazy);
+    stale_known_ = true;
+    verify("after begin_cycle()");
+  }
+
+  void exec(const RaggedBarrier&) {
+    const Stats before = heap().stats();
+    testing::ragged_barrier(heap());
+    if (!expect_no_reports("ragged_barrier()")) return;
+    const Stats after = heap().stats();
+    if (stale_known_) {
+      const auto n = static_cast<std::uint64_t>(std::count(stale_.begin(), stale_.end(), true));
+      if (after.flushes_barrier - before.flushes_barrier != n) {
+        fail("ragged_barrier flushed {} Ps; the model has {} stale", after.flushes_barrier -
+             before.flushes_barrier, n);
+        return;
+      }
+    }
+    stale_.fill(false);
+  }
+
+  void exec(const FlushIdle& op) {
+    const Stats before = heap().stats();
+    const bool flushed = testing::flush_idle(heap(), op.proc);
+    if (!expect_no_reports("flush_idle()")) return;
+    const Stats after = heap().stats();
+    if (after.flushes_barrier - before.flushes_barrier != (flushed ? 1u : 0u)) {
+      fail("flush_idle(P{}) returned {} but flushes_barrier went {} -> {}", op.proc, flushed,
+           before.flushes_barrier, after.flushes_barrier);
+      return;
+    }
+    if (stale_known_ && flushed != stale_[op.proc]) {
+      fail("flush_idle(P{}) returned {}, but the model says P{} is {}", op.proc, flushed, op.proc,
+           stale_[op.proc] ? "stale" : "flushed");
+      return;
+    }
+    stale_[op.proc] = false;
+    note("{}", flushed ? "flushed" : "nothing to flush");
+  }
+
+  void exec(const FlushAll&) {
+    testing::flush_all(heap());
+    if (!expect_no_reports("flush_all()")) return;
+    stale_.fill(false);
+  }
+
+  void exec(const Wake& op) {
+    acquiring(op.proc);
+    heap().proc(op.proc).wake();
+    expect_no_reports("wake()");
+  }
+
+  void exec(const SweepOne&) {
+    const bool swept = heap().sweep_one();
+    if (!expect_no_reports("sweep_one()")) return;
+    note("{}", swept ? "swept a span" : "nothing to sweep");
+    if (!swept && !checked_nothing_to_sweep_) {
+      checked_nothing_to_sweep_ = true;
+      const testing::HeapSnapshot snap = testing::snapshot(heap());
+      for (const auto& s : snap.spans) {
+        if (s.in_use && s.sweepgen_delta == -2) {
+          fail("sweep_one() returned false but span {:#x} ({} pages, class {}) is unswept "
+               "(sweepgen delta -2, {})",
+               s.base, s.npages, s.span_class, testing::to_string(s.location));
+          return;
+        }
+      }
+    }
+  }
+
+  void exec(const ProportionalSweep& op) {
+    const unsigned n = testing::proportional_sweep(heap(), op.bytes);
+    if (!expect_no_reports("proportional_sweep()")) return;
+    note("swept {} span(s)", n);
+  }
+
+  void exec(const Verify&) {
+    verify("verify()");
+    if (out_.ok) full_check(true);
+  }
+
+  void exec(const SizeQuery& op) { size_query(op); }
+
+  void exec(const FailOs& op) {
+    if (!fake_) return note("no fake OS in this program: skipped");
+    switch (op.fault) {
+      case OsFault::fail_reserves: fake_->fail_reserves(op.n % 4); break;
+      case OsFault::fail_commits: fake_->fail_commits(op.n % 4); break;
+      case OsFault::cap_committed:
+        fake_->cap_committed(std::size_t{op.n} << 18);
+        cap_set_ = op.n != 0;
+        break;
+    }
+  }
+
+  void exec(const BadAlloc& op) {
+    const Stats before = heap().stats();
+    void* p = do_alloc(op.proc, op.size, op.align);
+    const bool bad_align = !std::has_single_bit(op.align) || op.align > page_size;
+    const ErrorKind want = bad_align ? ErrorKind::bad_alignment : ErrorKind::size_overflow;
+    if (p != nullptr) {
+      fail("allocate(size={:#x}, align={}) returned {} instead of nullptr", op.size, op.align, p);
+      return;
+    }
+    if (!expect_one_report(want, nullptr, "bad allocation")) return;
+    unchanged(before, "a bad allocation");
+    note("nullptr + {}", to_string(want));
+  }
+
+  void exec(const BadFree& op) {
+    const Stats before = heap().stats();
+    void* bad = nullptr;
+    ErrorKind want = ErrorKind::invalid_free;
+    bool usable_call = false;
+    switch (op.kind) {
+      case BadKind::interior:
+      case BadKind::usable_interior: {
+        Object* o = pick_live(op.pick);
+        if (o == nullptr || o->usable < 2) return note("no live object of 2+ bytes: skipped");
+        bad = o->p + 1 + op.offset % (o->usable - 1);
+        want = ErrorKind::interior_free;
+        usable_call = op.kind == BadKind::usable_interior;
+        note("#{} + {}", o->id, static_cast<std::byte*>(bad) - o->p);
+        break;
+      }
+      case BadKind::double_pending: {
+        if (pending_.empty()) return note("nothing pending: skipped");
+        const Freed& f = pending_[op.pick % pending_.size()];
+        if (!still_pending(f)) return note("#{} already reclaimed: skipped", f.id);
+        bad = f.p;
+        want = ErrorKind::double_free;
+        note("#{} again", f.id);
+        break;
+      }
+      case BadKind::double_reclaimed: {
+        if (reclaimed_.empty()) return note("nothing reclaimed: skipped");
+        const Freed& f = reclaimed_[op.pick % reclaimed_.size()];
+        // If the slot was handed out again this is a valid free of someone else: not a bad call.
+        if (live_overlap(addr(f.p), std::max<std::size_t>(f.usable, 1)) != nullptr)
+          return note("#{}'s memory is live again: skipped", f.id);
+        const PointerInfo info = heap().find_object(f.p);
+        // The pages kept their slot layout (the span is still there, or the run is free): the
+        // heap can tell this was an object, so it must say double_free. Anything else means the
+        // pages were reused differently; the model cannot predict that report, so skip.
+        if (!((info.kind == PointerKind::free_slot && info.base == f.p) ||
+              info.kind == PointerKind::free_pages)) {
+          return note("#{}'s pages were reused ({}): skipped", f.id, kind_name(info.kind));
+        }
+        bad = f.p;
+        want = ErrorKind::double_free;
+        note("#{} again, after its slot was reclaimed ({})", f.id, kind_name(info.kind));
+        break;
+      }
+      case BadKind::foreign:
+        bad = foreign_buffer + op.offset % sizeof foreign_buffer;
+        want = ErrorKind::foreign_free;
+        if (heap().owns(bad) || heap().find_object(bad).kind != PointerKind::foreign) {
+          fail("a static buffer at {} is claimed by the heap (owns or find_object)", bad);
+          return;
+        }
+        break;
+      case BadKind::other_heap: {
+        if (!other_) {
+          Options o = options_;
+          o.procs = 1;
+          o.os = nullptr;
+          o.memory_limit = 0;
+          o.error_handler = other_rec_.handler();
+          other_.emplace(o);
+        }
+        other_obj_ = other_->allocate(16 + op.offset % 256);
+        if (other_obj_ == nullptr) return fail("the second heap could not allocate");
+        bad = other_obj_;
+        want = ErrorKind::misuse;
+        const PointerInfo info = heap().find_object(bad);
+        if (info.kind != PointerKind::other_heap) {
+          fail("find_object(object of another heap) = {}, expected other_heap",
+               kind_name(info.kind));
+          return;
+        }
+        break;
+      }
+      case BadKind::span_tail: {
+        Object* o = pick_live(op.pick);
+        if (o == nullptr) return note("no live object: skipped");
+        const testing::HeapSnapshot snap = testing::snapshot(heap());
+        for (const auto& s : snap.spans) {
+          if (!s.in_use || addr(o->p) < s.base || addr(o->p) >= s.base + s.npages * page_size)
+            continue;
+          const std::size_t used = std::size_t{s.nelems} * s.elem_size;
+          if (s.span_class == 0 || used >= s.npages * page_size) break;
+          bad = reinterpret_cast<void*>(s.base + used + op.offset % (s.npages * page_size - used));
+          want = ErrorKind::invalid_free;
+          break;
+        }
+        if (bad == nullptr) return note("#{}'s span has no tail: skipped", o->id);
+        if (heap().find_object(bad).kind != PointerKind::span_tail) {
+          fail("find_object({}) in the tail of #{}'s span = {}, expected span_tail", bad, o->id,
+               kind_name(heap().find_object(bad).kind));
+          return;
+        }
+        note("{} in the tail of #{}'s span", bad, o->id);
+        break;
+      }
+    }
+    if (!expect_no_reports("setting up a bad free")) return;
+    if (usable_call) {
+      const std::size_t n = heap().usable_size(bad);
+      if (n != 0) {
+        fail("usable_size({}) of an interior pointer returned {}, expected 0", bad, n);
+        return;
+      }
+    } else {
+      do_free(op.proc, bad);
+    }
+    if (!expect_one_report(want, bad, usable_call ? "usable_size(interior)" : "bad free")) return;
+    if (!unchanged(before, "a bad free")) return;
+    if (op.kind == BadKind::other_heap) {
+      other_->free(other_obj_);
+      if (!other_rec_.take().empty()) {
+        fail("the second heap reported an error freeing its own object");
+        return;
+      }
+    }
+    verify("after a bad free");
+  }
+
+  // ---- size classes (no heap) ----
+  void size_query(const SizeQuery& op) {
+    const auto& table = class_table();
+    if (table.empty()) return fail("testing::size_classes() is empty");
+    const unsigned cls = testing::size_to_class(op.size, op.align);
+    note("class {}", cls);
+    // The smallest class that fits and keeps the alignment (objects sit at base + i * size, spans
+    // are page aligned, so a class keeps `align` when its size is a multiple of it).
+    unsigned best = 0;
+    std::size_t best_size = 0;
+    if (op.size <= max_small_size && op.align <= page_size) {
+      for (const auto& [c, info] : table) {
+        if (info.size >= op.size && info.size % op.align == 0 && (best == 0 || info.size < best_size)) {
+          best = c;
+          best_size = info.size;
+        }
+      }
+    }
+    if (cls == 0) {
+      if (best != 0) {
+        fail("size_to_class({}, {}) = 0 (large) but class {} ({} bytes) fits", op.size, op.align,
+             best, best_size);
+      }
+      return;
+    }
+    auto it = table.find(cls);
+    if (it == table.end()) return fail("size_to_class({}, {}) = {}: no such class", op.size, op.align, cls);
+    const testing::SizeClassInfo& info = it->second;
+    if (info.size < op.size) {
+      return fail("size_to_class({}, {}) = class {} of only {} bytes", op.size, op.align, cls,
+                  info.size);
+    }
+    if (info.size % op.align != 0 && op.align <= page_size) {
+      return fail("size_to_class({}, {}) = class {} ({} bytes) does not keep the alignment",
+                  op.size, op.align, cls, info.size);
+    }
+    if (info.size != best_size) {
+      return fail("size_to_class({}, {}) = class {} ({} bytes), but class {} ({} bytes) is smaller "
+                  "and fits",
+                  op.size, op.align, cls, info.size, best, best_size);
+    }
+    if (info.nelems == 0 || info.nelems * info.size + info.tail_waste != info.npages * page_size) {
+      return fail("class {}: {} objects of {} bytes + {} tail != {} pages", cls, info.nelems,
+                  info.size, info.tail_waste, info.npages);
+    }
+    if (info.tail_waste * 8 > info.npages * page_size) {
+      return fail("class {}: tail waste {} exceeds 12.5% of {} pages", cls, info.tail_waste,
+                  info.npages);
+    }
+    if (testing::size_to_class(info.size, 1) != cls && testing::size_to_class(info.size, 1) != 0) {
+      const auto other = table.find(testing::size_to_class(info.size, 1));
+      if (other == table.end() || other->second.size != info.size) {
+        return fail("round trip: class {} has size {}, but size_to_class({}, 1) = {}", cls,
+                    info.size, info.size, testing::size_to_class(info.size, 1));
+      }
+    }
+  }
+
+  // ---- after every step ----
+  // A P that acquires flushes itself first if it is stale (lazy flush at acquire), exactly once.
+  // Through the facade the P is the thread's, which the model does not track.
+  void acquiring(unsigned proc) {
+    if (proc == via_heap) {
+      stale_known_ = false;
+    } else if (proc < stale_.size()) {
+      if (stale_[proc] && prog_.config.flush == FlushPolicy::lazy) expected_lazy_flushes_ = 1;
+      stale_[proc] = false;
+    }
+  }
+
+  void cycle_done() { checked_nothing_to_sweep_ = false; }
+
+  bool unchanged(const Stats& before, const char* what) {
+    const Stats after = heap().stats();
+    if (after.live_objects != before.live_objects || after.pending_frees != before.pending_frees ||
+        after.allocations != before.allocations || after.frees != before.frees ||
+        after.live_bytes != before.live_bytes) {
+      fail("{} changed the heap: live_objects {} -> {}, pending_frees {} -> {}, allocations {} -> "
+           "{}, frees {} -> {}, live_bytes {} -> {}",
+           what, before.live_objects, after.live_objects, before.pending_frees,
+           after.pending_frees, before.allocations, after.allocations, before.frees, after.frees,
+           before.live_bytes, after.live_bytes);
+      return false;
+    }
+    return true;
+  }
+
+  void verify(const char* when) {
+    const VerifyResult r = heap().verify();
+    if (!r.ok()) {
+      fail("heap.verify() {} found {} violation(s):\n{}", when, r.violations.size(), r.to_string());
+      return;
+    }
+    expect_no_reports("verify()");
+  }
+
+  void after_step(const Op& op) {
+    const Stats before = stats_;
+    stats_ = heap().stats();
+    if (!expect_no_reports("the step")) return;
+    if (stats_.cycles != before.cycles && !std::holds_alternative<Collect>(op) &&
+        !std::holds_alternative<BeginCycle>(op)) {
+      // Pacing started a cycle inside an allocation: which Ps went stale is up to the heap.
+      stale_known_ = false;
+      cycle_done();
+    }
+    // Lazy flushes: an explicit-P acquire of a stale P must flush exactly once.
+    if (explicit_procs_ && stale_known_ && prog_.config.flush == FlushPolicy::lazy) {
+      const std::uint64_t lazy = stats_.flushes_lazy - before.flushes_lazy;
+      if (lazy != expected_lazy_flushes_) {
+        fail("flushes_lazy went up by {} in this step; the model expected {}", lazy,
+             expected_lazy_flushes_);
+        return;
+      }
+    }
+    if (stats_.allocations != allocations_ || stats_.frees != frees_) {
+      fail("stats: allocations {} (model {}), frees {} (model {})", stats_.allocations,
+           allocations_, stats_.frees, frees_);
+      return;
+    }
+    if (stats_.live_objects < live_.size() ||
+        stats_.live_objects - live_.size() > pending_.size() ||
+        stats_.pending_frees != stats_.live_objects - live_.size()) {
+      fail("stats: live_objects {} and pending_frees {}, but the model has {} live and at most {} "
+           "pending",
+           stats_.live_objects, stats_.pending_frees, live_.size(), pending_.size());
+      return;
+    }
+    for (const Object& o : live_) {
+      if (!check_contents(o, false)) return;
+    }
+    const bool cycle_op = std::holds_alternative<Collect>(op) ||
+                          std::holds_alternative<BeginCycle>(op) ||
+                          std::holds_alternative<FlushAll>(op) ||
+                          std::holds_alternative<RaggedBarrier>(op);
+    if (cycle_op || ++steps_since_full_ >= 32) full_check(false);
+  }
+
+  void full_check(bool full_contents) {
+    steps_since_full_ = 0;
+    scan_pending();
+    if (!out_.ok) return;
+    stats_ = heap().stats();
+    if (stats_.pending_frees != pending_.size() ||
+        stats_.live_objects != live_.size() + pending_.size()) {
+      fail("stats: live_objects {} / pending_frees {}, model {} live + {} pending", stats_.live_objects,
+           stats_.pending_frees, live_.size(), pending_.size());
+      return;
+    }
+    for (const Object& o : live_) {
+      if (!check_object(o, full_contents)) return;
+    }
+    if (testing::sweep_done(heap())) {
+      for (const Freed& f : pending_) {
+        if (f.cycle < stats_.cycles) {
+          fail("sweep_done() holds but #{} (freed in cycle {}, now {}) is still pending", f.id,
+               f.cycle, stats_.cycles);
+          return;
+        }
+      }
+    }
+    if (prog_.target == Target::procs_interleave || prog_.target == Target::page_heap) {
+      check_snapshot();
+    }
+  }
+
+  void check_snapshot() {
+    const testing::HeapSnapshot snap = testing::snapshot(heap());
+    if (!expect_no_reports("snapshot()")) return;
+    std::uint64_t objects = 0;
+    std::uintptr_t prev_end = 0;
+    for (const auto& s : snap.spans) {
+      if (s.base < prev_end) {
+        fail("snapshot: span {:#x} starts inside the previous span (ends {:#x})", s.base, prev_end);
+        return;
+      }
+      prev_end = s.base + s.npages * page_size;
+      if (!s.in_use) {
+        if (const Object* o = live_overlap(s.base, s.npages * page_size)) {
+          fail("live #{} at {} lies in free page run {:#x} (+{} pages)", o->id,
+               static_cast<void*>(o->p), s.base, s.npages);
+          return;
+        }
+        continue;
+      }
+      objects += s.alloc_count;
+      const auto d = s.sweepgen_delta;
+      const bool cached = s.location == testing::SpanLocation::cached;
+      if (d != -2 && d != 0 && d != 1 && d != 3) {
+        fail("snapshot: span {:#x} has sweepgen delta {} with the world stopped", s.base, d);
+        return;
+      }
+      if (cached != (d == 1 || d == 3) || (cached && s.span_class == 0)) {
+        fail("snapshot: span {:#x} (class {}) is {} with sweepgen delta {}", s.base, s.span_class,
+             testing::to_string(s.location), d);
+        return;
+      }
+      if (cached) {
+        if (s.cache_proc < 0 || static_cast<std::size_t>(s.cache_proc) >= snap.procs.size()) {
+          fail("snapshot: span {:#x} cached by P{}", s.base, s.cache_proc);
+          return;
+        }
+        const bool stale = snap.procs[static_cast<std::size_t>(s.cache_proc)].flush_gen_delta == -2;
+        if (stale != (d == 1)) {
+          fail("snapshot: span {:#x} at sweepgen delta {} cached by P{} whose flush_gen delta is "
+               "{}",
+               s.base, d, s.cache_proc, snap.procs[static_cast<std::size_t>(s.cache_proc)].flush_gen_delta);
+          return;
+        }
+      }
+      if (snap.sweep_done && (d == -2 || d == 1)) {
+        fail("snapshot: sweep done but span {:#x} is at sweepgen delta {}", s.base, d);
+        return;
+      }
+    }
+    if (objects != snap.stats.live_objects) {
+      fail("snapshot: spans hold {} objects, stats say {} live", objects, snap.stats.live_objects);
+      return;
+    }
+    if (explicit_procs_ && stale_known_) {
+      for (const auto& pi : snap.procs) {
+        const bool stale = pi.flush_gen_delta == -2;
+        if (pi.flush_gen_delta != 0 && pi.flush_gen_delta != -2) {
+          fail("snapshot: P{} has flush_gen delta {}", pi.index, pi.flush_gen_delta);
+          return;
+        }
+        if (pi.index < stale_.size() && stale != stale_[pi.index]) {
+          fail("snapshot: P{} is {} but the model says {}", pi.index, stale ? "stale" : "flushed",
+               stale_[pi.index] ? "stale" : "flushed");
+          return;
+        }
+      }
+    }
+  }
+
+  // End of program: everything checked in full, then everything freed and reclaimed.
+  void finish() {
+    step_ = prog_.ops.size();
+    line_.clear();
+    verify("at the end");
+    if (out_.ok) full_check(true);
+    if (!out_.ok) return;
+    for (const Object& o : live_) {
+      heap().free(o.p);
+      pending_.push_back(Freed{o.id, o.p, o.size, o.usable, stats_.cycles});
+    }
+    frees_ += live_.size();
+    live_.clear();
+    ranges_.clear();
+    if (!expect_no_reports("freeing every live object at the end")) return;
+    heap().collect();
+    heap().collect();
+    while (heap().sweep_one()) {
+    }
+    if (!expect_no_reports("the final cycles")) return;
+    const Stats s = heap().stats();
+    if (s.live_objects != 0 || s.pending_frees != 0) {
+      fail("after freeing everything and two cycles, the heap still has {} live objects and {} "
+           "pending frees",
+           s.live_objects, s.pending_frees);
+      return;
+    }
+    verify("after the final cycles");
+    if (opts_.trace) out_.trace += "  end   freed everything, two cycles: heap empty, verify() clean\n";
+  }
+
+  const Program& prog_;
+  RunOptions opts_;
+  bool explicit_procs_;
+  Outcome out_;
+  std::size_t step_ = 0;
+  std::string line_;
+
+  testing::RecordingHandler rec_;
+  testing::RecordingHandler other_rec_;
+  std::optional<testing::FakeOsMemory> fake_;
+  bool cap_set_ = false;
+  Options options_;
+  std::optional<Heap> heap_;
+  std::optional<Heap> other_;
+  void* other_obj_ = nullptr;
+
+  std::vector<Object> live_;
+  std::map<std::uintptr_t, std::uint64_t> ranges_;  // live object start -> id
+  std::vector<Freed> pending_;
+  std::vector<Freed> reclaimed_;
+  std::uint64_t next_id_ = 0;
+  std::uint64_t allocations_ = 0;
+  std::uint64_t frees_ = 0;
+  Stats stats_;
+  unsigned steps_since_full_ = 0;
+  bool checked_nothing_to_sweep_ = false;
+  std::array<bool, 8> stale_{};
+  bool stale_known_ = true;
+  std::uint64_t expected_lazy_flushes_ = 0;
+};
+
+}  // namespace
+
+Outcome run(const Program& program, const RunOptions& options) {
+  return Runner(program, options).run();
+}
+
+std::string Outcome::report(const Program& program) const {
+  if (ok) return "ok";
+  std::string out = fmt::format("oracle failure at step {} of {}: {}\n", step, program.ops.size(),
+                                failure);
+  Program so_far = program;
+  if (step < so_far.ops.size()) so_far.ops.resize(step + 1);
+  out += to_trace(so_far);
+  if (!trace.empty()) out += "executed:\n" + trace;
+  return out;
+}
+
+}  // namespace spanheap::fuzz

@@ -1,0 +1,155 @@
+// Tests of the fuzz program library: the byte codec round-trips, the printer's two forms are
+// pinned (and the C++ form compiles, below), the oracle passes clean programs and fails broken
+// ones, and the artifact hash matches SHA-1.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "executor.hpp"
+#include "program.hpp"
+
+namespace spanheap::fuzz {
+namespace {
+
+std::vector<std::uint8_t> random_bytes(std::mt19937_64& rng, std::size_t max_len) {
+  std::vector<std::uint8_t> b(rng() % (max_len + 1));
+  for (auto& x : b) x = static_cast<std::uint8_t>(rng());
+  return b;
+}
+
+TEST(ProgramCodec, AnyBytesDecodeAndEncodeBack) {
+  std::mt19937_64 rng(42);
+  for (Target t : all_targets) {
+    for (int i = 0; i < 2000; ++i) {
+      const auto bytes = random_bytes(rng, 300);
+      const Program p = decode(t, bytes);
+      ASSERT_LE(p.ops.size(), max_ops);
+      const auto encoded = encode(p);
+      ASSERT_TRUE(encoded.has_value()) << to_trace(p);
+      ASSERT_EQ(decode(t, *encoded), p) << to_trace(p);
+    }
+  }
+}
+
+TEST(ProgramCodec, EmptyInputIsAnEmptyProgram) {
+  const Program p = decode(Target::alloc_free, {});
+  EXPECT_TRUE(p.ops.empty());
+  EXPECT_EQ(p.config, HeapConfig{});
+}
+
+TEST(ProgramCodec, HeaderChoosesHeapOptions) {
+  // procs 4, eager, pacing (gc 5 + 10*2), fake OS, arena 3 MiB; memory limit 8 MiB.
+  const std::uint8_t bytes[] = {3 | 8 | 16 | 32 | (2 << 6), 2 | (2 << 4)};
+  const Program p = decode(Target::procs_interleave, bytes);
+  EXPECT_EQ(p.config, (HeapConfig{.procs = 4, .flush = FlushPolicy::eager, .gc_percent = 25,
+                                  .arena_mib = 3, .fake_os = true, .memory_limit_mib = 8}));
+}
+
+TEST(ProgramCodec, TestOnlyOperationsDoNotEncode) {
+  const Program p{.target = Target::alloc_free, .config = {}, .ops = {Corrupt{0}}};
+  EXPECT_FALSE(encode(p).has_value());
+}
+
+// The program printed below by to_cpp(), pasted back as C++: if the printer's output stops being
+// valid C++ for these types, this file stops compiling.
+const Program kPrinted = Program{
+    .target = Target::procs_interleave,
+    .config = {.procs = 2, .flush = FlushPolicy::lazy, .gc_percent = 0, .arena_mib = 1,
+               .fake_os = false, .memory_limit_mib = 0},
+    .ops = {
+        Alloc{.proc = 1, .size = 48, .align = 16},
+        BeginCycle{},
+        Free{.proc = 0, .pick = 0},
+        FlushIdle{.proc = 1},
+        BadFree{.kind = BadKind::interior, .proc = 0, .pick = 3, .offset = 9},
+        BadAlloc{.proc = via_heap, .size = 0x10000000001, .align = 16},
+    }};
+
+TEST(ProgramPrinter, CppFormIsPinnedAndCompiles) {
+  EXPECT_EQ(to_cpp(kPrinted),
+            "Program{\n"
+            "    .target = Target::procs_interleave,\n"
+            "    .config = {.procs = 2, .flush = FlushPolicy::lazy, .gc_percent = 0, .arena_mib = 1,\n"
+            "               .fake_os = false, .memory_limit_mib = 0},\n"
+            "    .ops = {\n"
+            "        Alloc{.proc = 1, .size = 48, .align = 16},\n"
+            "        BeginCycle{},\n"
+            "        Free{.proc = 0, .pick = 0},\n"
+            "        FlushIdle{.proc = 1},\n"
+            "        BadFree{.kind = BadKind::interior, .proc = 0, .pick = 3, .offset = 9},\n"
+            "        BadAlloc{.proc = via_heap, .size = 0x10000000001, .align = 16},\n"
+            "    }}");
+}
+
+TEST(ProgramPrinter, TraceIsOneNumberedLinePerOperation) {
+  EXPECT_EQ(to_trace(kPrinted),
+            "program procs_interleave: procs=2 flush=lazy gc_percent=0 arena=1MiB fake_os=false "
+            "memory_limit=0MiB, 6 ops\n"
+            "     0  P1.allocate(size=48, align=16)\n"
+            "     1  testing::begin_cycle()\n"
+            "     2  P0.free(live[0])\n"
+            "     3  testing::flush_idle(P1)\n"
+            "     4  P0.bad_free(interior, pick=3, offset=9)\n"
+            "     5  heap.allocate(size=0x10000000001, align=16) [bad]\n");
+}
+
+TEST(ProgramPrinter, GtestSnippetWrapsTheProgram) {
+  const std::string s = to_gtest(kPrinted, "procs_interleave_example");
+  EXPECT_EQ(s.rfind("TEST(FuzzRegression, procs_interleave_example) {\n  const Program program = "
+                    "Program{\n",
+                    0),
+            0u)
+      << s;
+  EXPECT_NE(s.find("  const Outcome outcome = run(program);\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("EXPECT_TRUE(outcome.ok) << outcome.report(program);"), std::string::npos) << s;
+}
+
+TEST(Oracle, CleanProgramPasses) {
+  const Program p{.target = Target::alloc_free,
+                  .config = {},
+                  .ops = {Alloc{.size = 100}, Alloc{.size = 5000}, Free{.pick = 0}, Collect{},
+                          Alloc{.size = 100}, Collect{}, SweepOne{}, Check{.pick = 1}, Verify{}}};
+  const Outcome o = run(p, RunOptions{.trace = true});
+  EXPECT_TRUE(o.ok) << o.report(p);
+  EXPECT_EQ(o.ops_run, p.ops.size());
+}
+
+TEST(Oracle, FailsWhenAnObjectChanges) {
+  // Corrupt stands in for a heap that scribbles on a live object: the very next check must fail
+  // and name the object and offset.
+  const Program p{.target = Target::alloc_free,
+                  .config = {},
+                  .ops = {Alloc{.size = 64}, Alloc{.size = 64}, Corrupt{.pick = 1}, Collect{}}};
+  const Outcome o = run(p);
+  ASSERT_FALSE(o.ok);
+  EXPECT_EQ(o.step, 2u);
+  EXPECT_NE(o.failure.find("contents of #1"), std::string::npos) << o.failure;
+  EXPECT_NE(o.failure.find("offset 63"), std::string::npos) << o.failure;
+}
+
+TEST(Oracle, BadFreesAreReportedWithTheirKind) {
+  const Program p{
+      .target = Target::bad_free,
+      .config = {.procs = 2},
+      .ops = {Alloc{.proc = 0, .size = 64}, Alloc{.proc = 1, .size = 100000},
+              BadFree{.kind = BadKind::interior, .proc = 1, .pick = 0, .offset = 5},
+              BadFree{.kind = BadKind::foreign, .proc = 0, .pick = 0, .offset = 3},
+              BadFree{.kind = BadKind::other_heap, .proc = 0, .pick = 0, .offset = 3},
+              Free{.proc = 1, .pick = 0},
+              BadFree{.kind = BadKind::double_pending, .proc = 0, .pick = 0, .offset = 0},
+              BadAlloc{.proc = 0, .size = 10, .align = 3}}};
+  const Outcome o = run(p, RunOptions{.trace = true});
+  EXPECT_TRUE(o.ok) << o.report(p);
+}
+
+TEST(Harness, Sha1MatchesTheStandardVectors) {
+  const std::string abc = "abc";
+  EXPECT_EQ(sha1_hex({reinterpret_cast<const std::uint8_t*>(abc.data()), abc.size()}),
+            "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(sha1_hex({}), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+}
+
+}  // namespace
+}  // namespace spanheap::fuzz

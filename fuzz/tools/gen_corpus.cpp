@@ -1,0 +1,351 @@
+// gen_corpus: writes the seed corpus (fuzz/corpus/<target>/seed-*) and the dictionaries
+// (fuzz/dict/<target>.dict) from programs built here with the Program types and encode(), so the
+// seeds reach deep states on purpose: every size class, many cycles, large objects, stale Ps and
+// lazy flushes, every bad-free kind, OS failures. Programs are described in C++, never as bytes.
+//
+//   spanheap_fuzz_gen_corpus FUZZ_DIR          (re)write FUZZ_DIR/corpus/*/seed-* and FUZZ_DIR/dict
+//   spanheap_fuzz_gen_corpus --check FUZZ_DIR  fail if a generated file is missing or differs
+//
+// Files that fuzzing added (named by SHA-1) are left alone. docs/fuzzing.md explains the corpus.
+#include <fmt/format.h>
+#include <spanheap/testing.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "program.hpp"
+
+namespace fs = std::filesystem;
+using namespace spanheap;
+using namespace spanheap::fuzz;
+
+namespace {
+
+struct Rng {  // fixed seed: the corpus is a pure function of this file
+  std::uint64_t s = 0x5eed;
+  std::uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  unsigned below(unsigned n) { return static_cast<unsigned>(next() % n); }
+};
+
+std::vector<std::size_t> class_sizes() {
+  std::vector<std::size_t> out;
+  for (const auto& c : testing::size_classes()) out.push_back(c.size);
+  return out;
+}
+
+HeapConfig config(unsigned procs, FlushPolicy flush, unsigned gc_percent = 0, bool fake = false,
+                  unsigned limit_mib = 0) {
+  return HeapConfig{.procs = procs, .flush = flush, .gc_percent = gc_percent, .arena_mib = 1,
+                    .fake_os = fake, .memory_limit_mib = limit_mib};
+}
+
+using Seeds = std::map<std::string, Program>;
+
+constexpr FlushPolicy policies[] = {FlushPolicy::lazy, FlushPolicy::eager};
+std::string pname(FlushPolicy f) { return f == FlushPolicy::lazy ? "lazy" : "eager"; }
+
+void alloc_free_seeds(Seeds& out) {
+  const auto sizes = class_sizes();
+  for (FlushPolicy f : policies) {
+    // Every class: one object per class (its exact size), free every other one, cycle, reuse.
+    Program p{.target = Target::alloc_free, .config = config(1, f), .ops = {}};
+    for (std::size_t s : sizes) p.ops.push_back(Alloc{.proc = via_heap, .size = s, .align = 16});
+    for (unsigned i = 0; i < sizes.size() / 2; ++i) p.ops.push_back(Free{via_heap, i});
+    p.ops.push_back(Collect{});
+    for (std::size_t i = 0; i < sizes.size(); i += 3)
+      p.ops.push_back(Alloc{.proc = via_heap, .size = sizes[i] + 1, .align = 16});
+    p.ops.push_back(Collect{});
+    p.ops.push_back(SweepOne{});
+    p.ops.push_back(Verify{});
+    out["every_class_" + pname(f)] = p;
+
+    // Many cycles with objects surviving several of them.
+    Rng rng;
+    Program q{.target = Target::alloc_free, .config = config(2, f), .ops = {}};
+    for (int round = 0; round < 24; ++round) {
+      for (int i = 0; i < 6; ++i)
+        q.ops.push_back(Alloc{.proc = via_heap, .size = 8 + rng.below(2000), .align = 16});
+      for (int i = 0; i < 4; ++i) q.ops.push_back(Free{via_heap, rng.below(256)});
+      q.ops.push_back(Refill{rng.below(256)});
+      q.ops.push_back(round % 3 == 0 ? Op{SweepOne{}} : Op{Collect{}});
+    }
+    out["many_cycles_" + pname(f)] = q;
+  }
+  // Large objects and every alignment.
+  Program large{.target = Target::alloc_free, .config = config(1, FlushPolicy::lazy), .ops = {}};
+  for (std::size_t s : {32769ul, 40000ul, 65536ul, 100000ul, 1ul << 20, 3ul << 20})
+    large.ops.push_back(Alloc{.proc = via_heap, .size = s, .align = 16});
+  large.ops.push_back(Free{via_heap, 1});
+  large.ops.push_back(Free{via_heap, 3});
+  large.ops.push_back(Collect{});
+  large.ops.push_back(Collect{});
+  large.ops.push_back(Alloc{.proc = via_heap, .size = 50000, .align = 8192});
+  large.ops.push_back(Check{0});
+  out["large_objects"] = large;
+
+  Program align{.target = Target::alloc_free, .config = config(1, FlushPolicy::lazy), .ops = {}};
+  for (std::size_t a = 1; a <= page_size; a *= 2) {
+    for (std::size_t s : {1ul, 24ul, 100ul, 3000ul, 20000ul})
+      align.ops.push_back(Alloc{.proc = via_heap, .size = s, .align = a});
+  }
+  align.ops.push_back(Collect{});
+  out["alignments"] = align;
+
+  // Pacing on: cycles start by themselves inside allocations.
+  Program pacing{.target = Target::alloc_free,
+                 .config = config(1, FlushPolicy::lazy, 5), .ops = {}};
+  Rng rng;
+  for (int i = 0; i < 120; ++i) {
+    pacing.ops.push_back(Alloc{.proc = via_heap, .size = 64 + rng.below(4000), .align = 16});
+    if (i % 2) pacing.ops.push_back(Free{via_heap, rng.below(256)});
+  }
+  out["pacing"] = pacing;
+}
+
+void procs_interleave_seeds(Seeds& out) {
+  const auto sizes = class_sizes();
+  for (FlushPolicy f : policies) {
+    for (unsigned procs : {2u, 4u, 8u}) {
+      // Every P caches spans of many classes, a cycle makes them stale, then a schedule mixes
+      // lazy flushes at acquire, idle flushes, cross-P frees and sweeping.
+      Rng rng;
+      rng.s += procs;
+      Program p{.target = Target::procs_interleave, .config = config(procs, f), .ops = {}};
+      for (int round = 0; round < 6; ++round) {
+        for (unsigned i = 0; i < procs * 4; ++i) {
+          p.ops.push_back(Alloc{.proc = i % procs,
+                                .size = sizes[rng.below(static_cast<unsigned>(sizes.size()))],
+                                .align = 16});
+        }
+        p.ops.push_back(BeginCycle{});
+        for (unsigned i = 0; i < procs; ++i) {
+          switch (rng.below(5)) {
+            case 0: p.ops.push_back(Wake{i}); break;
+            case 1: p.ops.push_back(FlushIdle{i}); break;
+            case 2: p.ops.push_back(Free{.proc = i, .pick = rng.below(256)}); break;
+            case 3: p.ops.push_back(Alloc{.proc = i, .size = 48, .align = 16}); break;
+            default: break;  // stays idle and stale
+          }
+        }
+        p.ops.push_back(ProportionalSweep{.bytes = 64 * (1 + rng.below(500))});
+        p.ops.push_back(SweepOne{});
+        if (round % 2) p.ops.push_back(RaggedBarrier{});
+        if (round == 3) p.ops.push_back(FlushAll{});  // Go #57523: flush with stale caches
+        for (unsigned i = 0; i < procs * 2; ++i)
+          p.ops.push_back(Free{.proc = rng.below(procs), .pick = rng.below(256)});
+      }
+      p.ops.push_back(Collect{});
+      out[fmt::format("stale_ps_{}p_{}", procs, pname(f))] = p;
+    }
+  }
+  // Cycles back to back while Ps stay idle: begin_cycle must finish the previous cycle's flushes.
+  Program idle{.target = Target::procs_interleave, .config = config(3, FlushPolicy::lazy),
+               .ops = {}};
+  for (unsigned i = 0; i < 3; ++i) idle.ops.push_back(Alloc{.proc = i, .size = 16, .align = 16});
+  for (int c = 0; c < 5; ++c) idle.ops.push_back(BeginCycle{});
+  idle.ops.push_back(Free{.proc = 0, .pick = 2});
+  idle.ops.push_back(Wake{1});
+  idle.ops.push_back(BeginCycle{});
+  idle.ops.push_back(SweepOne{});
+  idle.ops.push_back(FlushIdle{2});
+  out["idle_ps_back_to_back_cycles"] = idle;
+}
+
+void bad_free_seeds(Seeds& out) {
+  for (FlushPolicy f : policies) {
+    Program p{.target = Target::bad_free, .config = config(2, f), .ops = {}};
+    for (std::size_t s : {8ul, 48ul, 500ul, 3000ul, 40000ul, 200000ul})
+      p.ops.push_back(Alloc{.proc = 0, .size = s, .align = 16});
+    for (unsigned k = 0; k < bad_kind_count; ++k)
+      p.ops.push_back(BadFree{.kind = static_cast<BadKind>(k), .proc = 1, .pick = k, .offset = 7});
+    p.ops.push_back(Free{.proc = 1, .pick = 0});
+    p.ops.push_back(Free{.proc = 0, .pick = 3});
+    p.ops.push_back(BadFree{.kind = BadKind::double_pending, .proc = 0, .pick = 0, .offset = 0});
+    p.ops.push_back(BadFree{.kind = BadKind::double_pending, .proc = 1, .pick = 1, .offset = 0});
+    p.ops.push_back(Collect{});
+    p.ops.push_back(BadFree{.kind = BadKind::double_pending, .proc = 1, .pick = 1, .offset = 0});
+    p.ops.push_back(Collect{});
+    p.ops.push_back(SweepOne{});
+    p.ops.push_back(BadFree{.kind = BadKind::double_reclaimed, .proc = 0, .pick = 0, .offset = 0});
+    p.ops.push_back(BadFree{.kind = BadKind::double_reclaimed, .proc = 0, .pick = 1, .offset = 0});
+    p.ops.push_back(BeginCycle{});
+    p.ops.push_back(BadFree{.kind = BadKind::span_tail, .proc = 0, .pick = 2, .offset = 3});
+    p.ops.push_back(Wake{1});
+    p.ops.push_back(BadAlloc{.proc = 0, .size = max_alloc_size + 1, .align = 16});
+    p.ops.push_back(BadAlloc{.proc = 1, .size = 5, .align = 3});
+    p.ops.push_back(BadAlloc{.proc = 1, .size = 5, .align = 16384});
+    out["every_kind_" + pname(f)] = p;
+  }
+  // A double free whose large span went back to the page heap (pages not reused).
+  Program large{.target = Target::bad_free, .config = config(1, FlushPolicy::lazy), .ops = {}};
+  large.ops.push_back(Alloc{.proc = 0, .size = 100000, .align = 16});
+  large.ops.push_back(Alloc{.proc = 0, .size = 64, .align = 16});
+  large.ops.push_back(Free{.proc = 0, .pick = 0});
+  large.ops.push_back(Collect{});
+  large.ops.push_back(Collect{});
+  large.ops.push_back(BadFree{.kind = BadKind::double_reclaimed, .proc = 0, .pick = 0, .offset = 0});
+  large.ops.push_back(BadFree{.kind = BadKind::interior, .proc = 0, .pick = 0, .offset = 1000});
+  out["double_free_released_large"] = large;
+}
+
+void page_heap_seeds(Seeds& out) {
+  Rng rng;
+  Program many{.target = Target::page_heap, .config = config(1, FlushPolicy::lazy), .ops = {}};
+  for (std::size_t pages : {1ul, 2ul, 3ul, 4ul, 5ul, 7ul, 8ul, 9ul, 16ul, 31ul, 64ul, 127ul, 128ul})
+    many.ops.push_back(Alloc{.proc = via_heap, .size = pages * page_size, .align = 16});
+  for (unsigned i = 0; i < 12; i += 2) many.ops.push_back(Free{via_heap, i});
+  many.ops.push_back(Collect{});
+  many.ops.push_back(Collect{});
+  many.ops.push_back(Collect{});  // idle runs go back to the OS after release_after_cycles
+  for (int i = 0; i < 20; ++i)
+    many.ops.push_back(Alloc{.proc = via_heap, .size = (1 + rng.below(40)) * page_size, .align = 16});
+  many.ops.push_back(Verify{});
+  out["many_page_counts"] = many;
+
+  Program limit{.target = Target::page_heap,
+                .config = config(1, FlushPolicy::lazy, 0, false, 4), .ops = {}};
+  for (int i = 0; i < 8; ++i)
+    limit.ops.push_back(Alloc{.proc = via_heap, .size = 100 * page_size, .align = 16});
+  limit.ops.push_back(Free{via_heap, 0});
+  limit.ops.push_back(Collect{});
+  limit.ops.push_back(Alloc{.proc = via_heap, .size = 2000 * page_size, .align = 16});
+  limit.ops.push_back(Alloc{.proc = via_heap, .size = 100 * page_size, .align = 16});
+  out["memory_limit"] = limit;
+
+  Program os{.target = Target::page_heap,
+             .config = config(1, FlushPolicy::eager, 0, true), .ops = {}};
+  os.ops.push_back(Alloc{.proc = via_heap, .size = 3 * page_size, .align = 16});
+  os.ops.push_back(FailOs{.fault = OsFault::fail_commits, .n = 2});
+  os.ops.push_back(Alloc{.proc = via_heap, .size = 300 * page_size, .align = 16});
+  os.ops.push_back(Alloc{.proc = via_heap, .size = 300 * page_size, .align = 16});
+  os.ops.push_back(FailOs{.fault = OsFault::fail_reserves, .n = 1});
+  os.ops.push_back(Alloc{.proc = via_heap, .size = 5000 * page_size, .align = 16});
+  os.ops.push_back(FailOs{.fault = OsFault::cap_committed, .n = 8});
+  os.ops.push_back(Alloc{.proc = via_heap, .size = 600 * page_size, .align = 16});
+  os.ops.push_back(Free{via_heap, 0});
+  os.ops.push_back(Collect{});
+  os.ops.push_back(FailOs{.fault = OsFault::cap_committed, .n = 0});
+  os.ops.push_back(Alloc{.proc = via_heap, .size = 600 * page_size, .align = 16});
+  os.ops.push_back(FlushAll{});
+  os.ops.push_back(Verify{});
+  out["os_failures"] = os;
+}
+
+void size_classes_seeds(Seeds& out) {
+  Program p{.target = Target::size_classes, .config = {}, .ops = {}};
+  for (std::size_t s : class_sizes()) {
+    for (std::size_t a : {1ul, 16ul, 64ul, 4096ul}) {
+      p.ops.push_back(SizeQuery{.size = s, .align = a});
+      p.ops.push_back(SizeQuery{.size = s + 1, .align = a});
+    }
+  }
+  if (p.ops.size() > max_ops) p.ops.resize(max_ops);
+  out["every_class_edge"] = p;
+  Program big{.target = Target::size_classes, .config = {}, .ops = {}};
+  for (std::size_t s : {0ul, 1ul, 32767ul, 32768ul, 32769ul, 1ul << 20, 0xffffffffUL})
+    big.ops.push_back(SizeQuery{.size = s, .align = 16});
+  out["bounds"] = big;
+}
+
+// Dictionary tokens: the encoded bytes of single interesting operations (the header removed), so
+// libFuzzer/AFL++ can splice whole operations.
+std::vector<std::vector<std::uint8_t>> tokens(Target target, const Seeds& seeds) {
+  std::vector<std::vector<std::uint8_t>> out;
+  std::map<std::size_t, int> per_kind;
+  for (const auto& [name, program] : seeds) {
+    for (const Op& op : program.ops) {
+      if (per_kind[op.index()]++ >= 6) continue;
+      Program one{.target = target, .config = program.config, .ops = {op}};
+      auto bytes = encode(one);
+      if (!bytes) continue;
+      const std::size_t header = target == Target::size_classes ? 0 : 2;
+      out.emplace_back(bytes->begin() + static_cast<std::ptrdiff_t>(header), bytes->end());
+    }
+  }
+  return out;
+}
+
+std::string dict_text(Target target, const Seeds& seeds) {
+  std::string text = fmt::format(
+      "# {} dictionary: whole encoded operations, written by fuzz/tools/gen_corpus.cpp.\n",
+      to_string(target));
+  int n = 0;
+  for (const auto& tok : tokens(target, seeds)) {
+    std::string s;
+    for (auto b : tok) s += fmt::format("\\x{:02x}", b);
+    text += fmt::format("op{}=\"{}\"\n", n++, s);
+  }
+  return text;
+}
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool check = argc == 3 && std::string(argv[1]) == "--check";
+  if (!(argc == 2 || check)) {
+    fmt::print(stderr, "usage: {} [--check] FUZZ_DIR\n", argv[0]);
+    return 2;
+  }
+  const fs::path root = argv[argc - 1];
+  int bad = 0, written = 0;
+  auto emit = [&](const fs::path& path, const std::string& content) {
+    if (check) {
+      if (!fs::exists(path) || read(path) != content) {
+        fmt::print(stderr, "{} is missing or stale: run fuzz/tools/gen_corpus (docs/fuzzing.md)\n",
+                   path.string());
+        ++bad;
+      }
+      return;
+    }
+    fs::create_directories(path.parent_path());
+    std::ofstream(path, std::ios::binary) << content;
+    ++written;
+  };
+  for (Target t : all_targets) {
+    Seeds seeds;
+    switch (t) {
+      case Target::alloc_free: alloc_free_seeds(seeds); break;
+      case Target::procs_interleave: procs_interleave_seeds(seeds); break;
+      case Target::bad_free: bad_free_seeds(seeds); break;
+      case Target::page_heap: page_heap_seeds(seeds); break;
+      case Target::size_classes: size_classes_seeds(seeds); break;
+    }
+    for (const auto& [name, program] : seeds) {
+      if (program.ops.size() > max_ops) {
+        fmt::print(stderr, "{}/{}: {} ops, more than max_ops\n", to_string(t), name,
+                   program.ops.size());
+        return 1;
+      }
+      const auto bytes = encode(program);
+      if (!bytes || decode(t, *bytes) != program) {
+        fmt::print(stderr, "{}/{}: does not encode to bytes that decode back\n", to_string(t), name);
+        return 1;
+      }
+      emit(root / "corpus" / to_string(t) / ("seed-" + name),
+           std::string(bytes->begin(), bytes->end()));
+    }
+    emit(root / "dict" / (std::string(to_string(t)) + ".dict"), dict_text(t, seeds));
+  }
+  if (check) {
+    if (bad != 0) return 1;
+    fmt::print("corpus and dictionaries are up to date\n");
+  } else {
+    fmt::print("wrote {} files under {}\n", written, root.string());
+  }
+  return 0;
+}
