@@ -105,7 +105,8 @@ struct Options {
   // `base` overridden by SPANHEAP_PROCS, SPANHEAP_SWEEPERS, SPANHEAP_FLUSH (lazy|eager),
   // SPANHEAP_GC_PERCENT, SPANHEAP_MEMORY_LIMIT, SPANHEAP_CHECKS (release|debug|expensive),
   // SPANHEAP_POISON, SPANHEAP_CLOBBER, SPANHEAP_COLLECT_EVERY, SPANHEAP_VERIFY, SPANHEAP_TRACE.
-  static Options from_env(Options base = {});
+  static Options from_env(Options base);
+  static Options from_env();  // from_env(Options{})
 };
 
 inline constexpr std::size_t page_size = 8192;

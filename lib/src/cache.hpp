@@ -1,0 +1,46 @@
+// cache: a P's span cache (Go's mcache): the allocation fast path, refill from central, release_all
+// (flush) and prepare_for_sweep (the lazy flush a P does at acquire when its flush_gen is stale).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "types.hpp"
+
+namespace spanheap::detail {
+
+class HeapState;
+
+enum class FlushKind : std::uint8_t { lazy, barrier, eager, forced };
+
+void cache_init(HeapState& heap, Cache& cache, std::uint32_t sg) noexcept;
+
+// Allocates one object of class `c` from the cache's span; nullptr when the span is full (the
+// caller goes to cache_alloc_slow). Go's nextFreeFast. Requires: owner P, flushed cache.
+inline void* cache_alloc_fast(Cache& cache, unsigned c) noexcept {
+  Span* s = cache.alloc[c];
+  const std::uint64_t bits = s->alloc_cache;
+  if (bits == 0) return nullptr;
+  const auto k = static_cast<std::uint32_t>(__builtin_ctzll(bits));
+  const std::uint32_t fi = s->free_index.load(std::memory_order_relaxed);
+  const std::uint32_t r = fi + k;
+  // A slot whose successor starts a new 64-slot word needs a cache refill: slow path.
+  if (r >= s->nelems || ((r + 1) % 64 == 0 && r + 1 != s->nelems)) return nullptr;
+  s->alloc_cache = (bits >> k) >> 1;
+  s->free_index.store(r + 1, std::memory_order_release);
+  s->alloc_count++;
+  return reinterpret_cast<void*>(s->start + r * s->elem_size);
+}
+
+// The slow path: next free slot in the current span, else refill (uncache the full span, take one
+// from central). nullptr only when memory is exhausted. Requires: owner P, flushed cache.
+void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c);
+
+// Returns every cached span to central (Go's releaseAll): stale ones are swept by this P now.
+// Sets flush_gen = sg (release) and counts the flush. Requires: holds P (or world stopped).
+void cache_flush(HeapState& heap, ProcState& p, FlushKind kind);
+
+// Go's prepareForSweep: flush if flush_gen == sg-2 (checks flush_gen ∈ {sg, sg-2}).
+bool cache_is_stale(const HeapState& heap, const Cache& cache) noexcept;
+
+}  // namespace spanheap::detail

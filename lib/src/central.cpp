@@ -1,0 +1,104 @@
+// central: see central.hpp.
+#include "central.hpp"
+
+#include "heap_state.hpp"
+#include "page_heap.hpp"
+#include "report.hpp"
+#include "size_classes.hpp"
+#include "span.hpp"
+#include "sweeper.hpp"
+
+namespace spanheap::detail {
+namespace {
+
+// How many unswept spans cache_span sweeps looking for a free slot before it grows the heap
+// instead (Go's spanBudget = 100): bounds the latency of one refill.
+constexpr int span_budget = 100;
+
+}  // namespace
+
+void central_put_swept(HeapState& heap, Central& central, Span* span) {
+  const std::uint32_t sg = heap.sg();
+  const unsigned i = swept_index(sg);
+  list_push_back(span->alloc_count < span->nelems ? central.partial[i] : central.full[i], span);
+  span->sweepgen.store(sg, std::memory_order_release);  // T4 / T6: published after the list move
+}
+
+SweepOwner central_take_unswept(HeapState& heap, Central& central, bool partial) {
+  const unsigned u = unswept_index(heap.sg());
+  SpanList& list = partial ? central.partial[u] : central.full[u];
+  // Every listed span is at sg-2: an owner always takes its span off the list under this lock.
+  for (Span* s = list.first; s != nullptr; s = s->next) {
+    if (SweepOwner owner = try_acquire(heap, central, s)) return owner;
+  }
+  return SweepOwner{};
+}
+
+Span* cache_span(HeapState& heap, Central& central) {
+  const unsigned cls = central.span_class;
+  const SizeClass& sc = size_class(cls);
+  deduct_sweep_credit(heap, std::size_t{sc.npages} << page_shift);
+  const std::uint32_t sg = heap.sg();
+  Span* span = nullptr;
+  {
+    LockGuard g(central.mu);
+    span = list_pop_front(central.partial[swept_index(sg)]);
+  }
+  // Sweep unswept spans of this class on demand: partial ones always have a free slot after the
+  // sweep; full ones may turn out to have one.
+  for (int budget = span_budget; span == nullptr && budget > 0; budget--) {
+    SweepOwner owner;
+    {
+      LockGuard g(central.mu);
+      owner = central_take_unswept(heap, central, true);
+      if (!owner) owner = central_take_unswept(heap, central, false);
+    }
+    if (!owner) break;
+    Span* s = owner.span();
+    sweep(heap, std::move(owner), SweepKind::on_demand, /*preserve=*/true);
+    if (s->alloc_count < s->nelems) {
+      span = s;
+    } else {
+      LockGuard g(central.mu);
+      central_put_swept(heap, central, s);
+    }
+  }
+  if (span == nullptr) {
+    span = page_alloc(heap, sc.npages);
+    if (span == nullptr) return nullptr;
+    span_init_small(*span, cls);
+  }
+  // Position the allocation cache at the first free slot without ever publishing a free slot as
+  // allocated (the free_index only moves forward within a cycle; see free()).
+  const std::uint32_t fi = first_free_slot(*span, span->free_index.load(std::memory_order_relaxed));
+  SPANHEAP_CHECK(&heap, fi < span->nelems && span->alloc_count < span->nelems,
+                 "cache_span: span has no free objects (C11)");
+  span->free_index.store(fi, std::memory_order_release);
+  span->alloc_cache = ~span->alloc_bits[fi / 64].load(std::memory_order_relaxed) >> (fi % 64);
+  heap.pacer.allocated.fetch_add(std::uint64_t{span->nelems - span->alloc_count} * span->elem_size,
+                                 std::memory_order_relaxed);
+  return span;
+}
+
+void uncache_span(HeapState& heap, Central& central, Span* span) {
+  const std::uint32_t sg = heap.sg();
+  const std::uint32_t g = span->sweepgen.load(std::memory_order_relaxed);
+  SPANHEAP_CHECK(&heap, g == sg + 1 || g == sg + 3, "uncache_span of a span that is not cached");
+  SPANHEAP_DCHECK(&heap, span->alloc_count > 0, "uncaching span with alloc_count == 0 (C12)");
+  span->cache_owner.store(-1, std::memory_order_relaxed);
+  if (g == sg + 1) {
+    // Stale (T3): the cache's owner is the only one who may touch it; it enters sg-1 by a plain
+    // store, not a CAS, and is swept right here, which puts it on the right list or frees it.
+    span->sweepgen.store(sg - 1, std::memory_order_release);
+    sweep(heap, SweepOwner(span), SweepKind::by_flush, /*preserve=*/false, /*stale=*/true);
+    return;
+  }
+  LockGuard g2(central.mu);
+  central_put_swept(heap, central, span);  // T6
+}
+
+std::size_t central_count(Central& central, unsigned index) NO_THREAD_SAFETY_ANALYSIS {
+  return central.partial[index].count + central.full[index].count;
+}
+
+}  // namespace spanheap::detail

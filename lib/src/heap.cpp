@@ -1,0 +1,361 @@
+// heap: see heap.hpp. Also the public facade (spanheap::Heap, spanheap::Proc).
+#include "heap.hpp"
+
+#include <cstring>
+#include <thread>
+
+#include "cache.hpp"
+#include "central.hpp"
+#include "page_heap.hpp"
+#include "page_map.hpp"
+#include "poison.hpp"
+#include "proc.hpp"
+#include "report.hpp"
+#include "size_classes.hpp"
+#include "span.hpp"
+#include "stats.hpp"
+#include "sweeper.hpp"
+#include "validate.hpp"
+#include "world.hpp"
+
+namespace spanheap::detail {
+namespace {
+
+std::atomic<std::uint64_t> next_heap_uid{1};
+
+// Sweeper slots: one per background sweeper plus one for sweep_one() / proportional steps
+// driven from outside a P.
+unsigned sweep_slots(const Options& o) { return (o.sweepers == 0 ? 1 : o.sweepers) + 1; }
+
+unsigned resolve_procs(const Options& o) {
+  unsigned n = o.procs;
+  if (n == 0) n = std::thread::hardware_concurrency();
+  if (n == 0) n = 1;
+  return n > max_procs ? max_procs : n;
+}
+
+constexpr unsigned char clobber_byte = 0xDF;
+
+}  // namespace
+
+HeapState::HeapState(const Options& o)
+    : options(o),
+      os(o.os != nullptr ? o.os : &system_memory()),
+      uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
+      nprocs(resolve_procs(o)),
+      nslots(resolve_procs(o) + sweep_slots(o)),
+      checks(o.checks),
+      trace(o.trace || Options::from_env(Options{}).trace) {
+  if (options.arena_bytes < granule_size) options.arena_bytes = granule_size;
+  procs = std::make_unique<ProcState[]>(nslots);
+  for (unsigned i = 0; i < nslots; i++) {
+    procs[i].index = i;
+    procs[i].has_cache = i < nprocs;
+    cache_init(*this, procs[i].cache, 0);
+  }
+  for (unsigned c = 0; c < max_size_classes; c++) central[c].span_class = static_cast<std::uint8_t>(c);
+  if (options.gc_percent != 0) pacer.trigger.store(std::uint64_t{4} << 20, std::memory_order_relaxed);
+  if (o.procs > max_procs) {
+    report(this, ErrorKind::misuse, nullptr, "Options::procs {} exceeds the limit {}; using {}",
+           o.procs, max_procs, max_procs);
+  }
+  start_background_sweepers(*this);
+}
+
+HeapState::~HeapState() {
+  stop_background_sweepers(*this);
+  unsigned busy = 0;
+  for (unsigned i = 0; i < nslots; i++)
+    if (procs[i].status.load(std::memory_order_acquire) == ProcStatus::running) busy++;
+  if (busy != 0) {
+    report(this, ErrorKind::misuse, nullptr,
+           "heap destroyed while {} P(s) are inside heap calls; waiting for them to leave", busy);
+  }
+  {
+    LockGuard g(world.cycle_mu);
+    WorldStopped stopped = stop_the_world(*this);
+    (void)stopped;  // never restarted: the heap is going away
+  }
+  page_heap_destroy(*this);
+}
+
+namespace {
+
+void note_slow_allocation(HeapState& heap) {
+  const std::uint64_t trigger = heap.pacer.trigger.load(std::memory_order_relaxed);
+  if (trigger != 0 && heap.pacer.allocated.load(std::memory_order_relaxed) >= trigger)
+    heap.pacer.requested.store(true, std::memory_order_relaxed);
+}
+
+void* alloc_large(HeapState& heap, std::size_t size, std::size_t& elem) {
+  std::size_t npages = (size + page_size - 1) >> page_shift;
+  if (npages == 0) npages = 1;
+  const std::size_t bytes = npages << page_shift;
+  deduct_sweep_credit(heap, bytes);
+  Span* s = page_alloc(heap, npages);
+  if (s == nullptr) return nullptr;
+  span_init_large(*s);
+  elem = s->elem_size;
+  unpoison_memory(heap, reinterpret_cast<void*>(s->start), s->elem_size);
+  heap.pacer.allocated.fetch_add(bytes, std::memory_order_relaxed);
+  Central& central = heap.central[0];
+  {
+    LockGuard g(central.mu);
+    central_put_swept(heap, central, s);  // large spans live on central[0]'s full lists
+  }
+  note_slow_allocation(heap);
+  return reinterpret_cast<void*>(s->start);
+}
+
+// Debug hooks at allocation: the write-after-free check and ASan unpoisoning.
+void on_allocate_debug(HeapState& heap, Span* s, void* obj) {
+  const auto i = slot_of(*s, reinterpret_cast<std::uintptr_t>(obj));
+  unpoison_memory(heap, obj, s->elem_size);
+  if (heap.options.debug.clobber_freed && !s->is_large() && slot_reclaimed(*s, i)) {
+    const auto* bytes = static_cast<const unsigned char*>(obj);
+    for (std::size_t k = 0; k < s->elem_size; k++) {
+      if (bytes[k] != clobber_byte) {
+        report(&heap, ErrorKind::corruption, obj,
+               "write after free: byte {} of a reclaimed {}-byte object was modified (ptr={}, "
+               "span={:#x}, class={})",
+               k, s->elem_size, obj, s->start, s->cls());
+        break;
+      }
+    }
+  }
+}
+
+enum class FreeVerdict : std::uint8_t { ok, error };
+
+struct FreeResult {
+  FreeVerdict verdict = FreeVerdict::ok;
+  ErrorKind kind = ErrorKind::invalid_free;
+  const char* cause = "";
+  std::uintptr_t span = 0;
+  unsigned cls = 0;
+  std::size_t offset = 0;
+  std::size_t size = 0;
+};
+
+FreeResult error(ErrorKind kind, const char* cause, const Span* s = nullptr, std::size_t offset = 0) {
+  FreeResult r;
+  r.verdict = FreeVerdict::error;
+  r.kind = kind;
+  r.cause = cause;
+  if (s != nullptr) {
+    r.span = s->start;
+    r.cls = s->cls();
+    r.size = s->elem_size;
+  }
+  r.offset = offset;
+  return r;
+}
+
+// The body of free(), with a P held. Makes the span swept for this cycle first, so the object
+// state it reads and writes cannot race with a sweep (Go's ensureSwept).
+FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr) {
+  const std::size_t page = (addr - arena.base) >> page_shift;
+  for (;;) {
+    Span* s = arena.spans[page].load(std::memory_order_acquire);
+    if (s == nullptr || s->state.load(std::memory_order_acquire) != SpanState::in_use) {
+      if (arena.history[page].load(std::memory_order_relaxed) == PageHistory::freed) {
+        return error(ErrorKind::double_free,
+                     "object already freed: its span was reclaimed and its pages are free");
+      }
+      return error(ErrorKind::invalid_free, "pointer into free pages that never held an object");
+    }
+    if (!ensure_swept(heap, s)) continue;
+    // Swept for this cycle, and we hold a P: nothing can sweep or free this span until we
+    // release it. Confirm the page still maps to it (the struct may have been recycled).
+    if (arena.spans[page].load(std::memory_order_acquire) != s ||
+        s->state.load(std::memory_order_acquire) != SpanState::in_use)
+      continue;
+    if (addr >= s->limit()) {
+      return error(ErrorKind::invalid_free, "pointer into the tail of a span, past its last object",
+                   s, addr - s->start);
+    }
+    const std::uint32_t i = slot_of(*s, addr);
+    const std::uintptr_t base = s->start + i * s->elem_size;
+    if (!slot_allocated(*s, i)) {
+      if (addr == base && slot_reclaimed(*s, i)) {
+        return error(ErrorKind::double_free,
+                     "object already freed and reclaimed by an earlier cycle's sweep", s, 0);
+      }
+      return error(ErrorKind::invalid_free,
+                   addr == base ? "free slot that holds no object" : "pointer into a free slot", s,
+                   addr - base);
+    }
+    if (addr != base) {
+      return error(ErrorKind::interior_free, "pointer into the middle of a live object", s,
+                   addr - base);
+    }
+    const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+    const std::uint64_t old = s->free_bits[i / 64].fetch_or(bit, std::memory_order_acq_rel);
+    if ((old & bit) != 0) {
+      return error(ErrorKind::double_free, "object already freed in this cycle (pending sweep)", s,
+                   0);
+    }
+    bump(p.cache.frees, 1);
+    bump(p.cache.free_bytes, s->elem_size);
+    poison_memory(heap, reinterpret_cast<void*>(base), s->elem_size);
+    return FreeResult{};
+  }
+}
+
+}  // namespace
+
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align) {
+  if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > page_size)) {
+    report(&heap, ErrorKind::bad_alignment, nullptr,
+           "alignment {} is not a power of two between 1 and {} (size={})", align, page_size, size);
+    return nullptr;
+  }
+  if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
+    report(&heap, ErrorKind::size_overflow, nullptr,
+           "size {} exceeds the largest object spanheap allocates ({} bytes)", size, max_alloc_size);
+    return nullptr;
+  }
+  const unsigned c = size_to_class(size, align);
+  ProcState& p = proc < 0 ? acquire_any_proc(heap) : acquire_proc(heap, static_cast<unsigned>(proc));
+  void* obj = nullptr;
+  std::size_t elem = 0;
+  Span* span = nullptr;
+  if (SPANHEAP_LIKELY(c != 0)) {
+    obj = cache_alloc_fast(p.cache, c);
+    if (obj == nullptr) {
+      obj = cache_alloc_slow(heap, p, c);
+      note_slow_allocation(heap);
+    }
+    span = p.cache.alloc[c];
+    elem = span->elem_size;
+  } else {
+    obj = alloc_large(heap, size, elem);
+    if (obj != nullptr) span = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
+  }
+  if (SPANHEAP_LIKELY(obj != nullptr)) {
+    bump(p.cache.allocs, 1);
+    bump(p.cache.alloc_bytes, elem);
+    if (SPANHEAP_UNLIKELY(heap.options.debug.clobber_freed || heap.options.debug.poison_freed))
+      on_allocate_debug(heap, span, obj);
+    if (SPANHEAP_UNLIKELY(heap.options.debug.collect_every != 0)) {
+      p.cache.collect_every_bytes += elem;
+      if (p.cache.collect_every_bytes >= heap.options.debug.collect_every) {
+        p.cache.collect_every_bytes = 0;
+        heap.pacer.requested.store(true, std::memory_order_relaxed);
+      }
+    }
+  }
+  release_proc(p);
+  if (SPANHEAP_UNLIKELY(obj == nullptr)) {
+    report(&heap, ErrorKind::out_of_memory, nullptr,
+           "cannot allocate {} bytes (align {}): {}", size, align,
+           heap.options.memory_limit != 0 ? "the memory limit or the OS refused more memory"
+                                          : "the OS refused more memory");
+    return nullptr;
+  }
+  if (SPANHEAP_UNLIKELY(heap.pacer.requested.load(std::memory_order_relaxed))) maybe_collect(heap);
+  return obj;
+}
+
+void heap_free(HeapState& heap, int proc, void* ptr) {
+  if (ptr == nullptr) return;
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  Arena* arena = registry_lookup(addr);
+  if (arena == nullptr) {
+    report(&heap, ErrorKind::foreign_free, ptr,
+           "pointer is not in memory of any spanheap heap (ptr={})", ptr);
+    return;
+  }
+  if (arena->owner != &heap) {
+    report(&heap, ErrorKind::misuse, ptr,
+           "pointer belongs to another spanheap heap: free through the wrong heap (ptr={})", ptr);
+    return;
+  }
+  ProcState& p = proc < 0 ? acquire_any_proc(heap) : acquire_proc(heap, static_cast<unsigned>(proc));
+  const FreeResult r = free_with_proc(heap, p, *arena, addr);
+  release_proc(p);
+  if (r.verdict == FreeVerdict::error) {
+    if (r.span != 0) {
+      report(&heap, r.kind, ptr, "{} (ptr={}, offset={}, span={:#x}, class={}, size={})", r.cause,
+             ptr, r.offset, r.span, r.cls, r.size);
+    } else {
+      report(&heap, r.kind, ptr, "{} (ptr={})", r.cause, ptr);
+    }
+  }
+}
+
+}  // namespace spanheap::detail
+
+namespace spanheap {
+
+using detail::HeapState;
+
+Heap::Heap() : Heap(Options::from_env()) {}
+Heap::Heap(Options options) : state_(std::make_unique<HeapState>(options)) {}
+Heap::~Heap() = default;
+
+void* Heap::allocate(std::size_t size, std::size_t align) {
+  return detail::heap_allocate(*state_, -1, size, align);
+}
+
+void Heap::free(void* p) { detail::heap_free(*state_, -1, p); }
+
+std::size_t Heap::usable_size(const void* p) const {
+  const PointerInfo info = detail::find_object(*state_, p);
+  if (info.kind == PointerKind::object_start && !info.pending_free) return info.size;
+  detail::report(state_.get(), ErrorKind::misuse, p,
+                 "usable_size of a pointer that is not a live object's start (ptr={}, {})", p,
+                 info.kind == PointerKind::object_start ? "freed, pending sweep"
+                 : info.kind == PointerKind::interior   ? "interior pointer"
+                 : info.kind == PointerKind::free_slot  ? "free slot"
+                 : info.kind == PointerKind::foreign    ? "foreign pointer"
+                 : info.kind == PointerKind::other_heap ? "another heap's pointer"
+                                                        : "free memory");
+  return 0;
+}
+
+bool Heap::owns(const void* p) const noexcept {
+  const detail::Arena* a = detail::registry_lookup(reinterpret_cast<std::uintptr_t>(p));
+  return a != nullptr && a->owner == state_.get();
+}
+
+PointerInfo Heap::find_object(const void* p) const noexcept { return detail::find_object(*state_, p); }
+
+void Heap::collect() { detail::collect(*state_); }
+
+bool Heap::sweep_one() {
+  detail::ProcState& slot = detail::acquire_sweep_slot(*state_);
+  const bool swept = detail::sweep_one(*state_, detail::SweepKind::on_demand);
+  detail::release_proc(slot);
+  return swept;
+}
+
+Stats Heap::stats() const { return detail::collect_stats(*state_); }
+
+VerifyResult Heap::verify() { return detail::verify_heap(*state_); }
+
+Proc Heap::proc(unsigned i) {
+  if (i >= state_->nprocs) {
+    detail::report(state_.get(), ErrorKind::misuse, nullptr,
+                   "Heap::proc({}): the heap has only {} P(s); using P 0", i, state_->nprocs);
+    i = 0;
+  }
+  return Proc(state_.get(), i);
+}
+
+unsigned Heap::procs() const noexcept { return state_->nprocs; }
+
+const Options& Heap::options() const noexcept { return state_->options; }
+
+void* Proc::allocate(std::size_t size, std::size_t align) {
+  return detail::heap_allocate(*heap_, static_cast<int>(index_), size, align);
+}
+
+void Proc::free(void* p) { detail::heap_free(*heap_, static_cast<int>(index_), p); }
+
+void Proc::wake() {
+  detail::ProcState& p = detail::acquire_proc(*heap_, index_);
+  detail::release_proc(p);
+}
+
+}  // namespace spanheap

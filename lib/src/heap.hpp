@@ -1,0 +1,16 @@
+// heap: the allocation and free paths behind the public facade (Go's malloc.go / mallocgc and
+// the free side that explicit freeing adds): P acquisition, size classes, the cache fast path,
+// large objects, the classification of bad frees, debug hooks, pacing.
+#pragma once
+
+#include <cstddef>
+
+#include "heap_state.hpp"
+
+namespace spanheap::detail {
+
+// `proc` < 0: any P (the calling thread's affinity); otherwise exactly that P.
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align);
+void heap_free(HeapState& heap, int proc, void* ptr);
+
+}  // namespace spanheap::detail

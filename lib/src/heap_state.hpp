@@ -1,0 +1,58 @@
+// heap_state: the aggregate of one heap's layers (Go's mheap_ plus allp and the GC state). Each
+// layer's functions take the HeapState and touch their own part, the sweepgen and the counters.
+#pragma once
+
+#include <spanheap/spanheap.hpp>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "page_heap.hpp"
+#include "types.hpp"
+#include "world.hpp"
+
+namespace spanheap::detail {
+
+struct Pacer {
+  std::atomic<std::uint64_t> allocated{0};   // bytes handed out since the last bump (refills
+                                             // count a span's free bytes, like Go's heap_live)
+  std::atomic<std::uint64_t> trigger{0};     // start a cycle when allocated reaches it (0 = off)
+  std::atomic<bool> requested{false};
+  std::atomic<std::uint64_t> live_at_bump{0};
+};
+
+class HeapState {
+ public:
+  explicit HeapState(const Options& options);
+  ~HeapState();
+  HeapState(const HeapState&) = delete;
+  HeapState& operator=(const HeapState&) = delete;
+
+  bool debug_checks() const noexcept { return checks != CheckLevel::release; }
+  bool expensive_checks() const noexcept { return checks == CheckLevel::expensive; }
+  std::uint32_t sg() const noexcept { return sweepgen.load(std::memory_order_acquire); }
+  ProcState& proc(unsigned i) noexcept { return procs[i]; }
+  ProcState& sweep_slot(unsigned i) noexcept { return procs[nprocs + i]; }
+
+  Options options;
+  OsMemory* os;
+  std::uint64_t uid;                 // unique per heap in the process (never reused)
+  unsigned nprocs;                   // Ps
+  unsigned nslots;                   // Ps + sweeper slots
+  CheckLevel checks;
+  bool trace;
+
+  std::atomic<std::uint32_t> sweepgen{0};  // world: written only while stopped
+  PageHeap pages;
+  Central central[max_size_classes];
+  std::unique_ptr<ProcState[]> procs;
+  World world;
+  SweepState sweep;
+  Pacer pacer;
+  HeapCounters counters;
+  std::vector<std::thread> sweeper_threads;
+};
+
+}  // namespace spanheap::detail

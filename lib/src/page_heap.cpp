@@ -1,0 +1,362 @@
+// page_heap: see page_heap.hpp.
+#include "page_heap.hpp"
+
+#include <new>
+
+#include "heap_state.hpp"
+#include "page_map.hpp"
+#include "poison.hpp"
+#include "report.hpp"
+#include "sweeper.hpp"
+
+namespace spanheap::detail {
+
+// ---- SpanList -------------------------------------------------------------------------------
+
+void list_push_back(SpanList& list, Span* span) noexcept {
+  span->prev = list.last;
+  span->next = nullptr;
+  if (list.last != nullptr) {
+    list.last->next = span;
+  } else {
+    list.first = span;
+  }
+  list.last = span;
+  span->list.store(&list, std::memory_order_relaxed);
+  list.count++;
+  list.pages += span->npages;
+}
+
+void list_remove(SpanList& list, Span* span) noexcept {
+  if (span->prev != nullptr) {
+    span->prev->next = span->next;
+  } else {
+    list.first = span->next;
+  }
+  if (span->next != nullptr) {
+    span->next->prev = span->prev;
+  } else {
+    list.last = span->prev;
+  }
+  span->next = span->prev = nullptr;
+  span->list.store(nullptr, std::memory_order_relaxed);
+  list.count--;
+  list.pages -= span->npages;
+}
+
+Span* list_pop_front(SpanList& list) noexcept {
+  Span* s = list.first;
+  if (s != nullptr) list_remove(list, s);
+  return s;
+}
+
+namespace {
+
+// Metadata reservations are made in chunks of this size (a few hundred Span structs).
+constexpr std::size_t span_chunk_bytes = 64 * 1024;
+// Growth commits at least this many pages at a time (512 KiB), so small spans do not cost one
+// mprotect each; a tunable between syscall count and committed-but-unused memory.
+constexpr std::size_t min_commit_pages = 64;
+
+std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
+
+Span* new_span_struct(HeapState& heap) REQUIRES(heap.pages.mu) {
+  PageHeap& ph = heap.pages;
+  if (ph.span_pool != nullptr) {
+    Span* s = ph.span_pool;
+    ph.span_pool = s->next;
+    s->next = nullptr;
+    return s;
+  }
+  if (ph.chunk_cursor == nullptr || ph.chunk_end - ph.chunk_cursor < std::ptrdiff_t(sizeof(Span))) {
+    void* mem = heap.os->reserve(span_chunk_bytes, page_size);
+    if (mem == nullptr) return nullptr;
+    if (!heap.os->commit(mem, span_chunk_bytes)) {
+      heap.os->unreserve(mem, span_chunk_bytes);
+      return nullptr;
+    }
+    auto* chunk = static_cast<PageHeap::Chunk*>(mem);
+    chunk->base = mem;
+    chunk->size = span_chunk_bytes;
+    chunk->next = ph.chunks;
+    ph.chunks = chunk;
+    ph.reserved_bytes.fetch_add(span_chunk_bytes, std::memory_order_relaxed);
+    const std::size_t header = round_up(sizeof(PageHeap::Chunk), alignof(Span));
+    ph.chunk_cursor = static_cast<std::byte*>(mem) + header;
+    ph.chunk_end = static_cast<std::byte*>(mem) + span_chunk_bytes;
+  }
+  Span* s = new (ph.chunk_cursor) Span();
+  ph.chunk_cursor += round_up(sizeof(Span), alignof(Span));
+  return s;
+}
+
+// Returns a Span struct to the pool. Its sweepgen is deliberately kept (INV-S6): a sweeper or freer
+// that still holds the pointer can never win a CAS against a recycled struct.
+void recycle_span_struct(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
+  s->state.store(SpanState::dead, std::memory_order_release);
+  s->list.store(nullptr, std::memory_order_relaxed);
+  s->prev = nullptr;
+  s->next = heap.pages.span_pool;
+  heap.pages.span_pool = s;
+}
+
+SpanList& free_list_for(PageHeap& ph, std::size_t npages) REQUIRES(ph.mu) {
+  return npages < free_list_exact ? ph.free_runs[npages] : ph.free_long;
+}
+
+void insert_free(PageHeap& ph, Span* s) REQUIRES(ph.mu) {
+  list_push_back(free_list_for(ph, s->npages), s);
+}
+
+void remove_free([[maybe_unused]] PageHeap& ph, Span* s) REQUIRES(ph.mu) {
+  list_remove(*s->list.load(std::memory_order_relaxed), s);
+}
+
+// First fit over the exact lists, then best fit over the long list.
+Span* find_free(PageHeap& ph, std::size_t npages) REQUIRES(ph.mu) {
+  for (std::size_t n = npages; n < free_list_exact; n++) {
+    if (ph.free_runs[n].first != nullptr) return ph.free_runs[n].first;
+  }
+  Span* best = nullptr;
+  for (Span* s = ph.free_long.first; s != nullptr; s = s->next) {
+    if (s->npages >= npages && (best == nullptr || s->npages < best->npages)) best = s;
+  }
+  return best;
+}
+
+void set_history(Arena& arena, std::uintptr_t start, std::size_t npages, PageHistory h) {
+  const std::size_t first = (start - arena.base) >> page_shift;
+  for (std::size_t i = 0; i < npages; i++) arena.history[first + i].store(h, std::memory_order_relaxed);
+}
+
+// Adds a free run to the free lists, merging it with free neighbours in the same arena.
+void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
+  PageHeap& ph = heap.pages;
+  Arena& arena = *s->arena;
+  const std::size_t first = (s->start - arena.base) >> page_shift;
+  if (first > 0) {
+    Span* left = arena.spans[first - 1].load(std::memory_order_relaxed);
+    if (left != nullptr && left->state.load(std::memory_order_relaxed) == SpanState::free) {
+      remove_free(ph, left);
+      if (left->released) ph.released_bytes.fetch_sub(left->bytes(), std::memory_order_relaxed);
+      s->start = left->start;
+      s->npages += left->npages;
+      s->need_zero = s->need_zero || left->need_zero;
+      s->released = false;
+      recycle_span_struct(heap, left);
+    }
+  }
+  const std::size_t end = ((s->start - arena.base) >> page_shift) + s->npages;
+  if (end < arena.committed_pages) {
+    Span* right = arena.spans[end].load(std::memory_order_relaxed);
+    if (right != nullptr && right->state.load(std::memory_order_relaxed) == SpanState::free) {
+      remove_free(ph, right);
+      if (right->released) ph.released_bytes.fetch_sub(right->bytes(), std::memory_order_relaxed);
+      s->npages += right->npages;
+      s->need_zero = true;
+      recycle_span_struct(heap, right);
+    }
+  }
+  // A merged run counts as resident (released_bytes dropped its released parts above): the
+  // scavenger releases it again once it has been idle long enough.
+  page_map_set(arena, s->start, s->npages, s);
+  insert_free(ph, s);
+}
+
+Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu) {
+  PageHeap& ph = heap.pages;
+  std::size_t bytes = heap.options.arena_bytes;
+  if (bytes < granule_size) bytes = granule_size;
+  bytes = round_up(bytes, granule_size);
+  const std::size_t need = round_up(min_pages << page_shift, granule_size);
+  if (need > bytes) bytes = need;
+  const std::size_t npages = bytes >> page_shift;
+  const std::size_t meta_bytes =
+      round_up(sizeof(Arena) + npages * (sizeof(std::atomic<Span*>) + sizeof(PageHistory)), page_size);
+  void* base = heap.os->reserve(bytes, granule_size);
+  if (base == nullptr) return nullptr;
+  void* meta = heap.os->reserve(meta_bytes, page_size);
+  if (meta == nullptr || !heap.os->commit(meta, meta_bytes)) {
+    if (meta != nullptr) heap.os->unreserve(meta, meta_bytes);
+    heap.os->unreserve(base, bytes);
+    return nullptr;
+  }
+  auto* arena = new (meta) Arena();
+  arena->base = reinterpret_cast<std::uintptr_t>(base);
+  arena->npages = npages;
+  arena->owner = &heap;
+  arena->meta = meta;
+  arena->meta_bytes = meta_bytes;
+  auto* table = reinterpret_cast<std::byte*>(meta) + round_up(sizeof(Arena), alignof(std::atomic<Span*>));
+  arena->spans = new (table) std::atomic<Span*>[npages]();
+  arena->history = new (table + npages * sizeof(std::atomic<Span*>)) std::atomic<PageHistory>[npages]();
+  arena->next = ph.arenas;
+  ph.arenas = arena;
+  ph.reserved_bytes.fetch_add(bytes + meta_bytes, std::memory_order_relaxed);
+  poison_memory(heap, base, bytes);
+  registry_insert(arena);
+  return arena;
+}
+
+// Commits at least `npages` more pages as one free run. False when the memory limit or the OS
+// refuses.
+bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
+  PageHeap& ph = heap.pages;
+  Arena* arena = ph.current;
+  if (arena == nullptr || arena->npages - arena->committed_pages < npages) {
+    arena = new_arena(heap, npages);
+    if (arena == nullptr) return false;
+    ph.current = arena;
+  }
+  std::size_t commit_pages = npages < min_commit_pages ? min_commit_pages : npages;
+  const std::size_t room = arena->npages - arena->committed_pages;
+  if (commit_pages > room) commit_pages = room;
+  const std::size_t limit = heap.options.memory_limit;
+  const std::size_t committed = ph.committed_bytes.load(std::memory_order_relaxed);
+  if (limit != 0 && committed + (commit_pages << page_shift) > limit) {
+    commit_pages = npages;  // try the bare minimum before giving up
+    if (committed + (commit_pages << page_shift) > limit) return false;
+  }
+  const std::uintptr_t start = arena->base + (arena->committed_pages << page_shift);
+  if (!heap.os->commit(reinterpret_cast<void*>(start), commit_pages << page_shift)) return false;
+  Span* s = new_span_struct(heap);
+  if (s == nullptr) return false;
+  arena->committed_pages += commit_pages;
+  ph.committed_bytes.fetch_add(commit_pages << page_shift, std::memory_order_relaxed);
+  ph.free_pages.fetch_add(commit_pages, std::memory_order_relaxed);
+  s->start = start;
+  s->npages = commit_pages;
+  s->arena = arena;
+  s->need_zero = false;
+  s->released = false;
+  s->free_since = heap.counters.cycles.load(std::memory_order_relaxed);
+  s->sweepgen.store(heap.sg(), std::memory_order_relaxed);
+  s->state.store(SpanState::free, std::memory_order_release);
+  coalesce_and_insert(heap, s);
+  return true;
+}
+
+// Takes `npages` from the front of free run `s` and returns the in-use span.
+Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu) {
+  PageHeap& ph = heap.pages;
+  remove_free(ph, s);
+  if (s->npages > npages) {
+    Span* rest = new_span_struct(heap);
+    if (rest == nullptr) {
+      insert_free(ph, s);
+      return nullptr;
+    }
+    rest->start = s->start + (npages << page_shift);
+    rest->npages = s->npages - npages;
+    rest->arena = s->arena;
+    rest->need_zero = s->need_zero;
+    rest->released = s->released;
+    rest->free_since = s->free_since;
+    rest->sweepgen.store(heap.sg(), std::memory_order_relaxed);
+    rest->state.store(SpanState::free, std::memory_order_release);
+    page_map_set(*rest->arena, rest->start, rest->npages, rest);
+    insert_free(ph, rest);
+    s->npages = npages;
+  }
+  if (s->released) {
+    ph.released_bytes.fetch_sub(s->bytes(), std::memory_order_relaxed);
+    s->released = false;
+  }
+  ph.free_pages.fetch_sub(npages, std::memory_order_relaxed);
+  ph.in_use_pages.fetch_add(npages, std::memory_order_relaxed);
+  set_history(*s->arena, s->start, npages, PageHistory::in_use);
+  // Reset allocation state; sweepgen becomes sg (T1) before the span is published anywhere.
+  s->alloc_cache = 0;
+  s->free_index.store(0, std::memory_order_relaxed);
+  s->nelems = 0;
+  s->alloc_count = 0;
+  s->elem_size = 0;
+  s->list.store(nullptr, std::memory_order_relaxed);
+  s->next = s->prev = nullptr;
+  s->cache_owner.store(-1, std::memory_order_relaxed);
+  // T1: a new span starts at sg. Its state stays dead until span_init_* publishes it in_use.
+  s->sweepgen.store(heap.sg(), std::memory_order_release);
+  s->state.store(SpanState::dead, std::memory_order_release);
+  page_map_set(*s->arena, s->start, npages, s);
+  return s;
+}
+
+}  // namespace
+
+Span* page_alloc(HeapState& heap, std::size_t npages) {
+  PageHeap& ph = heap.pages;
+  {
+    LockGuard g(ph.mu);
+    if (Span* s = find_free(ph, npages)) return carve(heap, s, npages);
+  }
+  // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim).
+  while (sweep_one(heap, SweepKind::on_demand)) {
+    LockGuard g(ph.mu);
+    if (Span* s = find_free(ph, npages)) return carve(heap, s, npages);
+  }
+  LockGuard g(ph.mu);
+  if (Span* s = find_free(ph, npages)) return carve(heap, s, npages);
+  if (!grow(heap, npages)) return nullptr;
+  Span* s = find_free(ph, npages);
+  return s != nullptr ? carve(heap, s, npages) : nullptr;
+}
+
+void page_free(HeapState& heap, Span* s) {
+  const std::uint32_t sg = heap.sg();
+  SPANHEAP_CHECK(&heap, s->state.load(std::memory_order_relaxed) == SpanState::in_use,
+                 "page_free of a span that is not in use (C23)");
+  SPANHEAP_CHECK(&heap, s->alloc_count == 0, "page_free of a span with live objects (C23)");
+  SPANHEAP_CHECK(&heap, s->sweepgen.load(std::memory_order_relaxed) == sg,
+                 "page_free of a span not swept this cycle (C23)");
+  SPANHEAP_DCHECK(&heap, s->list.load(std::memory_order_relaxed) == nullptr,
+                  "page_free of a span still in a list");
+  poison_memory(heap, reinterpret_cast<void*>(s->start), s->bytes());
+  PageHeap& ph = heap.pages;
+  LockGuard g(ph.mu);
+  ph.in_use_pages.fetch_sub(s->npages, std::memory_order_relaxed);
+  ph.free_pages.fetch_add(s->npages, std::memory_order_relaxed);
+  set_history(*s->arena, s->start, s->npages, PageHistory::freed);
+  s->state.store(SpanState::free, std::memory_order_release);
+  s->free_since = heap.counters.cycles.load(std::memory_order_relaxed);
+  s->need_zero = true;
+  s->released = false;
+  s->nelems = 0;
+  coalesce_and_insert(heap, s);
+}
+
+void page_scavenge(HeapState& heap, std::uint64_t cycle) {
+  PageHeap& ph = heap.pages;
+  LockGuard g(ph.mu);
+  auto scan = [&](SpanList& list) REQUIRES(ph.mu) {
+    for (Span* s = list.first; s != nullptr; s = s->next) {
+      if (s->released || cycle - s->free_since < heap.options.release_after_cycles) continue;
+      heap.os->release(reinterpret_cast<void*>(s->start), s->bytes());
+      s->released = true;
+      s->need_zero = false;
+      ph.released_bytes.fetch_add(s->bytes(), std::memory_order_relaxed);
+    }
+  };
+  for (SpanList& list : ph.free_runs) scan(list);
+  scan(ph.free_long);
+}
+
+void page_heap_destroy(HeapState& heap) NO_THREAD_SAFETY_ANALYSIS {
+  PageHeap& ph = heap.pages;
+  for (Arena* a = ph.arenas; a != nullptr;) {
+    Arena* next = a->next;
+    registry_remove(a);
+    unpoison_memory(heap, reinterpret_cast<void*>(a->base), a->npages << page_shift);
+    heap.os->unreserve(reinterpret_cast<void*>(a->base), a->npages << page_shift);
+    heap.os->unreserve(a->meta, a->meta_bytes);
+    a = next;
+  }
+  ph.arenas = nullptr;
+  for (PageHeap::Chunk* c = ph.chunks; c != nullptr;) {
+    PageHeap::Chunk* next = c->next;
+    heap.os->unreserve(c->base, c->size);
+    c = next;
+  }
+  ph.chunks = nullptr;
+}
+
+}  // namespace spanheap::detail

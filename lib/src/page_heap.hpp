@@ -1,0 +1,68 @@
+// page_heap: the page-run allocator over arenas (Go's mheap): first fit over size-segregated free
+// lists, splitting and full coalescing, growth by reserving arenas and committing pages, and
+// returning free runs that stayed idle for a while to the OS. Also owns the Span struct pool.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "types.hpp"
+
+namespace spanheap::detail {
+
+class HeapState;
+
+// Runs of fewer pages than this have an exact-size free list; longer ones share one list.
+inline constexpr std::size_t free_list_exact = 128;
+
+struct PageHeap {
+  RankedMutex mu{LockRank::page_heap};
+  Arena* arenas GUARDED_BY(mu) = nullptr;
+  Arena* current GUARDED_BY(mu) = nullptr;      // the arena new pages are committed from
+  SpanList free_runs[free_list_exact] GUARDED_BY(mu);  // [n] = free runs of exactly n pages
+  SpanList free_long GUARDED_BY(mu);            // free runs of ≥ free_list_exact pages
+  Span* span_pool GUARDED_BY(mu) = nullptr;     // recycled Span structs (sweepgen kept)
+  struct Chunk {
+    void* base;
+    std::size_t size;
+    Chunk* next;
+  };
+  Chunk* chunks GUARDED_BY(mu) = nullptr;       // metadata reservations (span pool)
+  std::byte* chunk_cursor GUARDED_BY(mu) = nullptr;
+  std::byte* chunk_end GUARDED_BY(mu) = nullptr;
+  // Accounting (written under mu, read racily by stats()).
+  std::atomic<std::size_t> reserved_bytes{0};   // arenas + metadata reservations
+  std::atomic<std::size_t> committed_bytes{0};  // committed arena pages, released or not
+  std::atomic<std::size_t> released_bytes{0};   // free pages currently returned to the OS
+  std::atomic<std::size_t> in_use_pages{0};     // pages in in-use spans
+  std::atomic<std::size_t> free_pages{0};       // pages in free runs
+};
+
+// Allocates a run of `npages` pages as a span (sweepgen sg, start/npages/arena/need_zero set, page
+// map entries pointing at it, state still dead: span_init_* publishes it in_use), or nullptr when
+// the OS or the memory limit says no (the caller reports). Sweeps on demand before growing.
+Span* page_alloc(HeapState& heap, std::size_t npages);
+
+// Returns an in-use span to the free runs, coalescing with its neighbours.
+// Requires: span swept this cycle (sweepgen == sg), alloc_count == 0, in no list.
+void page_free(HeapState& heap, Span* span);
+
+// Returns to the OS the free runs idle since `cycle - release_after` or earlier.
+void page_scavenge(HeapState& heap, std::uint64_t cycle);
+
+// Unreserves every arena and metadata chunk (heap destruction).
+void page_heap_destroy(HeapState& heap);
+
+// Iterates over every arena (world stopped or page heap lock held by the caller).
+template <typename F>
+void for_each_arena(PageHeap& pages, F&& f) NO_THREAD_SAFETY_ANALYSIS {
+  for (Arena* a = pages.arenas; a != nullptr; a = a->next) f(*a);
+}
+
+// SpanList helpers (the caller holds the lock that guards the list).
+void list_push_back(SpanList& list, Span* span) noexcept;
+void list_remove(SpanList& list, Span* span) noexcept;
+Span* list_pop_front(SpanList& list) noexcept;
+
+}  // namespace spanheap::detail

@@ -1,0 +1,117 @@
+// page_map: see page_map.hpp.
+#include "page_map.hpp"
+
+#include <sys/mman.h>
+
+#include "heap_state.hpp"
+#include "report.hpp"
+#include "size_classes.hpp"
+#include "span.hpp"
+
+namespace spanheap::detail {
+namespace {
+
+// 48-bit user address space in 1 MiB granules: 2^28 granules, split 14 + 14 bits.
+constexpr unsigned l2_bits = 14;
+constexpr std::size_t l1_entries = std::size_t{1} << (48 - granule_shift - l2_bits);
+constexpr std::size_t l2_entries = std::size_t{1} << l2_bits;
+
+struct L2 {
+  std::atomic<Arena*> arenas[l2_entries];
+};
+
+std::atomic<L2*> registry_l1[l1_entries];
+RankedMutex registry_mu{LockRank::registry};
+
+L2* ensure_l2(std::size_t i1) REQUIRES(registry_mu) {
+  L2* l2 = registry_l1[i1].load(std::memory_order_acquire);
+  if (l2 == nullptr) {
+    // Interior nodes come straight from the OS (zeroed) and are never freed.
+    void* mem = mmap(nullptr, sizeof(L2), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                     0);
+    if (mem == MAP_FAILED) {
+      report(nullptr, ErrorKind::out_of_memory, nullptr, "cannot map the arena registry");
+    }
+    l2 = static_cast<L2*>(mem);
+    registry_l1[i1].store(l2, std::memory_order_release);
+  }
+  return l2;
+}
+
+void registry_set(Arena* arena, Arena* value) {
+  LockGuard g(registry_mu);
+  const std::uintptr_t end = arena->base + (arena->npages << page_shift);
+  for (std::uintptr_t a = arena->base; a < end; a += granule_size) {
+    const std::size_t g_index = a >> granule_shift;
+    L2* l2 = ensure_l2(g_index >> l2_bits);
+    l2->arenas[g_index & (l2_entries - 1)].store(value, std::memory_order_release);
+  }
+}
+
+}  // namespace
+
+void registry_insert(Arena* arena) { registry_set(arena, arena); }
+
+void registry_remove(Arena* arena) { registry_set(arena, nullptr); }
+
+Arena* registry_lookup(std::uintptr_t addr) noexcept {
+  const std::size_t g_index = addr >> granule_shift;
+  const std::size_t i1 = g_index >> l2_bits;
+  if (i1 >= l1_entries) return nullptr;
+  L2* l2 = registry_l1[i1].load(std::memory_order_acquire);
+  if (l2 == nullptr) return nullptr;
+  return l2->arenas[g_index & (l2_entries - 1)].load(std::memory_order_acquire);
+}
+
+Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out) noexcept {
+  Arena* arena = registry_lookup(addr);
+  if (arena == nullptr || arena->owner != &heap) return nullptr;
+  if (arena_out != nullptr) *arena_out = arena;
+  const std::size_t page = (addr - arena->base) >> page_shift;
+  if (page >= arena->npages) return nullptr;
+  return arena->spans[page].load(std::memory_order_acquire);
+}
+
+void page_map_set(Arena& arena, std::uintptr_t start, std::size_t npages, Span* span) noexcept {
+  const std::size_t first = (start - arena.base) >> page_shift;
+  for (std::size_t i = 0; i < npages; i++)
+    arena.spans[first + i].store(span, std::memory_order_release);
+}
+
+PointerInfo find_object(const HeapState& heap, const void* p) noexcept {
+  PointerInfo info;
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  Arena* arena = registry_lookup(addr);
+  if (arena == nullptr) {
+    info.kind = PointerKind::foreign;
+    return info;
+  }
+  if (arena->owner != &heap) {
+    info.kind = PointerKind::other_heap;
+    return info;
+  }
+  const std::size_t page = (addr - arena->base) >> page_shift;
+  Span* span = page < arena->npages ? arena->spans[page].load(std::memory_order_acquire) : nullptr;
+  if (span == nullptr || span->state.load(std::memory_order_acquire) != SpanState::in_use) {
+    info.kind = PointerKind::free_pages;
+    return info;
+  }
+  info.span_class = span->cls();
+  if (addr >= span->limit()) {
+    info.kind = PointerKind::span_tail;
+    return info;
+  }
+  const std::uint32_t i = slot_of(*span, addr);
+  const std::uintptr_t base = span->start + i * span->elem_size;
+  info.base = reinterpret_cast<void*>(base);
+  info.size = span->elem_size;
+  if (!slot_allocated(*span, i)) {
+    info.kind = PointerKind::free_slot;
+    return info;
+  }
+  info.kind = addr == base ? PointerKind::object_start : PointerKind::interior;
+  info.pending_free = slot_pending(*span, i);
+  return info;
+}
+
+}  // namespace spanheap::detail

@@ -1,0 +1,69 @@
+// Tests for size_classes: the generated table's bounds, lookups and the divide-free index.
+#include "size_classes.hpp"
+
+#include <gtest/gtest.h>
+
+namespace spanheap::detail {
+namespace {
+
+TEST(SizeClasses, TableShape) {
+  const unsigned n = num_size_classes();
+  EXPECT_GT(n, 60u);
+  EXPECT_LT(n, max_size_classes);
+  EXPECT_EQ(size_class(0).size, 0u);
+  EXPECT_EQ(size_class(1).size, 8u);
+  EXPECT_EQ(size_class(n - 1).size, max_small_size);
+  for (unsigned c = 2; c < n; c++) {
+    EXPECT_GT(size_class(c).size, size_class(c - 1).size) << "class " << c;
+  }
+}
+
+TEST(SizeClasses, TailWasteAtMostOneEighth) {
+  for (unsigned c = 1; c < num_size_classes(); c++) {
+    const SizeClass& sc = size_class(c);
+    const std::size_t span = std::size_t{sc.npages} * page_size;
+    EXPECT_EQ(sc.nelems, span / sc.size) << "class " << c;
+    EXPECT_LE(span - std::size_t{sc.nelems} * sc.size, span / 8) << "class " << c;
+    EXPECT_LE(sc.nelems, max_nelems);
+    EXPECT_GE(sc.nelems, 1u);
+  }
+}
+
+TEST(SizeClasses, LookupIsSmallestFit) {
+  for (std::size_t size = 0; size <= max_small_size; size++) {
+    for (std::size_t align : {std::size_t{1}, std::size_t{8}, std::size_t{16}, std::size_t{64},
+                              std::size_t{4096}}) {
+      const unsigned c = size_to_class(size, align);
+      if (c == 0) {
+        // Only legitimate when no class fits both the size and the alignment.
+        for (unsigned k = 1; k < num_size_classes(); k++) {
+          ASSERT_FALSE(size_class(k).size >= size && size_class(k).size % align == 0)
+              << "size " << size << " align " << align << " could use class " << k;
+        }
+        continue;
+      }
+      ASSERT_GE(size_class(c).size, size == 0 ? 1 : size);
+      ASSERT_EQ(size_class(c).size % align, 0u) << "size " << size << " align " << align;
+      if (c > 1) {
+        for (unsigned k = 1; k < c; k++) {
+          ASSERT_FALSE(size_class(k).size >= size && size_class(k).size % align == 0)
+              << "size " << size << " align " << align << ": class " << k << " is smaller";
+        }
+      }
+    }
+  }
+  EXPECT_EQ(size_to_class(max_small_size + 1, 16), 0u);
+}
+
+TEST(SizeClasses, DivideFreeIndexIsExactForEveryOffset) {
+  for (unsigned c = 1; c < num_size_classes(); c++) {
+    const SizeClass& sc = size_class(c);
+    const std::size_t span = std::size_t{sc.npages} * page_size;
+    for (std::size_t off = 0; off < span; off++) {
+      ASSERT_EQ(object_index(off, sc), off / sc.size) << "class " << c << " offset " << off;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace spanheap::detail

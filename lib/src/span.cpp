@@ -1,0 +1,164 @@
+// span: see span.hpp.
+#include "span.hpp"
+
+#include "heap_state.hpp"
+#include "report.hpp"
+#include "size_classes.hpp"
+
+namespace spanheap::detail {
+
+Span empty_span;
+
+namespace {
+
+void clear_bits(Span& s) noexcept {
+  for (unsigned w = 0; w < bitmap_words; w++) {
+    s.alloc_bits[w].store(0, std::memory_order_relaxed);
+    s.free_bits[w].store(0, std::memory_order_relaxed);
+    s.reclaimed_bits[w].store(0, std::memory_order_relaxed);
+  }
+}
+
+// Bits of word w for slots below `below` (slots w*64 .. w*64+63).
+inline std::uint64_t mask_below(std::uint32_t below, unsigned w) noexcept {
+  const std::uint32_t lo = w * 64;
+  if (below <= lo) return 0;
+  if (below >= lo + 64) return ~std::uint64_t{0};
+  return (std::uint64_t{1} << (below - lo)) - 1;
+}
+
+inline unsigned words_for(std::uint32_t nelems) noexcept { return (nelems + 63) / 64; }
+
+}  // namespace
+
+void span_init_small(Span& s, unsigned span_class) noexcept {
+  const SizeClass& sc = size_class(span_class);
+  s.span_class.store(static_cast<std::uint8_t>(span_class), std::memory_order_relaxed);
+  s.elem_size = sc.size;
+  s.nelems = sc.nelems;
+  s.div_mul = sc.div_mul;
+  s.alloc_count = 0;
+  s.free_index.store(0, std::memory_order_relaxed);
+  clear_bits(s);
+  refill_alloc_cache(s, 0);
+  s.state.store(SpanState::in_use, std::memory_order_release);
+}
+
+void span_init_large(Span& s) noexcept {
+  s.span_class.store(0, std::memory_order_relaxed);
+  s.elem_size = s.bytes();
+  s.nelems = 1;
+  s.div_mul = 0;
+  clear_bits(s);
+  // The single object is allocated at once: free_index = alloc_count = 1 (INV-A2 for large).
+  s.alloc_count = 1;
+  s.free_index.store(1, std::memory_order_relaxed);
+  s.alloc_cache = 0;
+  s.state.store(SpanState::in_use, std::memory_order_release);
+}
+
+std::uint32_t next_free_index(Span& s) noexcept {
+  std::uint32_t i = s.free_index.load(std::memory_order_relaxed);
+  const std::uint32_t n = s.nelems;
+  if (i >= n) return n;
+  std::uint64_t cache = s.alloc_cache;
+  unsigned k = cache == 0 ? 64 : static_cast<unsigned>(__builtin_ctzll(cache));
+  while (k == 64) {
+    i = (i + 64) & ~std::uint32_t{63};
+    if (i >= n) {
+      s.free_index.store(n, std::memory_order_release);
+      return n;
+    }
+    refill_alloc_cache(s, i / 64);
+    cache = s.alloc_cache;
+    k = cache == 0 ? 64 : static_cast<unsigned>(__builtin_ctzll(cache));
+  }
+  const std::uint32_t r = i + k;
+  if (r >= n) {
+    s.free_index.store(n, std::memory_order_release);
+    return n;
+  }
+  s.alloc_cache = (cache >> k) >> 1;
+  i = r + 1;
+  if (i % 64 == 0 && i != n) refill_alloc_cache(s, i / 64);
+  // Publishing r+1 makes slot r "allocated" for freers; the caller allocates r right away.
+  s.free_index.store(i, std::memory_order_release);
+  return r;
+}
+
+std::uint32_t first_free_slot(const Span& s, std::uint32_t from) noexcept {
+  for (std::uint32_t w = from / 64; w < words_for(s.nelems); w++) {
+    std::uint64_t free = ~s.alloc_bits[w].load(std::memory_order_relaxed) & ~mask_below(from, w);
+    if (free != 0) {
+      const std::uint32_t i = w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(free));
+      return i < s.nelems ? i : s.nelems;
+    }
+  }
+  return s.nelems;
+}
+
+std::uint32_t slot_of(const Span& s, std::uintptr_t p) noexcept {
+  if (s.is_large()) return 0;
+  return static_cast<std::uint32_t>((static_cast<std::uint64_t>(p - s.start) * s.div_mul) >> 32);
+}
+
+std::uint32_t sweep_bits(HeapState& heap, Span& s,
+                         std::uint64_t (&freed_slots)[bitmap_words]) noexcept {
+  const std::uint32_t n = s.nelems;
+  const std::uint32_t fi = s.free_index.load(std::memory_order_relaxed);
+  std::uint32_t count = 0;
+  std::uint32_t nfreed = 0;
+  for (unsigned w = 0; w < bitmap_words; w++) {
+    if (w >= words_for(n)) {
+      freed_slots[w] = 0;
+      continue;
+    }
+    const std::uint64_t valid = mask_below(n, w);
+    const std::uint64_t allocated =
+        (s.alloc_bits[w].load(std::memory_order_relaxed) | mask_below(fi, w)) & valid;
+    const std::uint64_t pending = s.free_bits[w].load(std::memory_order_relaxed);
+    // free() only records frees of allocated slots; anything else is corrupted metadata.
+    SPANHEAP_CHECK(&heap, (pending & ~allocated) == 0, "pending free of an unallocated slot");
+    const std::uint64_t dead = pending & allocated;
+    const std::uint64_t live = allocated & ~dead;
+    s.alloc_bits[w].store(live, std::memory_order_relaxed);
+    s.free_bits[w].store(0, std::memory_order_relaxed);
+    s.reclaimed_bits[w].store(s.reclaimed_bits[w].load(std::memory_order_relaxed) | dead,
+                              std::memory_order_relaxed);
+    freed_slots[w] = dead;
+    count += static_cast<std::uint32_t>(__builtin_popcountll(live));
+    nfreed += static_cast<std::uint32_t>(__builtin_popcountll(dead));
+  }
+  // C18: a sweep never increases the allocation count; INV-A2: the count matched the bits.
+  SPANHEAP_CHECK(&heap, count <= s.alloc_count, "sweep increased allocation count (C18)");
+  SPANHEAP_DCHECK(&heap, count + nfreed == s.alloc_count,
+                  "alloc_count out of sync with the allocation bits (INV-A2)");
+  s.alloc_count = count;
+  // Release: a racy reader (find_object) that sees free_index == 0 also sees the new bits.
+  s.free_index.store(0, std::memory_order_release);
+  refill_alloc_cache(s, 0);
+  if (nfreed != 0) s.need_zero = true;
+  return nfreed;
+}
+
+std::uint32_t count_allocated(const Span& s) noexcept {
+  const std::uint32_t fi = s.free_index.load(std::memory_order_relaxed);
+  std::uint32_t count = 0;
+  for (unsigned w = 0; w < words_for(s.nelems); w++) {
+    const std::uint64_t allocated =
+        (s.alloc_bits[w].load(std::memory_order_relaxed) | mask_below(fi, w)) &
+        mask_below(s.nelems, w);
+    count += static_cast<std::uint32_t>(__builtin_popcountll(allocated));
+  }
+  return count;
+}
+
+std::uint32_t count_pending(const Span& s) noexcept {
+  std::uint32_t count = 0;
+  for (unsigned w = 0; w < words_for(s.nelems); w++)
+    count += static_cast<std::uint32_t>(
+        __builtin_popcountll(s.free_bits[w].load(std::memory_order_relaxed)));
+  return count;
+}
+
+}  // namespace spanheap::detail

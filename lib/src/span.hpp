@@ -1,0 +1,63 @@
+// span: one run of pages holding objects of one class (Go's mspan): initialisation, the
+// allocation bit cache, next-free-index, the allocated/pending/reclaimed bit logic and the bit
+// work of a sweep. Ownership rules are in types.hpp; the protocol around sweeping is sweeper.cpp.
+#pragma once
+
+#include <cstdint>
+
+#include "types.hpp"
+
+namespace spanheap::detail {
+
+class HeapState;
+
+// Go's emptymspan: a span with no free slot that every empty cache entry points at, so the fast
+// path needs no null check. Never in a list, never swept.
+extern Span empty_span;
+
+// Initialises a fresh span of small class `span_class` / a large span of its npages, then
+// publishes it (state in_use, release). Requires: the span came from page_alloc.
+void span_init_small(Span& span, unsigned span_class) noexcept;
+void span_init_large(Span& span) noexcept;
+
+// alloc_cache = ~alloc_bits[word] (Go's refillAllocCache).
+inline void refill_alloc_cache(Span& span, std::uint32_t word) noexcept {
+  span.alloc_cache = ~span.alloc_bits[word].load(std::memory_order_relaxed);
+}
+
+// Positions free_index/alloc_cache at the first free slot at or after free_index and returns
+// it; returns nelems when the span is full (Go's nextFreeIndex). Requires: owner.
+std::uint32_t next_free_index(Span& span) noexcept;
+
+// allocated(i) as seen by a freer holding a P while the span is swept for this cycle.
+inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
+  return i < span.free_index.load(std::memory_order_acquire) ||
+         (span.alloc_bits[i / 64].load(std::memory_order_relaxed) >> (i % 64) & 1) != 0;
+}
+inline bool slot_pending(const Span& span, std::uint32_t i) noexcept {
+  return (span.free_bits[i / 64].load(std::memory_order_acquire) >> (i % 64) & 1) != 0;
+}
+inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
+  return (span.reclaimed_bits[i / 64].load(std::memory_order_relaxed) >> (i % 64) & 1) != 0;
+}
+
+// Slot index of address `p` inside `span` (p within [start, limit)).
+std::uint32_t slot_of(const Span& span, std::uintptr_t p) noexcept;
+
+// The bit work of a sweep: turns pending frees into free slots, recounts, resets free_index and
+// alloc_cache. Returns the number of objects reclaimed; `freed_slots` receives their indexes as
+// a bitmap (for poisoning / clobbering). Requires: sweep owner (sweepgen == sg-1).
+std::uint32_t sweep_bits(HeapState& heap, Span& span,
+                         std::uint64_t (&freed_slots)[bitmap_words]) noexcept;
+
+// Popcounts (for verification and stats).
+std::uint32_t count_allocated(const Span& span) noexcept;
+std::uint32_t count_pending(const Span& span) noexcept;
+
+}  // namespace spanheap::detail
+
+namespace spanheap::detail {
+// The first slot ≥ `from` whose allocation bit is clear, or nelems. Pure: writes nothing, so
+// cache_span can position free_index without ever publishing a slot as allocated.
+std::uint32_t first_free_slot(const Span& span, std::uint32_t from) noexcept;
+}  // namespace spanheap::detail

@@ -1,0 +1,73 @@
+// stats: see stats.hpp.
+#include "stats.hpp"
+
+#include "heap_state.hpp"
+
+namespace spanheap::detail {
+
+namespace {
+struct ProcTotals {
+  std::uint64_t allocs = 0, alloc_bytes = 0, frees = 0, free_bytes = 0;
+};
+ProcTotals proc_totals(const HeapState& heap) {
+  ProcTotals t;
+  for (unsigned i = 0; i < heap.nslots; i++) {
+    const Cache& c = heap.procs[i].cache;
+    t.allocs += c.allocs.load(std::memory_order_relaxed);
+    t.alloc_bytes += c.alloc_bytes.load(std::memory_order_relaxed);
+    t.frees += c.frees.load(std::memory_order_relaxed);
+    t.free_bytes += c.free_bytes.load(std::memory_order_relaxed);
+  }
+  return t;
+}
+}  // namespace
+
+std::uint64_t pending_bytes(const HeapState& heap) {
+  const ProcTotals t = proc_totals(heap);
+  const std::uint64_t reclaimed = heap.counters.reclaimed_bytes.load(std::memory_order_relaxed);
+  return t.free_bytes > reclaimed ? t.free_bytes - reclaimed : 0;
+}
+
+Stats collect_stats(const HeapState& heap) {
+  Stats s;
+  const HeapCounters& c = heap.counters;
+  const ProcTotals t = proc_totals(heap);
+  const std::uint64_t rec_objects = c.reclaimed_objects.load(std::memory_order_relaxed);
+  const std::uint64_t rec_bytes = c.reclaimed_bytes.load(std::memory_order_relaxed);
+  s.cycles = c.cycles.load(std::memory_order_relaxed);
+  s.sweepgen = heap.sg();
+  // Racy reads can momentarily see a reclaim before the matching allocation count; clamp.
+  s.live_objects = t.allocs > rec_objects ? t.allocs - rec_objects : 0;
+  s.live_bytes = t.alloc_bytes > rec_bytes ? t.alloc_bytes - rec_bytes : 0;
+  s.pending_frees = t.frees > rec_objects ? t.frees - rec_objects : 0;
+  s.allocations = t.allocs;
+  s.frees = t.frees;
+  const PageHeap& ph = heap.pages;
+  s.span_bytes = ph.in_use_pages.load(std::memory_order_relaxed) * page_size;
+  const std::size_t committed = ph.committed_bytes.load(std::memory_order_relaxed);
+  s.released_bytes = ph.released_bytes.load(std::memory_order_relaxed);
+  s.mapped_bytes = committed > s.released_bytes ? committed - s.released_bytes : 0;
+  s.reserved_bytes = ph.reserved_bytes.load(std::memory_order_relaxed);
+  const std::uint64_t trigger = heap.pacer.trigger.load(std::memory_order_relaxed);
+  s.next_trigger = trigger == 0 ? 0 : s.live_bytes + (trigger - std::min(trigger, heap.pacer.allocated.load(std::memory_order_relaxed)));
+  s.pause_last_ns = c.pause_last_ns.load(std::memory_order_relaxed);
+  s.pause_max_ns = c.pause_max_ns.load(std::memory_order_relaxed);
+  s.pause_total_ns = c.pause_total_ns.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < pause_buckets; i++)
+    s.pause_histogram[i] = c.pause_histogram[i].load(std::memory_order_relaxed);
+  s.flushes_lazy = c.flushes_lazy.load(std::memory_order_relaxed);
+  s.flushes_barrier = c.flushes_barrier.load(std::memory_order_relaxed);
+  s.flushes_eager = c.flushes_eager.load(std::memory_order_relaxed);
+  auto swept = [&](SweepKind k) {
+    return c.swept[static_cast<unsigned>(k)].load(std::memory_order_relaxed);
+  };
+  s.swept_background = swept(SweepKind::background);
+  s.swept_proportional = swept(SweepKind::proportional);
+  s.swept_on_demand = swept(SweepKind::on_demand) + swept(SweepKind::by_free);
+  s.swept_by_flush = swept(SweepKind::by_flush);
+  s.swept_termination = swept(SweepKind::termination);
+  s.errors = c.errors.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace spanheap::detail

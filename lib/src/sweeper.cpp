@@ -1,0 +1,222 @@
+// sweeper: see sweeper.hpp.
+#include "sweeper.hpp"
+
+#include <cstring>
+
+#include "central.hpp"
+#include "heap_state.hpp"
+#include "page_heap.hpp"
+#include "poison.hpp"
+#include "proc.hpp"
+#include "report.hpp"
+#include "size_classes.hpp"
+#include "span.hpp"
+#include "cache.hpp"
+
+namespace spanheap::detail {
+
+// Freed memory is filled with this byte at sweep when DebugOptions::clobber_freed is on, and
+// checked at allocation (Go's clobberfree uses 0xdeadbeef; one byte keeps the check simple).
+inline constexpr unsigned char clobber_byte = 0xDF;
+
+SweepOwner try_acquire(HeapState& heap, Central& central, Span* span) {
+  const std::uint32_t sg = heap.sg();
+  const unsigned u = unswept_index(sg);
+  SpanList* list = span->list.load(std::memory_order_relaxed);
+  if (list != &central.partial[u] && list != &central.full[u]) return SweepOwner{};
+  if (span->sweepgen.load(std::memory_order_acquire) != sg - 2) return SweepOwner{};
+  // Register before the CAS: "sweep done" readers see unswept == 0 only after some owner's CAS,
+  // and that owner is already counted active (Go 1.17's sweepLocker).
+  heap.sweep.active.fetch_add(1, std::memory_order_seq_cst);
+  std::uint32_t expected = sg - 2;
+  if (!span->sweepgen.compare_exchange_strong(expected, sg - 1, std::memory_order_acq_rel)) {
+    heap.sweep.active.fetch_sub(1, std::memory_order_seq_cst);
+    return SweepOwner{};
+  }
+  heap.sweep.unswept.fetch_sub(1, std::memory_order_seq_cst);
+  list_remove(*list, span);
+  return SweepOwner(span);
+}
+
+bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, bool stale) {
+  Span* s = owner.span();
+  const std::uint32_t sg = heap.sg();
+  SPANHEAP_CHECK(&heap,
+                 s->state.load(std::memory_order_relaxed) == SpanState::in_use &&
+                     s->sweepgen.load(std::memory_order_relaxed) == sg - 1,
+                 "mspan.sweep: bad span state (C17)");
+  SPANHEAP_DCHECK(&heap, s->list.load(std::memory_order_relaxed) == nullptr,
+                  "sweeping a span that is still listed");
+  std::uint64_t freed[bitmap_words];
+  const std::uint32_t nfreed = sweep_bits(heap, *s, freed);
+  heap.counters.reclaimed_objects.fetch_add(nfreed, std::memory_order_relaxed);
+  heap.counters.reclaimed_bytes.fetch_add(std::uint64_t{nfreed} * s->elem_size,
+                                          std::memory_order_relaxed);
+  heap.counters.swept[static_cast<unsigned>(kind)].fetch_add(1, std::memory_order_relaxed);
+  heap.sweep.pages_swept.fetch_add(s->npages, std::memory_order_relaxed);
+
+  const bool release_span = !preserve && s->alloc_count == 0;
+  if (nfreed != 0 && !release_span &&
+      (heap.options.debug.clobber_freed || heap.options.debug.poison_freed)) {
+    for (unsigned w = 0; w < bitmap_words; w++) {
+      for (std::uint64_t bits = freed[w]; bits != 0; bits &= bits - 1) {
+        const unsigned i = w * 64 + static_cast<unsigned>(__builtin_ctzll(bits));
+        void* slot = reinterpret_cast<void*>(s->start + i * s->elem_size);
+        if (heap.options.debug.clobber_freed) {
+          unpoison_memory(heap, slot, s->elem_size);
+          std::memset(slot, clobber_byte, s->elem_size);
+        }
+        poison_memory(heap, slot, s->elem_size);
+      }
+    }
+  }
+  if (release_span) {
+    s->sweepgen.store(sg, std::memory_order_release);  // T4, then T8
+    page_free(heap, s);
+  } else if (preserve) {
+    s->sweepgen.store(sg, std::memory_order_release);  // the caller (cache_span) caches it
+  } else {
+    Central& central = heap.central[s->cls()];
+    LockGuard g(central.mu);
+    central_put_swept(heap, central, s);
+  }
+  if (!stale) heap.sweep.active.fetch_sub(1, std::memory_order_seq_cst);
+  return release_span;
+}
+
+bool sweep_one(HeapState& heap, SweepKind kind) {
+  SweepState& ss = heap.sweep;
+  const unsigned ncls = num_size_classes();
+  while (ss.unswept.load(std::memory_order_acquire) > 0) {
+    unsigned ci = ss.cursor.load(std::memory_order_acquire);
+    if (ci >= 2 * ncls) return false;
+    Central& central = heap.central[ci / 2];
+    SweepOwner owner;
+    {
+      LockGuard g(central.mu);
+      owner = central_take_unswept(heap, central, ci % 2 == 0);
+    }
+    if (owner) {
+      sweep(heap, std::move(owner), kind, /*preserve=*/false);
+      return true;
+    }
+    ss.cursor.compare_exchange_strong(ci, ci + 1, std::memory_order_acq_rel);
+  }
+  return false;
+}
+
+unsigned deduct_sweep_credit(HeapState& heap, std::size_t bytes) {
+  SweepState& ss = heap.sweep;
+  const double ratio = ss.pages_per_byte.load(std::memory_order_relaxed);
+  if (ratio <= 0.0) return 0;
+  // Both counters only grow within a cycle: the debt cannot underflow (Go #57523).
+  const std::uint64_t allocated = ss.bytes_allocated.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  const auto target = static_cast<std::uint64_t>(ratio * static_cast<double>(allocated));
+  unsigned swept = 0;
+  while (ss.pages_swept.load(std::memory_order_relaxed) < target) {
+    if (!sweep_one(heap, SweepKind::proportional)) {
+      ss.pages_per_byte.store(0.0, std::memory_order_relaxed);
+      break;
+    }
+    swept++;
+  }
+  return swept;
+}
+
+bool sweep_done(const HeapState& heap) noexcept {
+  const SweepState& ss = heap.sweep;
+  // Order matters: each counter is monotone within a cycle except `active`, which an owner
+  // raises before it lowers `unswept`.
+  return ss.stale_procs.load(std::memory_order_seq_cst) == 0 &&
+         ss.unswept.load(std::memory_order_seq_cst) == 0 &&
+         ss.active.load(std::memory_order_seq_cst) == 0;
+}
+
+bool ensure_swept(HeapState& heap, Span* span) {
+  const std::uint32_t sg = heap.sg();
+  for (unsigned spins = 0;; spins++) {
+    if (span->state.load(std::memory_order_acquire) != SpanState::in_use) return false;
+    const std::uint32_t g = span->sweepgen.load(std::memory_order_acquire);
+    if (g == sg || g == sg + 3) return true;  // swept: sg, or sg+3 (Go #27997: accept both)
+    if (g == sg - 2) {
+      Central& central = heap.central[span->cls()];
+      SweepOwner owner;
+      {
+        LockGuard lock(central.mu);
+        owner = try_acquire(heap, central, span);
+      }
+      if (owner) {
+        sweep(heap, std::move(owner), SweepKind::by_free, /*preserve=*/false);
+        return false;  // the span may have been freed: the caller looks the pointer up again
+      }
+    } else if (g == sg + 1) {
+      // Stale cached span: its P must flush it. Help if that P is idle (the ragged barrier's
+      // job, done early); otherwise its holder flushes at acquire, so wait.
+      const int owner_p = span->cache_owner.load(std::memory_order_acquire);
+      if (owner_p >= 0 && static_cast<unsigned>(owner_p) < heap.nprocs) {
+        ProcState& p = heap.proc(static_cast<unsigned>(owner_p));
+        if (try_take_idle(heap, p)) {
+          if (cache_is_stale(heap, p.cache)) cache_flush(heap, p, FlushKind::barrier);
+          release_proc(p);
+          continue;
+        }
+      }
+    } else if (g != sg - 1) {
+      SPANHEAP_CHECK(&heap, false, "span with an impossible sweepgen (INV-S1)");
+      return true;
+    }
+    if (spins > 64) std::this_thread::yield();
+  }
+}
+
+namespace {
+
+void sweeper_main(HeapState* heap) {
+  std::uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<RankedMutex> lock(heap->sweep.park_mu);
+      heap->sweep.park_cv.wait(lock, [&]() NO_THREAD_SAFETY_ANALYSIS {
+        return heap->sweep.shutdown || heap->sweep.work_epoch != seen;
+      });
+      if (heap->sweep.shutdown) return;
+      seen = heap->sweep.work_epoch;
+    }
+    // One span per slot acquisition: the world can stop between any two spans (Go #73499: a
+    // sweeper must never hold off a stop-the-world).
+    for (;;) {
+      ProcState& slot = acquire_sweep_slot(*heap);
+      const bool swept = sweep_one(*heap, SweepKind::background);
+      release_proc(slot);
+      if (!swept) break;
+    }
+  }
+}
+
+}  // namespace
+
+void start_background_sweepers(HeapState& heap) {
+  for (unsigned i = 0; i < heap.options.sweepers; i++)
+    heap.sweeper_threads.emplace_back(sweeper_main, &heap);
+}
+
+void stop_background_sweepers(HeapState& heap) {
+  {
+    LockGuard g(heap.sweep.park_mu);
+    heap.sweep.shutdown = true;
+  }
+  heap.sweep.park_cv.notify_all();
+  for (std::thread& t : heap.sweeper_threads) t.join();
+  heap.sweeper_threads.clear();
+}
+
+void wake_background_sweepers(HeapState& heap) {
+  if (heap.sweeper_threads.empty()) return;
+  {
+    LockGuard g(heap.sweep.park_mu);
+    heap.sweep.work_epoch++;
+  }
+  heap.sweep.park_cv.notify_all();
+}
+
+}  // namespace spanheap::detail

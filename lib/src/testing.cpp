@@ -1,0 +1,243 @@
+// testing: the implementation of spanheap/testing.hpp (the one seam tests use to reach inside).
+#include <spanheap/testing.hpp>
+
+#include <sys/mman.h>
+
+#include <algorithm>
+
+#include "cache.hpp"
+#include "central.hpp"
+#include "heap_state.hpp"
+#include "proc.hpp"
+#include "size_classes.hpp"
+#include "span.hpp"
+#include "stats.hpp"
+#include "sweeper.hpp"
+#include "validate.hpp"
+#include "world.hpp"
+
+namespace spanheap::testing {
+
+// ---- FakeOsMemory ---------------------------------------------------------------------------
+
+void* FakeOsMemory::reserve(std::size_t size, std::size_t align) {
+  std::lock_guard<std::mutex> g(mu_);
+  reserve_calls_++;
+  if (fail_reserves_ > 0) {
+    fail_reserves_--;
+    failures_++;
+    return nullptr;
+  }
+  void* p = system_memory().reserve(size, align);
+  if (p == nullptr) return nullptr;
+  reserved_ += size;
+  regions_.push_back(Region{reinterpret_cast<std::uintptr_t>(p), size, 0});
+  return p;
+}
+
+bool FakeOsMemory::commit(void* p, std::size_t size) {
+  std::lock_guard<std::mutex> g(mu_);
+  commit_calls_++;
+  if (fail_commits_ > 0 || (cap_ != 0 && committed_ + size > cap_)) {
+    if (fail_commits_ > 0) fail_commits_--;
+    failures_++;
+    return false;
+  }
+  if (!system_memory().commit(p, size)) return false;
+  committed_ += size;
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  for (Region& r : regions_) {
+    if (a >= r.base && a < r.base + r.size) r.committed += size;
+  }
+  return true;
+}
+
+void FakeOsMemory::release(void* p, std::size_t size) {
+  std::lock_guard<std::mutex> g(mu_);
+  released_ += size;
+  system_memory().release(p, size);
+}
+
+void FakeOsMemory::unreserve(void* p, std::size_t size) {
+  std::lock_guard<std::mutex> g(mu_);
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  for (auto it = regions_.begin(); it != regions_.end(); ++it) {
+    if (it->base == a) {
+      reserved_ -= it->size;
+      committed_ -= it->committed;
+      regions_.erase(it);
+      break;
+    }
+  }
+  system_memory().unreserve(p, size);
+}
+
+void FakeOsMemory::fail_reserves(unsigned n) {
+  std::lock_guard<std::mutex> g(mu_);
+  fail_reserves_ = n;
+}
+void FakeOsMemory::fail_commits(unsigned n) {
+  std::lock_guard<std::mutex> g(mu_);
+  fail_commits_ = n;
+}
+void FakeOsMemory::cap_committed(std::size_t bytes) {
+  std::lock_guard<std::mutex> g(mu_);
+  cap_ = bytes;
+}
+std::size_t FakeOsMemory::reserved_bytes() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return reserved_;
+}
+std::size_t FakeOsMemory::committed_bytes() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return committed_;
+}
+std::size_t FakeOsMemory::released_bytes() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return released_;
+}
+unsigned FakeOsMemory::reserve_calls() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return reserve_calls_;
+}
+unsigned FakeOsMemory::commit_calls() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return commit_calls_;
+}
+unsigned FakeOsMemory::failures() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return failures_;
+}
+
+// ---- RecordingHandler -----------------------------------------------------------------------
+
+ErrorHandler RecordingHandler::handler() {
+  return [this](const ErrorReport& r) {
+    std::lock_guard<std::mutex> g(mu_);
+    reports_.push_back(r);
+  };
+}
+std::vector<ErrorReport> RecordingHandler::take() {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<ErrorReport> out;
+  out.swap(reports_);
+  return out;
+}
+std::size_t RecordingHandler::count() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return reports_.size();
+}
+std::size_t RecordingHandler::count(ErrorKind kind) const {
+  std::lock_guard<std::mutex> g(mu_);
+  return static_cast<std::size_t>(std::count_if(
+      reports_.begin(), reports_.end(), [&](const ErrorReport& r) { return r.kind == kind; }));
+}
+std::optional<ErrorReport> RecordingHandler::last() const {
+  std::lock_guard<std::mutex> g(mu_);
+  if (reports_.empty()) return std::nullopt;
+  return reports_.back();
+}
+void RecordingHandler::clear() {
+  std::lock_guard<std::mutex> g(mu_);
+  reports_.clear();
+}
+
+// ---- Cycle steps ----------------------------------------------------------------------------
+
+void begin_cycle(Heap& heap) { detail::begin_cycle(heap.state()); }
+bool flush_idle(Heap& heap, unsigned i) {
+  if (i >= heap.procs()) return false;
+  return detail::flush_idle(heap.state(), i);
+}
+void ragged_barrier(Heap& heap) { detail::ragged_barrier(heap.state()); }
+void flush_all(Heap& heap) { detail::flush_all(heap.state()); }
+
+unsigned proportional_sweep(Heap& heap, std::size_t bytes) {
+  detail::HeapState& h = heap.state();
+  detail::ProcState& slot = detail::acquire_sweep_slot(h);
+  const unsigned n = detail::deduct_sweep_credit(h, bytes);
+  detail::release_proc(slot);
+  return n;
+}
+
+bool sweep_done(const Heap& heap) {
+  return detail::sweep_done(const_cast<Heap&>(heap).state());
+}
+
+// ---- Snapshots ------------------------------------------------------------------------------
+
+const char* to_string(SpanLocation location) noexcept {
+  switch (location) {
+    case SpanLocation::cached: return "cached";
+    case SpanLocation::central_partial_swept: return "central_partial_swept";
+    case SpanLocation::central_partial_unswept: return "central_partial_unswept";
+    case SpanLocation::central_full_swept: return "central_full_swept";
+    case SpanLocation::central_full_unswept: return "central_full_unswept";
+    case SpanLocation::page_heap_free: return "page_heap_free";
+    case SpanLocation::nowhere: return "nowhere";
+  }
+  return "unknown";
+}
+
+HeapSnapshot snapshot(Heap& heap) {
+  detail::HeapState& h = heap.state();
+  HeapSnapshot snap;
+  detail::LockGuard g(h.world.cycle_mu);
+  detail::WorldStopped stopped = detail::stop_the_world(h);
+  const std::uint32_t sg = h.sg();
+  snap.sweepgen = sg;
+  for (const detail::CensusEntry& e : detail::take_census(h, stopped, nullptr)) {
+    const detail::Span* s = e.span;
+    SpanInfo info;
+    info.base = s->start;
+    info.npages = s->npages;
+    info.in_use = s->state.load(std::memory_order_relaxed) == detail::SpanState::in_use;
+    info.location = e.location;
+    info.cache_proc = e.cache_proc;
+    info.released = s->released;
+    info.need_zero = s->need_zero;
+    if (info.in_use) {
+      info.span_class = s->cls();
+      info.elem_size = s->elem_size;
+      info.nelems = s->nelems;
+      info.free_index = s->free_index.load(std::memory_order_relaxed);
+      info.alloc_count = s->alloc_count;
+      info.pending_frees = detail::count_pending(*s);
+      info.sweepgen_delta =
+          static_cast<std::int32_t>(s->sweepgen.load(std::memory_order_relaxed) - sg);
+    }
+    snap.spans.push_back(info);
+  }
+  for (unsigned i = 0; i < h.nprocs; i++) {
+    detail::ProcState& p = h.proc(i);
+    ProcInfo pi;
+    pi.index = i;
+    pi.flush_gen_delta =
+        static_cast<std::int32_t>(p.cache.flush_gen.load(std::memory_order_relaxed) - sg);
+    pi.idle = true;  // every P is stopped by us, so none is inside a call
+    for (unsigned c = 1; c < detail::num_size_classes(); c++)
+      if (p.cache.alloc[c] != &detail::empty_span) pi.cached_spans++;
+    snap.procs.push_back(pi);
+  }
+  snap.sweep_done = detail::sweep_done(h);
+  snap.active_sweepers = static_cast<unsigned>(h.sweep.active.load());
+  snap.stats = detail::collect_stats(h);
+  detail::start_the_world(h, std::move(stopped));
+  return snap;
+}
+
+std::vector<SizeClassInfo> size_classes() {
+  std::vector<SizeClassInfo> out;
+  for (unsigned c = 1; c < detail::num_size_classes(); c++) {
+    const detail::SizeClass& sc = detail::size_class(c);
+    out.push_back(SizeClassInfo{c, sc.size, sc.npages, sc.nelems,
+                                std::size_t{sc.npages} * page_size - std::size_t{sc.nelems} * sc.size});
+  }
+  return out;
+}
+
+unsigned size_to_class(std::size_t size, std::size_t align) {
+  return detail::size_to_class(size, align);
+}
+
+}  // namespace spanheap::testing

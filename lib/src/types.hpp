@@ -1,0 +1,243 @@
+// types: the one place that describes every structure of spanheap — a glossary, then each struct
+// with its invariants as equations, its state machine, and what guards each field. Read this with
+// docs/design.md open; Go readers can hold runtime/mheap.go, mcentral.go, mcache.go next to it.
+//
+// Glossary
+//   page        8 KiB, the unit of the page heap (Go's _PageSize).
+//   arena       a reservation of address space (Options::arena_bytes, aligned to 1 MiB) whose pages
+//               the page heap hands out; each arena has a page table (page -> Span*).
+//   span        a run of pages: in use (objects of one size class, or one large object) or free.
+//   span class  index into the size-class table; 0 means "one large object".
+//   sg          the heap's sweepgen; +2 per cycle, written only while the world is stopped.
+//   P           a processor (Go's p): owns a cache; a thread holds a P for the length of a heap call.
+//   cache       a P's mcache: one span per class, the allocation fast path, flush_gen.
+//   central     per span class, the spans that are not cached: partial/full x swept/unswept.
+//   cycle       stop the world, sg += 2, start the world, ragged barrier; then sweeping.
+//   pending     a freed object: its free bit is set, its slot is reused after the next sweep.
+//
+// Guard vocabulary (closed list): GUARDED_BY(mu) | owner: <who> | world: written only while stopped
+// | atomic (acq/rel): <what the release publishes> | immutable after init.
+#pragma once
+
+#include <spanheap/spanheap.hpp>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "check.hpp"
+
+namespace spanheap::detail {
+
+inline constexpr std::size_t page_shift = 13;
+static_assert((std::size_t{1} << page_shift) == page_size);
+// Arenas are aligned to, and sized in multiples of, one granule; the process-wide registry maps
+// granules to arenas. 1 MiB keeps a fuzzer's fresh heap cheap (one small reservation per input).
+inline constexpr std::size_t granule_shift = 20;
+inline constexpr std::size_t granule_size = std::size_t{1} << granule_shift;
+inline constexpr std::size_t pages_per_granule = granule_size / page_size;
+// The most Ps a heap may have: bounds the per-P arrays; Go's GOMAXPROCS limit is 256 too.
+inline constexpr unsigned max_procs = 256;
+
+// ---------------------------------------------------------------------------------------------
+// Size classes (size_classes.cpp): generated once, constant afterwards.
+struct SizeClass {
+  std::uint32_t size;     // object size; 0 for class 0 (large)
+  std::uint32_t npages;   // pages per span
+  std::uint32_t nelems;   // (npages * page_size) / size
+  std::uint32_t div_mul;  // index = (offset * div_mul) >> 32, exact for every offset < span bytes
+};
+// The largest class count the generator may produce (the real count is num_size_classes()).
+inline constexpr unsigned max_size_classes = 96;
+// Slots per span never exceed this (class 8 B in one page: 1024), so bitmaps are 16 words.
+inline constexpr unsigned max_nelems = 1024;
+inline constexpr unsigned bitmap_words = max_nelems / 64;
+
+// ---------------------------------------------------------------------------------------------
+// Span (span.cpp). Go's mspan.
+//
+// sweepgen state machine (DESIGN §3), for an in-use span, relative to the heap's sg:
+//   | value | meaning                              | who may change it                          |
+//   | sg-2  | needs sweeping, not cached           | anyone, by CAS sg-2 -> sg-1 (= ownership)  |
+//   | sg-1  | being swept by exactly one owner     | only the owner; ends at sg, or span freed  |
+//   | sg    | swept, not cached                    | central (under its lock) when caching it   |
+//   | sg+1  | cached before this cycle: stale      | only the cache's P: flush stores sg-1      |
+//   | sg+3  | swept, cached in a current cache     | only the cache's P: refill/flush store sg  |
+// A free span (in the page heap) has sweepgen == sg as of when it was freed. A recycled Span
+// struct keeps its last sweepgen (never reset), so a racing sweeper's CAS on it fails.
+//
+// Allocation state, for slot i < nelems:
+//   allocated(i)  = i < free_index || alloc_bits[i]
+//   alloc_count   = #{ i : allocated(i) }                         (INV-A2)
+//   free_bits     ⊆ allocated                                      (pending frees)
+//   while free_index < nelems (cached span):
+//     alloc_cache = ~alloc_bits[B..B+63] >> (free_index - B), B = free_index & ~63   (INV-A3)
+//   after sweep: free_index = 0, free_bits = 0,
+//                alloc_bits = allocated \ free_bits(before), alloc_count = popcount   (INV-A4)
+//   reclaimed_bits[i]: slot i was reclaimed by a sweep since the span was initialised (it tells a
+//                      double free across cycles from a free of a never-allocated slot).
+enum class SpanState : std::uint8_t { dead = 0, in_use = 1, free = 2 };
+
+struct SpanList;
+struct Arena;
+
+struct Span {
+  // Fast-path fields first (one cache line with the allocation loop's working set).
+  std::uint64_t alloc_cache = 0;            // owner: cache's P (or sweep owner)
+  std::atomic<std::uint32_t> free_index{0};  // owner writes; freers read (acq/rel: slots below are
+                                             // allocated)
+  std::uint32_t nelems = 0;                 // immutable after init (of this use of the struct)
+  std::uint32_t alloc_count = 0;            // owner: cache's P, sweep owner, or central under lock
+  std::uint32_t div_mul = 0;                // immutable after init
+  std::uintptr_t start = 0;                 // immutable after init
+  std::size_t elem_size = 0;                // immutable after init (large: npages * page_size)
+
+  std::atomic<std::uint32_t> sweepgen{0};   // the protocol word (table above); atomic (acq/rel)
+  std::atomic<SpanState> state{SpanState::dead};  // atomic (acq/rel): in_use publishes the
+                                                  // fields written by span_init_*
+  std::atomic<std::uint8_t> span_class{0};  // immutable after init; atomic because free() reads
+                                            // it before it knows the struct is stable
+  bool need_zero = false;                   // owner; memory may be dirty
+  bool released = false;                    // free spans: pages returned to the OS (page heap lock)
+  std::size_t npages = 0;                   // page heap lock
+  std::uint64_t free_since = 0;             // free spans: cycle number when freed (page heap lock)
+
+  // Intrusive list links: central lists (central lock) or page heap free lists (page heap lock).
+  Span* next = nullptr;
+  Span* prev = nullptr;
+  std::atomic<SpanList*> list{nullptr};     // the list holding it; written under that list's
+                                            // lock, read by membership checks under a central lock
+  Arena* arena = nullptr;                   // immutable after init
+  std::atomic<int> cache_owner{-1};         // owner: the caching P (debug bookkeeping, -1 = none)
+
+  // Bitmaps. alloc_bits and reclaimed_bits are written only by sweep (owner) and init, read by
+  // freers once the span is swept and racily by find_object (relaxed; sweep publishes its new
+  // bits with the release store of free_index = 0).
+  std::atomic<std::uint64_t> alloc_bits[bitmap_words] = {};
+  std::atomic<std::uint64_t> free_bits[bitmap_words] = {};  // fetch_or by freers; cleared by sweep
+  std::atomic<std::uint64_t> reclaimed_bits[bitmap_words] = {};
+
+  std::size_t bytes() const noexcept { return npages << page_shift; }
+  std::uintptr_t limit() const noexcept { return start + elem_size * nelems; }
+  unsigned cls() const noexcept { return span_class.load(std::memory_order_relaxed); }
+  bool is_large() const noexcept { return cls() == 0; }
+};
+
+// An intrusive doubly-linked list of spans. GUARDED_BY the owner's lock (central or page heap).
+struct SpanList {
+  Span* first = nullptr;
+  Span* last = nullptr;
+  std::size_t count = 0;
+  std::size_t pages = 0;  // Σ npages of the spans in it (proportional sweep's page count)
+};
+
+// ---------------------------------------------------------------------------------------------
+// Arena (page_map.cpp): one reservation, its page table and page history.
+enum class PageHistory : std::uint8_t { never_used = 0, in_use = 1, freed = 2 };
+
+struct Arena {
+  std::uintptr_t base = 0;                  // immutable after init
+  std::size_t npages = 0;                   // immutable after init
+  std::size_t committed_pages = 0;          // page heap lock; pages [0, committed) are committed
+  HeapState* owner = nullptr;               // immutable after init
+  std::atomic<Span*>* spans = nullptr;      // page -> span (atomic (acq/rel): span fields)
+  std::atomic<PageHistory>* history = nullptr;  // page -> what it was last used for
+  std::size_t meta_bytes = 0;               // reservation holding spans[] and history[]
+  void* meta = nullptr;
+  Arena* next = nullptr;                    // page heap lock
+};
+
+// ---------------------------------------------------------------------------------------------
+// Central (central.cpp). Go's mcentral, with the four sets of Go 1.15 kept as locked lists:
+// partial[sg/2 % 2] = swept spans with a free slot, partial[1 - sg/2 % 2] = unswept, and the same
+// for full. A cycle's bump turns every swept list into an unswept one without touching a span.
+// Cached spans are in no list. Class 0 holds large-object spans (always "full").
+struct Central {
+  RankedMutex mu{LockRank::central};
+  SpanList partial[2] GUARDED_BY(mu);
+  SpanList full[2] GUARDED_BY(mu);
+  std::uint8_t span_class = 0;              // immutable after init
+};
+
+// ---------------------------------------------------------------------------------------------
+// Cache and P (cache.cpp, proc.cpp). Go's mcache and p.
+//
+// flush_gen ∈ {sg, sg-2}: sg-2 means stale (cached spans are sg+1 and must be flushed, swept by
+// this P, before it allocates). A P acquires itself (status idle -> running); the world stops it
+// (idle -> stopped); the ragged barrier takes it (idle -> running) to flush it.
+enum class ProcStatus : std::uint32_t { idle = 0, running = 1, stopped = 2 };
+
+struct Cache {
+  Span* alloc[max_size_classes] = {};       // owner: P; &empty_span when none
+  std::atomic<std::uint32_t> flush_gen{0};  // owner writes (release: spans are flushed); the cycle
+                                            // reads while stopped
+  // Counters: single writer (the P holding it), read racily by stats().
+  std::atomic<std::uint64_t> allocs{0};
+  std::atomic<std::uint64_t> alloc_bytes{0};
+  std::atomic<std::uint64_t> frees{0};
+  std::atomic<std::uint64_t> free_bytes{0};
+  std::uint64_t collect_every_bytes = 0;    // owner: debug.collect_every accounting
+};
+
+struct alignas(64) ProcState {
+  std::atomic<ProcStatus> status{ProcStatus::idle};  // atomic (acq/rel): the P's state
+  unsigned index = 0;                       // immutable after init
+  bool has_cache = true;                    // false for sweeper slots (immutable after init)
+  Cache cache;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Sweeping state (sweeper.cpp).
+enum class SweepKind : std::uint8_t {
+  background, proportional, on_demand, by_flush, termination, by_free
+};
+
+struct SweepState {
+  // Spans at sg-2 (unswept, uncached). Set at the bump (world stopped); decremented by each
+  // successful sg-2 -> sg-1 CAS. Monotone within a cycle.
+  std::atomic<std::int64_t> unswept{0};
+  // Ps whose flush_gen is sg-2. Set at the bump; decremented by each flush. Monotone in a cycle.
+  std::atomic<std::int64_t> stale_procs{0};
+  // Owners between "about to CAS" and "sweep published" (Go 1.17's sweepLocker). Incremented
+  // before the CAS so that "sweep done" = stale_procs == 0, then unswept == 0, then active == 0,
+  // read in that order, is exact (Go #45315, #46500).
+  std::atomic<std::int64_t> active{0};
+  // Class cursor for background/proportional sweepers (Go's sweep.centralIndex); reset at bump.
+  std::atomic<unsigned> cursor{0};
+  // Proportional sweep (Go's sweepPagesPerByte). Pages are counted swept, bytes allocated since
+  // the bump are counted up; both only grow within a cycle, so the debt below never underflows
+  // (Go #57523 came from measuring heap_live, which a forced flush can lower).
+  std::atomic<std::uint64_t> pages_swept{0};
+  std::atomic<std::uint64_t> pages_to_sweep{0};  // world: set at bump
+  std::atomic<std::uint64_t> bytes_allocated{0};
+  std::atomic<double> pages_per_byte{0.0};       // world: set at bump
+  // Background sweepers park here between cycles.
+  RankedMutex park_mu{LockRank::sweep_park};
+  std::condition_variable_any park_cv;
+  std::uint64_t work_epoch GUARDED_BY(park_mu) = 0;
+  bool shutdown GUARDED_BY(park_mu) = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Heap counters (stats.cpp): cumulative, read racily by stats(); exact when the world is stopped.
+struct HeapCounters {
+  std::atomic<std::uint64_t> cycles{0};
+  std::atomic<std::uint64_t> reclaimed_objects{0};
+  std::atomic<std::uint64_t> reclaimed_bytes{0};
+  std::atomic<std::uint64_t> pause_last_ns{0};
+  std::atomic<std::uint64_t> pause_max_ns{0};
+  std::atomic<std::uint64_t> pause_total_ns{0};
+  std::array<std::atomic<std::uint64_t>, pause_buckets> pause_histogram{};
+  std::atomic<std::uint64_t> flushes_lazy{0};
+  std::atomic<std::uint64_t> flushes_barrier{0};
+  std::atomic<std::uint64_t> flushes_eager{0};
+  std::array<std::atomic<std::uint64_t>, 6> swept{};  // by SweepKind
+  std::atomic<std::uint64_t> errors{0};
+};
+
+}  // namespace spanheap::detail

@@ -1,0 +1,314 @@
+// validate: see validate.hpp.
+#include "validate.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "central.hpp"
+#include "heap_state.hpp"
+#include "page_heap.hpp"
+#include "report.hpp"
+#include "size_classes.hpp"
+#include "span.hpp"
+#include "stats.hpp"
+#include "sweeper.hpp"
+
+namespace spanheap::detail {
+
+using testing::SpanLocation;
+
+namespace {
+
+template <typename... Args>
+void fail(std::vector<Violation>* out, const char* id, fmt::format_string<Args...> f,
+          Args&&... args) {
+  if (out != nullptr) out->push_back({id, fmt::format(f, std::forward<Args>(args)...)});
+}
+
+const void* addr(const Span* s) { return reinterpret_cast<const void*>(s->start); }
+
+}  // namespace
+
+std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
+                                     std::vector<Violation>* out) NO_THREAD_SAFETY_ANALYSIS {
+  std::unordered_map<Span*, CensusEntry> where;
+  std::vector<Span*> order;
+  // 1. Page tables: every committed page maps to a span covering it; spans do not overlap.
+  for_each_arena(heap.pages, [&](Arena& arena) {
+    for (std::size_t page = 0; page < arena.committed_pages;) {
+      Span* s = arena.spans[page].load(std::memory_order_relaxed);
+      const std::uintptr_t page_addr = arena.base + (page << page_shift);
+      if (s == nullptr) {
+        fail(out, "page_map", "committed page {:#x} maps to no span", page_addr);
+        page++;
+        continue;
+      }
+      if (s->start != page_addr || s->npages == 0 || page + s->npages > arena.committed_pages) {
+        fail(out, "page_map", "page {:#x} maps to span [{:#x}, +{} pages) that does not start there",
+             page_addr, s->start, s->npages);
+        page++;
+        continue;
+      }
+      for (std::size_t k = 1; k < s->npages; k++) {
+        if (arena.spans[page + k].load(std::memory_order_relaxed) != s)
+          fail(out, "page_map", "span {} page {} maps elsewhere (overlap)", addr(s), k);
+      }
+      if (where.count(s) != 0) fail(out, "page_map", "span {} mapped at two places", addr(s));
+      where[s] = CensusEntry{s, SpanLocation::nowhere, -1, 0};
+      order.push_back(s);
+      page += s->npages;
+    }
+    for (std::size_t page = arena.committed_pages; page < arena.npages; page++) {
+      if (arena.spans[page].load(std::memory_order_relaxed) != nullptr) {
+        fail(out, "page_map", "uncommitted page {} of arena {:#x} maps to a span", page, arena.base);
+        break;
+      }
+    }
+  });
+  auto place = [&](Span* s, SpanLocation loc, int proc) {
+    auto it = where.find(s);
+    if (it == where.end()) {
+      fail(out, "INV-L1", "span {} found in {} but not in any page table", addr(s),
+           testing::to_string(loc));
+      return;
+    }
+    if (it->second.places++ > 0) {
+      fail(out, "INV-L1", "span {} is in two places: {} and {}", addr(s),
+           testing::to_string(it->second.location), testing::to_string(loc));
+    }
+    it->second.location = loc;
+    it->second.cache_proc = proc;
+  };
+  // 2. Central lists.
+  const std::uint32_t sg = heap.sg();
+  for (unsigned c = 0; c < num_size_classes(); c++) {
+    Central& central = heap.central[c];
+    for (unsigned idx = 0; idx < 2; idx++) {
+      const bool swept = idx == swept_index(sg);
+      for (int kind = 0; kind < 2; kind++) {
+        SpanList& list = kind == 0 ? central.partial[idx] : central.full[idx];
+        const SpanLocation loc =
+            kind == 0 ? (swept ? SpanLocation::central_partial_swept
+                               : SpanLocation::central_partial_unswept)
+                      : (swept ? SpanLocation::central_full_swept
+                               : SpanLocation::central_full_unswept);
+        std::size_t count = 0, pages = 0;
+        for (Span* s = list.first; s != nullptr; s = s->next) {
+          count++;
+          pages += s->npages;
+          place(s, loc, -1);
+          if (s->list.load(std::memory_order_relaxed) != &list)
+            fail(out, "INV-L1", "span {} on a {} list names another list", addr(s),
+                 testing::to_string(loc));
+          if (s->cls() != c)
+            fail(out, "INV-L1", "span {} of class {} on central {}'s list", addr(s), s->cls(), c);
+          const std::uint32_t g = s->sweepgen.load(std::memory_order_relaxed);
+          const std::uint32_t want = swept ? sg : sg - 2;
+          if (g != want)
+            fail(out, "INV-S1", "span {} on {} list has sweepgen sg{:+d}, want sg{:+d}", addr(s),
+                 testing::to_string(loc), static_cast<int>(g - sg), swept ? 0 : -2);
+          if (kind == 0 && s->alloc_count >= s->nelems)
+            fail(out, "INV-L3", "full span {} ({} of {}) on a partial list", addr(s),
+                 s->alloc_count, s->nelems);
+          if (kind == 1 && s->alloc_count != s->nelems)
+            fail(out, "INV-L3", "span {} with free slots ({} of {}) on a full list", addr(s),
+                 s->alloc_count, s->nelems);
+        }
+        if (count != list.count || pages != list.pages)
+          fail(out, "span_list", "central {} list count {} / pages {} but holds {} / {}", c,
+               list.count, list.pages, count, pages);
+      }
+    }
+  }
+  // 3. Caches.
+  for (unsigned i = 0; i < heap.nprocs; i++) {
+    Cache& cache = heap.proc(i).cache;
+    const std::uint32_t fg = cache.flush_gen.load(std::memory_order_relaxed);
+    for (unsigned c = 1; c < num_size_classes(); c++) {
+      Span* s = cache.alloc[c];
+      if (s == &empty_span) continue;
+      place(s, SpanLocation::cached, static_cast<int>(i));
+      const std::uint32_t g = s->sweepgen.load(std::memory_order_relaxed);
+      const std::uint32_t want = fg == sg ? sg + 3 : sg + 1;
+      if (g != want)
+        fail(out, "INV-S3", "span {} cached by P{} (flush_gen sg{:+d}) has sweepgen sg{:+d}",
+             addr(s), i, static_cast<int>(fg - sg), static_cast<int>(g - sg));
+      if (s->cls() != c)
+        fail(out, "INV-S3", "span {} of class {} cached as class {} by P{}", addr(s), s->cls(), c, i);
+      if (s->list.load(std::memory_order_relaxed) != nullptr)
+        fail(out, "INV-L2", "cached span {} is also on a list", addr(s));
+      if (s->cache_owner.load(std::memory_order_relaxed) != static_cast<int>(i))
+        fail(out, "INV-S3", "span {} cached by P{} names owner {}", addr(s), i,
+             s->cache_owner.load(std::memory_order_relaxed));
+    }
+  }
+  // 4. Page heap free runs.
+  PageHeap& ph = heap.pages;
+  auto walk_free = [&](SpanList& list, std::size_t exact) {
+    for (Span* s = list.first; s != nullptr; s = s->next) {
+      place(s, SpanLocation::page_heap_free, -1);
+      if (s->state.load(std::memory_order_relaxed) != SpanState::free)
+        fail(out, "INV-L4", "span {} on a free list is not free", addr(s));
+      if (exact != 0 ? s->npages != exact : s->npages < free_list_exact)
+        fail(out, "page_heap", "free run {} of {} pages on the wrong free list", addr(s), s->npages);
+    }
+  };
+  for (std::size_t n = 0; n < free_list_exact; n++) walk_free(ph.free_runs[n], n);
+  walk_free(ph.free_long, 0);
+
+  std::vector<CensusEntry> result;
+  result.reserve(order.size());
+  for (Span* s : order) result.push_back(where[s]);
+  return result;
+}
+
+void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<Violation>& out)
+    NO_THREAD_SAFETY_ANALYSIS {
+  const std::vector<CensusEntry> census = take_census(heap, stopped, &out);
+  const std::uint32_t sg = heap.sg();
+  std::uint64_t objects = 0, bytes = 0, pending = 0, in_use_pages = 0, free_pages = 0,
+                released = 0;
+  std::int64_t unswept = 0;
+  const Span* prev = nullptr;
+  for (const CensusEntry& e : census) {
+    const Span* s = e.span;
+    const SpanState state = s->state.load(std::memory_order_relaxed);
+    if (e.places == 0) {
+      fail(&out, "INV-L1", "span {} ({}) is in no structure", addr(s),
+           state == SpanState::free ? "free" : "in use");
+    }
+    if (state == SpanState::free) {
+      free_pages += s->npages;
+      if (s->released) released += s->bytes();
+      if (prev != nullptr && prev->state.load(std::memory_order_relaxed) == SpanState::free &&
+          prev->arena == s->arena && prev->start + prev->bytes() == s->start)
+        fail(&out, "page_heap", "adjacent free runs {} and {} were not coalesced", addr(prev),
+             addr(s));
+      prev = s;
+      continue;
+    }
+    prev = s;
+    if (state != SpanState::in_use) {
+      fail(&out, "INV-S1", "span {} in state {} while the world is stopped", addr(s),
+           static_cast<int>(state));
+      continue;
+    }
+    in_use_pages += s->npages;
+    const std::uint32_t g = s->sweepgen.load(std::memory_order_relaxed);
+    const auto delta = static_cast<std::int32_t>(g - sg);
+    if (delta != -2 && delta != 0 && delta != 1 && delta != 3)
+      fail(&out, "INV-S1", "span {} has sweepgen sg{:+d} with the world stopped", addr(s), delta);
+    if (s->is_large() && delta != -2 && delta != 0)
+      fail(&out, "INV-S1", "large span {} has sweepgen sg{:+d}", addr(s), delta);
+    if (delta == -2) unswept++;
+    // Allocation state (INV-A1..A3).
+    const std::uint32_t fi = s->free_index.load(std::memory_order_relaxed);
+    if (fi > s->nelems)
+      fail(&out, "INV-A1", "span {} free_index {} > nelems {}", addr(s), fi, s->nelems);
+    const std::uint32_t counted = count_allocated(*s);
+    if (counted != s->alloc_count)
+      fail(&out, "INV-A2", "span {} alloc_count {} but {} slots allocated", addr(s),
+           s->alloc_count, counted);
+    for (unsigned w = 0; w < bitmap_words; w++) {
+      const std::uint64_t lo = w * 64;
+      std::uint64_t valid = 0;
+      if (s->nelems > lo) valid = s->nelems - lo >= 64 ? ~0ull : (1ull << (s->nelems - lo)) - 1;
+      std::uint64_t below = 0;
+      if (fi > lo) below = fi - lo >= 64 ? ~0ull : (1ull << (fi - lo)) - 1;
+      const std::uint64_t ab = s->alloc_bits[w].load(std::memory_order_relaxed);
+      const std::uint64_t fb = s->free_bits[w].load(std::memory_order_relaxed);
+      if ((ab | fb) & ~valid)
+        fail(&out, "INV-A2", "span {} has bits set past nelems in word {}", addr(s), w);
+      if (fb & ~(ab | below) & valid)
+        fail(&out, "free_bits", "span {} has a pending free of an unallocated slot (word {})",
+             addr(s), w);
+    }
+    if (e.location == SpanLocation::cached && fi < s->nelems) {
+      const std::uint32_t base = fi & ~63u;
+      const std::uint64_t expect = ~s->alloc_bits[base / 64].load(std::memory_order_relaxed) >> (fi - base);
+      const std::uint32_t valid_bits = std::min<std::uint32_t>(64 - (fi - base), s->nelems - fi);
+      const std::uint64_t mask = valid_bits >= 64 ? ~0ull : (1ull << valid_bits) - 1;
+      if ((expect & mask) != (s->alloc_cache & mask))
+        fail(&out, "INV-A3", "span {} alloc_cache {:#x} out of sync with alloc bits ({:#x})",
+             addr(s), s->alloc_cache & mask, expect & mask);
+    }
+    objects += s->alloc_count;
+    bytes += std::uint64_t{s->alloc_count} * s->elem_size;
+    pending += count_pending(*s);
+    if (s->is_large() && (s->nelems != 1 || s->elem_size != s->bytes()))
+      fail(&out, "span", "large span {} has nelems {} elem_size {}", addr(s), s->nelems, s->elem_size);
+    if (!s->is_large()) {
+      const SizeClass& sc = size_class(s->cls());
+      if (s->elem_size != sc.size || s->nelems != sc.nelems || s->npages != sc.npages)
+        fail(&out, "span", "span {} of class {} does not match the class table", addr(s), s->cls());
+      if (s->limit() > s->start + s->bytes())
+        fail(&out, "span", "span {} objects cross the span end", addr(s));
+    }
+  }
+  // Ps and the sweep state.
+  std::int64_t stale = 0;
+  for (unsigned i = 0; i < heap.nprocs; i++) {
+    const std::uint32_t fg = heap.proc(i).cache.flush_gen.load(std::memory_order_relaxed);
+    if (fg != sg && fg != sg - 2)
+      fail(&out, "INV-G4", "P{} flush_gen sg{:+d} not in {{sg, sg-2}}", i,
+           static_cast<int>(fg - sg));
+    if (fg == sg - 2) stale++;
+  }
+  const SweepState& ss = heap.sweep;
+  if (ss.stale_procs.load() != stale)
+    fail(&out, "sweep_state", "stale_procs counter {} but {} Ps are stale", ss.stale_procs.load(), stale);
+  if (ss.unswept.load() != unswept)
+    fail(&out, "sweep_state", "unswept counter {} but {} spans are at sg-2", ss.unswept.load(), unswept);
+  if (ss.active.load() != 0)
+    fail(&out, "INV-S2", "{} sweeps active with the world stopped", ss.active.load());
+  if (sweep_done(heap) && (unswept != 0 || stale != 0))
+    fail(&out, "INV-G6", "sweep done while {} spans are unswept and {} Ps stale", unswept, stale);
+  // Accounting.
+  const Stats st = collect_stats(heap);
+  if (st.live_objects != objects)
+    fail(&out, "INV-C", "stats live_objects {} but spans hold {}", st.live_objects, objects);
+  if (st.live_bytes != bytes)
+    fail(&out, "INV-C", "stats live_bytes {} but spans hold {}", st.live_bytes, bytes);
+  if (st.pending_frees != pending)
+    fail(&out, "INV-C", "stats pending_frees {} but spans hold {}", st.pending_frees, pending);
+  const PageHeap& ph = heap.pages;
+  if (ph.in_use_pages.load() != in_use_pages)
+    fail(&out, "INV-C", "page heap in_use_pages {} but spans cover {}", ph.in_use_pages.load(),
+         in_use_pages);
+  if (ph.free_pages.load() != free_pages)
+    fail(&out, "INV-C", "page heap free_pages {} but free runs cover {}", ph.free_pages.load(),
+         free_pages);
+  if (ph.released_bytes.load() != released)
+    fail(&out, "INV-C", "released_bytes {} but released runs hold {}", ph.released_bytes.load(),
+         released);
+  if ((in_use_pages + free_pages) * page_size != ph.committed_bytes.load())
+    fail(&out, "INV-C", "committed {} bytes but spans cover {}", ph.committed_bytes.load(),
+         (in_use_pages + free_pages) * page_size);
+}
+
+VerifyResult verify_heap(HeapState& heap) {
+  VerifyResult result;
+  LockGuard g(heap.world.cycle_mu);
+  WorldStopped stopped = stop_the_world(heap);
+  validate_stopped(heap, stopped, result.violations);
+  start_the_world(heap, std::move(stopped));
+  return result;
+}
+
+void check_cycle_preconditions(HeapState& heap, const WorldStopped& stopped) {
+  std::vector<Violation> out;
+  validate_stopped(heap, stopped, out);
+  const std::uint32_t sg = heap.sg();
+  for (const CensusEntry& e : take_census(heap, stopped, nullptr)) {
+    if (e.span->state.load(std::memory_order_relaxed) != SpanState::in_use) continue;
+    const std::uint32_t g = e.span->sweepgen.load(std::memory_order_relaxed);
+    if (g != sg && g != sg + 3)
+      fail(&out, "INV-G1", "span {} at sg{:+d} at the bump", addr(e.span), static_cast<int>(g - sg));
+  }
+  for (const Violation& v : out)
+    report(&heap, ErrorKind::corruption, nullptr, "{}: {}", v.invariant, v.message);
+}
+
+}  // namespace spanheap::detail

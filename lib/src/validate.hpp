@@ -1,0 +1,38 @@
+// validate: the heap verifier behind Heap::verify() — every invariant of DESIGN §3, §4 and §8,
+// checked with the world stopped, returned as a list of violations (never aborting).
+#pragma once
+
+#include <spanheap/spanheap.hpp>
+#include <spanheap/testing.hpp>
+
+#include <vector>
+
+#include "types.hpp"
+#include "world.hpp"
+
+namespace spanheap::detail {
+
+class HeapState;
+
+// Where every span is, as found by walking the page tables, the central lists, the caches and
+// the page heap's free runs. Requires: world stopped.
+struct CensusEntry {
+  Span* span;
+  testing::SpanLocation location;
+  int cache_proc;
+  int places;  // how many structures hold it (1 when healthy)
+};
+std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped& stopped,
+                                     std::vector<Violation>* violations);
+
+// Every check, appended to `out`. Requires: world stopped.
+void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<Violation>& out);
+
+// Stops the world, validates, restarts. Requires: no heap call in progress on this thread.
+VerifyResult verify_heap(HeapState& heap);
+
+// INV-G1 right before a bump: every span at sg or sg+3, on top of validate_stopped. Violations
+// are reported as corruption.
+void check_cycle_preconditions(HeapState& heap, const WorldStopped& stopped);
+
+}  // namespace spanheap::detail

@@ -1,0 +1,261 @@
+// world: see world.hpp.
+#include "world.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "cache.hpp"
+#include "central.hpp"
+#include "heap_state.hpp"
+#include "page_heap.hpp"
+#include "proc.hpp"
+#include "report.hpp"
+#include "size_classes.hpp"
+#include "stats.hpp"
+#include "sweeper.hpp"
+#include "validate.hpp"
+
+namespace spanheap::detail {
+
+std::uint64_t now_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+WorldStopped stop_the_world(HeapState& heap) {
+  const std::uint64_t start = now_ns();
+  heap.world.stopped.store(true, std::memory_order_seq_cst);
+  // Take every P and sweeper slot that is idle; wait only for those inside a heap call.
+  for (unsigned i = 0; i < heap.nslots; i++) {
+    ProcState& p = heap.proc(i);
+    unsigned spins = 0;
+    for (;;) {
+      ProcStatus expected = ProcStatus::idle;
+      if (p.status.compare_exchange_weak(expected, ProcStatus::stopped, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+        break;
+      if (++spins > 32) std::this_thread::yield();
+    }
+  }
+  return WorldStopped(start);
+}
+
+void start_the_world(HeapState& heap, WorldStopped stopped) {
+  (void)stopped;
+  heap.world.stopped.store(false, std::memory_order_seq_cst);
+  for (unsigned i = 0; i < heap.nslots; i++) {
+    ProcState& p = heap.proc(i);
+    p.status.store(ProcStatus::idle, std::memory_order_release);
+    p.status.notify_all();
+  }
+}
+
+namespace {
+
+void record_pause(HeapState& heap, std::uint64_t ns) {
+  HeapCounters& c = heap.counters;
+  c.pause_last_ns.store(ns, std::memory_order_relaxed);
+  c.pause_total_ns.fetch_add(ns, std::memory_order_relaxed);
+  if (ns > c.pause_max_ns.load(std::memory_order_relaxed))
+    c.pause_max_ns.store(ns, std::memory_order_relaxed);
+  std::uint64_t us = ns / 1000;
+  unsigned bucket = 0;
+  while (us != 0 && bucket + 1 < pause_buckets) {
+    us >>= 1;
+    bucket++;
+  }
+  c.pause_histogram[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
+// Pacing (DESIGN §4): the next cycle starts when bytes allocated since this bump reach
+// gc_percent% of the heap that survives this cycle, with a floor so that tiny heaps do not cycle
+// constantly. 4 MiB is Go's heapminimum.
+constexpr std::uint64_t trigger_floor = std::uint64_t{4} << 20;
+
+void set_pacing(HeapState& heap, std::uint64_t pages_to_sweep) {
+  const Stats s = collect_stats(heap);
+  // What survives this cycle: live bytes less those freed and about to be reclaimed by its sweep.
+  const std::uint64_t survivors = s.live_bytes - std::min<std::uint64_t>(s.live_bytes, pending_bytes(heap));
+  std::uint64_t trigger = 0;
+  if (heap.options.gc_percent != 0) {
+    trigger = survivors * heap.options.gc_percent / 100;
+    if (trigger < trigger_floor) trigger = trigger_floor;
+  }
+  if (heap.options.memory_limit != 0) {
+    // Start a cycle before the limit is reached: at the latest when committed memory plus the
+    // allocation distance would cross 90% of it.
+    const std::uint64_t limit = heap.options.memory_limit / 10 * 9;
+    const std::uint64_t committed = heap.pages.committed_bytes.load(std::memory_order_relaxed);
+    const std::uint64_t room = limit > committed ? limit - committed : page_size;
+    if (trigger == 0 || room < trigger) trigger = room;
+  }
+  heap.pacer.live_at_bump.store(survivors, std::memory_order_relaxed);
+  heap.pacer.trigger.store(trigger, std::memory_order_relaxed);
+  heap.pacer.allocated.store(0, std::memory_order_relaxed);
+  heap.pacer.requested.store(false, std::memory_order_relaxed);
+  // Proportional sweep: all pages swept by the time 90% of the distance to the trigger is
+  // allocated (Go's sweepPagesPerByte, with its 1 MiB margin scaled to small triggers).
+  SweepState& ss = heap.sweep;
+  ss.pages_swept.store(0, std::memory_order_relaxed);
+  ss.bytes_allocated.store(0, std::memory_order_relaxed);
+  ss.pages_to_sweep.store(pages_to_sweep, std::memory_order_relaxed);
+  double ratio = 0.0;
+  if (trigger != 0 && pages_to_sweep != 0) {
+    ratio = static_cast<double>(pages_to_sweep) / (static_cast<double>(trigger) * 0.9);
+  }
+  ss.pages_per_byte.store(ratio, std::memory_order_relaxed);
+}
+
+// The whole of a cycle but the ragged barrier. Requires: world.cycle_mu held.
+void begin_cycle_locked(HeapState& heap) REQUIRES(heap.world.cycle_mu) {
+  // Sweep termination, concurrently: the previous cycle's barrier and sweep must be complete
+  // before the next bump (INV-G1, INV-G3). Done before stopping the world to keep the pause short.
+  ragged_barrier_locked(heap);
+  {
+    ProcState& slot = acquire_sweep_slot(heap);
+    while (sweep_one(heap, SweepKind::termination)) {
+    }
+    release_proc(slot);
+  }
+  WorldStopped stopped = stop_the_world(heap);
+  // Anything a racing mutator left (it could not: nothing becomes unswept mid-cycle, but frees
+  // may have swept spans meanwhile) is finished here, with the world stopped.
+  while (sweep_one(heap, SweepKind::termination)) {
+  }
+  const std::uint32_t sg = heap.sg();
+  // INV-G1 / C10: all spans swept or current-cached, all Ps flushed, no sweeper in flight.
+  SPANHEAP_CHECK(&heap, heap.sweep.unswept.load() == 0, "unswept spans at the bump (INV-G1)");
+  SPANHEAP_CHECK(&heap, heap.sweep.active.load() == 0, "sweeper active at the bump (INV-G1)");
+  SPANHEAP_CHECK(&heap, heap.sweep.stale_procs.load() == 0, "p mcache not flushed (C10)");
+  for (unsigned i = 0; i < heap.nprocs; i++) {
+    SPANHEAP_CHECK(&heap, heap.proc(i).cache.flush_gen.load(std::memory_order_acquire) == sg,
+                   "p mcache not flushed (C10)");
+  }
+  if (heap.expensive_checks()) check_cycle_preconditions(heap, stopped);
+  if (heap.options.flush == FlushPolicy::eager) {
+    for (unsigned i = 0; i < heap.nprocs; i++) cache_flush(heap, heap.proc(i), FlushKind::eager);
+  }
+  // T7: sweepgen += 2. Swept lists become unswept; sg+3 cached spans become sg+1 (stale).
+  const std::uint32_t next = sg + 2;
+  heap.sweepgen.store(next, std::memory_order_release);
+  std::int64_t unswept = 0;
+  std::uint64_t pages = 0;
+  const unsigned u = unswept_index(next);
+  for (unsigned c = 0; c < num_size_classes(); c++) {
+    Central& central = heap.central[c];
+    LockGuard g(central.mu);
+    SPANHEAP_CHECK(&heap, central.partial[swept_index(next)].count == 0 &&
+                              central.full[swept_index(next)].count == 0,
+                   "non-empty swept list at the bump (C20)");
+    unswept += static_cast<std::int64_t>(central.partial[u].count + central.full[u].count);
+    pages += central.partial[u].pages + central.full[u].pages;
+  }
+  heap.sweep.unswept.store(unswept, std::memory_order_seq_cst);
+  heap.sweep.cursor.store(0, std::memory_order_release);
+  if (heap.options.flush == FlushPolicy::eager) {
+    for (unsigned i = 0; i < heap.nprocs; i++)
+      heap.proc(i).cache.flush_gen.store(next, std::memory_order_release);
+    heap.sweep.stale_procs.store(0, std::memory_order_seq_cst);
+  } else {
+    heap.sweep.stale_procs.store(heap.nprocs, std::memory_order_seq_cst);
+  }
+  const std::uint64_t cycle = heap.counters.cycles.fetch_add(1, std::memory_order_relaxed) + 1;
+  set_pacing(heap, pages);
+  const std::uint64_t pause = now_ns() - stopped.start_ns();
+  record_pause(heap, pause);
+  start_the_world(heap, std::move(stopped));
+
+  page_scavenge(heap, cycle);
+  wake_background_sweepers(heap);
+  if (heap.trace) {
+    const Stats s = collect_stats(heap);
+    fmt::print(stderr,
+               "spanheap: cycle {} sg={} pause={:.1f}us procs={} flush={} live={}B objects={} "
+               "spans_to_sweep={} pages_to_sweep={} trigger={}B mapped={}B released={}B\n",
+               cycle, next, static_cast<double>(pause) / 1000.0, heap.nprocs,
+               heap.options.flush == FlushPolicy::lazy ? "lazy" : "eager", s.live_bytes,
+               s.live_objects, unswept, pages, s.next_trigger, s.mapped_bytes, s.released_bytes);
+  }
+}
+
+}  // namespace
+
+void ragged_barrier_locked(HeapState& heap) {
+  // Every P flushed after the restart: idle ones by us, busy ones by themselves at acquire (they
+  // acquired after the restart, so they flush before allocating); wait for those.
+  for (unsigned i = 0; i < heap.nprocs; i++) {
+    ProcState& p = heap.proc(i);
+    unsigned spins = 0;
+    while (cache_is_stale(heap, p.cache)) {
+      if (try_take_idle(heap, p)) {
+        if (cache_is_stale(heap, p.cache)) cache_flush(heap, p, FlushKind::barrier);
+        release_proc(p);
+        break;
+      }
+      if (++spins > 32) std::this_thread::yield();
+    }
+  }
+}
+
+void begin_cycle(HeapState& heap) {
+  LockGuard g(heap.world.cycle_mu);
+  begin_cycle_locked(heap);
+}
+
+bool flush_idle(HeapState& heap, unsigned i) {
+  LockGuard g(heap.world.cycle_mu);
+  ProcState& p = heap.proc(i);
+  if (!cache_is_stale(heap, p.cache) || !try_take_idle(heap, p)) return false;
+  bool flushed = false;
+  if (cache_is_stale(heap, p.cache)) {
+    cache_flush(heap, p, FlushKind::barrier);
+    flushed = true;
+  }
+  release_proc(p);
+  return flushed;
+}
+
+void ragged_barrier(HeapState& heap) {
+  LockGuard g(heap.world.cycle_mu);
+  ragged_barrier_locked(heap);
+}
+
+void collect(HeapState& heap) {
+  {
+    LockGuard g(heap.world.cycle_mu);
+    begin_cycle_locked(heap);
+    ragged_barrier_locked(heap);
+  }
+  if (heap.options.debug.verify_each_cycle) {
+    VerifyResult r = verify_heap(heap);
+    for (const Violation& v : r.violations)
+      report(&heap, ErrorKind::corruption, nullptr, "verify: {}: {}", v.invariant, v.message);
+  }
+}
+
+void flush_all(HeapState& heap) {
+  LockGuard g(heap.world.cycle_mu);
+  WorldStopped stopped = stop_the_world(heap);
+  for (unsigned i = 0; i < heap.nprocs; i++) cache_flush(heap, heap.proc(i), FlushKind::forced);
+  start_the_world(heap, std::move(stopped));
+}
+
+void maybe_collect(HeapState& heap) {
+  if (!heap.pacer.requested.exchange(false, std::memory_order_acq_rel)) return;
+  if (!heap.world.cycle_mu.try_lock()) return;  // a cycle is already running
+  begin_cycle_locked(heap);
+  ragged_barrier_locked(heap);
+  heap.world.cycle_mu.unlock();
+  if (heap.options.debug.verify_each_cycle) {
+    VerifyResult r = verify_heap(heap);
+    for (const Violation& v : r.violations)
+      report(&heap, ErrorKind::corruption, nullptr, "verify: {}: {}", v.invariant, v.message);
+  }
+}
+
+}  // namespace spanheap::detail
