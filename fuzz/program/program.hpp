@@ -109,7 +109,7 @@ enum class BadKind : std::uint8_t {
   foreign,           // a pointer no heap owns (a static buffer)      -> foreign_free
   other_heap,        // an object of a second heap                    -> misuse
   span_tail,         // past the last object of a span with tail waste -> invalid_free
-  usable_interior,   // usable_size(live + offset)                   -> interior_free, returns 0
+  usable_interior,   // usable_size(live + offset)                   -> misuse, returns 0
 };
 inline constexpr unsigned bad_kind_count = 7;
 const char* to_string(BadKind kind) noexcept;
