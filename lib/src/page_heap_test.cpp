@@ -1,0 +1,137 @@
+// Tests for page_heap and page_map: page runs, coalescing, release to the OS, growth failures,
+// pointer classification, and heap destruction returning every byte.
+#include <gtest/gtest.h>
+
+#include "test_util.hpp"
+
+namespace spanheap {
+namespace {
+
+using testing::SpanLocation;
+
+TEST(PageHeap, FreedRunsCoalesce) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  std::vector<void*> big;
+  for (int i = 0; i < 8; i++) big.push_back(heap.allocate((i % 3 + 1) * 40000));
+  for (void* p : big) heap.free(p);
+  heap.collect();
+  while (heap.sweep_one()) {
+  }
+  const auto snap = testing::snapshot(heap);
+  // Everything is free again: one run per arena, no two adjacent free runs.
+  std::size_t free_runs = 0;
+  for (const auto& s : snap.spans) {
+    EXPECT_FALSE(s.in_use);
+    EXPECT_EQ(s.location, SpanLocation::page_heap_free);
+    free_runs++;
+  }
+  EXPECT_GE(free_runs, 1u);
+  EXPECT_EQ(snap.stats.span_bytes, 0u);
+  EXPECT_TRUE(heap.verify().ok());
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST(PageHeap, IdleRunsAreReleasedToTheOs) {
+  testing::RecordingHandler rec;
+  testing::FakeOsMemory os;
+  Options o = test::deterministic(1, rec);
+  o.os = &os;
+  o.release_after_cycles = 2;
+  Heap heap(o);
+  void* p = heap.allocate(200000);
+  heap.free(p);
+  heap.collect();
+  while (heap.sweep_one()) {
+  }
+  EXPECT_EQ(heap.stats().released_bytes, 0u);
+  heap.collect();
+  heap.collect();
+  const Stats s = heap.stats();
+  EXPECT_GT(s.released_bytes, 200000u);
+  EXPECT_GE(os.released_bytes(), s.released_bytes);
+  // Released pages are reused (and counted back) by the next allocation that needs them.
+  void* q = heap.allocate(200000);
+  ASSERT_NE(q, nullptr);
+  EXPECT_LT(heap.stats().released_bytes, s.released_bytes);
+  EXPECT_TRUE(heap.verify().ok());
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST(PageHeap, GrowthFailuresAreOutOfMemoryAndLeaveTheHeapIntact) {
+  testing::RecordingHandler rec;
+  testing::FakeOsMemory os;
+  Options o = test::deterministic(1, rec);
+  o.os = &os;
+  Heap heap(o);
+  std::vector<void*> live;
+  for (int i = 0; i < 50; i++) live.push_back(heap.allocate(512));
+  os.fail_commits(3);
+  int failed = 0;
+  for (int i = 0; i < 3; i++)
+    if (heap.allocate(3 << 20) == nullptr) failed++;
+  EXPECT_GE(failed, 1);
+  EXPECT_EQ(rec.count(ErrorKind::out_of_memory), static_cast<std::size_t>(failed));
+  rec.clear();
+  for (void* p : live) heap.free(p);
+  EXPECT_TRUE(heap.verify().ok());
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST(PageHeap, DestructionReturnsEveryByte) {
+  testing::FakeOsMemory os;
+  {
+    testing::RecordingHandler rec;
+    Options o = test::deterministic(4, rec);
+    o.os = &os;
+    o.sweepers = 2;
+    Heap heap(o);
+    for (int i = 0; i < 5000; i++) heap.proc(i % 4).allocate(static_cast<std::size_t>(i % 700) + 1);
+    for (int i = 0; i < 5; i++) heap.allocate(std::size_t{3} << 20);
+    heap.collect();
+    EXPECT_GT(os.reserved_bytes(), 0u);
+  }
+  EXPECT_EQ(os.reserved_bytes(), 0u);
+  EXPECT_EQ(os.committed_bytes(), 0u);
+}
+
+TEST(PageMap, FindObjectClassifiesEveryKind) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  Heap other(test::deterministic(1, rec));
+  auto* a = static_cast<char*>(heap.allocate(64));
+  int local = 0;
+  EXPECT_EQ(heap.find_object(&local).kind, PointerKind::foreign);
+  EXPECT_EQ(heap.find_object(other.allocate(8)).kind, PointerKind::other_heap);
+  const PointerInfo start = heap.find_object(a);
+  EXPECT_EQ(start.kind, PointerKind::object_start);
+  EXPECT_EQ(start.base, a);
+  EXPECT_EQ(start.size, 64u);
+  EXPECT_FALSE(start.pending_free);
+  EXPECT_EQ(heap.find_object(a + 3).kind, PointerKind::interior);
+  EXPECT_EQ(heap.find_object(a + 64 * 3).kind, PointerKind::free_slot);
+  EXPECT_EQ(heap.find_object(a + 700 * 1024).kind, PointerKind::free_pages);
+  heap.free(a);
+  EXPECT_TRUE(heap.find_object(a).pending_free);
+  EXPECT_TRUE(heap.owns(a));
+  EXPECT_FALSE(heap.owns(&local));
+  // A span whose objects do not fill it has a tail.
+  for (const auto& sc : testing::size_classes()) {
+    if (sc.tail_waste == 0) continue;
+    auto* o = static_cast<char*>(heap.allocate(sc.size, 8));
+    ASSERT_EQ(testing::size_to_class(sc.size, 8), sc.span_class);
+    const auto snap = testing::snapshot(heap);
+    const auto* s = test::span_containing(snap, o);
+    ASSERT_NE(s, nullptr);
+    auto* tail = reinterpret_cast<char*>(s->base + s->npages * page_size - 1);
+    EXPECT_EQ(heap.find_object(tail).kind, PointerKind::span_tail) << "class " << sc.span_class;
+    heap.free(tail);
+    EXPECT_EQ(rec.count(ErrorKind::invalid_free), 1u);
+    rec.clear();
+    break;
+  }
+  EXPECT_TRUE(heap.verify().ok());
+}
+
+}  // namespace
+}  // namespace spanheap

@@ -1,0 +1,218 @@
+// End-to-end tests of the sweepgen protocol (DESIGN §3): several Ps driven from one thread through
+// every transition T1-T8 under both flush policies, asserting each span's state after each step,
+// plus the scenarios of the Go bugs DESIGN §8 names.
+#include <gtest/gtest.h>
+
+#include "test_util.hpp"
+
+namespace spanheap {
+namespace {
+
+using testing::SpanLocation;
+
+struct SweepgenTest : ::testing::Test {
+  testing::RecordingHandler rec;
+  void TearDown() override {
+    for (const ErrorReport& r : rec.take()) ADD_FAILURE() << "unexpected report: " << r.message;
+  }
+};
+
+TEST_F(SweepgenTest, LazyFlushWalksT1ThroughT8) {
+  Heap heap(test::deterministic(2, rec));
+  Proc p0 = heap.proc(0), p1 = heap.proc(1);
+
+  // T1 + T5: a new span starts at sg and is cached at sg+3.
+  void* a = p0.allocate(64);
+  ASSERT_NE(a, nullptr);
+  auto snap = testing::snapshot(heap);
+  const testing::SpanInfo* sa = test::span_containing(snap, a);
+  ASSERT_NE(sa, nullptr);
+  EXPECT_EQ(sa->sweepgen_delta, 3);
+  EXPECT_EQ(sa->location, SpanLocation::cached);
+  EXPECT_EQ(sa->cache_proc, 0);
+  EXPECT_TRUE(snap.sweep_done);
+
+  // T7: the bump turns the cached span stale (sg+1); both Ps are stale.
+  testing::begin_cycle(heap);
+  snap = testing::snapshot(heap);
+  sa = test::span_containing(snap, a);
+  EXPECT_EQ(sa->sweepgen_delta, 1);
+  EXPECT_EQ(snap.procs[0].flush_gen_delta, -2);
+  EXPECT_EQ(snap.procs[1].flush_gen_delta, -2);
+  EXPECT_FALSE(snap.sweep_done);
+
+  // Sweepers never take a cached span, and "sweep done" stays false while a P is stale
+  // (Go #45315 / #46500 / the 1.12 hole of §5.8).
+  EXPECT_FALSE(heap.sweep_one());
+  EXPECT_FALSE(testing::sweep_done(heap));
+  EXPECT_EQ(test::span_containing(testing::snapshot(heap), a)->sweepgen_delta, 1);
+
+  // P1 wakes: it flushes (nothing cached) and allocates a fresh span; P0 stays idle and stale.
+  void* b = p1.allocate(64);
+  snap = testing::snapshot(heap);
+  EXPECT_EQ(snap.procs[1].flush_gen_delta, 0);
+  EXPECT_EQ(snap.procs[0].flush_gen_delta, -2);
+  EXPECT_EQ(test::span_containing(snap, b)->sweepgen_delta, 3);
+  EXPECT_EQ(test::span_containing(snap, a)->sweepgen_delta, 1);
+
+  // T3 then T4: P0 wakes, flushes lazily: sg+1 -> sg-1 by store, swept by P0 itself -> sg.
+  const Stats before = heap.stats();
+  p0.wake();
+  snap = testing::snapshot(heap);
+  sa = test::span_containing(snap, a);
+  EXPECT_EQ(sa->sweepgen_delta, 0);
+  EXPECT_EQ(sa->location, SpanLocation::central_partial_swept);
+  EXPECT_EQ(snap.stats.flushes_lazy, before.flushes_lazy + 1);
+  EXPECT_EQ(snap.stats.swept_by_flush, before.swept_by_flush + 1);
+  EXPECT_EQ(snap.procs[0].flush_gen_delta, 0);
+  EXPECT_TRUE(snap.sweep_done);
+
+  // Free a from P1: the object becomes pending on a swept span.
+  p1.free(a);
+  snap = testing::snapshot(heap);
+  EXPECT_EQ(test::span_containing(snap, a)->pending_frees, 1u);
+  EXPECT_EQ(snap.stats.pending_frees, 1u);
+
+  // Next cycle: the uncached span goes to sg-2; the barrier flushes idle P1 (stale B swept).
+  heap.collect();
+  snap = testing::snapshot(heap);
+  sa = test::span_containing(snap, a);
+  EXPECT_EQ(sa->sweepgen_delta, -2);
+  EXPECT_EQ(sa->location, SpanLocation::central_partial_unswept);
+  EXPECT_EQ(test::span_containing(snap, b)->sweepgen_delta, 0);
+  EXPECT_GE(snap.stats.flushes_barrier, 2u);
+  EXPECT_FALSE(snap.sweep_done);
+
+  // T2 + T4 + T8: a sweeper takes A (CAS), reclaims its only object and frees it to the heap.
+  EXPECT_TRUE(heap.sweep_one());
+  snap = testing::snapshot(heap);
+  sa = test::span_containing(snap, a);
+  ASSERT_NE(sa, nullptr);
+  EXPECT_FALSE(sa->in_use);
+  EXPECT_EQ(sa->location, SpanLocation::page_heap_free);
+  EXPECT_EQ(snap.stats.live_objects, 1u);
+  EXPECT_EQ(snap.stats.pending_frees, 0u);
+  EXPECT_VERIFIED(heap);
+}
+
+TEST_F(SweepgenTest, RefillUncachesFullSpanAtSgT6) {
+  Heap heap(test::deterministic(1, rec));
+  Proc p = heap.proc(0);
+  const auto& classes = testing::size_classes();
+  const testing::SizeClassInfo* sc = nullptr;
+  for (const auto& c : classes)
+    if (c.size == 1024) sc = &c;
+  ASSERT_NE(sc, nullptr);
+  std::vector<void*> objs;
+  for (unsigned i = 0; i <= sc->nelems; i++) objs.push_back(p.allocate(1024));
+  auto snap = testing::snapshot(heap);
+  const testing::SpanInfo* first = test::span_containing(snap, objs.front());
+  const testing::SpanInfo* second = test::span_containing(snap, objs.back());
+  ASSERT_NE(first, second);
+  EXPECT_EQ(first->sweepgen_delta, 0);
+  EXPECT_EQ(first->location, SpanLocation::central_full_swept);
+  EXPECT_EQ(first->alloc_count, sc->nelems);
+  EXPECT_EQ(second->sweepgen_delta, 3);
+  EXPECT_EQ(second->location, SpanLocation::cached);
+  EXPECT_VERIFIED(heap);
+}
+
+TEST_F(SweepgenTest, EagerFlushEmptiesCachesInsideThePause) {
+  Heap heap(test::deterministic(3, rec, FlushPolicy::eager));
+  void* a = heap.proc(0).allocate(48);
+  void* b = heap.proc(2).allocate(200);
+  testing::begin_cycle(heap);
+  auto snap = testing::snapshot(heap);
+  for (const testing::ProcInfo& p : snap.procs) {
+    EXPECT_EQ(p.flush_gen_delta, 0);
+    EXPECT_EQ(p.cached_spans, 0u);
+  }
+  EXPECT_EQ(test::span_containing(snap, a)->sweepgen_delta, -2);
+  EXPECT_EQ(test::span_containing(snap, b)->sweepgen_delta, -2);
+  EXPECT_EQ(snap.stats.flushes_eager, 3u);
+  EXPECT_EQ(snap.stats.flushes_lazy + snap.stats.flushes_barrier, 0u);
+  while (heap.sweep_one()) {
+  }
+  EXPECT_TRUE(testing::sweep_done(heap));
+  EXPECT_VERIFIED(heap);
+}
+
+TEST_F(SweepgenTest, FreeIntoAnotherPsCurrentCacheDoesNotWait) {
+  // Go #27997's lesson: "swept" is sg or sg+3. A free of an object in a span that another P has
+  // cached since the bump must proceed at once.
+  Heap heap(test::deterministic(2, rec));
+  void* a = heap.proc(0).allocate(32);
+  heap.proc(1).free(a);
+  auto snap = testing::snapshot(heap);
+  EXPECT_EQ(test::span_containing(snap, a)->sweepgen_delta, 3);
+  EXPECT_EQ(test::span_containing(snap, a)->pending_frees, 1u);
+}
+
+TEST_F(SweepgenTest, FreeIntoStaleIdlePFlushesIt) {
+  Heap heap(test::deterministic(2, rec));
+  void* a = heap.proc(0).allocate(32);
+  void* keep = heap.proc(0).allocate(32);
+  testing::begin_cycle(heap);
+  heap.proc(1).free(a);  // P0 is idle and stale: the freer flushes it (barrier work done early)
+  auto snap = testing::snapshot(heap);
+  EXPECT_EQ(snap.procs[0].flush_gen_delta, 0);
+  EXPECT_EQ(test::span_containing(snap, a)->sweepgen_delta, 0);
+  EXPECT_EQ(test::span_containing(snap, a)->pending_frees, 1u);
+  EXPECT_EQ(test::span_containing(snap, keep)->alloc_count, 2u);
+  EXPECT_VERIFIED(heap);
+}
+
+TEST_F(SweepgenTest, RecycledSpanStructIsNeverSweptThroughAStalePointer) {
+  // Go #27997: a span is freed to the heap, its pages and struct reused for a span of another
+  // class and cached, while an old pointer into it is freed again.
+  Heap heap(test::deterministic(2, rec));
+  void* a0 = heap.proc(0).allocate(4096);
+  auto* a1 = static_cast<char*>(heap.proc(0).allocate(4096));
+  ASSERT_EQ(a1, static_cast<char*>(a0) + 4096);
+  heap.proc(0).free(a0);
+  heap.proc(0).free(a1);
+  heap.collect();
+  while (heap.sweep_one()) {
+  }
+  auto snap = testing::snapshot(heap);
+  EXPECT_FALSE(test::span_containing(snap, a1)->in_use);
+  void* c = heap.proc(1).allocate(16);  // reuses the freed pages for 16-byte objects
+  ASSERT_EQ(c, a0);
+  snap = testing::snapshot(heap);
+  EXPECT_EQ(test::span_containing(snap, a1)->sweepgen_delta, 3);
+  EXPECT_EQ(test::span_containing(snap, a1)->span_class, testing::size_to_class(16, 16));
+  heap.proc(0).free(a1);  // stale pointer: now slot 256 of the new span, never allocated
+  const auto reports = rec.take();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].kind, ErrorKind::invalid_free) << reports[0].message;
+  snap = testing::snapshot(heap);
+  EXPECT_EQ(snap.stats.live_objects, 1u);
+  EXPECT_EQ(snap.stats.pending_frees, 0u);
+  EXPECT_EQ(test::span_containing(snap, a1)->sweepgen_delta, 3);
+  EXPECT_VERIFIED(heap);
+}
+
+TEST_F(SweepgenTest, ForcedFlushDuringSweepPhaseKeepsDebtSane) {
+  // Go #57523: flushing every cache during the sweep phase, then allocating from every P, must
+  // not produce a huge proportional-sweep debt (the debt here counts bytes allocated since the
+  // bump, which a flush cannot lower).
+  Options o = test::deterministic(4, rec);
+  o.gc_percent = 100;
+  Heap heap(o);
+  std::vector<void*> keep;
+  for (int i = 0; i < 20000; i++) keep.push_back(heap.proc(i % 4).allocate(96));
+  for (std::size_t i = 0; i < keep.size(); i += 2) heap.free(keep[i]);
+  testing::begin_cycle(heap);
+  testing::flush_all(heap);
+  const Stats before = heap.stats();
+  for (unsigned p = 0; p < 4; p++)
+    for (int i = 0; i < 100; i++) ASSERT_NE(heap.proc(p).allocate(96), nullptr);
+  const Stats after = heap.stats();
+  // 400 objects of 96 B need a few spans: proportional sweep may sweep some, never everything
+  // for a handful of bytes, and never hangs.
+  EXPECT_LT(after.swept_proportional - before.swept_proportional, 200u);
+  EXPECT_VERIFIED(heap);
+}
+
+}  // namespace
+}  // namespace spanheap

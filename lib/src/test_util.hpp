@@ -1,0 +1,41 @@
+// Helpers shared by the unit tests (lib/src/*_test.cpp).
+#pragma once
+
+#include <spanheap/spanheap.hpp>
+#include <spanheap/testing.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace spanheap::test {
+
+// A deterministic heap: nothing happens unless the test asks for it.
+inline Options deterministic(unsigned procs, testing::RecordingHandler& rec,
+                             FlushPolicy flush = FlushPolicy::lazy) {
+  Options o;
+  o.procs = procs;
+  o.sweepers = 0;
+  o.gc_percent = 0;
+  o.flush = flush;
+  o.checks = CheckLevel::expensive;
+  o.arena_bytes = std::size_t{1} << 20;
+  o.error_handler = rec.handler();
+  return o;
+}
+
+inline const testing::SpanInfo* span_containing(const testing::HeapSnapshot& snap, const void* p) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  for (const testing::SpanInfo& s : snap.spans)
+    if (a >= s.base && a < s.base + s.npages * page_size) return &s;
+  return nullptr;
+}
+
+#define EXPECT_VERIFIED(heap)                                    \
+  do {                                                           \
+    const ::spanheap::VerifyResult vr_ = (heap).verify();        \
+    EXPECT_TRUE(vr_.ok()) << vr_.to_string();                    \
+  } while (0)
+
+}  // namespace spanheap::test
