@@ -61,14 +61,13 @@ constexpr std::size_t min_commit_pages = 64;
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 
 Span* new_span_struct(HeapState& heap) REQUIRES(heap.pages.mu) {
-  PageHeap& ph = heap.pages;
-  if (ph.span_pool != nullptr) {
-    Span* s = ph.span_pool;
-    ph.span_pool = s->next;
+  if (heap.pages.span_pool != nullptr) {
+    Span* s = heap.pages.span_pool;
+    heap.pages.span_pool = s->next;
     s->next = nullptr;
     return s;
   }
-  if (ph.chunk_cursor == nullptr || ph.chunk_end - ph.chunk_cursor < std::ptrdiff_t(sizeof(Span))) {
+  if (heap.pages.chunk_cursor == nullptr || heap.pages.chunk_end - heap.pages.chunk_cursor < std::ptrdiff_t(sizeof(Span))) {
     void* mem = heap.os->reserve(span_chunk_bytes, page_size);
     if (mem == nullptr) return nullptr;
     if (!heap.os->commit(mem, span_chunk_bytes)) {
@@ -78,15 +77,15 @@ Span* new_span_struct(HeapState& heap) REQUIRES(heap.pages.mu) {
     auto* chunk = static_cast<PageHeap::Chunk*>(mem);
     chunk->base = mem;
     chunk->size = span_chunk_bytes;
-    chunk->next = ph.chunks;
-    ph.chunks = chunk;
-    ph.reserved_bytes.fetch_add(span_chunk_bytes, std::memory_order_relaxed);
+    chunk->next = heap.pages.chunks;
+    heap.pages.chunks = chunk;
+    heap.pages.reserved_bytes.fetch_add(span_chunk_bytes, std::memory_order_relaxed);
     const std::size_t header = round_up(sizeof(PageHeap::Chunk), alignof(Span));
-    ph.chunk_cursor = static_cast<std::byte*>(mem) + header;
-    ph.chunk_end = static_cast<std::byte*>(mem) + span_chunk_bytes;
+    heap.pages.chunk_cursor = static_cast<std::byte*>(mem) + header;
+    heap.pages.chunk_end = static_cast<std::byte*>(mem) + span_chunk_bytes;
   }
-  Span* s = new (ph.chunk_cursor) Span();
-  ph.chunk_cursor += round_up(sizeof(Span), alignof(Span));
+  Span* s = new (heap.pages.chunk_cursor) Span();
+  heap.pages.chunk_cursor += round_up(sizeof(Span), alignof(Span));
   return s;
 }
 
@@ -131,14 +130,13 @@ void set_history(Arena& arena, std::uintptr_t start, std::size_t npages, PageHis
 
 // Adds a free run to the free lists, merging it with free neighbours in the same arena.
 void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
-  PageHeap& ph = heap.pages;
   Arena& arena = *s->arena;
   const std::size_t first = (s->start - arena.base) >> page_shift;
   if (first > 0) {
     Span* left = arena.spans[first - 1].load(std::memory_order_relaxed);
     if (left != nullptr && left->state.load(std::memory_order_relaxed) == SpanState::free) {
-      remove_free(ph, left);
-      if (left->released) ph.released_bytes.fetch_sub(left->bytes(), std::memory_order_relaxed);
+      remove_free(heap.pages, left);
+      if (left->released) heap.pages.released_bytes.fetch_sub(left->bytes(), std::memory_order_relaxed);
       s->start = left->start;
       s->npages += left->npages;
       s->need_zero = s->need_zero || left->need_zero;
@@ -150,8 +148,8 @@ void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
   if (end < arena.committed_pages) {
     Span* right = arena.spans[end].load(std::memory_order_relaxed);
     if (right != nullptr && right->state.load(std::memory_order_relaxed) == SpanState::free) {
-      remove_free(ph, right);
-      if (right->released) ph.released_bytes.fetch_sub(right->bytes(), std::memory_order_relaxed);
+      remove_free(heap.pages, right);
+      if (right->released) heap.pages.released_bytes.fetch_sub(right->bytes(), std::memory_order_relaxed);
       s->npages += right->npages;
       s->need_zero = true;
       recycle_span_struct(heap, right);
@@ -160,11 +158,10 @@ void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
   // A merged run counts as resident (released_bytes dropped its released parts above): the
   // scavenger releases it again once it has been idle long enough.
   page_map_set(arena, s->start, s->npages, s);
-  insert_free(ph, s);
+  insert_free(heap.pages, s);
 }
 
 Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu) {
-  PageHeap& ph = heap.pages;
   std::size_t bytes = heap.options.arena_bytes;
   if (bytes < granule_size) bytes = granule_size;
   bytes = round_up(bytes, granule_size);
@@ -190,9 +187,9 @@ Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu)
   auto* table = reinterpret_cast<std::byte*>(meta) + round_up(sizeof(Arena), alignof(std::atomic<Span*>));
   arena->spans = new (table) std::atomic<Span*>[npages]();
   arena->history = new (table + npages * sizeof(std::atomic<Span*>)) std::atomic<PageHistory>[npages]();
-  arena->next = ph.arenas;
-  ph.arenas = arena;
-  ph.reserved_bytes.fetch_add(bytes + meta_bytes, std::memory_order_relaxed);
+  arena->next = heap.pages.arenas;
+  heap.pages.arenas = arena;
+  heap.pages.reserved_bytes.fetch_add(bytes + meta_bytes, std::memory_order_relaxed);
   poison_memory(heap, base, bytes);
   registry_insert(arena);
   return arena;
@@ -201,18 +198,17 @@ Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu)
 // Commits at least `npages` more pages as one free run. False when the memory limit or the OS
 // refuses.
 bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
-  PageHeap& ph = heap.pages;
-  Arena* arena = ph.current;
+  Arena* arena = heap.pages.current;
   if (arena == nullptr || arena->npages - arena->committed_pages < npages) {
     arena = new_arena(heap, npages);
     if (arena == nullptr) return false;
-    ph.current = arena;
+    heap.pages.current = arena;
   }
   std::size_t commit_pages = npages < min_commit_pages ? min_commit_pages : npages;
   const std::size_t room = arena->npages - arena->committed_pages;
   if (commit_pages > room) commit_pages = room;
   const std::size_t limit = heap.options.memory_limit;
-  const std::size_t committed = ph.committed_bytes.load(std::memory_order_relaxed);
+  const std::size_t committed = heap.pages.committed_bytes.load(std::memory_order_relaxed);
   if (limit != 0 && committed + (commit_pages << page_shift) > limit) {
     commit_pages = npages;  // try the bare minimum before giving up
     if (committed + (commit_pages << page_shift) > limit) return false;
@@ -222,8 +218,8 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   Span* s = new_span_struct(heap);
   if (s == nullptr) return false;
   arena->committed_pages += commit_pages;
-  ph.committed_bytes.fetch_add(commit_pages << page_shift, std::memory_order_relaxed);
-  ph.free_pages.fetch_add(commit_pages, std::memory_order_relaxed);
+  heap.pages.committed_bytes.fetch_add(commit_pages << page_shift, std::memory_order_relaxed);
+  heap.pages.free_pages.fetch_add(commit_pages, std::memory_order_relaxed);
   s->start = start;
   s->npages = commit_pages;
   s->arena = arena;
@@ -238,12 +234,11 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
 
 // Takes `npages` from the front of free run `s` and returns the in-use span.
 Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu) {
-  PageHeap& ph = heap.pages;
-  remove_free(ph, s);
+  remove_free(heap.pages, s);
   if (s->npages > npages) {
     Span* rest = new_span_struct(heap);
     if (rest == nullptr) {
-      insert_free(ph, s);
+      insert_free(heap.pages, s);
       return nullptr;
     }
     rest->start = s->start + (npages << page_shift);
@@ -255,15 +250,15 @@ Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu
     rest->sweepgen.store(heap.sg(), std::memory_order_relaxed);
     rest->state.store(SpanState::free, std::memory_order_release);
     page_map_set(*rest->arena, rest->start, rest->npages, rest);
-    insert_free(ph, rest);
+    insert_free(heap.pages, rest);
     s->npages = npages;
   }
   if (s->released) {
-    ph.released_bytes.fetch_sub(s->bytes(), std::memory_order_relaxed);
+    heap.pages.released_bytes.fetch_sub(s->bytes(), std::memory_order_relaxed);
     s->released = false;
   }
-  ph.free_pages.fetch_sub(npages, std::memory_order_relaxed);
-  ph.in_use_pages.fetch_add(npages, std::memory_order_relaxed);
+  heap.pages.free_pages.fetch_sub(npages, std::memory_order_relaxed);
+  heap.pages.in_use_pages.fetch_add(npages, std::memory_order_relaxed);
   set_history(*s->arena, s->start, npages, PageHistory::in_use);
   // Reset allocation state; sweepgen becomes sg (T1) before the span is published anywhere.
   s->alloc_cache = 0;
@@ -284,20 +279,19 @@ Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu
 }  // namespace
 
 Span* page_alloc(HeapState& heap, std::size_t npages) {
-  PageHeap& ph = heap.pages;
   {
-    LockGuard g(ph.mu);
-    if (Span* s = find_free(ph, npages)) return carve(heap, s, npages);
+    LockGuard g(heap.pages.mu);
+    if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
   }
   // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim).
   while (sweep_one(heap, SweepKind::on_demand)) {
-    LockGuard g(ph.mu);
-    if (Span* s = find_free(ph, npages)) return carve(heap, s, npages);
+    LockGuard g(heap.pages.mu);
+    if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
   }
-  LockGuard g(ph.mu);
-  if (Span* s = find_free(ph, npages)) return carve(heap, s, npages);
+  LockGuard g(heap.pages.mu);
+  if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
   if (!grow(heap, npages)) return nullptr;
-  Span* s = find_free(ph, npages);
+  Span* s = find_free(heap.pages, npages);
   return s != nullptr ? carve(heap, s, npages) : nullptr;
 }
 
@@ -311,10 +305,9 @@ void page_free(HeapState& heap, Span* s) {
   SPANHEAP_DCHECK(&heap, s->list.load(std::memory_order_relaxed) == nullptr,
                   "page_free of a span still in a list");
   poison_memory(heap, reinterpret_cast<void*>(s->start), s->bytes());
-  PageHeap& ph = heap.pages;
-  LockGuard g(ph.mu);
-  ph.in_use_pages.fetch_sub(s->npages, std::memory_order_relaxed);
-  ph.free_pages.fetch_add(s->npages, std::memory_order_relaxed);
+  LockGuard g(heap.pages.mu);
+  heap.pages.in_use_pages.fetch_sub(s->npages, std::memory_order_relaxed);
+  heap.pages.free_pages.fetch_add(s->npages, std::memory_order_relaxed);
   set_history(*s->arena, s->start, s->npages, PageHistory::freed);
   s->state.store(SpanState::free, std::memory_order_release);
   s->free_since = heap.counters.cycles.load(std::memory_order_relaxed);
@@ -325,24 +318,22 @@ void page_free(HeapState& heap, Span* s) {
 }
 
 void page_scavenge(HeapState& heap, std::uint64_t cycle) {
-  PageHeap& ph = heap.pages;
-  LockGuard g(ph.mu);
-  auto scan = [&](SpanList& list) REQUIRES(ph.mu) {
+  LockGuard g(heap.pages.mu);
+  auto scan = [&](SpanList& list) REQUIRES(heap.pages.mu) {
     for (Span* s = list.first; s != nullptr; s = s->next) {
       if (s->released || cycle - s->free_since < heap.options.release_after_cycles) continue;
       heap.os->release(reinterpret_cast<void*>(s->start), s->bytes());
       s->released = true;
       s->need_zero = false;
-      ph.released_bytes.fetch_add(s->bytes(), std::memory_order_relaxed);
+      heap.pages.released_bytes.fetch_add(s->bytes(), std::memory_order_relaxed);
     }
   };
-  for (SpanList& list : ph.free_runs) scan(list);
-  scan(ph.free_long);
+  for (SpanList& list : heap.pages.free_runs) scan(list);
+  scan(heap.pages.free_long);
 }
 
 void page_heap_destroy(HeapState& heap) NO_THREAD_SAFETY_ANALYSIS {
-  PageHeap& ph = heap.pages;
-  for (Arena* a = ph.arenas; a != nullptr;) {
+  for (Arena* a = heap.pages.arenas; a != nullptr;) {
     Arena* next = a->next;
     registry_remove(a);
     unpoison_memory(heap, reinterpret_cast<void*>(a->base), a->npages << page_shift);
@@ -350,13 +341,13 @@ void page_heap_destroy(HeapState& heap) NO_THREAD_SAFETY_ANALYSIS {
     heap.os->unreserve(a->meta, a->meta_bytes);
     a = next;
   }
-  ph.arenas = nullptr;
-  for (PageHeap::Chunk* c = ph.chunks; c != nullptr;) {
+  heap.pages.arenas = nullptr;
+  for (PageHeap::Chunk* c = heap.pages.chunks; c != nullptr;) {
     PageHeap::Chunk* next = c->next;
     heap.os->unreserve(c->base, c->size);
     c = next;
   }
-  ph.chunks = nullptr;
+  heap.pages.chunks = nullptr;
 }
 
 }  // namespace spanheap::detail

@@ -171,17 +171,19 @@ bool ensure_swept(HeapState& heap, Span* span) {
 
 namespace {
 
+// Parks until a cycle leaves work (work_epoch moves past `seen`) or the heap shuts down; returns
+// false on shutdown. (condition_variable_any's unlock/relock is invisible to the analysis.)
+bool park(SweepState& ss, std::uint64_t& seen) NO_THREAD_SAFETY_ANALYSIS {
+  std::unique_lock<RankedMutex> lock(ss.park_mu);
+  while (!ss.shutdown && ss.work_epoch == seen) ss.park_cv.wait(lock);
+  seen = ss.work_epoch;
+  return !ss.shutdown;
+}
+
 void sweeper_main(HeapState* heap) {
   std::uint64_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock<RankedMutex> lock(heap->sweep.park_mu);
-      heap->sweep.park_cv.wait(lock, [&]() NO_THREAD_SAFETY_ANALYSIS {
-        return heap->sweep.shutdown || heap->sweep.work_epoch != seen;
-      });
-      if (heap->sweep.shutdown) return;
-      seen = heap->sweep.work_epoch;
-    }
+    if (!park(heap->sweep, seen)) return;
     // One span per slot acquisition: the world can stop between any two spans (Go #73499: a
     // sweeper must never hold off a stop-the-world).
     for (;;) {
