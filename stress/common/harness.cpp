@@ -119,7 +119,7 @@ namespace {
 char g_repro[4096];
 std::atomic<bool> g_repro_printed{false};
 
-void print_sanitizer_repro() {
+[[maybe_unused]] void print_sanitizer_repro() {
   if (g_repro[0] == 0 || g_repro_printed.exchange(true)) return;
   std::fputs("\nFAIL: sanitizer report (see above)\n", stderr);
   std::fputs(g_repro, stderr);
