@@ -125,7 +125,7 @@ bool write_align(Writer& w, std::size_t align) {
 //   0: size = low 6 bits                       (0..63)
 //   1: size = low << 8 | next byte             (0..16383)
 //   2: a size class's size + (low & 31) - 16, the class chosen by the next byte (class edges)
-//   3: size = low << 16 | next u16             (0..4 MiB: large objects)
+//   3: size = low << 12 | next u16 & 0xfff     (0..256 KiB: large objects; page_heap goes bigger)
 std::size_t read_size(ByteReader& r) {
   const unsigned f = r.u8();
   const unsigned low = f & 63;
@@ -140,7 +140,7 @@ std::size_t read_size(ByteReader& r) {
                  ? 0
                  : static_cast<std::size_t>(static_cast<long>(base) + delta);
     }
-    default: return (std::size_t{low} << 16) | r.u16();
+    default: return (std::size_t{low} << 12) | (r.u16() & 0xfff);
   }
 }
 bool write_size(Writer& w, std::size_t size) {
@@ -149,9 +149,9 @@ bool write_size(Writer& w, std::size_t size) {
   } else if (size < 16384) {
     w.u8(0x40 | static_cast<unsigned>(size >> 8));
     w.u8(size & 0xff);
-  } else if (size < (std::size_t{64} << 16)) {
-    w.u8(0xC0 | static_cast<unsigned>(size >> 16));
-    w.u16(size & 0xffff);
+  } else if (size < (std::size_t{64} << 12)) {
+    w.u8(0xC0 | static_cast<unsigned>(size >> 12));
+    w.u16(size & 0xfff);
   } else {
     return false;
   }

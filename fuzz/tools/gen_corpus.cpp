@@ -83,7 +83,7 @@ void alloc_free_seeds(Seeds& out) {
   }
   // Large objects and every alignment.
   Program large{.target = Target::alloc_free, .config = config(1, FlushPolicy::lazy), .ops = {}};
-  for (std::size_t s : {32769ul, 40000ul, 65536ul, 100000ul, 1ul << 20, 3ul << 20})
+  for (std::size_t s : {32769ul, 40000ul, 65536ul, 100000ul, 200000ul, 262143ul})
     large.ops.push_back(Alloc{.proc = via_heap, .size = s, .align = 16});
   large.ops.push_back(Free{via_heap, 1});
   large.ops.push_back(Free{via_heap, 3});
@@ -333,7 +333,8 @@ int main(int argc, char** argv) {
       }
       const auto bytes = encode(program);
       if (!bytes || decode(t, *bytes) != program) {
-        fmt::print(stderr, "{}/{}: does not encode to bytes that decode back\n", to_string(t), name);
+        fmt::print(stderr, "{}/{}: does not encode to bytes that decode back\n{}{}", to_string(t),
+                   name, to_trace(program), bytes ? to_trace(decode(t, *bytes)) : "(no encoding)\n");
         return 1;
       }
       emit(root / "corpus" / to_string(t) / ("seed-" + name),
