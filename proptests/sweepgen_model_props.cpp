@@ -78,7 +78,7 @@ SPANHEAP_PROP(SweepgenModel, RecycledSpanStruct, 20, 40, ()) {
   RC_ASSERT(sut.tracker.last().procs[2].flush_gen_delta == -2);  // P2 is still stale
   run_script({make_sweep_one(), make_sweep_one()}, model, sut);
   RC_ASSERT(!testing::sweep_done(sut.tracker.heap()));  // P0 and P2 are stale
-  rc::state::check(model, sut, [](const Model& m) { return gen_command(m, CommandMix{}); });
+  check_generated(model, sut, CommandMix{});
 }
 
 // Go #45315/#46500 and the 1.12 hole: after a bump without a barrier, sweep_one until it returns
@@ -104,7 +104,7 @@ SPANHEAP_PROP(SweepgenModel, SweepDoneNotEarly, 20, 40, ()) {
   RC_ASSERT(!testing::sweep_done(heap));
   run_script({make_flush_idle(1 - first)}, model, sut);
   RC_ASSERT(testing::sweep_done(heap));
-  rc::state::check(model, sut, [](const Model& m) { return gen_command(m, CommandMix{}); });
+  check_generated(model, sut, CommandMix{});
 }
 
 // Go #57523: a forced flush of every cache during the sweep phase, then allocation from every P
@@ -131,7 +131,7 @@ SPANHEAP_PROP(SweepgenModel, SweepDebtAfterForcedFlush, 20, 40, ()) {
   const Stats st = sut.tracker.heap().stats();
   RC_ASSERT(st.live_bytes <= st.span_bytes);
   RC_ASSERT(st.pending_frees <= st.live_objects);
-  rc::state::check(model, sut, [](const Model& m) { return gen_command(m, CommandMix{}); });
+  check_generated(model, sut, CommandMix{});
 }
 
 }  // namespace spanheap::props

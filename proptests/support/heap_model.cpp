@@ -287,7 +287,17 @@ void run_script(const std::vector<CommandPtr>& commands, Model& model, Sut& sut)
 void check_stateful(const HeapSetup& setup, const CommandMix& mix, CheckSet checks) {
   Sut sut(setup, checks);
   Model model(setup);
-  rc::state::check(model, sut, [&mix](const Model& m) { return gen_command(m, mix); });
+  check_generated(model, sut, mix);
+}
+
+void check_generated(const Model& model, Sut& sut, const CommandMix& mix) {
+  const auto commands =
+      *rc::state::gen::commands(model, [&mix](const Model& m) { return gen_command(m, mix); });
+  // The distribution of sequence lengths shows up in the property's success message.
+  RC_CLASSIFY(commands.size() < 10, "under 10 commands");
+  RC_CLASSIFY(commands.size() >= 10 && commands.size() < 50, "10-49 commands");
+  RC_CLASSIFY(commands.size() >= 50, "50+ commands");
+  rc::state::runAll(commands, model, sut);
 }
 
 }  // namespace spanheap::props

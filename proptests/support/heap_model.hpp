@@ -95,6 +95,9 @@ void finish_command(const Command& cmd, const Model& s0, Sut& sut, const Step& s
 // Runs `commands` from `model` on `sut` (checking preconditions), advancing `model`.
 void run_script(const std::vector<CommandPtr>& commands, Model& model, Sut& sut);
 
+// A generated command sequence from `model` on `sut` (after a scripted prefix, say).
+void check_generated(const Model& model, Sut& sut, const CommandMix& mix);
+
 // The whole stateful property: a fresh heap, then a generated command sequence.
 void check_stateful(const HeapSetup& setup, const CommandMix& mix, CheckSet checks = {});
 

@@ -127,6 +127,8 @@ class Tracker {
   // Problems found inside allocate()/free(), reported by the next finish().
   std::vector<std::string> overlap_;
   std::set<std::uintptr_t> returned_;
+  // Pending objects whose slots were reused within the current step (see allocate()).
+  std::vector<std::uintptr_t> reused_pending_;
 };
 
 // Static invariants of one snapshot (DESIGN §8: span states, membership, flush_gen, sweep done,

@@ -4,9 +4,11 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string_view>
 
 namespace spanheap::props {
@@ -44,7 +46,13 @@ std::uint64_t next_seed(std::uint64_t x) {  // splitmix64: successive rounds get
 std::string reproduce_params(const std::string& id, const rc::detail::Reproduce& reproduce) {
   rc::detail::Configuration config;
   config.reproduce[id] = reproduce;
-  return rc::detail::configToMinimalString(config);
+  // Only the reproduce key: the seed and size are inside the reproduce blob.
+  std::string all = rc::detail::configToMinimalString(config);
+  std::string out;
+  std::istringstream words(all);
+  for (std::string word; words >> word;)
+    if (word.rfind("reproduce=", 0) == 0) out = word;
+  return out;
 }
 
 }  // namespace
@@ -67,6 +75,7 @@ void run_property(const rc::detail::Property& property, const std::string& suite
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::duration<double>(run.seconds);
   int rounds = 0;
+  const std::uint64_t first_seed = params.seed;
   int cases = 0;
   for (;;) {
     const rc::detail::TestResult result = rc::detail::checkProperty(property, metadata, params);
@@ -95,12 +104,24 @@ void run_property(const rc::detail::Property& property, const std::string& suite
       return;
     }
     rc::detail::SuccessResult success;
-    if (result.match(success)) cases += success.numSuccess;
+    if (result.match(success)) {
+      cases += success.numSuccess;
+      if (!success.distribution.empty()) {
+        for (const auto& [tags, count] : success.distribution) {
+          std::string line;
+          for (const auto& tag : tags) line += (line.empty() ? "" : ", ") + tag;
+          std::printf("  %5.1f%% %s\n", 100.0 * count / std::max(success.numSuccess, 1),
+                      line.c_str());
+        }
+      }
+    }
     if (run.reproducing || std::chrono::steady_clock::now() >= deadline) break;
     params.seed = next_seed(params.seed);
   }
-  std::printf("%s.%s: %d cases passed in %d round(s) (max_success=%d max_size=%d)\n", suite.c_str(),
-              name.c_str(), cases, rounds, params.maxSuccess, params.maxSize);
+  std::printf(
+      "%s.%s: %d cases passed in %d round(s) (max_success=%d max_size=%d first seed=%llu)\n",
+      suite.c_str(), name.c_str(), cases, rounds, params.maxSuccess, params.maxSize,
+      static_cast<unsigned long long>(first_seed));
 }
 
 }  // namespace spanheap::props
