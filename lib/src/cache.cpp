@@ -15,9 +15,6 @@ void cache_init(HeapState& heap, Cache& cache, std::uint32_t sg) noexcept {
   cache.flush_gen.store(sg, std::memory_order_relaxed);
 }
 
-bool cache_is_stale(const HeapState& heap, const Cache& cache) noexcept {
-  return cache.flush_gen.load(std::memory_order_acquire) != heap.sg();
-}
 
 namespace {
 
@@ -48,7 +45,7 @@ bool refill(HeapState& heap, ProcState& p, unsigned c) {
 
 void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
   Cache& cache = p.cache;
-  SPANHEAP_DCHECK(&heap, !cache_is_stale(heap, cache),
+  SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), cache),
                   "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
   for (int attempt = 0; attempt < 2; attempt++) {
     Span* s = cache.alloc[c];

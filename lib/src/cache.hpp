@@ -41,6 +41,8 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c);
 void cache_flush(HeapState& heap, ProcState& p, FlushKind kind);
 
 // Go's prepareForSweep: flush if flush_gen == sg-2 (checks flush_gen ∈ {sg, sg-2}).
-bool cache_is_stale(const HeapState& heap, const Cache& cache) noexcept;
+inline bool cache_is_stale(std::uint32_t sg, const Cache& cache) noexcept {
+  return cache.flush_gen.load(std::memory_order_acquire) != sg;
+}
 
 }  // namespace spanheap::detail

@@ -81,6 +81,24 @@ HeapState::~HeapState() {
 
 namespace {
 
+// The common case of acquire_any_proc_slow, inlined: the thread's last P is free.
+inline ProcState& acquire_fast(HeapState& heap) {
+  if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) {
+    ProcState& p = heap.proc(last_used_proc.p);
+    ProcStatus seen = ProcStatus::idle;
+    if (SPANHEAP_LIKELY(p.status.compare_exchange_strong(
+            seen, ProcStatus::running, std::memory_order_acquire, std::memory_order_relaxed))) {
+      if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
+      return p;
+    }
+  }
+  return acquire_any_proc_slow(heap);
+}
+
+inline ProcState& acquire_for_call(HeapState& heap, int proc) {
+  return proc < 0 ? acquire_fast(heap) : acquire_proc(heap, static_cast<unsigned>(proc));
+}
+
 void note_slow_allocation(HeapState& heap) {
   const std::uint64_t trigger = heap.pacer.trigger.load(std::memory_order_relaxed);
   if (trigger != 0 && heap.pacer.allocated.load(std::memory_order_relaxed) >= trigger)
@@ -164,7 +182,9 @@ FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uint
       }
       return error(ErrorKind::invalid_free, "pointer into free pages that never held an object");
     }
-    if (!ensure_swept(heap, s)) continue;
+    const std::uint32_t g = s->sweepgen.load(std::memory_order_acquire);
+    const std::uint32_t sg = heap.sg();
+    if (SPANHEAP_UNLIKELY(g != sg && g != sg + 3) && !ensure_swept(heap, s)) continue;
     // Swept for this cycle, and we hold a P: nothing can sweep or free this span until we
     // release it. Confirm the page still maps to it (the struct may have been recycled).
     if (arena.spans[page].load(std::memory_order_acquire) != s ||
@@ -216,7 +236,7 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     return nullptr;
   }
   const unsigned c = size_to_class(size, align);
-  ProcState& p = proc < 0 ? acquire_any_proc(heap) : acquire_proc(heap, static_cast<unsigned>(proc));
+  ProcState& p = acquire_for_call(heap, proc);
   void* obj = nullptr;
   std::size_t elem = 0;
   Span* span = nullptr;
@@ -271,7 +291,7 @@ void heap_free(HeapState& heap, int proc, void* ptr) {
            "pointer belongs to another spanheap heap: free through the wrong heap (ptr={})", ptr);
     return;
   }
-  ProcState& p = proc < 0 ? acquire_any_proc(heap) : acquire_proc(heap, static_cast<unsigned>(proc));
+  ProcState& p = acquire_for_call(heap, proc);
   const FreeResult r = free_with_proc(heap, p, *arena, addr);
   release_proc(p);
   if (r.verdict == FreeVerdict::error) {

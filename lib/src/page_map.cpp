@@ -9,22 +9,18 @@
 #include "span.hpp"
 
 namespace spanheap::detail {
+
+std::atomic<registry::L2*> registry::l1[registry::l1_entries];
+
 namespace {
 
-// 48-bit user address space in 1 MiB granules: 2^28 granules, split 14 + 14 bits.
-constexpr unsigned l2_bits = 14;
-constexpr std::size_t l1_entries = std::size_t{1} << (48 - granule_shift - l2_bits);
-constexpr std::size_t l2_entries = std::size_t{1} << l2_bits;
-
-struct L2 {
-  std::atomic<Arena*> arenas[l2_entries];
-};
-
-std::atomic<L2*> registry_l1[l1_entries];
+using registry::L2;
+using registry::l2_bits;
+using registry::l2_entries;
 RankedMutex registry_mu{LockRank::registry};
 
 L2* ensure_l2(std::size_t i1) REQUIRES(registry_mu) {
-  L2* l2 = registry_l1[i1].load(std::memory_order_acquire);
+  L2* l2 = registry::l1[i1].load(std::memory_order_acquire);
   if (l2 == nullptr) {
     // Interior nodes come straight from the OS (zeroed) and are never freed.
     void* mem = mmap(nullptr, sizeof(L2), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
@@ -33,7 +29,7 @@ L2* ensure_l2(std::size_t i1) REQUIRES(registry_mu) {
       report(nullptr, ErrorKind::out_of_memory, nullptr, "cannot map the arena registry");
     }
     l2 = static_cast<L2*>(mem);
-    registry_l1[i1].store(l2, std::memory_order_release);
+    registry::l1[i1].store(l2, std::memory_order_release);
   }
   return l2;
 }
@@ -54,14 +50,6 @@ void registry_insert(Arena* arena) { registry_set(arena, arena); }
 
 void registry_remove(Arena* arena) { registry_set(arena, nullptr); }
 
-Arena* registry_lookup(std::uintptr_t addr) noexcept {
-  const std::size_t g_index = addr >> granule_shift;
-  const std::size_t i1 = g_index >> l2_bits;
-  if (i1 >= l1_entries) return nullptr;
-  L2* l2 = registry_l1[i1].load(std::memory_order_acquire);
-  if (l2 == nullptr) return nullptr;
-  return l2->arenas[g_index & (l2_entries - 1)].load(std::memory_order_acquire);
-}
 
 Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out) noexcept {
   Arena* arena = registry_lookup(addr);

@@ -18,7 +18,26 @@ class HeapState;
 // memory; an arena is removed before it is unreserved.
 void registry_insert(Arena* arena);
 void registry_remove(Arena* arena);
-Arena* registry_lookup(std::uintptr_t addr) noexcept;
+
+namespace registry {
+// 48-bit user address space in 1 MiB granules: 2^28 granules, split 14 + 14 bits.
+inline constexpr unsigned l2_bits = 14;
+inline constexpr std::size_t l1_entries = std::size_t{1} << (48 - granule_shift - l2_bits);
+inline constexpr std::size_t l2_entries = std::size_t{1} << l2_bits;
+struct L2 {
+  std::atomic<Arena*> arenas[l2_entries];
+};
+extern std::atomic<L2*> l1[l1_entries];
+}  // namespace registry
+
+inline Arena* registry_lookup(std::uintptr_t addr) noexcept {
+  const std::size_t g_index = addr >> granule_shift;
+  const std::size_t i1 = g_index >> registry::l2_bits;
+  if (SPANHEAP_UNLIKELY(i1 >= registry::l1_entries)) return nullptr;
+  registry::L2* l2 = registry::l1[i1].load(std::memory_order_acquire);
+  if (SPANHEAP_UNLIKELY(l2 == nullptr)) return nullptr;
+  return l2->arenas[g_index & (registry::l2_entries - 1)].load(std::memory_order_acquire);
+}
 
 // The span whose pages contain `addr` (in use or free), or nullptr when `addr` is not in a
 // committed page of one of `heap`'s arenas. `arena_out` receives the arena when it is this heap's.

@@ -8,6 +8,10 @@
 #include "heap_state.hpp"
 
 namespace spanheap::detail {
+
+// The thread's most recent heap, checked first: the common case is one heap per thread.
+thread_local ProcAffinity last_used_proc;
+
 namespace {
 
 // A thread's last P per heap (its affinity), keyed by the heap's never-reused uid.
@@ -19,7 +23,9 @@ constexpr unsigned affinity_slots = 4;
 thread_local Affinity affinity[affinity_slots];
 thread_local unsigned affinity_next = 0;
 
+
 unsigned preferred_proc(const HeapState& heap) noexcept {
+  if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) return last_used_proc.p;
   for (const Affinity& a : affinity)
     if (a.uid == heap.uid) return a.p;
   const std::size_t h = std::hash<std::thread::id>{}(std::this_thread::get_id());
@@ -27,6 +33,7 @@ unsigned preferred_proc(const HeapState& heap) noexcept {
 }
 
 void remember(const HeapState& heap, unsigned p) noexcept {
+  last_used_proc = ProcAffinity{heap.uid, p};
   for (Affinity& a : affinity) {
     if (a.uid == heap.uid) {
       a.p = p;
@@ -44,7 +51,7 @@ inline bool try_cas(ProcState& p, ProcStatus& seen) noexcept {
 
 // Go's acquirep -> prepareForSweep: a P flushes a stale cache before it can allocate.
 inline void prepare(HeapState& heap, ProcState& p) {
-  if (p.has_cache && SPANHEAP_UNLIKELY(cache_is_stale(heap, p.cache)))
+  if (p.has_cache && SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache)))
     cache_flush(heap, p, FlushKind::lazy);
 }
 
@@ -74,10 +81,10 @@ ProcState& acquire_among(HeapState& heap, unsigned first, unsigned count, unsign
 
 }  // namespace
 
-ProcState& acquire_any_proc(HeapState& heap) {
+ProcState& acquire_any_proc_slow(HeapState& heap) {
   const unsigned start = preferred_proc(heap);
   ProcState& p = acquire_among(heap, 0, heap.nprocs, start);
-  if (p.index != start) remember(heap, p.index);
+  if (SPANHEAP_UNLIKELY(last_used_proc.uid != heap.uid || p.index != start)) remember(heap, p.index);
   prepare(heap, p);
   return p;
 }
@@ -100,8 +107,5 @@ bool try_take_idle(HeapState& heap, ProcState& p) noexcept {
   return try_cas(p, seen);
 }
 
-void release_proc(ProcState& p) noexcept {
-  p.status.store(ProcStatus::idle, std::memory_order_release);
-}
 
 }  // namespace spanheap::detail

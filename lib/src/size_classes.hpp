@@ -4,20 +4,119 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 
 #include "types.hpp"
 
 namespace spanheap::detail {
 
+namespace size_table {
+
+constexpr bool is_pow2(std::size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+// The lookup tables: for align ≤ 8, sizes ≤ 1024 are looked up in steps of 8 and larger ones in
+// steps of 128 (Go's size_to_class8 / size_to_class128).
+inline constexpr std::size_t small_max = 1024;
+inline constexpr std::size_t small_step = 8;
+inline constexpr std::size_t large_step = 128;
+
+struct Table {
+  unsigned count = 0;
+  std::array<SizeClass, max_size_classes> classes{};
+  std::array<std::uint8_t, small_max / small_step + 1> by8{};
+  std::array<std::uint8_t, (max_small_size - small_max) / large_step + 1> by128{};
+  // next16[c]: the first class ≥ c whose size is a multiple of 16 (the default alignment).
+  std::array<std::uint8_t, max_size_classes> next16{};
+};
+
+// Go's rule: walk sizes in steps of `align` (8, then 16 from 32 B, then size/8 from 128 B, then
+// 256 from 2 KiB); give each the fewest pages for which the span's tail waste is at most 1/8 of
+// the span; merge a size into the previous class when both use the same pages for the same count.
+constexpr Table generate() {
+  Table t;
+  t.classes[0] = SizeClass{0, 0, 0, 0};
+  t.count = 1;
+  std::size_t align = 8;
+  for (std::size_t size = align; size <= max_small_size; size += align) {
+    if (is_pow2(size)) {
+      if (size >= 2048) {
+        align = 256;
+      } else if (size >= 128) {
+        align = size / 8;
+      } else if (size >= 32) {
+        align = 16;
+      }
+    }
+    std::size_t alloc = page_size;
+    while (alloc % size > alloc / 8) alloc += page_size;
+    const auto npages = static_cast<std::uint32_t>(alloc / page_size);
+    const auto nelems = static_cast<std::uint32_t>(alloc / size);
+    SizeClass& prev = t.classes[t.count - 1];
+    if (t.count > 1 && prev.npages == npages && prev.nelems == nelems) {
+      prev.size = static_cast<std::uint32_t>(size);
+      continue;
+    }
+    t.classes[t.count++] = SizeClass{static_cast<std::uint32_t>(size), npages, nelems, 0};
+  }
+  for (unsigned c = 1; c < t.count; c++) {
+    SizeClass& sc = t.classes[c];
+    sc.nelems = static_cast<std::uint32_t>((std::size_t{sc.npages} * page_size) / sc.size);
+    // Go's divMul: ceil(2^32 / size); exact for every offset below the span size (checked by
+    // size_classes_test and the size_classes property tests).
+    sc.div_mul = static_cast<std::uint32_t>(0xFFFFFFFFu / sc.size + 1);
+  }
+  unsigned c = 1;
+  for (std::size_t i = 0; i < t.by8.size(); i++) {
+    const std::size_t size = i * small_step;
+    while (c < t.count && t.classes[c].size < size) c++;
+    t.by8[i] = static_cast<std::uint8_t>(c);
+  }
+  for (std::size_t i = 0; i < t.by128.size(); i++) {
+    const std::size_t size = small_max + i * large_step;
+    while (c < t.count && t.classes[c].size < size) c++;
+    t.by128[i] = static_cast<std::uint8_t>(c < t.count ? c : 0);
+  }
+  for (unsigned k = 0; k < max_size_classes; k++) {
+    unsigned n = k;
+    while (n != 0 && n < t.count && t.classes[n].size % 16 != 0) n++;
+    t.next16[k] = static_cast<std::uint8_t>(n < t.count ? n : 0);
+  }
+  return t;
+}
+
+inline constexpr Table table = generate();
+static_assert(table.count > 60 && table.count < max_size_classes, "unexpected class count");
+static_assert(table.classes[table.count - 1].size == max_small_size);
+static_assert(table.classes[1].size == 8);
+
+constexpr bool nelems_fit() {
+  for (unsigned c = 1; c < table.count; c++)
+    if (table.classes[c].nelems > max_nelems) return false;
+  return true;
+}
+static_assert(nelems_fit(), "bitmaps are sized for max_nelems slots");
+
+}  // namespace size_table
+
 // Number of classes including class 0 (large).
-unsigned num_size_classes() noexcept;
-const SizeClass& size_class(unsigned c) noexcept;
+inline unsigned num_size_classes() noexcept { return size_table::table.count; }
+inline const SizeClass& size_class(unsigned c) noexcept { return size_table::table.classes[c]; }
 
 // The smallest class whose size is ≥ size and a multiple of align (so every object of the class
 // is aligned: spans start on a page boundary). 0 when the request must be a large object.
 // Requires: align is a power of two ≤ page_size.
-unsigned size_to_class(std::size_t size, std::size_t align) noexcept;
+inline unsigned size_to_class(std::size_t size, std::size_t align) noexcept {
+  using namespace size_table;
+  if (size == 0) size = 1;
+  if (size > max_small_size) return 0;
+  unsigned c = size <= small_max ? table.by8[(size + small_step - 1) / small_step]
+                                 : table.by128[(size - small_max + large_step - 1) / large_step];
+  if (align <= 8) return c;
+  if (SPANHEAP_LIKELY(align == 16)) return table.next16[c];
+  while (c != 0 && c < table.count && table.classes[c].size % align != 0) c++;
+  return c < table.count ? c : 0;
+}
 
 // Slot index of byte `offset` within a span of class c (offset < npages * page_size).
 inline std::uint32_t object_index(std::uintptr_t offset, const SizeClass& sc) noexcept {

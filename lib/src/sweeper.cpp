@@ -156,7 +156,7 @@ bool ensure_swept(HeapState& heap, Span* span) {
       if (owner_p >= 0 && static_cast<unsigned>(owner_p) < heap.nprocs) {
         ProcState& p = heap.proc(static_cast<unsigned>(owner_p));
         if (try_take_idle(heap, p)) {
-          if (cache_is_stale(heap, p.cache)) cache_flush(heap, p, FlushKind::barrier);
+          if (cache_is_stale(heap.sg(), p.cache)) cache_flush(heap, p, FlushKind::barrier);
           release_proc(p);
           continue;
         }

@@ -191,9 +191,9 @@ void ragged_barrier_locked(HeapState& heap) {
   for (unsigned i = 0; i < heap.nprocs; i++) {
     ProcState& p = heap.proc(i);
     unsigned spins = 0;
-    while (cache_is_stale(heap, p.cache)) {
+    while (cache_is_stale(heap.sg(), p.cache)) {
       if (try_take_idle(heap, p)) {
-        if (cache_is_stale(heap, p.cache)) cache_flush(heap, p, FlushKind::barrier);
+        if (cache_is_stale(heap.sg(), p.cache)) cache_flush(heap, p, FlushKind::barrier);
         release_proc(p);
         break;
       }
@@ -210,9 +210,9 @@ void begin_cycle(HeapState& heap) {
 bool flush_idle(HeapState& heap, unsigned i) {
   LockGuard g(heap.world.cycle_mu);
   ProcState& p = heap.proc(i);
-  if (!cache_is_stale(heap, p.cache) || !try_take_idle(heap, p)) return false;
+  if (!cache_is_stale(heap.sg(), p.cache) || !try_take_idle(heap, p)) return false;
   bool flushed = false;
-  if (cache_is_stale(heap, p.cache)) {
+  if (cache_is_stale(heap.sg(), p.cache)) {
     cache_flush(heap, p, FlushKind::barrier);
     flushed = true;
   }
