@@ -15,7 +15,6 @@ void cache_init(HeapState& heap, Cache& cache, std::uint32_t sg) noexcept {
   cache.flush_gen.store(sg, std::memory_order_relaxed);
 }
 
-
 namespace {
 
 // Go's mcache.refill: give back the full span, take a swept one with free slots from central.
@@ -85,12 +84,17 @@ void cache_flush(HeapState& heap, ProcState& p, FlushKind kind) {
     heap.sweep.stale_procs.fetch_sub(1, std::memory_order_seq_cst);
   }
   switch (kind) {
-    case FlushKind::lazy: heap.counters.flushes_lazy.fetch_add(1, std::memory_order_relaxed); break;
+    case FlushKind::lazy:
+      heap.counters.flushes_lazy.fetch_add(1, std::memory_order_relaxed);
+      break;
     case FlushKind::barrier:
       heap.counters.flushes_barrier.fetch_add(1, std::memory_order_relaxed);
       break;
-    case FlushKind::eager: heap.counters.flushes_eager.fetch_add(1, std::memory_order_relaxed); break;
-    case FlushKind::forced: break;
+    case FlushKind::eager:
+      heap.counters.flushes_eager.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case FlushKind::forced:
+      break;
   }
 }
 

@@ -47,11 +47,11 @@ namespace spanheap::detail {
 // whose rank is greater than every lock it holds. Checked in every build (it is one thread-local
 // word), reported as corruption with both ranks named.
 enum class LockRank : std::uint8_t {
-  cycle = 1,      // World::cycle_mu: one cycle / verify / flush_all at a time
-  sweep_park,     // SweepState::park_mu: background sweepers parking
-  central,        // Central::mu (never two centrals at once)
-  page_heap,      // PageHeap::mu
-  registry,       // the process-wide arena registry
+  cycle = 1,   // World::cycle_mu: one cycle / verify / flush_all at a time
+  sweep_park,  // SweepState::park_mu: background sweepers parking
+  central,     // Central::mu (never two centrals at once)
+  page_heap,   // PageHeap::mu
+  registry,    // the process-wide arena registry
 };
 const char* to_string(LockRank rank) noexcept;
 
@@ -91,15 +91,15 @@ class HeapState;
 }  // namespace spanheap::detail
 
 // Always-on: conditions that bad input or memory corruption can reach.
-#define SPANHEAP_CHECK(heap, cond, msg)                                                    \
-  do {                                                                                        \
-    if (SPANHEAP_UNLIKELY(!(cond)))                                                           \
-      ::spanheap::detail::check_failed((heap), #cond, __FILE__, __LINE__, (msg));          \
+#define SPANHEAP_CHECK(heap, cond, msg)                                           \
+  do {                                                                            \
+    if (SPANHEAP_UNLIKELY(!(cond)))                                               \
+      ::spanheap::detail::check_failed((heap), #cond, __FILE__, __LINE__, (msg)); \
   } while (0)
 
 // Debug tier: protocol preconditions; on when the heap's check level is debug or expensive.
-#define SPANHEAP_DCHECK(heap, cond, msg)                                                   \
-  do {                                                                                        \
-    if ((heap)->debug_checks() && SPANHEAP_UNLIKELY(!(cond)))                                 \
-      ::spanheap::detail::check_failed((heap), #cond, __FILE__, __LINE__, (msg));          \
+#define SPANHEAP_DCHECK(heap, cond, msg)                                          \
+  do {                                                                            \
+    if ((heap)->debug_checks() && SPANHEAP_UNLIKELY(!(cond)))                     \
+      ::spanheap::detail::check_failed((heap), #cond, __FILE__, __LINE__, (msg)); \
   } while (0)

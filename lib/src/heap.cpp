@@ -53,8 +53,10 @@ HeapState::HeapState(const Options& o)
     procs[i].has_cache = i < nprocs;
     cache_init(*this, procs[i].cache, 0);
   }
-  for (unsigned c = 0; c < max_size_classes; c++) central[c].span_class = static_cast<std::uint8_t>(c);
-  if (options.gc_percent != 0) pacer.trigger.store(std::uint64_t{4} << 20, std::memory_order_relaxed);
+  for (unsigned c = 0; c < max_size_classes; c++)
+    central[c].span_class = static_cast<std::uint8_t>(c);
+  if (options.gc_percent != 0)
+    pacer.trigger.store(std::uint64_t{4} << 20, std::memory_order_relaxed);
   if (o.procs > max_procs) {
     report(this, ErrorKind::misuse, nullptr, "Options::procs {} exceeds the limit {}; using {}",
            o.procs, max_procs, max_procs);
@@ -88,7 +90,8 @@ inline ProcState& acquire_fast(HeapState& heap) {
     ProcStatus seen = ProcStatus::idle;
     if (SPANHEAP_LIKELY(p.status.compare_exchange_strong(
             seen, ProcStatus::running, std::memory_order_acquire, std::memory_order_relaxed))) {
-      if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
+      if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache)))
+        cache_flush(heap, p, FlushKind::lazy);
       return p;
     }
   }
@@ -155,7 +158,8 @@ struct FreeResult {
   std::size_t size = 0;
 };
 
-FreeResult error(ErrorKind kind, const char* cause, const Span* s = nullptr, std::size_t offset = 0) {
+FreeResult error(ErrorKind kind, const char* cause, const Span* s = nullptr,
+                 std::size_t offset = 0) {
   FreeResult r;
   r.verdict = FreeVerdict::error;
   r.kind = kind;
@@ -232,7 +236,8 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
   }
   if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
     report(&heap, ErrorKind::size_overflow, nullptr,
-           "size {} exceeds the largest object spanheap allocates ({} bytes)", size, max_alloc_size);
+           "size {} exceeds the largest object spanheap allocates ({} bytes)", size,
+           max_alloc_size);
     return nullptr;
   }
   const unsigned c = size_to_class(size, align);
@@ -267,8 +272,8 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
   }
   release_proc(p);
   if (SPANHEAP_UNLIKELY(obj == nullptr)) {
-    report(&heap, ErrorKind::out_of_memory, nullptr,
-           "cannot allocate {} bytes (align {}): {}", size, align,
+    report(&heap, ErrorKind::out_of_memory, nullptr, "cannot allocate {} bytes (align {}): {}",
+           size, align,
            heap.options.memory_limit != 0 ? "the memory limit or the OS refused more memory"
                                           : "the OS refused more memory");
     return nullptr;
@@ -339,7 +344,9 @@ bool Heap::owns(const void* p) const noexcept {
   return a != nullptr && a->owner == state_.get();
 }
 
-PointerInfo Heap::find_object(const void* p) const noexcept { return detail::find_object(*state_, p); }
+PointerInfo Heap::find_object(const void* p) const noexcept {
+  return detail::find_object(*state_, p);
+}
 
 void Heap::collect() { detail::collect(*state_); }
 

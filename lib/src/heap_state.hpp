@@ -16,9 +16,9 @@
 namespace spanheap::detail {
 
 struct Pacer {
-  std::atomic<std::uint64_t> allocated{0};   // bytes handed out since the last bump (refills
-                                             // count a span's free bytes, like Go's heap_live)
-  std::atomic<std::uint64_t> trigger{0};     // start a cycle when allocated reaches it (0 = off)
+  std::atomic<std::uint64_t> allocated{0};  // bytes handed out since the last bump (refills
+                                            // count a span's free bytes, like Go's heap_live)
+  std::atomic<std::uint64_t> trigger{0};    // start a cycle when allocated reaches it (0 = off)
   std::atomic<bool> requested{false};
   std::atomic<std::uint64_t> live_at_bump{0};
 };
@@ -38,9 +38,9 @@ class HeapState {
 
   Options options;
   OsMemory* os;
-  std::uint64_t uid;                 // unique per heap in the process (never reused)
-  unsigned nprocs;                   // Ps
-  unsigned nslots;                   // Ps + sweeper slots
+  std::uint64_t uid;  // unique per heap in the process (never reused)
+  unsigned nprocs;    // Ps
+  unsigned nslots;    // Ps + sweeper slots
   CheckLevel checks;
   bool trace;
 

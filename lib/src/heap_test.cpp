@@ -102,7 +102,8 @@ TEST(Heap, CollectEveryStressesTheProtocol) {
   Heap heap(o);
   std::vector<void*> v;
   for (int i = 0; i < 20000; i++) {
-    v.push_back(heap.proc(static_cast<unsigned>(i % 2)).allocate(static_cast<std::size_t>(i % 300) + 1));
+    v.push_back(
+        heap.proc(static_cast<unsigned>(i % 2)).allocate(static_cast<std::size_t>(i % 300) + 1));
     if (i % 3 == 0) {
       heap.proc(static_cast<unsigned>((i + 1) % 2)).free(v[v.size() / 2]);
       v.erase(v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2));

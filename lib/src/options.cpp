@@ -21,10 +21,23 @@ bool parse_size(const char* text, std::size_t& out) {
   if (end == text) return false;
   std::size_t mult = 1;
   switch (*end) {
-    case 'k': case 'K': mult = std::size_t{1} << 10; end++; break;
-    case 'm': case 'M': mult = std::size_t{1} << 20; end++; break;
-    case 'g': case 'G': mult = std::size_t{1} << 30; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+      mult = std::size_t{1} << 10;
+      end++;
+      break;
+    case 'm':
+    case 'M':
+      mult = std::size_t{1} << 20;
+      end++;
+      break;
+    case 'g':
+    case 'G':
+      mult = std::size_t{1} << 30;
+      end++;
+      break;
+    default:
+      break;
   }
   if (*end != '\0') return false;
   out = static_cast<std::size_t>(v) * mult;

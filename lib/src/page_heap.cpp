@@ -67,7 +67,8 @@ Span* new_span_struct(HeapState& heap) REQUIRES(heap.pages.mu) {
     s->next = nullptr;
     return s;
   }
-  if (heap.pages.chunk_cursor == nullptr || heap.pages.chunk_end - heap.pages.chunk_cursor < std::ptrdiff_t(sizeof(Span))) {
+  if (heap.pages.chunk_cursor == nullptr ||
+      heap.pages.chunk_end - heap.pages.chunk_cursor < std::ptrdiff_t(sizeof(Span))) {
     void* mem = heap.os->reserve(span_chunk_bytes, page_size);
     if (mem == nullptr) return nullptr;
     if (!heap.os->commit(mem, span_chunk_bytes)) {
@@ -125,7 +126,8 @@ Span* find_free(PageHeap& ph, std::size_t npages) REQUIRES(ph.mu) {
 
 void set_history(Arena& arena, std::uintptr_t start, std::size_t npages, PageHistory h) {
   const std::size_t first = (start - arena.base) >> page_shift;
-  for (std::size_t i = 0; i < npages; i++) arena.history[first + i].store(h, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < npages; i++)
+    arena.history[first + i].store(h, std::memory_order_relaxed);
 }
 
 // Adds a free run to the free lists, merging it with free neighbours in the same arena.
@@ -136,7 +138,8 @@ void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
     Span* left = arena.spans[first - 1].load(std::memory_order_relaxed);
     if (left != nullptr && left->state.load(std::memory_order_relaxed) == SpanState::free) {
       remove_free(heap.pages, left);
-      if (left->released) heap.pages.released_bytes.fetch_sub(left->bytes(), std::memory_order_relaxed);
+      if (left->released)
+        heap.pages.released_bytes.fetch_sub(left->bytes(), std::memory_order_relaxed);
       s->start = left->start;
       s->npages += left->npages;
       s->need_zero = s->need_zero || left->need_zero;
@@ -149,7 +152,8 @@ void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
     Span* right = arena.spans[end].load(std::memory_order_relaxed);
     if (right != nullptr && right->state.load(std::memory_order_relaxed) == SpanState::free) {
       remove_free(heap.pages, right);
-      if (right->released) heap.pages.released_bytes.fetch_sub(right->bytes(), std::memory_order_relaxed);
+      if (right->released)
+        heap.pages.released_bytes.fetch_sub(right->bytes(), std::memory_order_relaxed);
       s->npages += right->npages;
       s->need_zero = true;
       recycle_span_struct(heap, right);
@@ -168,8 +172,8 @@ Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu)
   const std::size_t need = round_up(min_pages << page_shift, granule_size);
   if (need > bytes) bytes = need;
   const std::size_t npages = bytes >> page_shift;
-  const std::size_t meta_bytes =
-      round_up(sizeof(Arena) + npages * (sizeof(std::atomic<Span*>) + sizeof(PageHistory)), page_size);
+  const std::size_t meta_bytes = round_up(
+      sizeof(Arena) + npages * (sizeof(std::atomic<Span*>) + sizeof(PageHistory)), page_size);
   void* base = heap.os->reserve(bytes, granule_size);
   if (base == nullptr) return nullptr;
   void* meta = heap.os->reserve(meta_bytes, page_size);
@@ -184,9 +188,11 @@ Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu)
   arena->owner = &heap;
   arena->meta = meta;
   arena->meta_bytes = meta_bytes;
-  auto* table = reinterpret_cast<std::byte*>(meta) + round_up(sizeof(Arena), alignof(std::atomic<Span*>));
+  auto* table =
+      reinterpret_cast<std::byte*>(meta) + round_up(sizeof(Arena), alignof(std::atomic<Span*>));
   arena->spans = new (table) std::atomic<Span*>[npages]();
-  arena->history = new (table + npages * sizeof(std::atomic<Span*>)) std::atomic<PageHistory>[npages]();
+  arena->history =
+      new (table + npages * sizeof(std::atomic<Span*>)) std::atomic<PageHistory>[npages]();
   arena->next = heap.pages.arenas;
   heap.pages.arenas = arena;
   heap.pages.reserved_bytes.fetch_add(bytes + meta_bytes, std::memory_order_relaxed);

@@ -19,16 +19,16 @@ inline constexpr std::size_t free_list_exact = 128;
 struct PageHeap {
   RankedMutex mu{LockRank::page_heap};
   Arena* arenas GUARDED_BY(mu) = nullptr;
-  Arena* current GUARDED_BY(mu) = nullptr;      // the arena new pages are committed from
+  Arena* current GUARDED_BY(mu) = nullptr;             // the arena new pages are committed from
   SpanList free_runs[free_list_exact] GUARDED_BY(mu);  // [n] = free runs of exactly n pages
-  SpanList free_long GUARDED_BY(mu);            // free runs of ≥ free_list_exact pages
-  Span* span_pool GUARDED_BY(mu) = nullptr;     // recycled Span structs (sweepgen kept)
+  SpanList free_long GUARDED_BY(mu);                   // free runs of ≥ free_list_exact pages
+  Span* span_pool GUARDED_BY(mu) = nullptr;            // recycled Span structs (sweepgen kept)
   struct Chunk {
     void* base;
     std::size_t size;
     Chunk* next;
   };
-  Chunk* chunks GUARDED_BY(mu) = nullptr;       // metadata reservations (span pool)
+  Chunk* chunks GUARDED_BY(mu) = nullptr;  // metadata reservations (span pool)
   std::byte* chunk_cursor GUARDED_BY(mu) = nullptr;
   std::byte* chunk_end GUARDED_BY(mu) = nullptr;
   // Accounting (written under mu, read racily by stats()).

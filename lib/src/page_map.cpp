@@ -23,8 +23,8 @@ L2* ensure_l2(std::size_t i1) REQUIRES(registry_mu) {
   L2* l2 = registry::l1[i1].load(std::memory_order_acquire);
   if (l2 == nullptr) {
     // Interior nodes come straight from the OS (zeroed) and are never freed.
-    void* mem = mmap(nullptr, sizeof(L2), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                     0);
+    void* mem =
+        mmap(nullptr, sizeof(L2), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
       report(nullptr, ErrorKind::out_of_memory, nullptr, "cannot map the arena registry");
     }
@@ -49,7 +49,6 @@ void registry_set(Arena* arena, Arena* value) {
 void registry_insert(Arena* arena) { registry_set(arena, arena); }
 
 void registry_remove(Arena* arena) { registry_set(arena, nullptr); }
-
 
 Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out) noexcept {
   Arena* arena = registry_lookup(addr);

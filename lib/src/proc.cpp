@@ -23,7 +23,6 @@ constexpr unsigned affinity_slots = 4;
 thread_local Affinity affinity[affinity_slots];
 thread_local unsigned affinity_next = 0;
 
-
 unsigned preferred_proc(const HeapState& heap) noexcept {
   if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) return last_used_proc.p;
   for (const Affinity& a : affinity)
@@ -84,7 +83,8 @@ ProcState& acquire_among(HeapState& heap, unsigned first, unsigned count, unsign
 ProcState& acquire_any_proc_slow(HeapState& heap) {
   const unsigned start = preferred_proc(heap);
   ProcState& p = acquire_among(heap, 0, heap.nprocs, start);
-  if (SPANHEAP_UNLIKELY(last_used_proc.uid != heap.uid || p.index != start)) remember(heap, p.index);
+  if (SPANHEAP_UNLIKELY(last_used_proc.uid != heap.uid || p.index != start))
+    remember(heap, p.index);
   prepare(heap, p);
   return p;
 }
@@ -106,6 +106,5 @@ bool try_take_idle(HeapState& heap, ProcState& p) noexcept {
   ProcStatus seen;
   return try_cas(p, seen);
 }
-
 
 }  // namespace spanheap::detail

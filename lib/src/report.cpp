@@ -10,15 +10,24 @@ namespace spanheap {
 
 const char* to_string(ErrorKind kind) noexcept {
   switch (kind) {
-    case ErrorKind::invalid_free: return "invalid_free";
-    case ErrorKind::interior_free: return "interior_free";
-    case ErrorKind::double_free: return "double_free";
-    case ErrorKind::foreign_free: return "foreign_free";
-    case ErrorKind::out_of_memory: return "out_of_memory";
-    case ErrorKind::size_overflow: return "size_overflow";
-    case ErrorKind::bad_alignment: return "bad_alignment";
-    case ErrorKind::misuse: return "misuse";
-    case ErrorKind::corruption: return "corruption";
+    case ErrorKind::invalid_free:
+      return "invalid_free";
+    case ErrorKind::interior_free:
+      return "interior_free";
+    case ErrorKind::double_free:
+      return "double_free";
+    case ErrorKind::foreign_free:
+      return "foreign_free";
+    case ErrorKind::out_of_memory:
+      return "out_of_memory";
+    case ErrorKind::size_overflow:
+      return "size_overflow";
+    case ErrorKind::bad_alignment:
+      return "bad_alignment";
+    case ErrorKind::misuse:
+      return "misuse";
+    case ErrorKind::corruption:
+      return "corruption";
   }
   return "unknown";
 }
@@ -58,8 +67,8 @@ void check_failed(const HeapState* heap, const char* expr, const char* file, int
   const char* base = file;
   for (const char* c = file; *c != '\0'; c++)
     if (*c == '/') base = c + 1;
-  report(heap, ErrorKind::corruption, nullptr, "check failed: {} ({}) at {}:{}", detail, expr,
-         base, line);
+  report(heap, ErrorKind::corruption, nullptr, "check failed: {} ({}) at {}:{}", detail, expr, base,
+         line);
 }
 
 }  // namespace spanheap::detail

@@ -41,7 +41,8 @@ TEST_F(ReportTest, InvalidFreeOfAFreeSlot) {
   EXPECT_EQ(r.kind, ErrorKind::invalid_free);
   EXPECT_EQ(r.ptr, a + 64 * 5);
   EXPECT_THAT(r.message, MatchesRegex(std::string("spanheap: invalid_free: free slot that holds no "
-                                                  "object ") + span_suffix));
+                                                  "object ") +
+                                      span_suffix));
   heap.free(a);
 }
 
@@ -59,8 +60,10 @@ TEST_F(ReportTest, InteriorFree) {
   heap.free(a + 8);
   const ErrorReport r = only_report();
   EXPECT_EQ(r.kind, ErrorKind::interior_free);
-  EXPECT_THAT(r.message, MatchesRegex(std::string("spanheap: interior_free: pointer into the middle "
-                                                  "of a live object ") + span_suffix));
+  EXPECT_THAT(r.message,
+              MatchesRegex(std::string("spanheap: interior_free: pointer into the middle "
+                                       "of a live object ") +
+                           span_suffix));
   EXPECT_NE(r.message.find("offset=8,"), std::string::npos);
   // The object is still live and intact: a correct free goes through.
   heap.free(a);
@@ -74,7 +77,8 @@ TEST_F(ReportTest, DoubleFreeWithinACycle) {
   const ErrorReport r = only_report();
   EXPECT_EQ(r.kind, ErrorKind::double_free);
   EXPECT_THAT(r.message, MatchesRegex(std::string("spanheap: double_free: object already freed in "
-                                                  "this cycle \\(pending sweep\\) ") + span_suffix));
+                                                  "this cycle \\(pending sweep\\) ") +
+                                      span_suffix));
 }
 
 TEST_F(ReportTest, DoubleFreeAcrossCycles) {
@@ -162,8 +166,9 @@ TEST_F(ReportTest, UsableSizeOfAnInteriorPointerIsMisuse) {
   EXPECT_EQ(heap.usable_size(a + 1), 0u);
   const ErrorReport r = only_report();
   EXPECT_EQ(r.kind, ErrorKind::misuse);
-  EXPECT_THAT(r.message, MatchesRegex(".*usable_size of a pointer that is not a live object's start "
-                                      "\\(ptr=0x[0-9a-f]+, interior pointer\\)"));
+  EXPECT_THAT(r.message,
+              MatchesRegex(".*usable_size of a pointer that is not a live object's start "
+                           "\\(ptr=0x[0-9a-f]+, interior pointer\\)"));
 }
 
 TEST(ReportOom, OutOfMemoryFromTheOs) {
@@ -236,8 +241,9 @@ TEST(ReportDefault, DefaultHandlerPrintsAndAborts) {
 }
 
 TEST(ReportNames, EveryKindHasAStableName) {
-  const char* names[] = {"invalid_free", "interior_free", "double_free", "foreign_free",
-                         "out_of_memory", "size_overflow", "bad_alignment", "misuse", "corruption"};
+  const char* names[] = {"invalid_free",  "interior_free", "double_free",
+                         "foreign_free",  "out_of_memory", "size_overflow",
+                         "bad_alignment", "misuse",        "corruption"};
   for (std::size_t k = 0; k < error_kind_count; k++)
     EXPECT_STREQ(to_string(static_cast<ErrorKind>(k)), names[k]);
 }

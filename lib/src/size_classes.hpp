@@ -3,8 +3,8 @@
 // without a divide instruction. See docs/design.md §"Size classes".
 #pragma once
 
-#include <cstddef>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 #include "types.hpp"

@@ -31,8 +31,8 @@ TEST(SizeClasses, TailWasteAtMostOneEighth) {
 
 TEST(SizeClasses, LookupIsSmallestFit) {
   for (std::size_t size = 0; size <= max_small_size; size++) {
-    for (std::size_t align : {std::size_t{1}, std::size_t{8}, std::size_t{16}, std::size_t{64},
-                              std::size_t{4096}}) {
+    for (std::size_t align :
+         {std::size_t{1}, std::size_t{8}, std::size_t{16}, std::size_t{64}, std::size_t{4096}}) {
       const unsigned c = size_to_class(size, align);
       if (c == 0) {
         // Only legitimate when no class fits both the size and the alignment.

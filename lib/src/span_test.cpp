@@ -65,8 +65,7 @@ TEST_F(SpanTest, NextFreeIndexMatchesANaiveScanUnderRandomSweeps) {
       EXPECT_EQ(count_allocated(span), span.alloc_count);
       EXPECT_EQ(count_pending(span), 0u);
       EXPECT_EQ(span.alloc_cache, ~span.alloc_bits[0].load());
-      for (unsigned w = 0; w < bitmap_words; w++)
-        EXPECT_EQ(out[w] & span.alloc_bits[w].load(), 0u);
+      for (unsigned w = 0; w < bitmap_words; w++) EXPECT_EQ(out[w] & span.alloc_bits[w].load(), 0u);
     }
   }
 }

@@ -49,7 +49,11 @@ Stats collect_stats(const HeapState& heap) {
   s.mapped_bytes = committed > s.released_bytes ? committed - s.released_bytes : 0;
   s.reserved_bytes = ph.reserved_bytes.load(std::memory_order_relaxed);
   const std::uint64_t trigger = heap.pacer.trigger.load(std::memory_order_relaxed);
-  s.next_trigger = trigger == 0 ? 0 : s.live_bytes + (trigger - std::min(trigger, heap.pacer.allocated.load(std::memory_order_relaxed)));
+  s.next_trigger =
+      trigger == 0
+          ? 0
+          : s.live_bytes +
+                (trigger - std::min(trigger, heap.pacer.allocated.load(std::memory_order_relaxed)));
   s.pause_last_ns = c.pause_last_ns.load(std::memory_order_relaxed);
   s.pause_max_ns = c.pause_max_ns.load(std::memory_order_relaxed);
   s.pause_total_ns = c.pause_total_ns.load(std::memory_order_relaxed);

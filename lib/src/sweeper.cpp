@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "cache.hpp"
 #include "central.hpp"
 #include "heap_state.hpp"
 #include "page_heap.hpp"
@@ -11,7 +12,6 @@
 #include "report.hpp"
 #include "size_classes.hpp"
 #include "span.hpp"
-#include "cache.hpp"
 
 namespace spanheap::detail {
 
@@ -110,7 +110,8 @@ unsigned deduct_sweep_credit(HeapState& heap, std::size_t bytes) {
   const double ratio = ss.pages_per_byte.load(std::memory_order_relaxed);
   if (ratio <= 0.0) return 0;
   // Both counters only grow within a cycle: the debt cannot underflow (Go #57523).
-  const std::uint64_t allocated = ss.bytes_allocated.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  const std::uint64_t allocated =
+      ss.bytes_allocated.fetch_add(bytes, std::memory_order_relaxed) + bytes;
   const auto target = static_cast<std::uint64_t>(ratio * static_cast<double>(allocated));
   unsigned swept = 0;
   while (ss.pages_swept.load(std::memory_order_relaxed) < target) {

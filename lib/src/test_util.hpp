@@ -32,10 +32,10 @@ inline const testing::SpanInfo* span_containing(const testing::HeapSnapshot& sna
   return nullptr;
 }
 
-#define EXPECT_VERIFIED(heap)                                    \
-  do {                                                           \
-    const ::spanheap::VerifyResult vr_ = (heap).verify();        \
-    EXPECT_TRUE(vr_.ok()) << vr_.to_string();                    \
+#define EXPECT_VERIFIED(heap)                             \
+  do {                                                    \
+    const ::spanheap::VerifyResult vr_ = (heap).verify(); \
+    EXPECT_TRUE(vr_.ok()) << vr_.to_string();             \
   } while (0)
 
 }  // namespace spanheap::test

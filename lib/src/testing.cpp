@@ -160,21 +160,26 @@ unsigned proportional_sweep(Heap& heap, std::size_t bytes) {
   return n;
 }
 
-bool sweep_done(const Heap& heap) {
-  return detail::sweep_done(const_cast<Heap&>(heap).state());
-}
+bool sweep_done(const Heap& heap) { return detail::sweep_done(const_cast<Heap&>(heap).state()); }
 
 // ---- Snapshots ------------------------------------------------------------------------------
 
 const char* to_string(SpanLocation location) noexcept {
   switch (location) {
-    case SpanLocation::cached: return "cached";
-    case SpanLocation::central_partial_swept: return "central_partial_swept";
-    case SpanLocation::central_partial_unswept: return "central_partial_unswept";
-    case SpanLocation::central_full_swept: return "central_full_swept";
-    case SpanLocation::central_full_unswept: return "central_full_unswept";
-    case SpanLocation::page_heap_free: return "page_heap_free";
-    case SpanLocation::nowhere: return "nowhere";
+    case SpanLocation::cached:
+      return "cached";
+    case SpanLocation::central_partial_swept:
+      return "central_partial_swept";
+    case SpanLocation::central_partial_unswept:
+      return "central_partial_unswept";
+    case SpanLocation::central_full_swept:
+      return "central_full_swept";
+    case SpanLocation::central_full_unswept:
+      return "central_full_unswept";
+    case SpanLocation::page_heap_free:
+      return "page_heap_free";
+    case SpanLocation::nowhere:
+      return "nowhere";
   }
   return "unknown";
 }
@@ -230,8 +235,9 @@ std::vector<SizeClassInfo> size_classes() {
   std::vector<SizeClassInfo> out;
   for (unsigned c = 1; c < detail::num_size_classes(); c++) {
     const detail::SizeClass& sc = detail::size_class(c);
-    out.push_back(SizeClassInfo{c, sc.size, sc.npages, sc.nelems,
-                                std::size_t{sc.npages} * page_size - std::size_t{sc.nelems} * sc.size});
+    out.push_back(
+        SizeClassInfo{c, sc.size, sc.npages, sc.nelems,
+                      std::size_t{sc.npages} * page_size - std::size_t{sc.nelems} * sc.size});
   }
   return out;
 }

@@ -9,8 +9,8 @@
 //   span        a run of pages: in use (objects of one size class, or one large object) or free.
 //   span class  index into the size-class table; 0 means "one large object".
 //   sg          the heap's sweepgen; +2 per cycle, written only while the world is stopped.
-//   P           a processor (Go's p): owns a cache; a thread holds a P for the length of a heap call.
-//   cache       a P's mcache: one span per class, the allocation fast path, flush_gen.
+//   P           a processor (Go's p): owns a cache; a thread holds a P for the length of a heap
+//   call. cache       a P's mcache: one span per class, the allocation fast path, flush_gen.
 //   central     per span class, the spans that are not cached: partial/full x swept/unswept.
 //   cycle       stop the world, sg += 2, start the world, ragged barrier; then sweeping.
 //   pending     a freed object: its free bit is set, its slot is reused after the next sweep.
@@ -88,16 +88,16 @@ struct Arena;
 
 struct Span {
   // Fast-path fields first (one cache line with the allocation loop's working set).
-  std::uint64_t alloc_cache = 0;            // owner: cache's P (or sweep owner)
+  std::uint64_t alloc_cache = 0;             // owner: cache's P (or sweep owner)
   std::atomic<std::uint32_t> free_index{0};  // owner writes; freers read (acq/rel: slots below are
                                              // allocated)
-  std::uint32_t nelems = 0;                 // immutable after init (of this use of the struct)
-  std::uint32_t alloc_count = 0;            // owner: cache's P, sweep owner, or central under lock
-  std::uint32_t div_mul = 0;                // immutable after init
-  std::uintptr_t start = 0;                 // immutable after init
-  std::size_t elem_size = 0;                // immutable after init (large: npages * page_size)
+  std::uint32_t nelems = 0;                  // immutable after init (of this use of the struct)
+  std::uint32_t alloc_count = 0;             // owner: cache's P, sweep owner, or central under lock
+  std::uint32_t div_mul = 0;                 // immutable after init
+  std::uintptr_t start = 0;                  // immutable after init
+  std::size_t elem_size = 0;                 // immutable after init (large: npages * page_size)
 
-  std::atomic<std::uint32_t> sweepgen{0};   // the protocol word (table above); atomic (acq/rel)
+  std::atomic<std::uint32_t> sweepgen{0};  // the protocol word (table above); atomic (acq/rel)
   std::atomic<SpanState> state{SpanState::dead};  // atomic (acq/rel): in_use publishes the
                                                   // fields written by span_init_*
   std::atomic<std::uint8_t> span_class{0};  // immutable after init; atomic because free() reads
@@ -110,10 +110,10 @@ struct Span {
   // Intrusive list links: central lists (central lock) or page heap free lists (page heap lock).
   Span* next = nullptr;
   Span* prev = nullptr;
-  std::atomic<SpanList*> list{nullptr};     // the list holding it; written under that list's
-                                            // lock, read by membership checks under a central lock
-  Arena* arena = nullptr;                   // immutable after init
-  std::atomic<int> cache_owner{-1};         // owner: the caching P (debug bookkeeping, -1 = none)
+  std::atomic<SpanList*> list{nullptr};  // the list holding it; written under that list's
+                                         // lock, read by membership checks under a central lock
+  Arena* arena = nullptr;                // immutable after init
+  std::atomic<int> cache_owner{-1};      // owner: the caching P (debug bookkeeping, -1 = none)
 
   // Bitmaps. alloc_bits and reclaimed_bits are written only by sweep (owner) and init, read by
   // freers once the span is swept and racily by find_object (relaxed; sweep publishes its new
@@ -141,15 +141,15 @@ struct SpanList {
 enum class PageHistory : std::uint8_t { never_used = 0, in_use = 1, freed = 2 };
 
 struct Arena {
-  std::uintptr_t base = 0;                  // immutable after init
-  std::size_t npages = 0;                   // immutable after init
-  std::size_t committed_pages = 0;          // page heap lock; pages [0, committed) are committed
-  HeapState* owner = nullptr;               // immutable after init
-  std::atomic<Span*>* spans = nullptr;      // page -> span (atomic (acq/rel): span fields)
+  std::uintptr_t base = 0;              // immutable after init
+  std::size_t npages = 0;               // immutable after init
+  std::size_t committed_pages = 0;      // page heap lock; pages [0, committed) are committed
+  HeapState* owner = nullptr;           // immutable after init
+  std::atomic<Span*>* spans = nullptr;  // page -> span (atomic (acq/rel): span fields)
   std::atomic<PageHistory>* history = nullptr;  // page -> what it was last used for
-  std::size_t meta_bytes = 0;               // reservation holding spans[] and history[]
+  std::size_t meta_bytes = 0;                   // reservation holding spans[] and history[]
   void* meta = nullptr;
-  Arena* next = nullptr;                    // page heap lock
+  Arena* next = nullptr;  // page heap lock
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ struct Central {
   RankedMutex mu{LockRank::central};
   SpanList partial[2] GUARDED_BY(mu);
   SpanList full[2] GUARDED_BY(mu);
-  std::uint8_t span_class = 0;              // immutable after init
+  std::uint8_t span_class = 0;  // immutable after init
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -181,20 +181,25 @@ struct Cache {
   std::atomic<std::uint64_t> alloc_bytes{0};
   std::atomic<std::uint64_t> frees{0};
   std::atomic<std::uint64_t> free_bytes{0};
-  std::uint64_t collect_every_bytes = 0;    // owner: debug.collect_every accounting
+  std::uint64_t collect_every_bytes = 0;  // owner: debug.collect_every accounting
 };
 
 struct alignas(64) ProcState {
   std::atomic<ProcStatus> status{ProcStatus::idle};  // atomic (acq/rel): the P's state
-  unsigned index = 0;                       // immutable after init
-  bool has_cache = true;                    // false for sweeper slots (immutable after init)
+  unsigned index = 0;                                // immutable after init
+  bool has_cache = true;  // false for sweeper slots (immutable after init)
   Cache cache;
 };
 
 // ---------------------------------------------------------------------------------------------
 // Sweeping state (sweeper.cpp).
 enum class SweepKind : std::uint8_t {
-  background, proportional, on_demand, by_flush, termination, by_free
+  background,
+  proportional,
+  on_demand,
+  by_flush,
+  termination,
+  by_free
 };
 
 struct SweepState {
@@ -215,7 +220,7 @@ struct SweepState {
   std::atomic<std::uint64_t> pages_swept{0};
   std::atomic<std::uint64_t> pages_to_sweep{0};  // world: set at bump
   std::atomic<std::uint64_t> bytes_allocated{0};
-  std::atomic<double> pages_per_byte{0.0};       // world: set at bump
+  std::atomic<double> pages_per_byte{0.0};  // world: set at bump
   // Background sweepers park here between cycles.
   RankedMutex park_mu{LockRank::sweep_park};
   std::condition_variable_any park_cv;

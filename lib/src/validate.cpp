@@ -46,8 +46,9 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
         continue;
       }
       if (s->start != page_addr || s->npages == 0 || page + s->npages > arena.committed_pages) {
-        fail(out, "page_map", "page {:#x} maps to span [{:#x}, +{} pages) that does not start there",
-             page_addr, s->start, s->npages);
+        fail(out, "page_map",
+             "page {:#x} maps to span [{:#x}, +{} pages) that does not start there", page_addr,
+             s->start, s->npages);
         page++;
         continue;
       }
@@ -62,7 +63,8 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
     }
     for (std::size_t page = arena.committed_pages; page < arena.npages; page++) {
       if (arena.spans[page].load(std::memory_order_relaxed) != nullptr) {
-        fail(out, "page_map", "uncommitted page {} of arena {:#x} maps to a span", page, arena.base);
+        fail(out, "page_map", "uncommitted page {} of arena {:#x} maps to a span", page,
+             arena.base);
         break;
       }
     }
@@ -89,11 +91,10 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
       const bool swept = idx == swept_index(sg);
       for (int kind = 0; kind < 2; kind++) {
         SpanList& list = kind == 0 ? central.partial[idx] : central.full[idx];
-        const SpanLocation loc =
-            kind == 0 ? (swept ? SpanLocation::central_partial_swept
-                               : SpanLocation::central_partial_unswept)
-                      : (swept ? SpanLocation::central_full_swept
-                               : SpanLocation::central_full_unswept);
+        const SpanLocation loc = kind == 0 ? (swept ? SpanLocation::central_partial_swept
+                                                    : SpanLocation::central_partial_unswept)
+                                           : (swept ? SpanLocation::central_full_swept
+                                                    : SpanLocation::central_full_unswept);
         std::size_t count = 0, pages = 0;
         for (Span* s = list.first; s != nullptr; s = s->next) {
           count++;
@@ -136,7 +137,8 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
         fail(out, "INV-S3", "span {} cached by P{} (flush_gen sg{:+d}) has sweepgen sg{:+d}",
              addr(s), i, static_cast<int>(fg - sg), static_cast<int>(g - sg));
       if (s->cls() != c)
-        fail(out, "INV-S3", "span {} of class {} cached as class {} by P{}", addr(s), s->cls(), c, i);
+        fail(out, "INV-S3", "span {} of class {} cached as class {} by P{}", addr(s), s->cls(), c,
+             i);
       if (s->list.load(std::memory_order_relaxed) != nullptr)
         fail(out, "INV-L2", "cached span {} is also on a list", addr(s));
       if (s->cache_owner.load(std::memory_order_relaxed) != static_cast<int>(i))
@@ -152,7 +154,8 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
       if (s->state.load(std::memory_order_relaxed) != SpanState::free)
         fail(out, "INV-L4", "span {} on a free list is not free", addr(s));
       if (exact != 0 ? s->npages != exact : s->npages < free_list_exact)
-        fail(out, "page_heap", "free run {} of {} pages on the wrong free list", addr(s), s->npages);
+        fail(out, "page_heap", "free run {} of {} pages on the wrong free list", addr(s),
+             s->npages);
     }
   };
   for (std::size_t n = 0; n < free_list_exact; n++) walk_free(ph.free_runs[n], n);
@@ -164,12 +167,11 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
   return result;
 }
 
-void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<Violation>& out)
-    NO_THREAD_SAFETY_ANALYSIS {
+void validate_stopped(HeapState& heap, const WorldStopped& stopped,
+                      std::vector<Violation>& out) NO_THREAD_SAFETY_ANALYSIS {
   const std::vector<CensusEntry> census = take_census(heap, stopped, &out);
   const std::uint32_t sg = heap.sg();
-  std::uint64_t objects = 0, bytes = 0, pending = 0, in_use_pages = 0, free_pages = 0,
-                released = 0;
+  std::uint64_t objects = 0, bytes = 0, pending = 0, in_use_pages = 0, free_pages = 0, released = 0;
   std::int64_t unswept = 0;
   const Span* prev = nullptr;
   for (const CensusEntry& e : census) {
@@ -209,8 +211,8 @@ void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<
       fail(&out, "INV-A1", "span {} free_index {} > nelems {}", addr(s), fi, s->nelems);
     const std::uint32_t counted = count_allocated(*s);
     if (counted != s->alloc_count)
-      fail(&out, "INV-A2", "span {} alloc_count {} but {} slots allocated", addr(s),
-           s->alloc_count, counted);
+      fail(&out, "INV-A2", "span {} alloc_count {} but {} slots allocated", addr(s), s->alloc_count,
+           counted);
     for (unsigned w = 0; w < bitmap_words; w++) {
       const std::uint64_t lo = w * 64;
       std::uint64_t valid = 0;
@@ -227,7 +229,8 @@ void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<
     }
     if (e.location == SpanLocation::cached && fi < s->nelems) {
       const std::uint32_t base = fi & ~63u;
-      const std::uint64_t expect = ~s->alloc_bits[base / 64].load(std::memory_order_relaxed) >> (fi - base);
+      const std::uint64_t expect =
+          ~s->alloc_bits[base / 64].load(std::memory_order_relaxed) >> (fi - base);
       const std::uint32_t valid_bits = std::min<std::uint32_t>(64 - (fi - base), s->nelems - fi);
       const std::uint64_t mask = valid_bits >= 64 ? ~0ull : (1ull << valid_bits) - 1;
       if ((expect & mask) != (s->alloc_cache & mask))
@@ -238,7 +241,8 @@ void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<
     bytes += std::uint64_t{s->alloc_count} * s->elem_size;
     pending += count_pending(*s);
     if (s->is_large() && (s->nelems != 1 || s->elem_size != s->bytes()))
-      fail(&out, "span", "large span {} has nelems {} elem_size {}", addr(s), s->nelems, s->elem_size);
+      fail(&out, "span", "large span {} has nelems {} elem_size {}", addr(s), s->nelems,
+           s->elem_size);
     if (!s->is_large()) {
       const SizeClass& sc = size_class(s->cls());
       if (s->elem_size != sc.size || s->nelems != sc.nelems || s->npages != sc.npages)
@@ -258,9 +262,11 @@ void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<
   }
   const SweepState& ss = heap.sweep;
   if (ss.stale_procs.load() != stale)
-    fail(&out, "sweep_state", "stale_procs counter {} but {} Ps are stale", ss.stale_procs.load(), stale);
+    fail(&out, "sweep_state", "stale_procs counter {} but {} Ps are stale", ss.stale_procs.load(),
+         stale);
   if (ss.unswept.load() != unswept)
-    fail(&out, "sweep_state", "unswept counter {} but {} spans are at sg-2", ss.unswept.load(), unswept);
+    fail(&out, "sweep_state", "unswept counter {} but {} spans are at sg-2", ss.unswept.load(),
+         unswept);
   if (ss.active.load() != 0)
     fail(&out, "INV-S2", "{} sweeps active with the world stopped", ss.active.load());
   if (sweep_done(heap) && (unswept != 0 || stale != 0))
@@ -305,7 +311,8 @@ void check_cycle_preconditions(HeapState& heap, const WorldStopped& stopped) {
     if (e.span->state.load(std::memory_order_relaxed) != SpanState::in_use) continue;
     const std::uint32_t g = e.span->sweepgen.load(std::memory_order_relaxed);
     if (g != sg && g != sg + 3)
-      fail(&out, "INV-G1", "span {} at sg{:+d} at the bump", addr(e.span), static_cast<int>(g - sg));
+      fail(&out, "INV-G1", "span {} at sg{:+d} at the bump", addr(e.span),
+           static_cast<int>(g - sg));
   }
   for (const Violation& v : out)
     report(&heap, ErrorKind::corruption, nullptr, "{}: {}", v.invariant, v.message);

@@ -80,7 +80,8 @@ constexpr std::uint64_t trigger_floor = std::uint64_t{4} << 20;
 void set_pacing(HeapState& heap, std::uint64_t pages_to_sweep) {
   const Stats s = collect_stats(heap);
   // What survives this cycle: live bytes less those freed and about to be reclaimed by its sweep.
-  const std::uint64_t survivors = s.live_bytes - std::min<std::uint64_t>(s.live_bytes, pending_bytes(heap));
+  const std::uint64_t survivors =
+      s.live_bytes - std::min<std::uint64_t>(s.live_bytes, pending_bytes(heap));
   std::uint64_t trigger = 0;
   if (heap.options.gc_percent != 0) {
     trigger = survivors * heap.options.gc_percent / 100;
@@ -149,9 +150,10 @@ void begin_cycle_locked(HeapState& heap) REQUIRES(heap.world.cycle_mu) {
   for (unsigned c = 0; c < num_size_classes(); c++) {
     Central& central = heap.central[c];
     LockGuard g(central.mu);
-    SPANHEAP_CHECK(&heap, central.partial[swept_index(next)].count == 0 &&
-                              central.full[swept_index(next)].count == 0,
-                   "non-empty swept list at the bump (C20)");
+    SPANHEAP_CHECK(
+        &heap,
+        central.partial[swept_index(next)].count == 0 && central.full[swept_index(next)].count == 0,
+        "non-empty swept list at the bump (C20)");
     unswept += static_cast<std::int64_t>(central.partial[u].count + central.full[u].count);
     pages += central.partial[u].pages + central.full[u].pages;
   }

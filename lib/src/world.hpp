@@ -12,8 +12,8 @@ namespace spanheap::detail {
 class HeapState;
 
 struct World {
-  RankedMutex cycle_mu{LockRank::cycle};       // one cycle / verify / flush_all at a time
-  std::atomic<bool> stopped{false};            // atomic (acq/rel): world-written state
+  RankedMutex cycle_mu{LockRank::cycle};  // one cycle / verify / flush_all at a time
+  std::atomic<bool> stopped{false};       // atomic (acq/rel): world-written state
 };
 
 // Proof that the world is stopped: only stop_the_world makes one; functions that need the world

@@ -38,8 +38,8 @@ enum class ErrorKind : std::uint8_t {
   out_of_memory,  // memory limit or the OS refused
   size_overflow,  // size beyond the largest supported object
   bad_alignment,  // alignment not a power of two, or larger than the page size
-  misuse,         // API misuse: free through the wrong heap, heap destroyed while in use, bad P index
-  corruption,     // heap metadata found inconsistent (a protocol check failed)
+  misuse,      // API misuse: free through the wrong heap, heap destroyed while in use, bad P index
+  corruption,  // heap metadata found inconsistent (a protocol check failed)
 };
 inline constexpr std::size_t error_kind_count = 9;
 
@@ -76,20 +76,20 @@ class OsMemory {
 OsMemory& system_memory() noexcept;
 
 struct DebugOptions {
-  bool poison_freed = false;        // ASan-poison every slot that is not live (needs an ASan build)
-  bool clobber_freed = false;       // fill reclaimed slots with a pattern, check it at allocation
-  std::size_t collect_every = 0;    // run a cycle every N bytes allocated (0 = off)
-  bool verify_each_cycle = false;   // run verify() at every cycle; violations are reported
+  bool poison_freed = false;       // ASan-poison every slot that is not live (needs an ASan build)
+  bool clobber_freed = false;      // fill reclaimed slots with a pattern, check it at allocation
+  std::size_t collect_every = 0;   // run a cycle every N bytes allocated (0 = off)
+  bool verify_each_cycle = false;  // run verify() at every cycle; violations are reported
 };
 
 struct Options {
-  unsigned procs = 0;                    // number of Ps; 0 = std::thread::hardware_concurrency()
-  unsigned sweepers = 1;                 // background sweeper threads; 0 = none
+  unsigned procs = 0;     // number of Ps; 0 = std::thread::hardware_concurrency()
+  unsigned sweepers = 1;  // background sweeper threads; 0 = none
   FlushPolicy flush = FlushPolicy::lazy;
-  unsigned gc_percent = 100;             // cycle when allocation since the last one reaches this %
-                                         // of the live heap; 0 = cycles only on collect()
-  std::size_t memory_limit = 0;          // committed-bytes limit; 0 = none
-  ErrorHandler error_handler;            // empty = print and abort
+  unsigned gc_percent = 100;     // cycle when allocation since the last one reaches this %
+                                 // of the live heap; 0 = cycles only on collect()
+  std::size_t memory_limit = 0;  // committed-bytes limit; 0 = none
+  ErrorHandler error_handler;    // empty = print and abort
   CheckLevel checks =
 #ifdef NDEBUG
       CheckLevel::release;
@@ -98,9 +98,9 @@ struct Options {
 #endif
   DebugOptions debug;
   std::size_t arena_bytes = std::size_t{64} << 20;  // address space reserved per arena (≥ 1 MiB)
-  unsigned release_after_cycles = 2;     // free page runs idle this many cycles go back to the OS
-  bool trace = false;                    // one line per cycle on stderr (also SPANHEAP_TRACE=1)
-  OsMemory* os = nullptr;                // nullptr = system_memory(); not owned
+  unsigned release_after_cycles = 2;  // free page runs idle this many cycles go back to the OS
+  bool trace = false;                 // one line per cycle on stderr (also SPANHEAP_TRACE=1)
+  OsMemory* os = nullptr;             // nullptr = system_memory(); not owned
 
   // `base` overridden by SPANHEAP_PROCS, SPANHEAP_SWEEPERS, SPANHEAP_FLUSH (lazy|eager),
   // SPANHEAP_GC_PERCENT, SPANHEAP_MEMORY_LIMIT, SPANHEAP_CHECKS (release|debug|expensive),
@@ -111,7 +111,8 @@ struct Options {
 
 inline constexpr std::size_t page_size = 8192;
 inline constexpr std::size_t max_small_size = 32768;
-inline constexpr std::size_t max_alloc_size = std::size_t{1} << 40;  // 1 TiB: beyond is size_overflow
+inline constexpr std::size_t max_alloc_size = std::size_t{1}
+                                              << 40;  // 1 TiB: beyond is size_overflow
 
 // Pause times are bucketed by powers of two of microseconds: bucket i counts pauses in
 // [2^(i-1), 2^i) µs (bucket 0: below 1 µs; the last bucket: everything longer).
@@ -121,12 +122,12 @@ struct Stats {
   std::uint64_t cycles = 0;
   std::uint32_t sweepgen = 0;
   // Bytes.
-  std::size_t live_bytes = 0;       // objects allocated and not yet reclaimed (pending frees count)
-  std::size_t span_bytes = 0;       // pages in in-use spans
-  std::size_t mapped_bytes = 0;     // committed address space (in-use + free pages not released)
-  std::size_t released_bytes = 0;   // free pages returned to the OS
-  std::size_t reserved_bytes = 0;   // address space reserved
-  std::size_t next_trigger = 0;     // live_bytes at which the next automatic cycle starts (0 = off)
+  std::size_t live_bytes = 0;      // objects allocated and not yet reclaimed (pending frees count)
+  std::size_t span_bytes = 0;      // pages in in-use spans
+  std::size_t mapped_bytes = 0;    // committed address space (in-use + free pages not released)
+  std::size_t released_bytes = 0;  // free pages returned to the OS
+  std::size_t reserved_bytes = 0;  // address space reserved
+  std::size_t next_trigger = 0;    // live_bytes at which the next automatic cycle starts (0 = off)
   // Objects.
   std::uint64_t live_objects = 0;
   std::uint64_t pending_frees = 0;  // freed, waiting for their span's sweep
@@ -144,10 +145,10 @@ struct Stats {
   // Spans swept, by who swept them.
   std::uint64_t swept_background = 0;
   std::uint64_t swept_proportional = 0;
-  std::uint64_t swept_on_demand = 0;  // central refill, page-heap growth, sweep_one(), free()
-  std::uint64_t swept_by_flush = 0;   // stale cached spans swept by their P's flush
+  std::uint64_t swept_on_demand = 0;    // central refill, page-heap growth, sweep_one(), free()
+  std::uint64_t swept_by_flush = 0;     // stale cached spans swept by their P's flush
   std::uint64_t swept_termination = 0;  // left over at the next cycle, swept before the bump
-  std::uint64_t errors = 0;           // reports made
+  std::uint64_t errors = 0;             // reports made
 };
 
 struct Violation {
@@ -174,10 +175,10 @@ enum class PointerKind : std::uint8_t {
 
 struct PointerInfo {
   PointerKind kind = PointerKind::foreign;
-  void* base = nullptr;          // start of the object or slot, when inside a span
-  std::size_t size = 0;          // its usable size
-  unsigned span_class = 0;       // size class (0 = large)
-  bool pending_free = false;     // object_start only: freed, awaiting sweep
+  void* base = nullptr;       // start of the object or slot, when inside a span
+  std::size_t size = 0;       // its usable size
+  unsigned span_class = 0;    // size class (0 = large)
+  bool pending_free = false;  // object_start only: freed, awaiting sweep
 };
 
 class Heap;

@@ -32,11 +32,11 @@ class FakeOsMemory final : public OsMemory {
   void cap_committed(std::size_t bytes);
 
   std::size_t reserved_bytes() const;
-  std::size_t committed_bytes() const;   // committed and not yet unreserved
-  std::size_t released_bytes() const;    // cumulative bytes passed to release()
+  std::size_t committed_bytes() const;  // committed and not yet unreserved
+  std::size_t released_bytes() const;   // cumulative bytes passed to release()
   unsigned reserve_calls() const;
   unsigned commit_calls() const;
-  unsigned failures() const;             // calls that were made to fail
+  unsigned failures() const;  // calls that were made to fail
 
  private:
   mutable std::mutex mu_;
@@ -61,7 +61,7 @@ class FakeOsMemory final : public OsMemory {
 // An error handler that records every report and returns (so the heap carries on).
 class RecordingHandler {
  public:
-  ErrorHandler handler();  // bind into Options::error_handler; must outlive the heap
+  ErrorHandler handler();           // bind into Options::error_handler; must outlive the heap
   std::vector<ErrorReport> take();  // returns and clears what was recorded
   std::size_t count() const;
   std::size_t count(ErrorKind kind) const;
@@ -98,30 +98,30 @@ bool sweep_done(const Heap& heap);
 // Snapshots (taken with the world stopped; must be called from outside any heap call).
 
 enum class SpanLocation : std::uint8_t {
-  cached,                   // in a P's cache (cache_proc says which)
+  cached,  // in a P's cache (cache_proc says which)
   central_partial_swept,
   central_partial_unswept,
   central_full_swept,
   central_full_unswept,
-  page_heap_free,           // a free page run
-  nowhere,                  // in no structure: a protocol violation when the world is stopped
+  page_heap_free,  // a free page run
+  nowhere,         // in no structure: a protocol violation when the world is stopped
 };
 const char* to_string(SpanLocation location) noexcept;
 
 struct SpanInfo {
   std::uintptr_t base = 0;
   std::size_t npages = 0;
-  bool in_use = false;           // false: a free page run
-  unsigned span_class = 0;       // 0 = large object span
+  bool in_use = false;      // false: a free page run
+  unsigned span_class = 0;  // 0 = large object span
   std::size_t elem_size = 0;
   unsigned nelems = 0;
   unsigned free_index = 0;
   unsigned alloc_count = 0;
-  unsigned pending_frees = 0;    // free bits set, waiting for sweep
+  unsigned pending_frees = 0;       // free bits set, waiting for sweep
   std::int64_t sweepgen_delta = 0;  // span.sweepgen - heap sweepgen: -2, -1, 0, +1 or +3
   SpanLocation location = SpanLocation::nowhere;
-  int cache_proc = -1;           // the P caching it, when cached
-  bool released = false;         // free run whose pages were returned to the OS
+  int cache_proc = -1;    // the P caching it, when cached
+  bool released = false;  // free run whose pages were returned to the OS
   bool need_zero = false;
 };
 
@@ -134,7 +134,7 @@ struct ProcInfo {
 
 struct HeapSnapshot {
   std::uint32_t sweepgen = 0;
-  std::vector<SpanInfo> spans;   // sorted by base address; in-use spans and free runs
+  std::vector<SpanInfo> spans;  // sorted by base address; in-use spans and free runs
   std::vector<ProcInfo> procs;
   bool sweep_done = false;
   unsigned active_sweepers = 0;
