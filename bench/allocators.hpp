@@ -1,0 +1,85 @@
+// bench/allocators.hpp: the allocator adapters that every throughput benchmark is written against,
+// so one harness source measures spanheap and its peers alike (docs/performance.md).
+//
+// A binary measures exactly one allocator, chosen at compile time with SPANHEAP_BENCH_ALLOCATOR
+// (bench/CMakeLists.txt builds one binary per allocator). One process per allocator is needed
+// anyway: jemalloc and tcmalloc replace malloc when linked, and peak RSS (getrusage ru_maxrss) is
+// a per-process number.
+//
+// Every adapter has the same three static members:
+//   name()            short lower-case name, as the results tables print it;
+//   allocate(size)    a fresh object of at least `size` bytes (never nullptr in these workloads);
+//   deallocate(p)     frees `p`, from any thread. Unsized on purpose: not every peer has sized
+//                     free, and spanheap's free does not need the size.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+
+#define SPANHEAP_BENCH_SPANHEAP 1
+#define SPANHEAP_BENCH_GLIBC 2
+#define SPANHEAP_BENCH_MIMALLOC 3
+#define SPANHEAP_BENCH_JEMALLOC 4
+#define SPANHEAP_BENCH_TCMALLOC 5
+
+#ifndef SPANHEAP_BENCH_ALLOCATOR
+#error "define SPANHEAP_BENCH_ALLOCATOR to one of the SPANHEAP_BENCH_* values"
+#endif
+
+#if SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_SPANHEAP
+#include <spanheap/spanheap.hpp>
+#elif SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_MIMALLOC
+#include <mimalloc.h>
+#elif SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_JEMALLOC
+// Debian builds jemalloc without a symbol prefix: linking it replaces malloc for the whole
+// process (the harness's own vectors included), so plain malloc/free below are jemalloc's.
+#include <jemalloc/jemalloc.h>
+#elif SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_TCMALLOC
+#include <gperftools/tcmalloc.h>
+#endif
+
+namespace spanheap::bench {
+
+#if SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_SPANHEAP
+// The process-wide heap with default options (pacing on, gc_percent=100, one background sweeper,
+// one P per CPU), overridable through the SPANHEAP_* environment variables. Its cycles and
+// sweeps run inside the measured loops, as they would in a program.
+spanheap::Heap& bench_heap();
+
+struct Allocator {
+  static const char* name() { return "spanheap"; }
+  static void* allocate(std::size_t size) { return bench_heap().allocate(size); }
+  static void deallocate(void* p) { bench_heap().free(p); }
+};
+#elif SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_GLIBC
+struct Allocator {
+  static const char* name() { return "glibc"; }
+  static void* allocate(std::size_t size) { return std::malloc(size); }
+  static void deallocate(void* p) { std::free(p); }
+};
+#elif SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_MIMALLOC
+// Called directly (mi_malloc/mi_free), not through LD_PRELOAD or the override header: the
+// harness's own allocations stay on glibc, as they do in the spanheap binary.
+struct Allocator {
+  static const char* name() { return "mimalloc"; }
+  static void* allocate(std::size_t size) { return mi_malloc(size); }
+  static void deallocate(void* p) { mi_free(p); }
+};
+#elif SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_JEMALLOC
+struct Allocator {
+  static const char* name() { return "jemalloc"; }
+  static void* allocate(std::size_t size) { return malloc(size); }
+  static void deallocate(void* p) { free(p); }
+};
+#elif SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_TCMALLOC
+// libtcmalloc_minimal also replaces malloc when linked; tc_malloc/tc_free name it explicitly.
+struct Allocator {
+  static const char* name() { return "tcmalloc"; }
+  static void* allocate(std::size_t size) { return tc_malloc(size); }
+  static void deallocate(void* p) { tc_free(p); }
+};
+#else
+#error "unknown SPANHEAP_BENCH_ALLOCATOR"
+#endif
+
+}  // namespace spanheap::bench
