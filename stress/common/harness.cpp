@@ -126,6 +126,49 @@ std::atomic<bool> g_repro_printed{false};
   std::fflush(stderr);
 }
 
+// The watchdog: a detached thread that touches no heap and no driver object, only these words.
+// While the timed loop runs, `g_watch_mark_ns` is the last time the monitor saw the driver's own
+// counters move; afterwards it is when wind-down began (the joins, the final cycle and sweep, the
+// heap's destructor). Past `g_watch_limit_ns` the world is taken to be stuck: FAIL, the repro line,
+// abort (a core for the debugger). It must not depend on heap.stats(): a stuck world may block it.
+std::atomic<std::int64_t> g_watch_mark_ns{0};
+std::atomic<std::int64_t> g_watch_limit_ns{0};
+std::atomic<int> g_watch_phase{0};  // 0 off, 1 timed loop, 2 winding down
+char g_driver_name[64];
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void watchdog_main() {
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    int phase = g_watch_phase.load();
+    if (phase == 0) continue;
+    std::int64_t idle = now_ns() - g_watch_mark_ns.load();
+    if (idle <= g_watch_limit_ns.load()) continue;
+    std::fprintf(stderr,
+                 "\nFAIL [%s]: %s for %.0f s: the world looks stuck (a deadlock in a stop, a "
+                 "cycle or a sweep?); aborting for a core\n%s",
+                 g_driver_name,
+                 phase == 1 ? "no cycle and no operation" : "still not wound down after the run",
+                 static_cast<double>(idle) / 1e9, g_repro);
+    // Every thread's stack, when gdb is at hand: the hang is usually plain to see in them.
+    char cmd[256];
+    std::snprintf(cmd, sizeof cmd,
+                  "command -v gdb >/dev/null 2>&1 && timeout 120 gdb -p %d -batch -nx -ex "
+                  "'thread apply all bt 40' 1>&2 2>/dev/null",
+                  static_cast<int>(getpid()));
+    std::fflush(stderr);
+    std::fflush(stdout);
+    if (std::system(cmd) != 0) std::fputs("(no gdb: no stacks)\n", stderr);
+    std::fputs(g_repro, stderr);
+    std::abort();
+  }
+}
+
 }  // namespace
 }  // namespace spanheap::stress
 
@@ -421,10 +464,14 @@ void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const Pau
   auto deadline = start_ + duration_cast<steady_clock::duration>(duration<double>(cfg_.seconds));
   auto next_line = start_ + seconds(1);
   std::uint64_t last_cycles = 0, last_ops = 0;
-  auto last_progress = start_;
-  std::uint64_t progress_mark = ~std::uint64_t{0};
   // A stopped world that never restarts shows up as no cycle and no operation for this long.
-  const auto stall_limit = seconds(under_sanitizer() ? 60 : 20);
+  const auto stall_limit = seconds(under_sanitizer() ? 60 : 20);  // no driver progress at all
+  std::snprintf(g_driver_name, sizeof g_driver_name, "%s", driver_.c_str());
+  g_watch_limit_ns.store(duration_cast<nanoseconds>(stall_limit).count());
+  g_watch_mark_ns.store(now_ns());
+  g_watch_phase.store(1);
+  std::thread(watchdog_main).detach();
+  std::uint64_t driver_mark = 0;
   while (!stopping()) {
     std::this_thread::sleep_for(milliseconds(100));
     auto now = steady_clock::now();
@@ -434,6 +481,12 @@ void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const Pau
     std::uint64_t ops = tally.allocs.load(std::memory_order_relaxed) +
                         tally.frees.load(std::memory_order_relaxed) +
                         tally.sweeps.load(std::memory_order_relaxed);
+    // Progress by the driver's own counters (no heap call: a stuck world may block those).
+    std::uint64_t dmark = ops + pauses.count.load(std::memory_order_relaxed);
+    if (dmark != driver_mark) {
+      driver_mark = dmark;
+      g_watch_mark_ns.store(now_ns());
+    }
     if (now >= next_line || stopping()) {
       Stats s = heap.stats();
       double dt = duration<double>(now - (next_line - seconds(1))).count();
@@ -451,18 +504,12 @@ void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const Pau
       last_cycles = s.cycles;
       last_ops = ops;
       next_line = now + seconds(1);
-      std::uint64_t mark = s.cycles + ops;
-      if (mark != progress_mark) {
-        progress_mark = mark;
-        last_progress = now;
-      } else if (now - last_progress > stall_limit) {
-        fail(fmt::format("no cycle and no operation for {} s: the world looks stuck (deadlock?)",
-                         duration_cast<seconds>(now - last_progress).count()));
-        std::fflush(stdout);
-        std::abort();  // workers cannot be joined; leave a core for the debugger
-      }
     }
   }
+  // Wind-down (joins, final cycle and sweep, verify, the heap's destructor) gets its own budget.
+  g_watch_limit_ns.store(duration_cast<nanoseconds>(seconds(under_sanitizer() ? 120 : 45)).count());
+  g_watch_mark_ns.store(now_ns());
+  g_watch_phase.store(2);
 }
 
 int Run::finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
