@@ -105,11 +105,12 @@ inline const SizeClass& size_class(unsigned c) noexcept { return size_table::tab
 
 // The smallest class whose size is ≥ size and a multiple of align (so every object of the class
 // is aligned: spans start on a page boundary). 0 when the request must be a large object.
-// Requires: align is a power of two ≤ page_size.
+// Requires: align is a power of two; alignments above page_size cannot be honoured by any class
+// (spans are only page aligned) and get 0.
 inline unsigned size_to_class(std::size_t size, std::size_t align) noexcept {
   using namespace size_table;
   if (size == 0) size = 1;
-  if (size > max_small_size) return 0;
+  if (size > max_small_size || align > page_size) return 0;
   unsigned c = size <= small_max ? table.by8[(size + small_step - 1) / small_step]
                                  : table.by128[(size - small_max + large_step - 1) / large_step];
   if (align <= 8) return c;

@@ -67,3 +67,13 @@ TEST(SizeClasses, DivideFreeIndexIsExactForEveryOffset) {
 
 }  // namespace
 }  // namespace spanheap::detail
+
+namespace spanheap::detail {
+namespace {
+TEST(SizeClasses, AlignmentAbovePageSizeHasNoClass) {
+  EXPECT_EQ(size_to_class(54, 2 * page_size), 0u);
+  EXPECT_NE(size_to_class(54, page_size), 0u);
+  EXPECT_EQ(size_class(size_to_class(54, page_size)).size % page_size, 0u);
+}
+}  // namespace
+}  // namespace spanheap::detail
