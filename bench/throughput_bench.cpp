@@ -21,6 +21,7 @@
 // per benchmark), --seed N (the random sizes and slots; default 1).
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -39,17 +40,27 @@
 
 namespace spanheap::bench {
 
+namespace {
+std::uint64_t g_seed = 1;
+std::string g_repro;  // the command line, printed when a benchmark fails
+}  // namespace
+
 #if SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_SPANHEAP
 spanheap::Heap& bench_heap() {
-  static spanheap::Heap heap(spanheap::Options::from_env());
+  static spanheap::Heap heap([] {
+    spanheap::Options o = spanheap::Options::from_env();
+    // Any report is a failed run: print it with the repro line and stop.
+    o.error_handler = [](const spanheap::ErrorReport& r) {
+      std::fprintf(stderr, "%s\nrepro: %s\n", r.message.c_str(), g_repro.c_str());
+      std::abort();
+    };
+    return o;
+  }());
   return heap;
 }
 #endif
 
 namespace {
-
-std::uint64_t g_seed = 1;
-std::string g_repro;  // the command line, printed when a benchmark fails
 
 // splitmix64: cheap, and every allocator sees the same sequence for the same seed.
 struct Rng {
@@ -291,6 +302,9 @@ int main(int argc, char** argv) {
   // Our flags first; everything else goes to Google Benchmark.
   std::vector<std::string> args;
   args.emplace_back(argv[0]);
+  // The SPANHEAP_* settings in effect belong to the repro line (Options::from_env reads them).
+  for (char** e = environ; *e != nullptr; e++)
+    if (std::strncmp(*e, "SPANHEAP_", 9) == 0) g_repro += std::string(*e) + " ";
   for (int i = 0; i < argc; i++) {
     g_repro += (i ? " " : "");
     g_repro += argv[i];
