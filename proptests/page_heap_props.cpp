@@ -28,14 +28,17 @@ SPANHEAP_PROP(PageHeap, CoalescingAndAccounting, 40, 60, ()) {
   check_stateful(s, mix, checks);
 }
 
-// A directed case: k large objects side by side, any subset freed, two cycles: every freed run
-// merges with its free neighbours, and the page heap ends with in-use + free pages equal to what
-// the fake OS committed for it.
-SPANHEAP_PROP(PageHeap, FreedNeighboursMerge, 60, 100, ()) {
-  const auto pages =
-      *rc::gen::container<std::vector<std::size_t>>(rc::gen::inRange<std::size_t>(5, 20));
+// A directed case: k objects that each own a span (small 1- and 4-page spans, large ones) side by
+// side, any subset freed, two cycles: every freed run merges with its free neighbours, and the page
+// heap ends with in-use + free pages equal to what the fake OS committed for it.
+SPANHEAP_PROP(PageHeap, FreedNeighboursMerge, 30, 60, ()) {
+  // Objects that each own a span: 8 KiB (a 1-page span), 32 KiB (a 4-page span) and large ones.
+  const auto sizes = *rc::gen::container<std::vector<std::size_t>>(
+      rc::gen::oneOf(rc::gen::element<std::size_t>(8192, 32768),
+                     rc::gen::map(rc::gen::inRange<std::size_t>(5, 20),
+                                  [](std::size_t np) { return np * page_size - 100; })));
   const auto freed =
-      *rc::gen::container<std::vector<bool>>(pages.size(), rc::gen::arbitrary<bool>());
+      *rc::gen::container<std::vector<bool>>(sizes.size(), rc::gen::arbitrary<bool>());
   HeapSetup setup;
   setup.procs = 1;
   CheckSet checks;
@@ -46,11 +49,11 @@ SPANHEAP_PROP(PageHeap, FreedNeighboursMerge, 60, 100, ()) {
     if (!v.empty()) RC_FAIL(join(v));
   };
   std::vector<std::uintptr_t> ptrs;
-  for (std::size_t np : pages) {
+  for (std::size_t size : sizes) {
     Step a;
     a.op = Op::allocate;
     a.proc = 0;
-    a.size = np * page_size - 100;
+    a.size = size;
     ptrs.push_back(reinterpret_cast<std::uintptr_t>(t.allocate(a, 0, a.size)));
     finish(a);
   }

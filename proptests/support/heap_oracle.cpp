@@ -511,6 +511,16 @@ std::vector<std::string> Tracker::finish(const Step& step) {
   const auto prev_spans = in_use_by_base(before);
   const auto cur_spans = in_use_by_base(cur);
   const bool owner_step = acquires_proc(step.op);
+  // A free into a span that an idle stale P caches needs that span swept first (Go's
+  // ensureSwept); the heap may take the idle P and flush it, as the ragged barrier would. That P
+  // then counts as an owner of its spans for this step.
+  int helped_proc = -1;
+  if (step.op == Op::free || step.op == Op::bad_free) {
+    const SpanInfo* sp = span_containing(before, step.ptr);
+    if (sp && sp->in_use && sp->sweepgen_delta == 1 && sp->cache_proc != step.proc &&
+        sp->cache_proc >= 0 && cur.procs[sp->cache_proc].flush_gen_delta == 0)
+      helped_proc = sp->cache_proc;
+  }
   std::set<std::uintptr_t> swept;
   std::uint64_t expected_sweeps = 0;
   for (const auto& [base, x] : prev_spans) {
@@ -522,7 +532,8 @@ std::vector<std::string> Tracker::finish(const Step& step) {
     const std::int64_t d0 = x->sweepgen_delta;
     const std::int64_t d1 = c ? c->sweepgen_delta : 99;
     const bool needs = d0 == -2 || d0 == 1;
-    const bool by_owner = owner_step && x->cache_proc == step.proc;
+    const bool by_owner = (owner_step && x->cache_proc == step.proc) ||
+                          (helped_proc >= 0 && x->cache_proc == helped_proc);
     const std::string id = describe(*x) + " -> " + (c ? describe(*c) : std::string("gone"));
     if (bump) {
       // Termination sweeps every span that needs it (and flushes stale Ps); the bump relabels.
@@ -674,7 +685,8 @@ std::vector<std::string> Tracker::finish(const Step& step) {
   std::uint64_t eager_flushes = s1.flushes_eager - s0.flushes_eager;
   for (std::size_t j = 0; j < cur.procs.size() && j < before.procs.size(); ++j) {
     const std::int64_t f0 = before.procs[j].flush_gen_delta, f1 = cur.procs[j].flush_gen_delta;
-    const bool acquired = owner_step && static_cast<int>(j) == step.proc;
+    const bool acquired =
+        (owner_step && static_cast<int>(j) == step.proc) || static_cast<int>(j) == helped_proc;
     if (bump) {
       const std::int64_t want = (lazy && step.op == Op::begin_cycle) ? -2 : 0;
       if (f1 != want) bad(fmt::format("P{} flush_gen{:+} after the cycle, want {:+}", j, f1, want));
@@ -700,6 +712,7 @@ std::vector<std::string> Tracker::finish(const Step& step) {
   if (owner_step && step.op != Op::flush_idle && acquired_stale) want_lazy = 1;
   if (step.op == Op::flush_idle && acquired_stale) want_barrier = 1;
   if (step.op == Op::ragged_barrier || bump) want_barrier = stale_before;
+  if (helped_proc >= 0) want_barrier += 1;
   if (step.op == Op::collect && lazy) want_barrier += setup_.procs;
   if (bump && !lazy) want_eager = setup_.procs;
   if (step.op != Op::flush_all) {
