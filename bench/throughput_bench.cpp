@@ -337,6 +337,9 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(n, cargs.data())) return 2;
   benchmark::AddCustomContext("allocator", Allocator::name());
   benchmark::AddCustomContext("seed", std::to_string(g_seed));
+#if SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_SPANHEAP
+  bench_heap_ptr = &bench_heap();
+#endif
   register_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
