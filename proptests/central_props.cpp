@@ -12,7 +12,7 @@ namespace spanheap::props {
 
 // Many Ps sharing few classes: refills take spans that other Ps flushed, frees land in spans
 // cached elsewhere, flush_all and the barrier move everything back.
-SPANHEAP_PROP(Central, OnePlacePerSpan, 30, 60, ()) {
+SPANHEAP_PROP(Central, OnePlacePerSpan, 60, 60, ()) {
   HeapSetup s;
   s.procs = 4;
   CommandMix mix;
@@ -26,7 +26,7 @@ SPANHEAP_PROP(Central, OnePlacePerSpan, 30, 60, ()) {
   check_stateful(s, mix, checks);
 }
 
-SPANHEAP_PROP(Central, OnePlacePerSpanEager, 20, 60, ()) {
+SPANHEAP_PROP(Central, OnePlacePerSpanEager, 40, 60, ()) {
   HeapSetup s;
   s.procs = 3;
   s.flush = FlushPolicy::eager;

@@ -224,7 +224,7 @@ struct BadInput : Command {
 
 }  // namespace
 
-SPANHEAP_PROP(Errors, BadInputChangesNothing, 40, 60, ()) {
+SPANHEAP_PROP(Errors, BadInputChangesNothing, 100, 60, ()) {
   HeapSetup s;
   s.procs = 2;
   CommandMix mix;

@@ -11,7 +11,7 @@ namespace spanheap::props {
 
 // Large objects of many page counts next to small spans, freed and swept in any order, with free
 // runs released to the fake OS after one idle cycle.
-SPANHEAP_PROP(PageHeap, CoalescingAndAccounting, 40, 60, ()) {
+SPANHEAP_PROP(PageHeap, CoalescingAndAccounting, 100, 60, ()) {
   HeapSetup s;
   s.procs = 2;
   s.release_after_cycles = 1;

@@ -31,16 +31,16 @@ unsigned count_spans(const HeapSnapshot& snap, std::int64_t delta) {
 
 }  // namespace
 
-SPANHEAP_PROP(SweepgenModel, LazyTwoProcs, 40, 60, ()) { check_stateful(setup(2), CommandMix{}); }
+SPANHEAP_PROP(SweepgenModel, LazyTwoProcs, 100, 60, ()) { check_stateful(setup(2), CommandMix{}); }
 
-SPANHEAP_PROP(SweepgenModel, LazyFourProcs, 25, 60, ()) { check_stateful(setup(4), CommandMix{}); }
+SPANHEAP_PROP(SweepgenModel, LazyFourProcs, 50, 60, ()) { check_stateful(setup(4), CommandMix{}); }
 
-SPANHEAP_PROP(SweepgenModel, EagerPolicy, 20, 60, ()) {
+SPANHEAP_PROP(SweepgenModel, EagerPolicy, 40, 60, ()) {
   check_stateful(setup(3, FlushPolicy::eager), CommandMix{});
 }
 
 // Cycle-heavy: many bumps with stale Ps left unflushed, so sg+1 spans meet every other command.
-SPANHEAP_PROP(SweepgenModel, StaleCachesEverywhere, 25, 60, ()) {
+SPANHEAP_PROP(SweepgenModel, StaleCachesEverywhere, 60, 60, ()) {
   CommandMix mix;
   mix.begin_cycle = 12;
   mix.ragged_barrier = 1;
