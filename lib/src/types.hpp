@@ -114,6 +114,7 @@ struct Span {
                                          // lock, read by membership checks under a central lock
   Arena* arena = nullptr;                // immutable after init
   std::atomic<int> cache_owner{-1};      // owner: the caching P (debug bookkeeping, -1 = none)
+  std::uint32_t census_index = 0;        // world: scratch for the verifier's census
 
   // Bitmaps. alloc_bits and reclaimed_bits are written only by sweep (owner) and init, read by
   // freers once the span is swept and racily by find_object (relaxed; sweep publishes its new

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <unordered_map>
 
 #include "central.hpp"
 #include "heap_state.hpp"
@@ -33,8 +32,14 @@ const void* addr(const Span* s) { return reinterpret_cast<const void*>(s->start)
 
 std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
                                      std::vector<Violation>* out) NO_THREAD_SAFETY_ANALYSIS {
-  std::unordered_map<Span*, CensusEntry> where;
-  std::vector<Span*> order;
+  // Spans in address order; Span::census_index points back into it (the world is stopped).
+  std::vector<CensusEntry> where;
+  where.reserve(256);
+  constexpr std::uint32_t unlisted = ~0u;
+  auto index_of = [&](Span* s) -> std::uint32_t {
+    const std::uint32_t i = s->census_index;
+    return i < where.size() && where[i].span == s ? i : unlisted;
+  };
   // 1. Page tables: every committed page maps to a span covering it; spans do not overlap.
   for_each_arena(heap.pages, [&](Arena& arena) {
     for (std::size_t page = 0; page < arena.committed_pages;) {
@@ -56,9 +61,9 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
         if (arena.spans[page + k].load(std::memory_order_relaxed) != s)
           fail(out, "page_map", "span {} page {} maps elsewhere (overlap)", addr(s), k);
       }
-      if (where.count(s) != 0) fail(out, "page_map", "span {} mapped at two places", addr(s));
-      where[s] = CensusEntry{s, SpanLocation::nowhere, -1, 0};
-      order.push_back(s);
+      if (index_of(s) != unlisted) fail(out, "page_map", "span {} mapped at two places", addr(s));
+      s->census_index = static_cast<std::uint32_t>(where.size());
+      where.push_back(CensusEntry{s, SpanLocation::nowhere, -1, 0});
       page += s->npages;
     }
     for (std::size_t page = arena.committed_pages; page < arena.npages; page++) {
@@ -70,18 +75,19 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
     }
   });
   auto place = [&](Span* s, SpanLocation loc, int proc) {
-    auto it = where.find(s);
-    if (it == where.end()) {
+    const std::uint32_t i = index_of(s);
+    if (i == unlisted) {
       fail(out, "INV-L1", "span {} found in {} but not in any page table", addr(s),
            testing::to_string(loc));
       return;
     }
-    if (it->second.places++ > 0) {
+    CensusEntry& e = where[i];
+    if (e.places++ > 0) {
       fail(out, "INV-L1", "span {} is in two places: {} and {}", addr(s),
-           testing::to_string(it->second.location), testing::to_string(loc));
+           testing::to_string(e.location), testing::to_string(loc));
     }
-    it->second.location = loc;
-    it->second.cache_proc = proc;
+    e.location = loc;
+    e.cache_proc = proc;
   };
   // 2. Central lists.
   const std::uint32_t sg = heap.sg();
@@ -161,15 +167,20 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
   for (std::size_t n = 0; n < free_list_exact; n++) walk_free(ph.free_runs[n], n);
   walk_free(ph.free_long, 0);
 
-  std::vector<CensusEntry> result;
-  result.reserve(order.size());
-  for (Span* s : order) result.push_back(where[s]);
-  return result;
+  // Arenas are walked newest first; hand the census out in address order.
+  std::sort(where.begin(), where.end(), [](const CensusEntry& a, const CensusEntry& b) {
+    return a.span->start < b.span->start;
+  });
+  return where;
 }
 
 void validate_stopped(HeapState& heap, const WorldStopped& stopped,
                       std::vector<Violation>& out) NO_THREAD_SAFETY_ANALYSIS {
-  const std::vector<CensusEntry> census = take_census(heap, stopped, &out);
+  validate_census(heap, take_census(heap, stopped, &out), out);
+}
+
+void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
+                     std::vector<Violation>& out) NO_THREAD_SAFETY_ANALYSIS {
   const std::uint32_t sg = heap.sg();
   std::uint64_t objects = 0, bytes = 0, pending = 0, in_use_pages = 0, free_pages = 0, released = 0;
   std::int64_t unswept = 0;
@@ -305,9 +316,10 @@ VerifyResult verify_heap(HeapState& heap) {
 
 void check_cycle_preconditions(HeapState& heap, const WorldStopped& stopped) {
   std::vector<Violation> out;
-  validate_stopped(heap, stopped, out);
+  const std::vector<CensusEntry> census = take_census(heap, stopped, &out);
+  validate_census(heap, census, out);
   const std::uint32_t sg = heap.sg();
-  for (const CensusEntry& e : take_census(heap, stopped, nullptr)) {
+  for (const CensusEntry& e : census) {
     if (e.span->state.load(std::memory_order_relaxed) != SpanState::in_use) continue;
     const std::uint32_t g = e.span->sweepgen.load(std::memory_order_relaxed);
     if (g != sg && g != sg + 3)

@@ -27,6 +27,9 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped& stoppe
 
 // Every check, appended to `out`. Requires: world stopped.
 void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<Violation>& out);
+// The same, over a census already taken (the world still stopped).
+void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
+                     std::vector<Violation>& out);
 
 // Stops the world, validates, restarts. Requires: no heap call in progress on this thread.
 VerifyResult verify_heap(HeapState& heap);
