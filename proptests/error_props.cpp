@@ -162,7 +162,7 @@ struct BadInput : Command {
           for (const SpanInfo& s : before.spans)
             if (!s.in_use) candidates.push_back(s.base + page_size * (s.npages - 1));
           kinds = {ErrorKind::invalid_free};
-          break;
+          break;  // refined below once the candidate is chosen
         case Target::span_tail:
           for (const SpanInfo& s : before.spans)
             if (s.in_use && s.span_class != 0 && s.elem_size * s.nelems < s.npages * page_size)
@@ -195,6 +195,13 @@ struct BadInput : Command {
         break;
       default:
         step.ptr = candidates[pick % candidates.size()];
+    }
+    if (used == Target::free_pages) {
+      // Pages that once held objects remember it: a free there may be named a double free.
+      const SpanInfo* run = t.span_containing(before, step.ptr);
+      auto it = t.ever_returned().lower_bound(run->base);
+      if (it != t.ever_returned().end() && *it < run->base + run->npages * page_size)
+        kinds = {ErrorKind::invalid_free, ErrorKind::double_free};
     }
     step.expected_errors = kinds;
     if (used == Target::size_overflow) {
