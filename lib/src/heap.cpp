@@ -234,7 +234,7 @@ FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uint
 
 }  // namespace
 
-void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align) {
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried) {
   if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > page_size)) {
     report(&heap, ErrorKind::bad_alignment, nullptr,
            "alignment {} is not a power of two between 1 and {} (size={})", align, page_size, size);
@@ -277,6 +277,13 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     }
   }
   release_proc(p);
+  if (SPANHEAP_UNLIKELY(obj == nullptr) && heap.options.memory_limit != 0 &&
+      heap.options.gc_percent != 0 && !retried) {
+    // At the memory limit with automatic cycles on: run a cycle (freed objects become free
+    // pages once swept), then try once more before reporting.
+    collect(heap);
+    return heap_allocate(heap, proc, size, align, /*retried=*/true);
+  }
   if (SPANHEAP_UNLIKELY(obj == nullptr)) {
     report(&heap, ErrorKind::out_of_memory, nullptr, "cannot allocate {} bytes (align {}): {}",
            size, align,

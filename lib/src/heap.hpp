@@ -10,7 +10,9 @@
 namespace spanheap::detail {
 
 // `proc` < 0: any P (the calling thread's affinity); otherwise exactly that P.
-void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align);
+// At the memory limit with pacing on, a failed allocation runs one cycle and retries once.
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align,
+                    bool retried = false);
 void heap_free(HeapState& heap, int proc, void* ptr);
 
 }  // namespace spanheap::detail

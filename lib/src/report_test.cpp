@@ -250,3 +250,24 @@ TEST(ReportNames, EveryKindHasAStableName) {
 
 }  // namespace
 }  // namespace spanheap
+
+namespace spanheap {
+namespace {
+TEST(ReportOom, AtTheLimitWithPacingACycleRunsBeforeGivingUp) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(1, rec);
+  o.memory_limit = 8 << 20;
+  o.gc_percent = 100;
+  Heap heap(o);
+  // 6 MiB live then freed: without a cycle the next 6 MiB would cross the limit.
+  void* a = heap.allocate(6 << 20);
+  ASSERT_NE(a, nullptr);
+  heap.free(a);
+  const std::uint64_t cycles = heap.stats().cycles;
+  EXPECT_NE(heap.allocate(6 << 20), nullptr);
+  EXPECT_GT(heap.stats().cycles, cycles);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_TRUE(heap.verify().ok());
+}
+}  // namespace
+}  // namespace spanheap
