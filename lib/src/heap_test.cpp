@@ -248,3 +248,23 @@ TEST(HeapThreads, MoreThreadsThanPs) {
 
 }  // namespace
 }  // namespace spanheap
+
+namespace spanheap {
+namespace {
+TEST(Heap, TracePrintsOneLinePerCycle) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(2, rec);
+  o.trace = true;
+  Heap heap(o);
+  heap.allocate(64);
+  ::testing::internal::CaptureStderr();
+  heap.collect();
+  heap.collect();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2);
+  EXPECT_NE(err.find("spanheap: cycle 1 sg=2 pause="), std::string::npos) << err;
+  EXPECT_NE(err.find("spanheap: cycle 2 sg=4 pause="), std::string::npos) << err;
+  EXPECT_NE(err.find("flush=lazy"), std::string::npos) << err;
+}
+}  // namespace
+}  // namespace spanheap
