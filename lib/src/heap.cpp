@@ -194,7 +194,7 @@ FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uint
     }
     const std::uint32_t g = s->sweepgen.load(std::memory_order_acquire);
     const std::uint32_t sg = heap.sg();
-    if (SPANHEAP_UNLIKELY(g != sg && g != sg + 3) && !ensure_swept(heap, s)) continue;
+    if (SPANHEAP_UNLIKELY(g != sg && g != sg + 3) && !ensure_swept(heap, s, &p)) continue;
     // Swept for this cycle, and we hold a P: nothing can sweep or free this span until we
     // release it. Confirm the page still maps to it (the struct may have been recycled).
     if (arena.spans[page].load(std::memory_order_acquire) != s ||

@@ -133,7 +133,7 @@ bool sweep_done(const HeapState& heap) noexcept {
          ss.active.load(std::memory_order_seq_cst) == 0;
 }
 
-bool ensure_swept(HeapState& heap, Span* span) {
+bool ensure_swept(HeapState& heap, Span* span, ProcState* self) {
   const std::uint32_t sg = heap.sg();
   for (unsigned spins = 0;; spins++) {
     if (span->state.load(std::memory_order_acquire) != SpanState::in_use) return false;
@@ -161,6 +161,15 @@ bool ensure_swept(HeapState& heap, Span* span) {
           release_proc(p);
           continue;
         }
+      }
+      // The owner may be stopped by a stop-the-world that is waiting for our P: waiting here
+      // would deadlock. Give our P up, take it back after the restart, and let the caller look
+      // the pointer up again (the cycle may have moved on meanwhile). Found by stw_flush_stress.
+      if (self != nullptr && heap.world.stopped.load(std::memory_order_seq_cst)) {
+        const unsigned i = self->index;
+        release_proc(*self);
+        acquire_proc(heap, i);
+        return false;
       }
     } else if (g != sg - 1) {
       SPANHEAP_CHECK(&heap, false, "span with an impossible sweepgen (INV-S1)");

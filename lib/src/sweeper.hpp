@@ -56,9 +56,10 @@ bool sweep_done(const HeapState& heap) noexcept;
 
 // Makes `span` swept for this cycle before free() touches its object state (Go's ensureSwept):
 // sweeps it if unswept, helps flush its stale owner if that P is idle, waits otherwise.
-// Requires: the caller holds a P. Returns false if the span was freed or its struct recycled
-// meanwhile (the caller looks the pointer up again).
-bool ensure_swept(HeapState& heap, Span* span);
+// Requires: the caller holds `self` (a P). Returns false if the span was freed or its struct
+// recycled meanwhile, or if the caller's P had to be released and re-acquired so that a pending
+// stop-the-world could proceed (the caller looks the pointer up again).
+bool ensure_swept(HeapState& heap, Span* span, ProcState* self);
 
 void start_background_sweepers(HeapState& heap);
 void stop_background_sweepers(HeapState& heap);
