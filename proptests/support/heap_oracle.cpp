@@ -572,7 +572,8 @@ std::vector<std::string> Tracker::finish(const Step& step) {
           ++expected_sweeps;
           swept.insert(base);
           if (step.op == Op::wake || step.op == Op::flush_idle || step.op == Op::ragged_barrier ||
-              step.op == Op::idle || step.op == Op::bad_free || step.op == Op::flush_all)
+              step.op == Op::idle || step.op == Op::flush_all ||
+              (step.op == Op::bad_free && !(step.ptr >= base && step.ptr < span_end(*x))))
             bad("a flush or no-op step swept an uncached span: " + id);
         } else if (d1 != -2) {
           bad("illegal transition from sg-2: " + id);
