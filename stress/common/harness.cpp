@@ -135,6 +135,12 @@ std::atomic<std::int64_t> g_watch_mark_ns{0};
 std::atomic<std::int64_t> g_watch_limit_ns{0};
 std::atomic<int> g_watch_phase{0};  // 0 off, 1 timed loop, 2 winding down
 char g_driver_name[64];
+// When each collector thread entered its current collect() (0 = not in one). A cycle that does
+// not return while mutators keep going (a ragged barrier waiting for a P that never flushes) is
+// a hang the operation counters alone would miss.
+constexpr int max_watched_collectors = 32;
+std::atomic<std::int64_t> g_collect_since_ns[max_watched_collectors];
+std::atomic<std::int64_t> g_collect_limit_ns{0};
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -147,14 +153,23 @@ void watchdog_main() {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     int phase = g_watch_phase.load();
     if (phase == 0) continue;
-    std::int64_t idle = now_ns() - g_watch_mark_ns.load();
-    if (idle <= g_watch_limit_ns.load()) continue;
+    const std::int64_t now = now_ns();
+    std::int64_t idle = now - g_watch_mark_ns.load();
+    const char* what =
+        phase == 1 ? "no cycle and no operation" : "still not wound down after the run";
+    if (idle <= g_watch_limit_ns.load()) {
+      idle = 0;
+      for (auto& since : g_collect_since_ns) {
+        std::int64_t t = since.load();
+        if (t != 0 && now - t > idle) idle = now - t;
+      }
+      if (idle <= g_collect_limit_ns.load()) continue;
+      what = "a collect() call has not returned";
+    }
     std::fprintf(stderr,
                  "\nFAIL [%s]: %s for %.0f s: the world looks stuck (a deadlock in a stop, a "
                  "cycle or a sweep?); aborting for a core\n%s",
-                 g_driver_name,
-                 phase == 1 ? "no cycle and no operation" : "still not wound down after the run",
-                 static_cast<double>(idle) / 1e9, g_repro);
+                 g_driver_name, what, static_cast<double>(idle) / 1e9, g_repro);
     // Every thread's stack, when gdb is at hand: the hang is usually plain to see in them.
     char cmd[256];
     std::snprintf(cmd, sizeof cmd,
@@ -418,6 +433,14 @@ std::string Run::repro() const {
   return cmd;
 }
 
+void Run::collect_begins(unsigned collector) {
+  g_collect_since_ns[collector % max_watched_collectors].store(now_ns());
+}
+
+void Run::collect_ends(unsigned collector) {
+  g_collect_since_ns[collector % max_watched_collectors].store(0);
+}
+
 void Run::nap(std::chrono::microseconds d) const {
   auto until = std::chrono::steady_clock::now() + d;
   while (!stopping()) {
@@ -468,6 +491,8 @@ void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const Pau
   const auto stall_limit = seconds(under_sanitizer() ? 60 : 20);  // no driver progress at all
   std::snprintf(g_driver_name, sizeof g_driver_name, "%s", driver_.c_str());
   g_watch_limit_ns.store(duration_cast<nanoseconds>(stall_limit).count());
+  g_collect_limit_ns.store(
+      duration_cast<nanoseconds>(seconds(under_sanitizer() ? 60 : 30)).count());
   g_watch_mark_ns.store(now_ns());
   g_watch_phase.store(1);
   std::thread(watchdog_main).detach();

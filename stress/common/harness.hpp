@@ -117,6 +117,10 @@ class Run {
   // The timed loop's stop condition: deadline passed or some failure recorded.
   bool stopping() const { return stop_.load(std::memory_order_relaxed); }
   void request_stop() { stop_.store(true, std::memory_order_relaxed); }
+  // Brackets one collect() (or split cycle) of collector number `collector`, for the watchdog: a
+  // cycle that never returns fails the run even while mutators keep making progress.
+  void collect_begins(unsigned collector);
+  void collect_ends(unsigned collector);
   // Sleeps up to `d`, waking early when the run stops.
   void nap(std::chrono::microseconds d) const;
 

@@ -207,6 +207,8 @@ void collector_loop(Run& run, Heap& heap, std::uint64_t stream, bool fast, bool 
   while (!run.stopping()) {
     if (!fast) run.nap(std::chrono::microseconds(rng.below(2 * std::uint64_t{mean} + 1)));
     if (run.stopping()) break;
+    const auto me = static_cast<unsigned>(stream);
+    run.collect_begins(me);
     if (split && rng.chance(1, 4)) {
       // The cycle in two halves with a gap: Ps that wake in the gap find their cache stale and must
       // flush it themselves before allocating.
@@ -216,11 +218,13 @@ void collector_loop(Run& run, Heap& heap, std::uint64_t stream, bool fast, bool 
         for (unsigned i = 0; i < heap.procs(); ++i) testing::flush_idle(heap, i);
       }
       testing::ragged_barrier(heap);
+      run.collect_ends(me);
       log.count.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     auto t0 = clock::now();
     heap.collect();
+    run.collect_ends(me);
     ns.push_back(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0).count()));
     log.count.fetch_add(1, std::memory_order_relaxed);
