@@ -21,7 +21,6 @@
 // per benchmark), --seed N (the random sizes and slots; default 1).
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -302,9 +301,13 @@ int main(int argc, char** argv) {
   // Our flags first; everything else goes to Google Benchmark.
   std::vector<std::string> args;
   args.emplace_back(argv[0]);
-  // The SPANHEAP_* settings in effect belong to the repro line (Options::from_env reads them).
-  for (char** e = environ; *e != nullptr; e++)
-    if (std::strncmp(*e, "SPANHEAP_", 9) == 0) g_repro += std::string(*e) + " ";
+  // The heap settings in effect belong to the repro line (Options::from_env reads them).
+  for (const char* var :
+       {"SPANHEAP_PROCS", "SPANHEAP_SWEEPERS", "SPANHEAP_FLUSH", "SPANHEAP_GC_PERCENT",
+        "SPANHEAP_MEMORY_LIMIT", "SPANHEAP_CHECKS", "SPANHEAP_POISON", "SPANHEAP_CLOBBER",
+        "SPANHEAP_COLLECT_EVERY", "SPANHEAP_VERIFY", "SPANHEAP_TRACE"}) {
+    if (const char* value = std::getenv(var)) g_repro += std::string(var) + "=" + value + " ";
+  }
   for (int i = 0; i < argc; i++) {
     g_repro += (i ? " " : "");
     g_repro += argv[i];
