@@ -343,6 +343,13 @@ int main(int argc, char** argv) {
 #if SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_SPANHEAP
   bench_heap_ptr = &bench_heap();
 #endif
+  if (!Allocator::self_check()) {
+    std::fprintf(
+        stderr,
+        "%s: allocate() does not reach %s in this binary (wrong library linked?)\nrepro: %s\n",
+        Allocator::name(), Allocator::name(), g_repro.c_str());
+    return 1;
+  }
   register_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
