@@ -106,16 +106,25 @@ SpanList& free_list_for(PageHeap& ph, std::size_t npages) REQUIRES(ph.mu) {
 
 void insert_free(PageHeap& ph, Span* s) REQUIRES(ph.mu) {
   list_push_back(free_list_for(ph, s->npages), s);
+  if (s->npages < free_list_exact)
+    ph.nonempty[s->npages / 64] |= std::uint64_t{1} << (s->npages % 64);
 }
 
-void remove_free([[maybe_unused]] PageHeap& ph, Span* s) REQUIRES(ph.mu) {
-  list_remove(*s->list.load(std::memory_order_relaxed), s);
+void remove_free(PageHeap& ph, Span* s) REQUIRES(ph.mu) {
+  SpanList* list = s->list.load(std::memory_order_relaxed);
+  list_remove(*list, s);
+  if (s->npages < free_list_exact && list->first == nullptr)
+    ph.nonempty[s->npages / 64] &= ~(std::uint64_t{1} << (s->npages % 64));
 }
 
 // First fit over the exact lists, then best fit over the long list.
 Span* find_free(PageHeap& ph, std::size_t npages) REQUIRES(ph.mu) {
-  for (std::size_t n = npages; n < free_list_exact; n++) {
-    if (ph.free_runs[n].first != nullptr) return ph.free_runs[n].first;
+  // The smallest non-empty exact list ≥ npages, found with the bitmap of non-empty lists.
+  for (std::size_t w = npages / 64; npages < free_list_exact && w < free_list_exact / 64; w++) {
+    std::uint64_t bits = ph.nonempty[w];
+    if (w == npages / 64) bits &= ~std::uint64_t{0} << (npages % 64);
+    if (bits != 0)
+      return ph.free_runs[w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits))].first;
   }
   Span* best = nullptr;
   for (Span* s = ph.free_long.first; s != nullptr; s = s->next) {
@@ -240,46 +249,44 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
 
 // Takes `npages` from the front of free run `s` and returns the in-use span.
 Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu) {
-  remove_free(heap.pages, s);
+  Span* out = s;
   if (s->npages > npages) {
-    Span* rest = new_span_struct(heap);
-    if (rest == nullptr) {
-      insert_free(heap.pages, s);
-      return nullptr;
-    }
-    rest->start = s->start + (npages << page_shift);
-    rest->npages = s->npages - npages;
-    rest->arena = s->arena;
-    rest->need_zero = s->need_zero;
-    rest->released = s->released;
-    rest->free_since = s->free_since;
-    rest->sweepgen.store(heap.sg(), std::memory_order_relaxed);
-    rest->state.store(SpanState::free, std::memory_order_release);
-    page_map_set(*rest->arena, rest->start, rest->npages, rest);
-    insert_free(heap.pages, rest);
-    s->npages = npages;
+    // Carve the front into a new struct and keep `s` as the shrunken free run: only the carved
+    // pages are remapped, not the whole remaining run (which made carving O(run length)).
+    out = new_span_struct(heap);
+    if (out == nullptr) return nullptr;
+    remove_free(heap.pages, s);
+    out->start = s->start;
+    out->npages = npages;
+    out->arena = s->arena;
+    out->need_zero = s->need_zero;
+    out->released = s->released;
+    s->start += npages << page_shift;
+    s->npages -= npages;
+    if (s->released) heap.pages.released_bytes.fetch_sub(out->bytes(), std::memory_order_relaxed);
+    insert_free(heap.pages, s);
+  } else {
+    remove_free(heap.pages, s);
+    if (s->released) heap.pages.released_bytes.fetch_sub(s->bytes(), std::memory_order_relaxed);
   }
-  if (s->released) {
-    heap.pages.released_bytes.fetch_sub(s->bytes(), std::memory_order_relaxed);
-    s->released = false;
-  }
+  out->released = false;
   heap.pages.free_pages.fetch_sub(npages, std::memory_order_relaxed);
   heap.pages.in_use_pages.fetch_add(npages, std::memory_order_relaxed);
-  set_history(*s->arena, s->start, npages, PageHistory::in_use);
+  set_history(*out->arena, out->start, npages, PageHistory::in_use);
   // Reset allocation state; sweepgen becomes sg (T1) before the span is published anywhere.
-  s->alloc_cache = 0;
-  s->free_index.store(0, std::memory_order_relaxed);
-  s->nelems = 0;
-  s->alloc_count = 0;
-  s->elem_size = 0;
-  s->list.store(nullptr, std::memory_order_relaxed);
-  s->next = s->prev = nullptr;
-  s->cache_owner.store(-1, std::memory_order_relaxed);
+  out->alloc_cache = 0;
+  out->free_index.store(0, std::memory_order_relaxed);
+  out->nelems = 0;
+  out->alloc_count = 0;
+  out->elem_size = 0;
+  out->list.store(nullptr, std::memory_order_relaxed);
+  out->next = out->prev = nullptr;
+  out->cache_owner.store(-1, std::memory_order_relaxed);
   // T1: a new span starts at sg. Its state stays dead until span_init_* publishes it in_use.
-  s->sweepgen.store(heap.sg(), std::memory_order_release);
-  s->state.store(SpanState::dead, std::memory_order_release);
-  page_map_set(*s->arena, s->start, npages, s);
-  return s;
+  out->sweepgen.store(heap.sg(), std::memory_order_release);
+  out->state.store(SpanState::dead, std::memory_order_release);
+  page_map_set(*out->arena, out->start, npages, out);
+  return out;
 }
 
 }  // namespace
