@@ -65,7 +65,7 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
   return nullptr;
 }
 
-void cache_flush(HeapState& heap, ProcState& p, FlushKind kind) {
+void cache_flush(HeapState& heap, ProcState& p, FlushKind kind, bool keep_empty) {
   Cache& cache = p.cache;
   const std::uint32_t sg = heap.sg();
   const std::uint32_t fg = cache.flush_gen.load(std::memory_order_relaxed);
@@ -75,7 +75,7 @@ void cache_flush(HeapState& heap, ProcState& p, FlushKind kind) {
     Span* s = cache.alloc[c];
     if (s == &empty_span) continue;
     cache.alloc[c] = &empty_span;
-    uncache_span(heap, heap.central[c], s);
+    uncache_span(heap, heap.central[c], s, keep_empty);
   }
   // Publish flush_gen only after every span went back (and stale ones were swept): whoever reads
   // flush_gen == sg (the next cycle's INV-G1 check, "sweep done") may rely on that.

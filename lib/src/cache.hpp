@@ -38,7 +38,7 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c);
 
 // Returns every cached span to central (Go's releaseAll): stale ones are swept by this P now.
 // Sets flush_gen = sg (release) and counts the flush. Requires: holds P (or world stopped).
-void cache_flush(HeapState& heap, ProcState& p, FlushKind kind);
+void cache_flush(HeapState& heap, ProcState& p, FlushKind kind, bool keep_empty = false);
 
 // Go's prepareForSweep: flush if flush_gen == sg-2 (checks flush_gen ∈ {sg, sg-2}).
 inline bool cache_is_stale(std::uint32_t sg, const Cache& cache) noexcept {

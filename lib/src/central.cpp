@@ -80,7 +80,7 @@ Span* cache_span(HeapState& heap, Central& central) {
   return span;
 }
 
-void uncache_span(HeapState& heap, Central& central, Span* span) {
+void uncache_span(HeapState& heap, Central& central, Span* span, bool keep_empty) {
   const std::uint32_t sg = heap.sg();
   const std::uint32_t g = span->sweepgen.load(std::memory_order_relaxed);
   SPANHEAP_CHECK(&heap, g == sg + 1 || g == sg + 3, "uncache_span of a span that is not cached");
@@ -90,7 +90,8 @@ void uncache_span(HeapState& heap, Central& central, Span* span) {
     // Stale (T3): the cache's owner is the only one who may touch it; it enters sg-1 by a plain
     // store, not a CAS, and is swept right here, which puts it on the right list or frees it.
     span->sweepgen.store(sg - 1, std::memory_order_release);
-    sweep(heap, SweepOwner(span), SweepKind::by_flush, /*preserve=*/false, /*stale=*/true);
+    sweep(heap, SweepOwner(span), SweepKind::by_flush, /*preserve=*/false, /*stale=*/true,
+          keep_empty);
     return;
   }
   LockGuard g2(central.mu);

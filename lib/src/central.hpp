@@ -21,7 +21,7 @@ Span* cache_span(HeapState& heap, Central& central);
 // Takes a span back from a cache (flush or refill). Stale (sg+1): stores sg-1 and sweeps it here
 // (the only non-CAS entry into sg-1, by the cache's owner). Current (sg+3): stores sg and puts it
 // on the swept partial or full list. Requires: the caller holds the P that cached it.
-void uncache_span(HeapState& heap, Central& central, Span* span);
+void uncache_span(HeapState& heap, Central& central, Span* span, bool keep_empty = false);
 
 // Puts a swept span on the swept list matching its fill, then publishes sweepgen = sg.
 // Requires: central.mu held; span in no list.

@@ -38,7 +38,8 @@ SweepOwner try_acquire(HeapState& heap, Central& central, Span* span) {
   return SweepOwner(span);
 }
 
-bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, bool stale) {
+bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, bool stale,
+           bool keep_empty) {
   Span* s = owner.span();
   const std::uint32_t sg = heap.sg();
   SPANHEAP_CHECK(&heap,
@@ -55,7 +56,9 @@ bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, boo
   heap.counters.swept[static_cast<unsigned>(kind)].fetch_add(1, std::memory_order_relaxed);
   heap.sweep.pages_swept.fetch_add(s->npages, std::memory_order_relaxed);
 
-  const bool release_span = !preserve && s->alloc_count == 0;
+  // keep_empty only matters for small spans: a large span's one object classifies the same
+  // either way (reclaimed slot or released pages: double_free), and large spans stay "full".
+  const bool release_span = !preserve && s->alloc_count == 0 && !(keep_empty && !s->is_large());
   if (nfreed != 0 && !release_span &&
       (heap.options.debug.clobber_freed || heap.options.debug.poison_freed)) {
     for (unsigned w = 0; w < bitmap_words; w++) {
@@ -147,7 +150,10 @@ bool ensure_swept(HeapState& heap, Span* span, ProcState* self) {
         owner = try_acquire(heap, central, span);
       }
       if (owner) {
-        sweep(heap, std::move(owner), SweepKind::by_free, /*preserve=*/false);
+        // keep_empty: free() judges the pointer against this span's slots, so the span must not
+        // vanish into the page heap because our own sweep emptied it (the next cycle frees it).
+        sweep(heap, std::move(owner), SweepKind::by_free, /*preserve=*/false, /*stale=*/false,
+              /*keep_empty=*/true);
         return false;  // the span may have been freed: the caller looks the pointer up again
       }
     } else if (g == sg + 1) {
@@ -157,7 +163,8 @@ bool ensure_swept(HeapState& heap, Span* span, ProcState* self) {
       if (owner_p >= 0 && static_cast<unsigned>(owner_p) < heap.nprocs) {
         ProcState& p = heap.proc(static_cast<unsigned>(owner_p));
         if (try_take_idle(heap, p)) {
-          if (cache_is_stale(heap.sg(), p.cache)) cache_flush(heap, p, FlushKind::barrier);
+          if (cache_is_stale(heap.sg(), p.cache))
+            cache_flush(heap, p, FlushKind::barrier, /*keep_empty=*/true);
           release_proc(p);
           continue;
         }

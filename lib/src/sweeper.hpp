@@ -42,7 +42,10 @@ SweepOwner try_acquire(HeapState& heap, Central& central, Span* span) REQUIRES(c
 // object left, unless `preserve`) or publishes it at sg on the right swept list (or, with
 // `preserve`, in no list for the caller, cache_span, to cache). Returns true if it was freed.
 // `stale` marks a flush-time sweep of a cached span (entered sg-1 by store, not by CAS).
-bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, bool stale = false);
+// `keep_empty` keeps an emptied span on its central list instead of releasing it (sweeps done on
+// behalf of free(), which must judge the pointer against the span's slots afterwards).
+bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, bool stale = false,
+           bool keep_empty = false);
 
 // Sweeps one unswept span of any class; false when none is left.
 bool sweep_one(HeapState& heap, SweepKind kind);

@@ -96,6 +96,12 @@ class Tracker {
   const std::map<std::uintptr_t, TrackedObject>& objects() const { return objects_; }
   // Every address an allocation ever returned (to tell a reclaimed slot from a never-used one).
   const std::set<std::uintptr_t>& ever_returned() const { return returned_; }
+  // True when the page holding `addr` has been part of an in-use span at some step boundary
+  // (the heap remembers such pages: a free into them after their span is released may be named a
+  // double free).
+  bool page_ever_in_use(std::uintptr_t addr) const {
+    return used_pages_.count(addr & ~std::uintptr_t{page_size - 1}) > 0;
+  }
   unsigned procs() const { return setup_.procs; }
   const HeapSetup& setup() const { return setup_; }
 
@@ -127,6 +133,7 @@ class Tracker {
   // Problems found inside allocate()/free(), reported by the next finish().
   std::vector<std::string> overlap_;
   std::set<std::uintptr_t> returned_;
+  std::set<std::uintptr_t> used_pages_;
   // Pending objects whose slots were reused within the current step (see allocate()).
   std::vector<std::uintptr_t> reused_pending_;
 };
