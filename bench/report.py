@@ -207,6 +207,7 @@ def main():
                    f"| {float(r['pause_mean_us']):.1f} | {r['pause_p50_le_us']} | {r['pause_p99_le_us']} "
                    f"| {float(r['pause_max_us']):.1f} | {shares} | {float(r['peak_mapped_mib']):.1f} |")
     out.append("")
+    out.append("![who sweeps](sweep_split.png)\n")
 
     with open(os.path.join(folder, "results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(out) + "\n")
@@ -279,7 +280,29 @@ plot 'pause.dat' using 1:6 with linespoints lw 2 pt 7 title 'lazy, after collect
      'pause.dat' using 1:8 with linespoints lw 2 pt 5 title 'eager, after collect()', \\
      'pause.dat' using 1:9 with linespoints lw 2 pt 4 title 'eager, after begin_cycle()'
 """, folder)
-    print(f"report.py: wrote {os.path.join(folder, 'results.md')} and 3 plots")
+    with open(os.path.join(folder, "sweep.dat"), "w", encoding="utf-8") as f:
+        f.write("# label background proportional on_demand by_flush termination\n")
+        for r in sweep:
+            total = sum(int(r[k]) for k in keys) or 1
+            label = f"{r['sweepers']} sweepers\\n{float(r['ops_per_s']) / 1e6:.2f} Mops/s"
+            f.write(f'"{label}" ' + " ".join(f"{100.0 * int(r[k]) / total:.2f}" for k in keys) + "\n")
+    gnuplot("""
+set terminal pngcairo size 900,480 font 'Sans,10' noenhanced
+set output 'sweep_split.png'
+set bmargin 4
+set title 'Who sweeps: share of spans swept (mutator throughput under each bar)'
+set style data histograms
+set style histogram rowstacked
+set style fill solid 0.85 border -1
+set boxwidth 0.6
+set key outside right top vertical
+set yrange [0:100]
+set ylabel '% of spans swept'
+set grid ytics
+plot 'sweep.dat' using 2:xtic(1) title 'background', '' using 3 title 'proportional', \\
+     '' using 4 title 'on demand', '' using 5 title 'by flush', '' using 6 title 'termination'
+""", folder)
+    print(f"report.py: wrote {os.path.join(folder, 'results.md')} and 4 plots")
 
 
 if __name__ == "__main__":
