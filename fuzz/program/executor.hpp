@@ -39,10 +39,10 @@ struct RunOptions {
 
 struct Outcome {
   bool ok = true;
-  std::size_t step = 0;     // failing operation index; ops.size() means the final checks
+  std::size_t step = 0;  // failing operation index; ops.size() means the final checks
   std::size_t ops_run = 0;
-  std::string failure;      // what the oracle saw, with the expected and actual values
-  std::string trace;        // executed steps with the objects they resolved to (when traced)
+  std::string failure;  // what the oracle saw, with the expected and actual values
+  std::string trace;    // executed steps with the objects they resolved to (when traced)
   // The failure, the program up to the failing step and the trace, for a human.
   std::string report(const Program& program) const;
 };

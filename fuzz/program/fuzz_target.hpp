@@ -15,16 +15,16 @@ int replay_main(int argc, char** argv, Target target);
 }  // namespace spanheap::fuzz
 
 #ifdef SPANHEAP_FUZZ_REPLAY
-#define SPANHEAP_FUZZ_REPLAY_MAIN(name) \
-  int main(int argc, char** argv) {     \
+#define SPANHEAP_FUZZ_REPLAY_MAIN(name)                                               \
+  int main(int argc, char** argv) {                                                   \
     return ::spanheap::fuzz::replay_main(argc, argv, ::spanheap::fuzz::Target::name); \
   }
 #else
 #define SPANHEAP_FUZZ_REPLAY_MAIN(name)
 #endif
 
-#define SPANHEAP_FUZZ_TARGET(name)                                                      \
+#define SPANHEAP_FUZZ_TARGET(name)                                                    \
   extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) { \
-    return ::spanheap::fuzz::fuzz_one(::spanheap::fuzz::Target::name, data, size);     \
-  }                                                                                     \
+    return ::spanheap::fuzz::fuzz_one(::spanheap::fuzz::Target::name, data, size);    \
+  }                                                                                   \
   SPANHEAP_FUZZ_REPLAY_MAIN(name)

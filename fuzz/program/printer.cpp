@@ -122,8 +122,7 @@ std::string op_cpp(const Op& any) {
           return fmt::format("BadAlloc{{.proc = {}, .size = {:#x}, .align = {}}}",
                              proc_cpp(op.proc), op.size, op.align);
         } else if constexpr (std::is_same_v<T, FailOs>) {
-          return fmt::format("FailOs{{.fault = OsFault::{}, .n = {}}}", to_string(op.fault),
-                             op.n);
+          return fmt::format("FailOs{{.fault = OsFault::{}, .n = {}}}", to_string(op.fault), op.n);
         } else if constexpr (std::is_same_v<T, SizeQuery>) {
           return fmt::format("SizeQuery{{.size = {}, .align = {}}}", op.size, op.align);
         } else if constexpr (std::is_same_v<T, Corrupt>) {

@@ -34,27 +34,28 @@ constexpr std::size_t op_index = IndexOf<T, Op>::value;
 // are the number of entries (alloc_free allocates 5/16 of the time). The upper bits are ignored.
 using OpTable = std::array<std::size_t, 16>;
 constexpr OpTable alloc_free_ops = {
-    op_index<Alloc>,   op_index<Alloc>,   op_index<Alloc>,   op_index<Alloc>,
-    op_index<Alloc>,   op_index<Free>,    op_index<Free>,    op_index<Free>,
-    op_index<Free>,    op_index<Refill>,  op_index<Check>,   op_index<Collect>,
+    op_index<Alloc>,   op_index<Alloc>,    op_index<Alloc>,    op_index<Alloc>,
+    op_index<Alloc>,   op_index<Free>,     op_index<Free>,     op_index<Free>,
+    op_index<Free>,    op_index<Refill>,   op_index<Check>,    op_index<Collect>,
     op_index<Collect>, op_index<SweepOne>, op_index<SweepOne>, op_index<Verify>};
-constexpr OpTable procs_interleave_ops = {
-    op_index<Alloc>,      op_index<Alloc>,         op_index<Alloc>,
-    op_index<Alloc>,      op_index<Free>,          op_index<Free>,
-    op_index<Free>,       op_index<Wake>,          op_index<Wake>,
-    op_index<FlushIdle>,  op_index<BeginCycle>,    op_index<RaggedBarrier>,
-    op_index<FlushAll>,   op_index<ProportionalSweep>, op_index<SweepOne>,
-    op_index<Collect>};
+constexpr OpTable procs_interleave_ops = {op_index<Alloc>,      op_index<Alloc>,
+                                          op_index<Alloc>,      op_index<Alloc>,
+                                          op_index<Free>,       op_index<Free>,
+                                          op_index<Free>,       op_index<Wake>,
+                                          op_index<Wake>,       op_index<FlushIdle>,
+                                          op_index<BeginCycle>, op_index<RaggedBarrier>,
+                                          op_index<FlushAll>,   op_index<ProportionalSweep>,
+                                          op_index<SweepOne>,   op_index<Collect>};
 constexpr OpTable bad_free_ops = {
-    op_index<Alloc>,   op_index<Alloc>,   op_index<Alloc>,      op_index<Alloc>,
-    op_index<Free>,    op_index<Free>,    op_index<Free>,       op_index<BadFree>,
-    op_index<BadFree>, op_index<BadFree>, op_index<BadFree>,    op_index<BadAlloc>,
+    op_index<Alloc>,   op_index<Alloc>,      op_index<Alloc>,    op_index<Alloc>,
+    op_index<Free>,    op_index<Free>,       op_index<Free>,     op_index<BadFree>,
+    op_index<BadFree>, op_index<BadFree>,    op_index<BadFree>,  op_index<BadAlloc>,
     op_index<Collect>, op_index<BeginCycle>, op_index<SweepOne>, op_index<Wake>};
 constexpr OpTable page_heap_ops = {
-    op_index<Alloc>,   op_index<Alloc>,   op_index<Alloc>,   op_index<Alloc>,
-    op_index<Alloc>,   op_index<Free>,    op_index<Free>,    op_index<Free>,
-    op_index<Free>,    op_index<Collect>, op_index<Collect>, op_index<SweepOne>,
-    op_index<FailOs>,  op_index<FailOs>,  op_index<Verify>,  op_index<FlushAll>};
+    op_index<Alloc>,  op_index<Alloc>,   op_index<Alloc>,   op_index<Alloc>,
+    op_index<Alloc>,  op_index<Free>,    op_index<Free>,    op_index<Free>,
+    op_index<Free>,   op_index<Collect>, op_index<Collect>, op_index<SweepOne>,
+    op_index<FailOs>, op_index<FailOs>,  op_index<Verify>,  op_index<FlushAll>};
 constexpr OpTable size_classes_ops = {
     op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>,
     op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>,
@@ -63,11 +64,16 @@ constexpr OpTable size_classes_ops = {
 
 const OpTable& table(Target target) {
   switch (target) {
-    case Target::alloc_free: return alloc_free_ops;
-    case Target::procs_interleave: return procs_interleave_ops;
-    case Target::bad_free: return bad_free_ops;
-    case Target::page_heap: return page_heap_ops;
-    case Target::size_classes: return size_classes_ops;
+    case Target::alloc_free:
+      return alloc_free_ops;
+    case Target::procs_interleave:
+      return procs_interleave_ops;
+    case Target::bad_free:
+      return bad_free_ops;
+    case Target::page_heap:
+      return page_heap_ops;
+    case Target::size_classes:
+      return size_classes_ops;
   }
   return alloc_free_ops;
 }
@@ -130,8 +136,10 @@ std::size_t read_size(ByteReader& r) {
   const unsigned f = r.u8();
   const unsigned low = f & 63;
   switch (f >> 6) {
-    case 0: return low;
-    case 1: return (std::size_t{low} << 8) | r.u8();
+    case 0:
+      return low;
+    case 1:
+      return (std::size_t{low} << 8) | r.u8();
     case 2: {
       const auto& sizes = class_sizes();
       const std::size_t base = sizes[r.u8() % sizes.size()];
@@ -140,7 +148,8 @@ std::size_t read_size(ByteReader& r) {
                  ? 0
                  : static_cast<std::size_t>(static_cast<long>(base) + delta);
     }
-    default: return (std::size_t{low} << 12) | (r.u16() & 0xfff);
+    default:
+      return (std::size_t{low} << 12) | (r.u16() & 0xfff);
   }
 }
 bool write_size(Writer& w, std::size_t size) {
@@ -193,17 +202,28 @@ Op read_op(ByteReader& r, const Program& p, std::size_t index) {
       op.pick = r.u8();
       return op;
     }
-    case op_index<Refill>: return Refill{r.u8()};
-    case op_index<Check>: return Check{r.u8()};
-    case op_index<Collect>: return Collect{};
-    case op_index<BeginCycle>: return BeginCycle{};
-    case op_index<RaggedBarrier>: return RaggedBarrier{};
-    case op_index<FlushIdle>: return FlushIdle{r.u8() % p.config.procs};
-    case op_index<FlushAll>: return FlushAll{};
-    case op_index<Wake>: return Wake{r.u8() % p.config.procs};
-    case op_index<SweepOne>: return SweepOne{};
-    case op_index<ProportionalSweep>: return ProportionalSweep{std::size_t{r.u16()} * 64};
-    case op_index<Verify>: return Verify{};
+    case op_index<Refill>:
+      return Refill{r.u8()};
+    case op_index<Check>:
+      return Check{r.u8()};
+    case op_index<Collect>:
+      return Collect{};
+    case op_index<BeginCycle>:
+      return BeginCycle{};
+    case op_index<RaggedBarrier>:
+      return RaggedBarrier{};
+    case op_index<FlushIdle>:
+      return FlushIdle{r.u8() % p.config.procs};
+    case op_index<FlushAll>:
+      return FlushAll{};
+    case op_index<Wake>:
+      return Wake{r.u8() % p.config.procs};
+    case op_index<SweepOne>:
+      return SweepOne{};
+    case op_index<ProportionalSweep>:
+      return ProportionalSweep{std::size_t{r.u16()} * 64};
+    case op_index<Verify>:
+      return Verify{};
     case op_index<BadFree>: {
       BadFree op;
       op.kind = static_cast<BadKind>(r.u8() % bad_kind_count);
@@ -236,8 +256,12 @@ Op read_op(ByteReader& r, const Program& p, std::size_t index) {
       SizeQuery op;
       const unsigned f = r.u8();
       switch (f & 3) {
-        case 0: op.size = r.u8(); break;
-        case 1: op.size = r.u16(); break;
+        case 0:
+          op.size = r.u8();
+          break;
+        case 1:
+          op.size = r.u16();
+          break;
         case 2: {
           const auto& sizes = class_sizes();
           const std::size_t base = sizes[r.u8() % sizes.size()];
@@ -247,12 +271,15 @@ Op read_op(ByteReader& r, const Program& p, std::size_t index) {
                         : static_cast<std::size_t>(static_cast<long>(base) + delta);
           break;
         }
-        default: op.size = r.u32(); break;
+        default:
+          op.size = r.u32();
+          break;
       }
       op.align = std::size_t{1} << (r.u8() % 16);
       return op;
     }
-    default: return Verify{};
+    default:
+      return Verify{};
   }
 }
 
@@ -352,11 +379,16 @@ bool write_op(Writer& w, const Program& p, const Op& any) {
 
 const char* to_string(Target target) noexcept {
   switch (target) {
-    case Target::alloc_free: return "alloc_free";
-    case Target::procs_interleave: return "procs_interleave";
-    case Target::bad_free: return "bad_free";
-    case Target::page_heap: return "page_heap";
-    case Target::size_classes: return "size_classes";
+    case Target::alloc_free:
+      return "alloc_free";
+    case Target::procs_interleave:
+      return "procs_interleave";
+    case Target::bad_free:
+      return "bad_free";
+    case Target::page_heap:
+      return "page_heap";
+    case Target::size_classes:
+      return "size_classes";
   }
   return "?";
 }
@@ -370,22 +402,32 @@ std::optional<Target> target_from_string(std::string_view name) noexcept {
 
 const char* to_string(BadKind kind) noexcept {
   switch (kind) {
-    case BadKind::interior: return "interior";
-    case BadKind::double_pending: return "double_pending";
-    case BadKind::double_reclaimed: return "double_reclaimed";
-    case BadKind::foreign: return "foreign";
-    case BadKind::other_heap: return "other_heap";
-    case BadKind::span_tail: return "span_tail";
-    case BadKind::usable_interior: return "usable_interior";
+    case BadKind::interior:
+      return "interior";
+    case BadKind::double_pending:
+      return "double_pending";
+    case BadKind::double_reclaimed:
+      return "double_reclaimed";
+    case BadKind::foreign:
+      return "foreign";
+    case BadKind::other_heap:
+      return "other_heap";
+    case BadKind::span_tail:
+      return "span_tail";
+    case BadKind::usable_interior:
+      return "usable_interior";
   }
   return "?";
 }
 
 const char* to_string(OsFault fault) noexcept {
   switch (fault) {
-    case OsFault::fail_reserves: return "fail_reserves";
-    case OsFault::fail_commits: return "fail_commits";
-    case OsFault::cap_committed: return "cap_committed";
+    case OsFault::fail_reserves:
+      return "fail_reserves";
+    case OsFault::fail_commits:
+      return "fail_commits";
+    case OsFault::cap_committed:
+      return "cap_committed";
   }
   return "?";
 }
@@ -409,10 +451,19 @@ Program decode(Target target, std::span<const std::uint8_t> bytes) {
     p.config.memory_limit_mib = 4 * (b1 >> 4);
   }
   const OpTable& t = table(target);
+  std::size_t boundaries = 0;
   while (!r.empty() && p.ops.size() < max_ops) {
-    p.ops.push_back(read_op(r, p, t[r.u8() & 15]));
+    Op op = read_op(r, p, t[r.u8() & 15]);
+    if (is_boundary(op) && ++boundaries > max_boundaries) continue;
+    p.ops.push_back(std::move(op));
   }
   return p;
+}
+
+bool is_boundary(const Op& op) noexcept {
+  return std::holds_alternative<Collect>(op) || std::holds_alternative<BeginCycle>(op) ||
+         std::holds_alternative<RaggedBarrier>(op) || std::holds_alternative<FlushAll>(op) ||
+         std::holds_alternative<Verify>(op);
 }
 
 std::optional<std::vector<std::uint8_t>> encode(const Program& p) {
@@ -435,6 +486,10 @@ std::optional<std::vector<std::uint8_t>> encode(const Program& p) {
     return std::nullopt;
   }
   if (p.ops.size() > max_ops) return std::nullopt;
+  if (std::count_if(p.ops.begin(), p.ops.end(), is_boundary) >
+      static_cast<std::ptrdiff_t>(max_boundaries)) {
+    return std::nullopt;
+  }
   for (const Op& op : p.ops) {
     if (!write_op(w, p, op)) return std::nullopt;
   }

@@ -21,10 +21,15 @@
 namespace spanheap::fuzz {
 
 // One entry per fuzz target (fuzz/<name>_fuzzer.cpp). The target picks the operation mix.
-enum class Target : std::uint8_t { alloc_free, procs_interleave, bad_free, page_heap, size_classes };
+enum class Target : std::uint8_t {
+  alloc_free,
+  procs_interleave,
+  bad_free,
+  page_heap,
+  size_classes
+};
 inline constexpr Target all_targets[] = {Target::alloc_free, Target::procs_interleave,
-                                         Target::bad_free, Target::page_heap,
-                                         Target::size_classes};
+                                         Target::bad_free, Target::page_heap, Target::size_classes};
 const char* to_string(Target target) noexcept;
 std::optional<Target> target_from_string(std::string_view name) noexcept;
 
@@ -36,12 +41,12 @@ inline constexpr unsigned via_heap = 255;
 // sweepers = 0, checks = expensive, debug.clobber_freed = true, so nothing happens that the
 // program did not ask for.
 struct HeapConfig {
-  unsigned procs = 1;                      // 1..8
+  unsigned procs = 1;  // 1..8
   FlushPolicy flush = FlushPolicy::lazy;
-  unsigned gc_percent = 0;                 // 0 = cycles only when the program asks (no pacing)
-  unsigned arena_mib = 1;                  // Options::arena_bytes in MiB, 1..4
-  bool fake_os = false;                    // testing::FakeOsMemory (failure injection) as the OS
-  unsigned memory_limit_mib = 0;           // Options::memory_limit in MiB; 0 = none
+  unsigned gc_percent = 0;        // 0 = cycles only when the program asks (no pacing)
+  unsigned arena_mib = 1;         // Options::arena_bytes in MiB, 1..4
+  bool fake_os = false;           // testing::FakeOsMemory (failure injection) as the OS
+  unsigned memory_limit_mib = 0;  // Options::memory_limit in MiB; 0 = none
   bool operator==(const HeapConfig&) const = default;
 };
 
@@ -162,8 +167,17 @@ struct Program {
   bool operator==(const Program&) const = default;
 };
 
-// Longest program decoded from one input: keeps a single execution well under a millisecond.
-inline constexpr std::size_t max_ops = 384;
+// Bounds on one program, so that one execution does bounded work (docs/fuzzing.md "Speed"):
+// at most max_ops operations, and at most max_boundaries of the operations that end in a
+// whole-heap check (is_boundary: a cycle, the ragged barrier, flush_all, Verify), each of which
+// costs a heap.verify() and a pass over every live object. A boundary operation past the limit
+// decodes as nothing (its byte is consumed), so the rest of the input still counts.
+inline constexpr std::size_t max_ops = 128;
+inline constexpr std::size_t max_boundaries = 16;
+// The longest input the engines are given (libFuzzer -max_len in ci/fuzz and the ctest smoke);
+// every generated seed fits in it, so no seed is cut short when it is loaded.
+inline constexpr std::size_t max_input_bytes = 256;
+bool is_boundary(const Op& op) noexcept;
 
 // Decodes any byte string (never fails; see byte_reader.hpp).
 Program decode(Target target, std::span<const std::uint8_t> bytes);

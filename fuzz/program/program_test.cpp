@@ -43,8 +43,12 @@ TEST(ProgramCodec, HeaderChoosesHeapOptions) {
   // procs 4, eager, pacing (gc 5 + 10*2), fake OS, arena 3 MiB; memory limit 8 MiB.
   const std::uint8_t bytes[] = {3 | 8 | 16 | 32 | (2 << 6), 2 | (2 << 4)};
   const Program p = decode(Target::procs_interleave, bytes);
-  EXPECT_EQ(p.config, (HeapConfig{.procs = 4, .flush = FlushPolicy::eager, .gc_percent = 25,
-                                  .arena_mib = 3, .fake_os = true, .memory_limit_mib = 8}));
+  EXPECT_EQ(p.config, (HeapConfig{.procs = 4,
+                                  .flush = FlushPolicy::eager,
+                                  .gc_percent = 25,
+                                  .arena_mib = 3,
+                                  .fake_os = true,
+                                  .memory_limit_mib = 8}));
 }
 
 TEST(ProgramCodec, TestOnlyOperationsDoNotEncode) {
@@ -54,33 +58,38 @@ TEST(ProgramCodec, TestOnlyOperationsDoNotEncode) {
 
 // The program printed below by to_cpp(), pasted back as C++: if the printer's output stops being
 // valid C++ for these types, this file stops compiling.
-const Program kPrinted = Program{
-    .target = Target::procs_interleave,
-    .config = {.procs = 2, .flush = FlushPolicy::lazy, .gc_percent = 0, .arena_mib = 1,
-               .fake_os = false, .memory_limit_mib = 0},
-    .ops = {
-        Alloc{.proc = 1, .size = 48, .align = 16},
-        BeginCycle{},
-        Free{.proc = 0, .pick = 0},
-        FlushIdle{.proc = 1},
-        BadFree{.kind = BadKind::interior, .proc = 0, .pick = 3, .offset = 9},
-        BadAlloc{.proc = via_heap, .size = 0x10000000001, .align = 16},
-    }};
+const Program kPrinted =
+    Program{.target = Target::procs_interleave,
+            .config = {.procs = 2,
+                       .flush = FlushPolicy::lazy,
+                       .gc_percent = 0,
+                       .arena_mib = 1,
+                       .fake_os = false,
+                       .memory_limit_mib = 0},
+            .ops = {
+                Alloc{.proc = 1, .size = 48, .align = 16},
+                BeginCycle{},
+                Free{.proc = 0, .pick = 0},
+                FlushIdle{.proc = 1},
+                BadFree{.kind = BadKind::interior, .proc = 0, .pick = 3, .offset = 9},
+                BadAlloc{.proc = via_heap, .size = 0x10000000001, .align = 16},
+            }};
 
 TEST(ProgramPrinter, CppFormIsPinnedAndCompiles) {
-  EXPECT_EQ(to_cpp(kPrinted),
-            "Program{\n"
-            "    .target = Target::procs_interleave,\n"
-            "    .config = {.procs = 2, .flush = FlushPolicy::lazy, .gc_percent = 0, .arena_mib = 1,\n"
-            "               .fake_os = false, .memory_limit_mib = 0},\n"
-            "    .ops = {\n"
-            "        Alloc{.proc = 1, .size = 48, .align = 16},\n"
-            "        BeginCycle{},\n"
-            "        Free{.proc = 0, .pick = 0},\n"
-            "        FlushIdle{.proc = 1},\n"
-            "        BadFree{.kind = BadKind::interior, .proc = 0, .pick = 3, .offset = 9},\n"
-            "        BadAlloc{.proc = via_heap, .size = 0x10000000001, .align = 16},\n"
-            "    }}");
+  EXPECT_EQ(
+      to_cpp(kPrinted),
+      "Program{\n"
+      "    .target = Target::procs_interleave,\n"
+      "    .config = {.procs = 2, .flush = FlushPolicy::lazy, .gc_percent = 0, .arena_mib = 1,\n"
+      "               .fake_os = false, .memory_limit_mib = 0},\n"
+      "    .ops = {\n"
+      "        Alloc{.proc = 1, .size = 48, .align = 16},\n"
+      "        BeginCycle{},\n"
+      "        Free{.proc = 0, .pick = 0},\n"
+      "        FlushIdle{.proc = 1},\n"
+      "        BadFree{.kind = BadKind::interior, .proc = 0, .pick = 3, .offset = 9},\n"
+      "        BadAlloc{.proc = via_heap, .size = 0x10000000001, .align = 16},\n"
+      "    }}");
 }
 
 TEST(ProgramPrinter, TraceIsOneNumberedLinePerOperation) {

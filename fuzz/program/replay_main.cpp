@@ -96,14 +96,21 @@ int smoke(Target target, std::uint64_t seed, double seconds, std::size_t max_len
         const std::size_t edits = 1 + rng.below(8);
         for (std::size_t e = 0; e < edits && !input.empty(); ++e) {
           switch (rng.below(4)) {
-            case 0: input[rng.below(input.size())] ^= static_cast<std::uint8_t>(1u << rng.below(8)); break;
-            case 1: input[rng.below(input.size())] = static_cast<std::uint8_t>(rng.next()); break;
-            case 2: input.resize(rng.below(input.size() + 1)); break;
+            case 0:
+              input[rng.below(input.size())] ^= static_cast<std::uint8_t>(1u << rng.below(8));
+              break;
+            case 1:
+              input[rng.below(input.size())] = static_cast<std::uint8_t>(rng.next());
+              break;
+            case 2:
+              input.resize(rng.below(input.size() + 1));
+              break;
             default: {
               const auto& other = seeds[rng.below(seeds.size())];
               const std::size_t from = rng.below(other.size() + 1);
               input.resize(rng.below(input.size() + 1));
-              input.insert(input.end(), other.begin() + static_cast<std::ptrdiff_t>(from), other.end());
+              input.insert(input.end(), other.begin() + static_cast<std::ptrdiff_t>(from),
+                           other.end());
             }
           }
         }
@@ -116,7 +123,8 @@ int smoke(Target target, std::uint64_t seed, double seconds, std::size_t max_len
       ++execs;
     }
   }
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fmt::print("{} smoke: {} execs in {:.1f} s ({:.0f}/s), seed {}, {} seed inputs, no failure\n",
              to_string(target), execs, took, static_cast<double>(execs) / took, seed, seeds.size());
   return 0;

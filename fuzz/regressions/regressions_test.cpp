@@ -7,7 +7,5 @@
 #include "program.hpp"
 
 namespace spanheap::fuzz {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 }  // namespace spanheap::fuzz

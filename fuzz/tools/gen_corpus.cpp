@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <spanheap/testing.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -45,8 +46,12 @@ std::vector<std::size_t> class_sizes() {
 
 HeapConfig config(unsigned procs, FlushPolicy flush, unsigned gc_percent = 0, bool fake = false,
                   unsigned limit_mib = 0) {
-  return HeapConfig{.procs = procs, .flush = flush, .gc_percent = gc_percent, .arena_mib = 1,
-                    .fake_os = fake, .memory_limit_mib = limit_mib};
+  return HeapConfig{.procs = procs,
+                    .flush = flush,
+                    .gc_percent = gc_percent,
+                    .arena_mib = 1,
+                    .fake_os = fake,
+                    .memory_limit_mib = limit_mib};
 }
 
 using Seeds = std::map<std::string, Program>;
@@ -54,30 +59,55 @@ using Seeds = std::map<std::string, Program>;
 constexpr FlushPolicy policies[] = {FlushPolicy::lazy, FlushPolicy::eager};
 std::string pname(FlushPolicy f) { return f == FlushPolicy::lazy ? "lazy" : "eager"; }
 
+// Seeds must fit the per-input budget (program.hpp: max_input_bytes, max_ops, max_boundaries), or
+// the engines would cut them short; a seed that reaches deeper than one budget allows is split
+// into several (each starts from a fresh heap, so each is built to reach its state on its own).
+bool fits(const Program& p) {
+  const auto bytes = encode(p);
+  return bytes && bytes->size() <= max_input_bytes;
+}
+
+// Appends `ops` to `p` if the result still fits; false (and `p` unchanged) otherwise.
+bool append_if_fits(Program& p, const std::vector<Op>& ops) {
+  Program q = p;
+  q.ops.insert(q.ops.end(), ops.begin(), ops.end());
+  if (!fits(q)) return false;
+  p = std::move(q);
+  return true;
+}
+
 void alloc_free_seeds(Seeds& out) {
   const auto sizes = class_sizes();
+  const std::size_t half = sizes.size() / 2;
   for (FlushPolicy f : policies) {
-    // Every class: one object per class (its exact size), free every other one, cycle, reuse.
-    Program p{.target = Target::alloc_free, .config = config(1, f), .ops = {}};
-    for (std::size_t s : sizes) p.ops.push_back(Alloc{.proc = via_heap, .size = s, .align = 16});
-    for (unsigned i = 0; i < sizes.size() / 2; ++i) p.ops.push_back(Free{via_heap, i});
-    p.ops.push_back(Collect{});
-    for (std::size_t i = 0; i < sizes.size(); i += 3)
-      p.ops.push_back(Alloc{.proc = via_heap, .size = sizes[i] + 1, .align = 16});
-    p.ops.push_back(Collect{});
-    p.ops.push_back(SweepOne{});
-    p.ops.push_back(Verify{});
-    out["every_class_" + pname(f)] = p;
+    // Every class, in two halves: one object per class (its exact size), free every other one,
+    // cycle, reuse with size + 1 (the next class), cycle, sweep.
+    for (int part = 0; part < 2; ++part) {
+      const std::size_t lo = part == 0 ? 0 : half, hi = part == 0 ? half : sizes.size();
+      Program p{.target = Target::alloc_free, .config = config(1, f), .ops = {}};
+      for (std::size_t i = lo; i < hi; ++i)
+        p.ops.push_back(Alloc{.proc = via_heap, .size = sizes[i], .align = 16});
+      for (unsigned i = 0; i < (hi - lo) / 2; ++i) p.ops.push_back(Free{via_heap, i});
+      p.ops.push_back(Collect{});
+      for (std::size_t i = lo; i < hi; i += 4)
+        p.ops.push_back(Alloc{.proc = via_heap, .size = sizes[i] + 1, .align = 16});
+      p.ops.push_back(Collect{});
+      p.ops.push_back(SweepOne{});
+      p.ops.push_back(Verify{});
+      out[fmt::format("every_class_{}_{}", part == 0 ? "small" : "big", pname(f))] = p;
+    }
 
-    // Many cycles with objects surviving several of them.
+    // Many cycles with objects surviving several of them: rounds until the budget is spent.
     Rng rng;
     Program q{.target = Target::alloc_free, .config = config(2, f), .ops = {}};
-    for (int round = 0; round < 24; ++round) {
-      for (int i = 0; i < 6; ++i)
-        q.ops.push_back(Alloc{.proc = via_heap, .size = 8 + rng.below(2000), .align = 16});
-      for (int i = 0; i < 4; ++i) q.ops.push_back(Free{via_heap, rng.below(256)});
-      q.ops.push_back(Refill{rng.below(256)});
-      q.ops.push_back(round % 3 == 0 ? Op{SweepOne{}} : Op{Collect{}});
+    for (int round = 0;; ++round) {
+      std::vector<Op> ops;
+      for (int i = 0; i < 4; ++i)
+        ops.push_back(Alloc{.proc = via_heap, .size = 8 + rng.below(2000), .align = 16});
+      for (int i = 0; i < 3; ++i) ops.push_back(Free{via_heap, rng.below(256)});
+      ops.push_back(Refill{rng.below(256)});
+      ops.push_back(round % 3 == 0 ? Op{SweepOne{}} : Op{Collect{}});
+      if (!append_if_fits(q, ops)) break;
     }
     out["many_cycles_" + pname(f)] = q;
   }
@@ -95,19 +125,20 @@ void alloc_free_seeds(Seeds& out) {
 
   Program align{.target = Target::alloc_free, .config = config(1, FlushPolicy::lazy), .ops = {}};
   for (std::size_t a = 1; a <= page_size; a *= 2) {
-    for (std::size_t s : {1ul, 24ul, 100ul, 3000ul, 20000ul})
+    for (std::size_t s : {24ul, 3000ul, 20000ul})
       align.ops.push_back(Alloc{.proc = via_heap, .size = s, .align = a});
   }
   align.ops.push_back(Collect{});
   out["alignments"] = align;
 
   // Pacing on: cycles start by themselves inside allocations.
-  Program pacing{.target = Target::alloc_free,
-                 .config = config(1, FlushPolicy::lazy, 5), .ops = {}};
+  Program pacing{
+      .target = Target::alloc_free, .config = config(1, FlushPolicy::lazy, 5), .ops = {}};
   Rng rng;
-  for (int i = 0; i < 120; ++i) {
-    pacing.ops.push_back(Alloc{.proc = via_heap, .size = 64 + rng.below(4000), .align = 16});
-    if (i % 2) pacing.ops.push_back(Free{via_heap, rng.below(256)});
+  for (int i = 0;; ++i) {
+    std::vector<Op> ops{Alloc{.proc = via_heap, .size = 64 + rng.below(4000), .align = 16}};
+    if (i % 2) ops.push_back(Free{via_heap, rng.below(256)});
+    if (!append_if_fits(pacing, ops)) break;
   }
   out["pacing"] = pacing;
 }
@@ -116,41 +147,52 @@ void procs_interleave_seeds(Seeds& out) {
   const auto sizes = class_sizes();
   for (FlushPolicy f : policies) {
     for (unsigned procs : {2u, 4u, 8u}) {
-      // Every P caches spans of many classes, a cycle makes them stale, then a schedule mixes
-      // lazy flushes at acquire, idle flushes, cross-P frees and sweeping.
+      // Every P caches spans of several classes, a cycle makes them stale, then a schedule mixes
+      // lazy flushes at acquire, idle flushes, cross-P frees and sweeping; rounds until the
+      // budget is spent (the first one ends with flush_all while caches are stale, Go #57523).
       Rng rng;
       rng.s += procs;
       Program p{.target = Target::procs_interleave, .config = config(procs, f), .ops = {}};
-      for (int round = 0; round < 6; ++round) {
-        for (unsigned i = 0; i < procs * 4; ++i) {
-          p.ops.push_back(Alloc{.proc = i % procs,
-                                .size = sizes[rng.below(static_cast<unsigned>(sizes.size()))],
-                                .align = 16});
+      for (int round = 0;; ++round) {
+        std::vector<Op> ops;
+        for (unsigned i = 0; i < std::max(procs, 4u); ++i) {
+          ops.push_back(Alloc{.proc = i % procs,
+                              .size = sizes[rng.below(static_cast<unsigned>(sizes.size()))],
+                              .align = 16});
         }
-        p.ops.push_back(BeginCycle{});
+        ops.push_back(BeginCycle{});
         for (unsigned i = 0; i < procs; ++i) {
           switch (rng.below(5)) {
-            case 0: p.ops.push_back(Wake{i}); break;
-            case 1: p.ops.push_back(FlushIdle{i}); break;
-            case 2: p.ops.push_back(Free{.proc = i, .pick = rng.below(256)}); break;
-            case 3: p.ops.push_back(Alloc{.proc = i, .size = 48, .align = 16}); break;
-            default: break;  // stays idle and stale
+            case 0:
+              ops.push_back(Wake{i});
+              break;
+            case 1:
+              ops.push_back(FlushIdle{i});
+              break;
+            case 2:
+              ops.push_back(Free{.proc = i, .pick = rng.below(256)});
+              break;
+            case 3:
+              ops.push_back(Alloc{.proc = i, .size = 48, .align = 16});
+              break;
+            default:
+              break;  // stays idle and stale
           }
         }
-        p.ops.push_back(ProportionalSweep{.bytes = 64 * (1 + rng.below(500))});
-        p.ops.push_back(SweepOne{});
-        if (round % 2) p.ops.push_back(RaggedBarrier{});
-        if (round == 3) p.ops.push_back(FlushAll{});  // Go #57523: flush with stale caches
-        for (unsigned i = 0; i < procs * 2; ++i)
-          p.ops.push_back(Free{.proc = rng.below(procs), .pick = rng.below(256)});
+        ops.push_back(ProportionalSweep{.bytes = 64 * (1 + rng.below(500))});
+        ops.push_back(SweepOne{});
+        if (round == 0) ops.push_back(FlushAll{});
+        if (round % 2) ops.push_back(RaggedBarrier{});
+        for (unsigned i = 0; i < std::max(procs, 4u) / 2; ++i)
+          ops.push_back(Free{.proc = rng.below(procs), .pick = rng.below(256)});
+        if (!append_if_fits(p, ops)) break;
       }
-      p.ops.push_back(Collect{});
       out[fmt::format("stale_ps_{}p_{}", procs, pname(f))] = p;
     }
   }
   // Cycles back to back while Ps stay idle: begin_cycle must finish the previous cycle's flushes.
-  Program idle{.target = Target::procs_interleave, .config = config(3, FlushPolicy::lazy),
-               .ops = {}};
+  Program idle{
+      .target = Target::procs_interleave, .config = config(3, FlushPolicy::lazy), .ops = {}};
   for (unsigned i = 0; i < 3; ++i) idle.ops.push_back(Alloc{.proc = i, .size = 16, .align = 16});
   for (int c = 0; c < 5; ++c) idle.ops.push_back(BeginCycle{});
   idle.ops.push_back(Free{.proc = 0, .pick = 2});
@@ -193,7 +235,8 @@ void bad_free_seeds(Seeds& out) {
   large.ops.push_back(Free{.proc = 0, .pick = 0});
   large.ops.push_back(Collect{});
   large.ops.push_back(Collect{});
-  large.ops.push_back(BadFree{.kind = BadKind::double_reclaimed, .proc = 0, .pick = 0, .offset = 0});
+  large.ops.push_back(
+      BadFree{.kind = BadKind::double_reclaimed, .proc = 0, .pick = 0, .offset = 0});
   large.ops.push_back(BadFree{.kind = BadKind::interior, .proc = 0, .pick = 0, .offset = 1000});
   out["double_free_released_large"] = large;
 }
@@ -208,12 +251,13 @@ void page_heap_seeds(Seeds& out) {
   many.ops.push_back(Collect{});
   many.ops.push_back(Collect{});  // idle runs go back to the OS after release_after_cycles
   for (int i = 0; i < 20; ++i)
-    many.ops.push_back(Alloc{.proc = via_heap, .size = (1 + rng.below(40)) * page_size, .align = 16});
+    many.ops.push_back(
+        Alloc{.proc = via_heap, .size = (1 + rng.below(40)) * page_size, .align = 16});
   many.ops.push_back(Verify{});
   out["many_page_counts"] = many;
 
-  Program limit{.target = Target::page_heap,
-                .config = config(1, FlushPolicy::lazy, 0, false, 4), .ops = {}};
+  Program limit{
+      .target = Target::page_heap, .config = config(1, FlushPolicy::lazy, 0, false, 4), .ops = {}};
   for (int i = 0; i < 8; ++i)
     limit.ops.push_back(Alloc{.proc = via_heap, .size = 100 * page_size, .align = 16});
   limit.ops.push_back(Free{via_heap, 0});
@@ -222,8 +266,8 @@ void page_heap_seeds(Seeds& out) {
   limit.ops.push_back(Alloc{.proc = via_heap, .size = 100 * page_size, .align = 16});
   out["memory_limit"] = limit;
 
-  Program os{.target = Target::page_heap,
-             .config = config(1, FlushPolicy::eager, 0, true), .ops = {}};
+  Program os{
+      .target = Target::page_heap, .config = config(1, FlushPolicy::eager, 0, true), .ops = {}};
   os.ops.push_back(Alloc{.proc = via_heap, .size = 3 * page_size, .align = 16});
   os.ops.push_back(FailOs{.fault = OsFault::fail_commits, .n = 2});
   os.ops.push_back(Alloc{.proc = via_heap, .size = 300 * page_size, .align = 16});
@@ -242,15 +286,21 @@ void page_heap_seeds(Seeds& out) {
 }
 
 void size_classes_seeds(Seeds& out) {
+  // Every class edge (size and size + 1, four alignments), in as many seeds as the budget needs.
   Program p{.target = Target::size_classes, .config = {}, .ops = {}};
+  int part = 0;
   for (std::size_t s : class_sizes()) {
+    std::vector<Op> ops;
     for (std::size_t a : {1ul, 16ul, 64ul, 4096ul}) {
-      p.ops.push_back(SizeQuery{.size = s, .align = a});
-      p.ops.push_back(SizeQuery{.size = s + 1, .align = a});
+      ops.push_back(SizeQuery{.size = s, .align = a});
+      ops.push_back(SizeQuery{.size = s + 1, .align = a});
+    }
+    if (!append_if_fits(p, ops)) {
+      out[fmt::format("every_class_edge_{}", part++)] = p;
+      p.ops = ops;
     }
   }
-  if (p.ops.size() > max_ops) p.ops.resize(max_ops);
-  out["every_class_edge"] = p;
+  out[fmt::format("every_class_edge_{}", part)] = p;
   Program big{.target = Target::size_classes, .config = {}, .ops = {}};
   for (std::size_t s : {0ul, 1ul, 32767ul, 32768ul, 32769ul, 1ul << 20, 0xffffffffUL})
     big.ops.push_back(SizeQuery{.size = s, .align = 16});
@@ -319,22 +369,33 @@ int main(int argc, char** argv) {
   for (Target t : all_targets) {
     Seeds seeds;
     switch (t) {
-      case Target::alloc_free: alloc_free_seeds(seeds); break;
-      case Target::procs_interleave: procs_interleave_seeds(seeds); break;
-      case Target::bad_free: bad_free_seeds(seeds); break;
-      case Target::page_heap: page_heap_seeds(seeds); break;
-      case Target::size_classes: size_classes_seeds(seeds); break;
+      case Target::alloc_free:
+        alloc_free_seeds(seeds);
+        break;
+      case Target::procs_interleave:
+        procs_interleave_seeds(seeds);
+        break;
+      case Target::bad_free:
+        bad_free_seeds(seeds);
+        break;
+      case Target::page_heap:
+        page_heap_seeds(seeds);
+        break;
+      case Target::size_classes:
+        size_classes_seeds(seeds);
+        break;
     }
     for (const auto& [name, program] : seeds) {
-      if (program.ops.size() > max_ops) {
-        fmt::print(stderr, "{}/{}: {} ops, more than max_ops\n", to_string(t), name,
-                   program.ops.size());
+      const auto bytes = encode(program);
+      if (bytes && bytes->size() > max_input_bytes) {
+        fmt::print(stderr, "{}/{}: {} bytes, more than max_input_bytes\n", to_string(t), name,
+                   bytes->size());
         return 1;
       }
-      const auto bytes = encode(program);
       if (!bytes || decode(t, *bytes) != program) {
         fmt::print(stderr, "{}/{}: does not encode to bytes that decode back\n{}{}", to_string(t),
-                   name, to_trace(program), bytes ? to_trace(decode(t, *bytes)) : "(no encoding)\n");
+                   name, to_trace(program),
+                   bytes ? to_trace(decode(t, *bytes)) : "(no encoding)\n");
         return 1;
       }
       emit(root / "corpus" / to_string(t) / ("seed-" + name),
