@@ -28,6 +28,16 @@ std::uint64_t pending_bytes(const HeapState& heap) {
   return t.free_bytes > reclaimed ? t.free_bytes - reclaimed : 0;
 }
 
+std::uint64_t surviving_bytes(const HeapState& heap) {
+  std::uint64_t allocated = 0, freed = 0;
+  for (unsigned i = 0; i < heap.nslots; i++) {
+    const Cache& c = heap.procs[i].cache;
+    allocated += c.alloc_bytes.load(std::memory_order_relaxed);
+    freed += c.free_bytes.load(std::memory_order_relaxed);
+  }
+  return allocated > freed ? allocated - freed : 0;
+}
+
 Stats collect_stats(const HeapState& heap) {
   Stats s;
   const HeapCounters& c = heap.counters;

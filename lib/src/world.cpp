@@ -78,10 +78,9 @@ void record_pause(HeapState& heap, std::uint64_t ns) {
 constexpr std::uint64_t trigger_floor = std::uint64_t{4} << 20;
 
 void set_pacing(HeapState& heap, std::uint64_t pages_to_sweep) {
-  const Stats s = collect_stats(heap);
-  // What survives this cycle: live bytes less those freed and about to be reclaimed by its sweep.
-  const std::uint64_t survivors =
-      s.live_bytes - std::min<std::uint64_t>(s.live_bytes, pending_bytes(heap));
+  // What survives this cycle: bytes allocated and not freed (freed ones are reclaimed by this
+  // cycle's sweep). Two sums over the Ps: this runs inside the pause, so no full Stats here.
+  const std::uint64_t survivors = surviving_bytes(heap);
   std::uint64_t trigger = 0;
   if (heap.options.gc_percent != 0) {
     trigger = survivors * heap.options.gc_percent / 100;
