@@ -53,7 +53,7 @@ struct SizeClass {
   std::uint32_t div_mul;  // index = (offset * div_mul) >> 32, exact for every offset < span bytes
 };
 // The largest class count the generator may produce (the real count is num_size_classes()).
-inline constexpr unsigned max_size_classes = 96;
+inline constexpr unsigned max_size_classes = 72;
 // Slots per span never exceed this (class 8 B in one page: 1024), so bitmaps are 16 words.
 inline constexpr unsigned max_nelems = 1024;
 inline constexpr unsigned bitmap_words = max_nelems / 64;

@@ -111,6 +111,29 @@ void set_pacing(HeapState& heap, std::uint64_t pages_to_sweep) {
   ss.pages_per_byte.store(ratio, std::memory_order_relaxed);
 }
 
+struct UnsweptCount {
+  std::int64_t spans;
+  std::uint64_t pages;
+};
+
+// After the bump every central list that was swept is unswept: count them (C20: the new swept
+// lists must be empty). No central lock is taken: with the world stopped nobody else can hold
+// one, and this runs inside the pause.
+UnsweptCount count_unswept(HeapState& heap, const WorldStopped&,
+                           std::uint32_t next) NO_THREAD_SAFETY_ANALYSIS {
+  UnsweptCount n{0, 0};
+  const unsigned u = unswept_index(next);
+  const unsigned sw = swept_index(next);
+  for (unsigned c = 0; c < num_size_classes(); c++) {
+    Central& central = heap.central[c];
+    SPANHEAP_CHECK(&heap, central.partial[sw].count == 0 && central.full[sw].count == 0,
+                   "non-empty swept list at the bump (C20)");
+    n.spans += static_cast<std::int64_t>(central.partial[u].count + central.full[u].count);
+    n.pages += central.partial[u].pages + central.full[u].pages;
+  }
+  return n;
+}
+
 // The whole of a cycle but the ragged barrier. Requires: world.cycle_mu held.
 void begin_cycle_locked(HeapState& heap) REQUIRES(heap.world.cycle_mu) {
   // Sweep termination, concurrently: the previous cycle's barrier and sweep must be complete
@@ -143,19 +166,7 @@ void begin_cycle_locked(HeapState& heap) REQUIRES(heap.world.cycle_mu) {
   // T7: sweepgen += 2. Swept lists become unswept; sg+3 cached spans become sg+1 (stale).
   const std::uint32_t next = sg + 2;
   heap.sweepgen.store(next, std::memory_order_release);
-  std::int64_t unswept = 0;
-  std::uint64_t pages = 0;
-  const unsigned u = unswept_index(next);
-  for (unsigned c = 0; c < num_size_classes(); c++) {
-    Central& central = heap.central[c];
-    LockGuard g(central.mu);
-    SPANHEAP_CHECK(
-        &heap,
-        central.partial[swept_index(next)].count == 0 && central.full[swept_index(next)].count == 0,
-        "non-empty swept list at the bump (C20)");
-    unswept += static_cast<std::int64_t>(central.partial[u].count + central.full[u].count);
-    pages += central.partial[u].pages + central.full[u].pages;
-  }
+  const auto [unswept, pages] = count_unswept(heap, stopped, next);
   heap.sweep.unswept.store(unswept, std::memory_order_seq_cst);
   heap.sweep.cursor.store(0, std::memory_order_release);
   if (heap.options.flush == FlushPolicy::eager) {
