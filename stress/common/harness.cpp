@@ -417,8 +417,12 @@ std::string Run::repro() const {
   for (const char* var : {"TSAN_OPTIONS", "ASAN_OPTIONS", "UBSAN_OPTIONS"}) {
     if (const char* v = std::getenv(var)) cmd += fmt::format("{}={} ", var, shell_quote(v));
   }
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "SPANHEAP_", 9) == 0) cmd += shell_quote(*e) + " ";
+  // The heap's own settings (Options::from_env), not every SPANHEAP_* a script may export.
+  for (const char* var :
+       {"SPANHEAP_PROCS", "SPANHEAP_SWEEPERS", "SPANHEAP_FLUSH", "SPANHEAP_GC_PERCENT",
+        "SPANHEAP_MEMORY_LIMIT", "SPANHEAP_CHECKS", "SPANHEAP_POISON", "SPANHEAP_CLOBBER",
+        "SPANHEAP_COLLECT_EVERY", "SPANHEAP_VERIFY", "SPANHEAP_TRACE"}) {
+    if (const char* v = std::getenv(var)) cmd += fmt::format("{}={} ", var, shell_quote(v));
   }
   int pers = personality(0xffffffff);
   if (pers != -1 && (pers & ADDR_NO_RANDOMIZE) != 0) cmd += "setarch \"$(uname -m)\" -R ";
