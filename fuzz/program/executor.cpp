@@ -13,6 +13,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "recycling_os.hpp"
+
 namespace spanheap::fuzz {
 namespace {
 
@@ -228,6 +230,8 @@ class Runner {
     if (c.fake_os) {
       fake_.emplace();
       o.os = &*fake_;
+    } else {
+      o.os = &RecyclingOsMemory::instance();  // arenas reused between executions
     }
     options_ = o;
     heap_.emplace(o);

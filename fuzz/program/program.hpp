@@ -173,7 +173,7 @@ struct Program {
 // costs a heap.verify() and a pass over every live object. A boundary operation past the limit
 // decodes as nothing (its byte is consumed), so the rest of the input still counts.
 inline constexpr std::size_t max_ops = 128;
-inline constexpr std::size_t max_boundaries = 16;
+inline constexpr std::size_t max_boundaries = 10;
 // The longest input the engines are given (libFuzzer -max_len in ci/fuzz and the ctest smoke);
 // every generated seed fits in it, so no seed is cut short when it is loaded.
 inline constexpr std::size_t max_input_bytes = 256;

@@ -166,7 +166,7 @@ int replay_main(int argc, char** argv, Target target) {
   if (mode == "--smoke") {
     std::uint64_t seed = 1;
     double seconds = 5;
-    std::size_t max_len = 512;
+    std::size_t max_len = max_input_bytes;
     std::vector<std::string> dirs;
     for (std::size_t i = 1; i < args.size(); ++i) {
       auto value = [&](const char* flag) -> std::string {
