@@ -88,10 +88,7 @@ TEST(Poison, LiveObjectsAndReusedSlotsAreAccessible) {
   b[63] = 3;
   heap.free(b);
 }
-#else
-TEST(Poison, NeedsAnAsanBuild) {
-  GTEST_SKIP() << "poison_freed is checked by the asan-ubsan preset; this build has no ASan";
-}
+// Without ASan there is nothing to observe: the poisoning tests exist in the asan-ubsan preset.
 #endif
 
 }  // namespace
