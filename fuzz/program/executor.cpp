@@ -930,7 +930,10 @@ class Runner {
     if (dirty_) verify(when);
   }
   std::string last_clean_verify() const {
-    return verified_ever_ ? fmt::format("after step {}", verified_at_) : "none yet";
+    if (!verified_ever_) return "none yet";
+    if (verified_at_ >= prog_.ops.size())
+      return "at the end of the program, before the final frees";
+    return fmt::format("after step {}", verified_at_);
   }
 
   void after_step(const Op& op) {
@@ -1140,8 +1143,9 @@ class Runner {
       return;
     }
     verify("after the final cycles");
-    if (opts_.trace)
+    if (opts_.trace && out_.ok) {
       out_.trace += "  end   freed everything, a cycle, swept: heap empty, verify() clean\n";
+    }
   }
 
   const Program& prog_;

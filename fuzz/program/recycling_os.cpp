@@ -43,7 +43,9 @@ void* RecyclingOsMemory::reserve(std::size_t size, std::size_t align) {
   return p;
 }
 
-bool RecyclingOsMemory::commit(void* p, std::size_t size) { return system_memory().commit(p, size); }
+bool RecyclingOsMemory::commit(void* p, std::size_t size) {
+  return system_memory().commit(p, size);
+}
 
 void RecyclingOsMemory::release(void* p, std::size_t size) { system_memory().release(p, size); }
 
