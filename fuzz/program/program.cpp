@@ -167,20 +167,21 @@ bool write_size(Writer& w, std::size_t size) {
   return true;
 }
 
-// Page-heap sizes: a page count 1..1024 (up to 8 MiB, which crosses memory limits and OS caps in
-// a few allocations) from the low 10 bits of a u16 (the upper bits are ignored), and a shortfall
-// of up to 4064 bytes (0 when bit 7 is set). Larger objects would only make each execution
-// slower: a new arena's page tables and its ASan poisoning cost time in proportion to its size.
+// Page-heap sizes: a page count 1..512 (up to 4 MiB: past the 128-page exact free lists, past
+// every arena size, and across memory limits and OS caps in a few allocations) from the low 9
+// bits of a u16 (the upper bits are ignored), and a shortfall of up to 4064 bytes (0 when bit 7
+// is set). Larger objects would only make each execution slower: a new arena's page tables and
+// its ASan poisoning cost time in proportion to its size.
 std::size_t read_pages_size(ByteReader& r) {
   const unsigned p = r.u16();
   const unsigned d = r.u8();
-  const std::size_t pages = 1 + (p & 0x3ff);
+  const std::size_t pages = 1 + (p & 0x1ff);
   const std::size_t shortfall = (d & 0x80) ? 0 : std::size_t{d} * 32;
   return pages * page_size - shortfall;
 }
 bool write_pages_size(Writer& w, std::size_t size) {
   const std::size_t pages = (size + page_size - 1) / page_size;
-  if (pages == 0 || pages > 1024) return false;
+  if (pages == 0 || pages > 512) return false;
   const std::size_t shortfall = pages * page_size - size;
   if (shortfall % 32 != 0 || shortfall / 32 >= 128) return false;
   w.u16(static_cast<unsigned>(pages - 1));

@@ -26,21 +26,28 @@ RecyclingOsMemory& RecyclingOsMemory::instance() {
   return memory;
 }
 
+// Best fit among the kept regions: the smallest one at least `size` long whose base has the
+// alignment (page_heap asks for arenas of many sizes). The tail past `size` stays inaccessible.
 void* RecyclingOsMemory::reserve(std::size_t size, std::size_t align) {
   std::lock_guard lock(mu_);
-  void* p = nullptr;
+  std::size_t best = pool_.size();
   for (std::size_t i = 0; i < pool_.size(); ++i) {
-    if (pool_[i].size == size && pool_[i].align == align) {
-      p = pool_[i].p;
-      pool_bytes_ -= size;
-      pool_[i] = pool_.back();
-      pool_.pop_back();
-      break;
-    }
+    const bool fits = pool_[i].size >= size &&
+                      reinterpret_cast<std::uintptr_t>(pool_[i].p) % (align == 0 ? 1 : align) == 0;
+    if (fits && (best == pool_.size() || pool_[i].size < pool_[best].size)) best = i;
   }
-  if (p == nullptr) p = system_memory().reserve(size, align);
-  if (p != nullptr) outstanding_.push_back(Region{p, size, align});
-  return p;
+  Region r{nullptr, size, align};
+  if (best != pool_.size()) {
+    r = pool_[best];
+    pool_bytes_ -= r.size;
+    pool_[best] = pool_.back();
+    pool_.pop_back();
+  } else {
+    r.p = system_memory().reserve(size, align);
+    if (r.p == nullptr) return nullptr;
+  }
+  outstanding_.push_back(r);
+  return r.p;
 }
 
 bool RecyclingOsMemory::commit(void* p, std::size_t size) {
@@ -51,21 +58,23 @@ void RecyclingOsMemory::release(void* p, std::size_t size) { system_memory().rel
 
 void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
   std::lock_guard lock(mu_);
-  std::size_t align = 0;
+  Region r{p, size, 0};  // the whole region as reserved (it may be longer than `size`)
+  bool known = false;
   for (std::size_t i = 0; i < outstanding_.size(); ++i) {
-    if (outstanding_[i].p == p && outstanding_[i].size == size) {
-      align = outstanding_[i].align;
+    if (outstanding_[i].p == p) {
+      r = outstanding_[i];
+      known = true;
       outstanding_[i] = outstanding_.back();
       outstanding_.pop_back();
       break;
     }
   }
-  if (align == 0 || pool_bytes_ + size > max_pool_bytes || !scrub(p, size)) {
-    system_memory().unreserve(p, size);
+  if (!known || pool_bytes_ + r.size > max_pool_bytes || !scrub(r.p, r.size)) {
+    system_memory().unreserve(r.p, r.size);
     return;
   }
-  pool_.push_back(Region{p, size, align});
-  pool_bytes_ += size;
+  pool_.push_back(r);
+  pool_bytes_ += r.size;
 }
 
 // Zeroes every resident page of [p, p + size) and makes the range inaccessible. Pages that are

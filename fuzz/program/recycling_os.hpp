@@ -4,7 +4,7 @@
 // the end, a quarter of an execution's time. This layer passes reserve/commit/release through to
 // system_memory() but keeps unreserved regions: it zeroes the pages that were touched (mincore
 // says which), makes the region inaccessible again (PROT_NONE, like a fresh reservation) and
-// hands it to the next reserve() of the same size and alignment. To the heap a recycled region is
+// hands it to a later reserve() that fits in it (best fit). To the heap a recycled region is
 // indistinguishable from a fresh one: reserved, inaccessible until committed, reading zero.
 #pragma once
 
@@ -28,7 +28,7 @@ class RecyclingOsMemory final : public OsMemory {
 
  private:
   // Address space kept for reuse: bounded, so resident memory stays small. 64 MiB holds the
-  // arenas of any program within the input bounds (program.hpp) several times over.
+  // arenas of a typical program within the input bounds (program.hpp) several times over.
   static constexpr std::size_t max_pool_bytes = std::size_t{64} << 20;
   struct Region {
     void* p;
@@ -39,7 +39,7 @@ class RecyclingOsMemory final : public OsMemory {
 
   std::mutex mu_;
   std::vector<Region> pool_;         // unreserved, zeroed, PROT_NONE
-  std::vector<Region> outstanding_;  // handed out by reserve(): their alignment, for the pool
+  std::vector<Region> outstanding_;  // handed out by reserve(), with their whole size
   std::size_t pool_bytes_ = 0;
   std::vector<unsigned char> resident_;  // mincore() buffer, reused
 };

@@ -262,8 +262,8 @@ void page_heap_seeds(Seeds& out) {
     limit.ops.push_back(Alloc{.proc = via_heap, .size = 100 * page_size, .align = 16});
   limit.ops.push_back(Free{via_heap, 0});
   limit.ops.push_back(Collect{});
-  limit.ops.push_back(Alloc{.proc = via_heap, .size = 1000 * page_size, .align = 16});
-  limit.ops.push_back(Alloc{.proc = via_heap, .size = 1000 * page_size, .align = 16});
+  limit.ops.push_back(Alloc{.proc = via_heap, .size = 500 * page_size, .align = 16});
+  limit.ops.push_back(Alloc{.proc = via_heap, .size = 500 * page_size, .align = 16});
   limit.ops.push_back(Alloc{.proc = via_heap, .size = 100 * page_size, .align = 16});
   out["memory_limit"] = limit;
 
@@ -274,13 +274,13 @@ void page_heap_seeds(Seeds& out) {
   os.ops.push_back(Alloc{.proc = via_heap, .size = 300 * page_size, .align = 16});
   os.ops.push_back(Alloc{.proc = via_heap, .size = 300 * page_size, .align = 16});
   os.ops.push_back(FailOs{.fault = OsFault::fail_reserves, .n = 1});
-  os.ops.push_back(Alloc{.proc = via_heap, .size = 1024 * page_size, .align = 16});
+  os.ops.push_back(Alloc{.proc = via_heap, .size = 512 * page_size, .align = 16});
   os.ops.push_back(FailOs{.fault = OsFault::cap_committed, .n = 8});
-  os.ops.push_back(Alloc{.proc = via_heap, .size = 600 * page_size, .align = 16});
+  os.ops.push_back(Alloc{.proc = via_heap, .size = 500 * page_size, .align = 16});
   os.ops.push_back(Free{via_heap, 0});
   os.ops.push_back(Collect{});
   os.ops.push_back(FailOs{.fault = OsFault::cap_committed, .n = 0});
-  os.ops.push_back(Alloc{.proc = via_heap, .size = 600 * page_size, .align = 16});
+  os.ops.push_back(Alloc{.proc = via_heap, .size = 500 * page_size, .align = 16});
   os.ops.push_back(FlushAll{});
   os.ops.push_back(Verify{});
   out["os_failures"] = os;
