@@ -76,6 +76,8 @@ void cache_flush(HeapState& heap, ProcState& p, FlushKind kind, bool keep_empty)
     if (s == &empty_span) continue;
     cache.alloc[c] = &empty_span;
     uncache_span(heap, heap.central[c], s, keep_empty);
+    if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
+      heap.protocol_hook(testing::ProtocolPoint::flush_released_span);
   }
   // Publish flush_gen only after every span went back (and stale ones were swept): whoever reads
   // flush_gen == sg (the next cycle's INV-G1 check, "sweep done") may rely on that.

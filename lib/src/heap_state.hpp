@@ -3,8 +3,10 @@
 #pragma once
 
 #include <spanheap/spanheap.hpp>
+#include <spanheap/testing.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -53,6 +55,9 @@ class HeapState {
   Pacer pacer;
   HeapCounters counters;
   std::vector<std::thread> sweeper_threads;
+  // Test seams (testing::set_protocol_hook): called at protocol points where another thread could
+  // observe the heap mid-transition. Set only while no heap call runs; null in normal use.
+  std::function<void(testing::ProtocolPoint)> protocol_hook;
 };
 
 }  // namespace spanheap::detail

@@ -216,3 +216,51 @@ TEST_F(SweepgenTest, ForcedFlushDuringSweepPhaseKeepsDebtSane) {
 
 }  // namespace
 }  // namespace spanheap
+
+namespace spanheap {
+namespace {
+
+// "Sweep done" observed from inside the transitions it must cover (Go #45315 / #46500 and the
+// Go 1.12 hole): mid-flush of a stale P and mid-sweep of an owned span it must be false.
+TEST(SweepDone, IsFalseWhileAStalePIsHalfwayThroughItsFlush) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(2, rec));
+  for (std::size_t size : {16, 64, 256, 1024}) heap.proc(0).allocate(size);
+  testing::begin_cycle(heap);
+  heap.proc(1).wake();  // P1 had nothing cached; only P0 stays stale
+  std::vector<bool> seen;
+  testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
+    if (point == testing::ProtocolPoint::flush_released_span)
+      seen.push_back(testing::sweep_done(heap));
+  });
+  heap.proc(0).wake();
+  testing::set_protocol_hook(heap, {});
+  ASSERT_EQ(seen.size(), 4u);
+  for (bool done : seen) EXPECT_FALSE(done);
+  EXPECT_TRUE(testing::sweep_done(heap));
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST(SweepDone, IsFalseWhileTheLastSpanIsBeingSwept) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  void* a = heap.allocate(64);
+  heap.collect();  // the barrier flushes P0: the span goes to central, swept
+  heap.free(a);
+  testing::begin_cycle(heap);     // the span is now the only unswept one
+  testing::ragged_barrier(heap);  // no stale P: only the sweep itself can keep "done" false
+  EXPECT_FALSE(testing::sweep_done(heap));
+  std::vector<bool> seen;
+  testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
+    if (point == testing::ProtocolPoint::sweep_owned) seen.push_back(testing::sweep_done(heap));
+  });
+  EXPECT_TRUE(heap.sweep_one());
+  testing::set_protocol_hook(heap, {});
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_FALSE(seen[0]);
+  EXPECT_TRUE(testing::sweep_done(heap));
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+}  // namespace
+}  // namespace spanheap

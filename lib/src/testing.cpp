@@ -162,6 +162,10 @@ unsigned proportional_sweep(Heap& heap, std::size_t bytes) {
 
 bool sweep_done(const Heap& heap) { return detail::sweep_done(const_cast<Heap&>(heap).state()); }
 
+void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook) {
+  heap.state().protocol_hook = std::move(hook);
+}
+
 // ---- Snapshots ------------------------------------------------------------------------------
 
 const char* to_string(SpanLocation location) noexcept {

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -93,6 +94,16 @@ void flush_all(Heap& heap);
 unsigned proportional_sweep(Heap& heap, std::size_t bytes);
 // "Sweep done": every span swept for this cycle, no sweeper active and no stale cache left.
 bool sweep_done(const Heap& heap);
+
+// Protocol points at which another thread could observe the heap mid-transition. A hook set with
+// set_protocol_hook runs on the thread doing the transition, at that point; tests use it to check
+// what an observer would see there ("sweep done" must be false mid-flush and mid-sweep: Go
+// #45315/#46500). Set it only while no heap call runs; pass an empty function to remove it.
+enum class ProtocolPoint : std::uint8_t {
+  sweep_owned,          // a span is owned (sg-1), its sweep not yet published
+  flush_released_span,  // a flushing P has returned one cached span, others may remain
+};
+void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook);
 
 // ---------------------------------------------------------------------------------------------
 // Snapshots (taken with the world stopped; must be called from outside any heap call).
