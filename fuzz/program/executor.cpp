@@ -175,8 +175,7 @@ class Runner {
       const Op& op = prog_.ops[step_];
       // Operations that only read the heap, or only write inside a live object, leave the last
       // verify() standing.
-      if (!std::holds_alternative<Verify>(op) && !std::holds_alternative<Check>(op) &&
-          !std::holds_alternative<Refill>(op) && !std::holds_alternative<Corrupt>(op)) {
+      if (!op_is<Verify>(op) && !op_is<Check>(op) && !op_is<Refill>(op) && !op_is<Corrupt>(op)) {
         dirty_ = true;
       }
       std::visit([this](const auto& o) { exec(o); }, op);
@@ -940,8 +939,7 @@ class Runner {
     const Stats before = stats_;
     stats_ = heap().stats();
     if (!expect_no_reports("the step")) return;
-    if (stats_.cycles != before.cycles && !std::holds_alternative<Collect>(op) &&
-        !std::holds_alternative<BeginCycle>(op)) {
+    if (stats_.cycles != before.cycles && !op_is<Collect>(op) && !op_is<BeginCycle>(op)) {
       // Pacing started a cycle inside an allocation: which Ps went stale is up to the heap.
       stale_known_ = false;
       cycle_done();
@@ -959,9 +957,8 @@ class Runner {
     // makes the heap flush that P on the spot (ensure_swept helping the ragged barrier). The
     // model cannot see span ownership cheaply, so it reads the snapshot when that happens and
     // checks that exactly the counted number of stale Ps became flushed, and no other P changed.
-    const bool barrier_op =
-        std::holds_alternative<FlushIdle>(op) || std::holds_alternative<RaggedBarrier>(op) ||
-        std::holds_alternative<Collect>(op) || std::holds_alternative<BeginCycle>(op);
+    const bool barrier_op = op_is<FlushIdle>(op) || op_is<RaggedBarrier>(op) ||
+                            op_is<Collect>(op) || op_is<BeginCycle>(op);
     if (explicit_procs_ && stale_known_ && !barrier_op &&
         stats_.flushes_barrier != before.flushes_barrier) {
       const testing::HeapSnapshot snap = testing::snapshot(heap());
@@ -1003,7 +1000,7 @@ class Runner {
     for (unsigned k = 0; k < rotating_checks && !live_.empty(); ++k) {
       if (!check_contents(live_[rotor_++ % live_.size()], false)) return;
     }
-    if (is_boundary(op) && !std::holds_alternative<Verify>(op)) {
+    if (is_boundary(op) && !op_is<Verify>(op)) {
       boundary_check("after the cycle operation");  // Verify ran it itself
     }
   }

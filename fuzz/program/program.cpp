@@ -463,9 +463,8 @@ Program decode(Target target, std::span<const std::uint8_t> bytes) {
 }
 
 bool is_boundary(const Op& op) noexcept {
-  return std::holds_alternative<Collect>(op) || std::holds_alternative<BeginCycle>(op) ||
-         std::holds_alternative<RaggedBarrier>(op) || std::holds_alternative<FlushAll>(op) ||
-         std::holds_alternative<Verify>(op);
+  return op_is<Collect>(op) || op_is<BeginCycle>(op) || op_is<RaggedBarrier>(op) ||
+         op_is<FlushAll>(op) || op_is<Verify>(op);
 }
 
 std::optional<std::vector<std::uint8_t>> encode(const Program& p) {

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -159,6 +160,27 @@ struct Corrupt {
 using Op = std::variant<Alloc, Free, Refill, Check, Collect, BeginCycle, RaggedBarrier, FlushIdle,
                         FlushAll, Wake, SweepOne, ProportionalSweep, Verify, BadFree, BadAlloc,
                         FailOs, SizeQuery, Corrupt>;
+
+// The index of operation type T in Op, and op_is<T>(op): a compare of op.index() with a constant
+// (the oracle asks this several times per step; std::holds_alternative stayed an out-of-line call
+// in the instrumented builds).
+template <class T, class V>
+struct op_index;
+template <class T, class... Ts>
+struct op_index<T, std::variant<Ts...>> {
+  static constexpr std::size_t value = [] {
+    constexpr bool match[] = {std::is_same_v<T, Ts>...};
+    for (std::size_t i = 0; i < sizeof...(Ts); ++i) {
+      if (match[i]) return i;
+    }
+    return sizeof...(Ts);
+  }();
+  static_assert(value < sizeof...(Ts), "not an operation type");
+};
+template <class T>
+inline bool op_is(const Op& op) noexcept {
+  return op.index() == op_index<T, Op>::value;
+}
 
 struct Program {
   Target target = Target::alloc_free;

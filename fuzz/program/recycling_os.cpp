@@ -4,8 +4,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -36,65 +38,114 @@ void* RecyclingOsMemory::reserve(std::size_t size, std::size_t align) {
                       reinterpret_cast<std::uintptr_t>(pool_[i].p) % (align == 0 ? 1 : align) == 0;
     if (fits && (best == pool_.size() || pool_[i].size < pool_[best].size)) best = i;
   }
-  Region r{nullptr, size, align};
+  Region r;
   if (best != pool_.size()) {
-    r = pool_[best];
+    r = std::move(pool_[best]);
     pool_bytes_ -= r.size;
-    pool_[best] = pool_.back();
+    pool_[best] = std::move(pool_.back());
     pool_.pop_back();
   } else {
     r.p = system_memory().reserve(size, align);
     if (r.p == nullptr) return nullptr;
+    r.size = size;
+    r.align = align;
   }
-  outstanding_.push_back(r);
-  return r.p;
+  r.committed.clear();
+  void* p = r.p;
+  outstanding_.push_back(std::move(r));
+  return p;
+}
+
+RecyclingOsMemory::Region* RecyclingOsMemory::outstanding_region(const void* p) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  for (Region& r : outstanding_) {
+    const auto base = reinterpret_cast<std::uintptr_t>(r.p);
+    if (a >= base && a - base < r.size) return &r;
+  }
+  return nullptr;
 }
 
 bool RecyclingOsMemory::commit(void* p, std::size_t size) {
-  return system_memory().commit(p, size);
+  if (!system_memory().commit(p, size)) return false;
+  std::lock_guard lock(mu_);
+  if (Region* r = outstanding_region(p)) {
+    // Insert [p, p + size) and merge it with every range it overlaps or touches.
+    Range add{reinterpret_cast<std::uintptr_t>(p), reinterpret_cast<std::uintptr_t>(p) + size};
+    std::vector<Range>& c = r->committed;
+    auto it = std::lower_bound(c.begin(), c.end(), add);
+    if (it != c.begin() && std::prev(it)->second >= add.first) --it;
+    auto last = it;
+    while (last != c.end() && last->first <= add.second) {
+      add.first = std::min(add.first, last->first);
+      add.second = std::max(add.second, last->second);
+      ++last;
+    }
+    it = c.erase(it, last);
+    c.insert(it, add);
+  }
+  return true;
 }
 
 void RecyclingOsMemory::release(void* p, std::size_t size) { system_memory().release(p, size); }
 
 void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
   std::lock_guard lock(mu_);
-  Region r{p, size, 0};  // the whole region as reserved (it may be longer than `size`)
+  Region r;
   bool known = false;
   for (std::size_t i = 0; i < outstanding_.size(); ++i) {
     if (outstanding_[i].p == p) {
-      r = outstanding_[i];
+      r = std::move(outstanding_[i]);
       known = true;
-      outstanding_[i] = outstanding_.back();
+      outstanding_[i] = std::move(outstanding_.back());
       outstanding_.pop_back();
       break;
     }
   }
-  if (!known || pool_bytes_ + r.size > max_pool_bytes || !scrub(r.p, r.size)) {
+  if (!known) {
+    system_memory().unreserve(p, size);
+    return;
+  }
+  if (pool_bytes_ + r.size > max_pool_bytes || !scrub(r)) {
     system_memory().unreserve(r.p, r.size);
     return;
   }
-  pool_.push_back(r);
   pool_bytes_ += r.size;
+  pool_.push_back(std::move(r));
 }
 
-// Zeroes every resident page of [p, p + size) and makes the range inaccessible. Pages that are
-// not resident read zero already (never touched, or released with MADV_DONTNEED). A resident
-// page may sit in a part the last heap did not commit (it was touched by an earlier one), so the
-// range is made writable first.
-bool RecyclingOsMemory::scrub(void* p, std::size_t size) {
-  static const std::size_t os_page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  const std::size_t pages = (size + os_page - 1) / os_page;
-  resident_.resize(pages);
-  if (mincore(p, size, resident_.data()) != 0) return false;
-  if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) return false;
+// Zeroes the resident pages of the committed ranges (mincore says which) and makes the ranges
+// inaccessible again. Pages outside them stayed PROT_NONE for this heap's whole life, so they
+// still read zero.
+bool RecyclingOsMemory::scrub(Region& r) {
+  static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  for (const Range& c : r.committed) {
+    auto* base = reinterpret_cast<unsigned char*>(c.first);
+    const std::size_t bytes = c.second - c.first;
 #ifdef SPANHEAP_FUZZ_ASAN
-  __asan_unpoison_memory_region(p, size);  // the heap unpoisons its arenas at teardown; be sure
+    if (__asan_region_is_poisoned(base, bytes) != nullptr)
+      __asan_unpoison_memory_region(base, bytes);
 #endif
-  auto* base = static_cast<unsigned char*>(p);
-  for (std::size_t i = 0; i < pages; ++i) {
-    if ((resident_[i] & 1) != 0) std::memset(base + i * os_page, 0, os_page);
+    const std::size_t pages = (bytes + page - 1) / page;
+    resident_.resize(pages);
+    if (mincore(base, bytes, resident_.data()) != 0) return false;
+    for (std::size_t i = 0; i < pages;) {
+      if ((resident_[i] & 1) == 0) {
+        ++i;
+        continue;
+      }
+      std::size_t j = i + 1;
+      while (j < pages && (resident_[j] & 1) != 0) ++j;
+      std::memset(base + i * page, 0, std::min(j * page, bytes) - i * page);
+      i = j;
+    }
+    if (mprotect(base, bytes, PROT_NONE) != 0) return false;
   }
-  return mprotect(p, size, PROT_NONE) == 0;
+  r.committed.clear();
+#ifdef SPANHEAP_FUZZ_ASAN
+  // A fresh reservation has clean shadow; the heap unpoisons its arenas at teardown, be sure.
+  if (__asan_region_is_poisoned(r.p, r.size) != nullptr) __asan_unpoison_memory_region(r.p, r.size);
+#endif
+  return true;
 }
 
 }  // namespace spanheap::fuzz

@@ -1,17 +1,27 @@
 // RecyclingOsMemory: the OsMemory the fuzz executor gives every heap whose program does not ask
 // for the failing fake OS. Each execution builds a fresh heap; with the real OS layer every one
 // maps new arenas, faults in (and has the kernel zero) each page it touches and unmaps it all at
-// the end, a quarter of an execution's time. This layer passes reserve/commit/release through to
-// system_memory() but keeps unreserved regions: it zeroes the pages that were touched (mincore
-// says which), makes the region inaccessible again (PROT_NONE, like a fresh reservation) and
-// hands it to a later reserve() that fits in it (best fit). To the heap a recycled region is
-// indistinguishable from a fresh one: reserved, inaccessible until committed, reading zero.
+// the end. This layer keeps unreserved regions for a later reserve() and does only the kernel
+// work the heap's contract needs:
+//   reserve    a kept region that fits (best fit), else a new one from system_memory(): PROT_NONE,
+//              reading zero, exactly like a fresh reservation;
+//   commit     mprotect read-write through system_memory(), as the real layer does, so a heap
+//              that touches memory it never committed still faults; the range is remembered;
+//   release    madvise(MADV_DONTNEED) through system_memory(), as the real layer does;
+//   unreserve  zeroes the resident pages of the committed ranges in place (mincore says which)
+//              and makes those ranges PROT_NONE again; the rest of the region was never
+//              accessible to this heap, so it still reads zero.
+// To the heap a recycled region is indistinguishable from a fresh one. Only the committed ranges
+// are scrubbed: scrubbing every resident page of the region (as an earlier version did) rewrote
+// pages that any earlier execution had touched, a cost that grew with the pool's age.
 #pragma once
 
 #include <spanheap/spanheap.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 namespace spanheap::fuzz {
@@ -30,12 +40,15 @@ class RecyclingOsMemory final : public OsMemory {
   // Address space kept for reuse: bounded, so resident memory stays small. 64 MiB holds the
   // arenas of a typical program within the input bounds (program.hpp) several times over.
   static constexpr std::size_t max_pool_bytes = std::size_t{64} << 20;
+  using Range = std::pair<std::uintptr_t, std::uintptr_t>;  // [begin, end)
   struct Region {
-    void* p;
-    std::size_t size;
-    std::size_t align;
+    void* p = nullptr;
+    std::size_t size = 0;
+    std::size_t align = 0;
+    std::vector<Range> committed;  // sorted, disjoint, adjacent ranges merged
   };
-  bool scrub(void* p, std::size_t size);
+  Region* outstanding_region(const void* p);
+  bool scrub(Region& r);
 
   std::mutex mu_;
   std::vector<Region> pool_;         // unreserved, zeroed, PROT_NONE

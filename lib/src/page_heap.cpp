@@ -205,7 +205,9 @@ Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu)
   arena->next = heap.pages.arenas;
   heap.pages.arenas = arena;
   heap.pages.reserved_bytes.fetch_add(bytes + meta_bytes, std::memory_order_relaxed);
-  poison_memory(heap, base, bytes);
+  // Not poisoned here: the uncommitted part is inaccessible anyway, and grow() poisons what it
+  // commits (poisoning a whole arena up front cost a shadow write per 8 bytes of address space,
+  // and as much again at teardown, in every fuzz execution).
   registry_insert(arena);
   return arena;
 }
@@ -232,6 +234,7 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   if (!heap.os->commit(reinterpret_cast<void*>(start), commit_pages << page_shift)) return false;
   Span* s = new_span_struct(heap);
   if (s == nullptr) return false;
+  poison_memory(heap, reinterpret_cast<void*>(start), commit_pages << page_shift);  // a free run
   arena->committed_pages += commit_pages;
   heap.pages.committed_bytes.fetch_add(commit_pages << page_shift, std::memory_order_relaxed);
   heap.pages.free_pages.fetch_add(commit_pages, std::memory_order_relaxed);
@@ -349,7 +352,7 @@ void page_heap_destroy(HeapState& heap) NO_THREAD_SAFETY_ANALYSIS {
   for (Arena* a = heap.pages.arenas; a != nullptr;) {
     Arena* next = a->next;
     registry_remove(a);
-    unpoison_memory(heap, reinterpret_cast<void*>(a->base), a->npages << page_shift);
+    unpoison_memory(heap, reinterpret_cast<void*>(a->base), a->committed_pages << page_shift);
     heap.os->unreserve(reinterpret_cast<void*>(a->base), a->npages << page_shift);
     heap.os->unreserve(a->meta, a->meta_bytes);
     a = next;
