@@ -227,7 +227,7 @@ class Runner {
 #endif
     o.arena_bytes = std::size_t{c.arena_mib} << 20;
     if (c.fake_os) {
-      fake_.emplace();
+      fake_.emplace(RecyclingOsMemory::instance());  // failures injected over recycled arenas
       o.os = &*fake_;
     } else {
       o.os = &RecyclingOsMemory::instance();  // arenas reused between executions

@@ -30,6 +30,28 @@ std::string artifact_path(Target target, std::span<const std::uint8_t> input) {
 
 }  // namespace
 
+}  // namespace spanheap::fuzz
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPANHEAP_FUZZ_HARNESS_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define SPANHEAP_FUZZ_HARNESS_ASAN 1
+#endif
+#ifdef SPANHEAP_FUZZ_HARNESS_ASAN
+// ASan's defaults for every binary built from the fuzz targets (an ASAN_OPTIONS variable still
+// overrides them). The quarantine is OSS-Fuzz's fuzzing value, 10 MiB instead of 256: every
+// execution allocates a fresh heap's state and the oracle's model with malloc, and with the
+// default quarantine none of that memory is reused for thousands of executions, so each one
+// faults in new pages (the empty program cost 46 us with it, 19 us without it). The heap's own
+// objects do not go through malloc and keep their use-after-free detection (poison_freed).
+extern "C" const char* __asan_default_options() { return "quarantine_size_mb=10"; }
+#endif
+
+namespace spanheap::fuzz {
+
 void set_failure_hook(FailureHook hook) { g_hook = hook != nullptr ? hook : &default_failure_hook; }
 void set_current_input_path(const std::string& path) { g_input_path = path; }
 

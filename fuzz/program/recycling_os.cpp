@@ -117,6 +117,7 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
 // inaccessible again. Pages outside them stayed PROT_NONE for this heap's whole life, so they
 // still read zero.
 bool RecyclingOsMemory::scrub(Region& r) {
+  constexpr std::size_t max_zeroed_pages = 64;
   static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   for (const Range& c : r.committed) {
     auto* base = reinterpret_cast<unsigned char*>(c.first);
@@ -128,6 +129,15 @@ bool RecyclingOsMemory::scrub(Region& r) {
     const std::size_t pages = (bytes + page - 1) / page;
     resident_.resize(pages);
     if (mincore(base, bytes, resident_.data()) != 0) return false;
+    std::size_t resident = 0;
+    for (std::size_t i = 0; i < pages; ++i) resident += resident_[i] & 1u;
+    if (resident > max_zeroed_pages) {
+      // Many resident pages: most were touched by earlier executions and are zero already, and
+      // rewriting them costs more than faulting in the few the next execution touches.
+      if (madvise(base, bytes, MADV_DONTNEED) != 0 || mprotect(base, bytes, PROT_NONE) != 0)
+        return false;
+      continue;
+    }
     for (std::size_t i = 0; i < pages;) {
       if ((resident_[i] & 1) == 0) {
         ++i;

@@ -28,7 +28,7 @@ void* FakeOsMemory::reserve(std::size_t size, std::size_t align) {
     failures_++;
     return nullptr;
   }
-  void* p = system_memory().reserve(size, align);
+  void* p = under_.reserve(size, align);
   if (p == nullptr) return nullptr;
   reserved_ += size;
   regions_.push_back(Region{reinterpret_cast<std::uintptr_t>(p), size, 0});
@@ -43,7 +43,7 @@ bool FakeOsMemory::commit(void* p, std::size_t size) {
     failures_++;
     return false;
   }
-  if (!system_memory().commit(p, size)) return false;
+  if (!under_.commit(p, size)) return false;
   committed_ += size;
   const auto a = reinterpret_cast<std::uintptr_t>(p);
   for (Region& r : regions_) {
@@ -55,7 +55,7 @@ bool FakeOsMemory::commit(void* p, std::size_t size) {
 void FakeOsMemory::release(void* p, std::size_t size) {
   std::lock_guard<std::mutex> g(mu_);
   released_ += size;
-  system_memory().release(p, size);
+  under_.release(p, size);
 }
 
 void FakeOsMemory::unreserve(void* p, std::size_t size) {
@@ -69,7 +69,7 @@ void FakeOsMemory::unreserve(void* p, std::size_t size) {
       break;
     }
   }
-  system_memory().unreserve(p, size);
+  under_.unreserve(p, size);
 }
 
 void FakeOsMemory::fail_reserves(unsigned n) {

@@ -17,10 +17,13 @@
 namespace spanheap::testing {
 
 // ---------------------------------------------------------------------------------------------
-// Fake OS memory: real mmap underneath (so memory is usable), deterministic failure injection and
-// exact accounting on top. Thread-safe.
+// Fake OS memory: real memory underneath (system_memory() unless another layer is given, so
+// memory is usable), deterministic failure injection and exact accounting on top. Thread-safe.
 class FakeOsMemory final : public OsMemory {
  public:
+  FakeOsMemory() noexcept : under_(system_memory()) {}
+  explicit FakeOsMemory(OsMemory& under) noexcept : under_(under) {}
+
   void* reserve(std::size_t size, std::size_t align) override;
   bool commit(void* p, std::size_t size) override;
   void release(void* p, std::size_t size) override;
@@ -40,6 +43,7 @@ class FakeOsMemory final : public OsMemory {
   unsigned failures() const;  // calls that were made to fail
 
  private:
+  OsMemory& under_;
   mutable std::mutex mu_;
   unsigned fail_reserves_ = 0;
   unsigned fail_commits_ = 0;
