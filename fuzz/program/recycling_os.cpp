@@ -122,10 +122,6 @@ bool RecyclingOsMemory::scrub(Region& r) {
   for (const Range& c : r.committed) {
     auto* base = reinterpret_cast<unsigned char*>(c.first);
     const std::size_t bytes = c.second - c.first;
-#ifdef SPANHEAP_FUZZ_ASAN
-    if (__asan_region_is_poisoned(base, bytes) != nullptr)
-      __asan_unpoison_memory_region(base, bytes);
-#endif
     const std::size_t pages = (bytes + page - 1) / page;
     resident_.resize(pages);
     if (mincore(base, bytes, resident_.data()) != 0) return false;
@@ -138,6 +134,11 @@ bool RecyclingOsMemory::scrub(Region& r) {
         return false;
       continue;
     }
+#ifdef SPANHEAP_FUZZ_ASAN
+    // The heap unpoisons its arenas at teardown; memset below goes through ASan's checks.
+    if (__asan_region_is_poisoned(base, bytes) != nullptr)
+      __asan_unpoison_memory_region(base, bytes);
+#endif
     for (std::size_t i = 0; i < pages;) {
       if ((resident_[i] & 1) == 0) {
         ++i;
@@ -151,10 +152,6 @@ bool RecyclingOsMemory::scrub(Region& r) {
     if (mprotect(base, bytes, PROT_NONE) != 0) return false;
   }
   r.committed.clear();
-#ifdef SPANHEAP_FUZZ_ASAN
-  // A fresh reservation has clean shadow; the heap unpoisons its arenas at teardown, be sure.
-  if (__asan_region_is_poisoned(r.p, r.size) != nullptr) __asan_unpoison_memory_region(r.p, r.size);
-#endif
   return true;
 }
 
