@@ -117,7 +117,6 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
 // inaccessible again. Pages outside them stayed PROT_NONE for this heap's whole life, so they
 // still read zero.
 bool RecyclingOsMemory::scrub(Region& r) {
-  constexpr std::size_t max_zeroed_pages = 64;
   static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   for (const Range& c : r.committed) {
     auto* base = reinterpret_cast<unsigned char*>(c.first);
@@ -125,15 +124,6 @@ bool RecyclingOsMemory::scrub(Region& r) {
     const std::size_t pages = (bytes + page - 1) / page;
     resident_.resize(pages);
     if (mincore(base, bytes, resident_.data()) != 0) return false;
-    std::size_t resident = 0;
-    for (std::size_t i = 0; i < pages; ++i) resident += resident_[i] & 1u;
-    if (resident > max_zeroed_pages) {
-      // Many resident pages: most were touched by earlier executions and are zero already, and
-      // rewriting them costs more than faulting in the few the next execution touches.
-      if (madvise(base, bytes, MADV_DONTNEED) != 0 || mprotect(base, bytes, PROT_NONE) != 0)
-        return false;
-      continue;
-    }
 #ifdef SPANHEAP_FUZZ_ASAN
     // The heap unpoisons its arenas at teardown; memset below goes through ASan's checks.
     if (__asan_region_is_poisoned(base, bytes) != nullptr)
