@@ -15,21 +15,6 @@
 namespace spanheap::fuzz {
 namespace {
 
-template <class T, class V>
-struct IndexOf;
-template <class T, class... Ts>
-struct IndexOf<T, std::variant<Ts...>> {
-  static constexpr std::size_t value = [] {
-    constexpr bool match[] = {std::is_same_v<T, Ts>...};
-    for (std::size_t i = 0; i < sizeof...(Ts); ++i) {
-      if (match[i]) return i;
-    }
-    return sizeof...(Ts);
-  }();
-};
-template <class T>
-constexpr std::size_t op_index = IndexOf<T, Op>::value;
-
 // Each target's operation mix: the low 4 bits of an opcode byte index its table, so the weights
 // are the number of entries (alloc_free allocates 5/16 of the time). The upper bits are ignored.
 using OpTable = std::array<std::size_t, 16>;

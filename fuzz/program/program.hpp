@@ -161,13 +161,13 @@ using Op = std::variant<Alloc, Free, Refill, Check, Collect, BeginCycle, RaggedB
                         FlushAll, Wake, SweepOne, ProportionalSweep, Verify, BadFree, BadAlloc,
                         FailOs, SizeQuery, Corrupt>;
 
-// The index of operation type T in Op, and op_is<T>(op): a compare of op.index() with a constant
-// (the oracle asks this several times per step; std::holds_alternative stayed an out-of-line call
-// in the instrumented builds).
+// op_index<T>: the index of operation type T in Op (opcode tables, traces); op_is<T>(op): a
+// compare of op.index() with that constant (the oracle asks it several times per step, and
+// std::holds_alternative stayed an out-of-line call in the instrumented builds).
 template <class T, class V>
-struct op_index;
+struct OpIndexOf;
 template <class T, class... Ts>
-struct op_index<T, std::variant<Ts...>> {
+struct OpIndexOf<T, std::variant<Ts...>> {
   static constexpr std::size_t value = [] {
     constexpr bool match[] = {std::is_same_v<T, Ts>...};
     for (std::size_t i = 0; i < sizeof...(Ts); ++i) {
@@ -178,8 +178,10 @@ struct op_index<T, std::variant<Ts...>> {
   static_assert(value < sizeof...(Ts), "not an operation type");
 };
 template <class T>
+inline constexpr std::size_t op_index = OpIndexOf<T, Op>::value;
+template <class T>
 inline bool op_is(const Op& op) noexcept {
-  return op.index() == op_index<T, Op>::value;
+  return op.index() == op_index<T>;
 }
 
 struct Program {
