@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 #include <type_traits>
@@ -161,9 +163,15 @@ class Runner {
         explicit_procs_(program.target == Target::procs_interleave) {}
 
   Outcome run() {
-    if (prog_.target == Target::size_classes) {
+    if (!has_heap(prog_.target)) {
       for (step_ = 0; step_ < prog_.ops.size() && out_.ok; ++step_) {
+        line_.clear();
         if (const auto* q = std::get_if<SizeQuery>(&prog_.ops[step_])) size_query(*q);
+        if (const auto* q = std::get_if<PacingQuery>(&prog_.ops[step_])) pacing_query(*q);
+        if (opts_.trace) {
+          fmt::format_to(std::back_inserter(out_.trace), "  {:4}  {}{}{}\n", step_,
+                         describe(prog_.ops[step_]), line_.empty() ? "" : "  -> ", line_);
+        }
         out_.ops_run = step_ + 1;
       }
       return std::move(out_);
@@ -639,6 +647,7 @@ class Runner {
   void exec(const Verify&) { boundary_check("at a Verify operation"); }
 
   void exec(const SizeQuery& op) { size_query(op); }
+  void exec(const PacingQuery& op) { pacing_query(op); }
 
   void exec(const FailOs& op) {
     if (!fake_) return note("no fake OS in this program: skipped");
@@ -812,6 +821,82 @@ class Runner {
            after.flushes_eager != before.flushes_eager ||
            after.mapped_bytes != before.mapped_bytes || after.span_bytes != before.span_bytes ||
            after.released_bytes != before.released_bytes;
+  }
+
+  // ---- pacing arithmetic (no heap) ----
+  // The model is the contract of lib/src/pacing.hpp computed in 128-bit integers and long double:
+  // the trigger exactly, the ratio to 1e-12, the sweep target to the rounding of one double
+  // product, saturating instead of wrapping, monotone in the bytes allocated, and owing every
+  // page once 90% of the trigger is allocated.
+  void pacing_query(const PacingQuery& q) {
+    __extension__ typedef unsigned __int128 u128;  // the model's exact arithmetic
+    constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+    const testing::PacingPlan plan = testing::plan_pacing(q.survivors, q.gc_percent, q.memory_limit,
+                                                          q.committed, q.pages_to_sweep);
+    note("trigger {} ratio {}", plan.trigger, plan.pages_per_byte);
+    std::uint64_t want = 0;
+    if (q.gc_percent != 0) {
+      const u128 t = u128{q.survivors} * q.gc_percent / 100;
+      want = t > max ? max : static_cast<std::uint64_t>(t);
+      want = std::max(want, testing::pacing_trigger_floor());
+    }
+    if (q.memory_limit != 0) {
+      const std::uint64_t limit = q.memory_limit / 10 * 9;
+      const std::uint64_t room = limit > q.committed ? limit - q.committed : page_size;
+      if (want == 0 || room < want) want = room;
+    }
+    if (plan.trigger != want) {
+      return fail(
+          "plan_pacing: trigger {} but the contract gives {} (survivors {}, gc {}%, limit {}, "
+          "committed {})",
+          plan.trigger, want, q.survivors, q.gc_percent, q.memory_limit, q.committed);
+    }
+    const double ratio = plan.pages_per_byte;
+    if (!std::isfinite(ratio) || ratio < 0)
+      return fail("plan_pacing: ratio {} is not a finite, non-negative number", ratio);
+    if (want == 0 || q.pages_to_sweep == 0) {
+      if (ratio != 0) return fail("plan_pacing: ratio {} with nothing to pace", ratio);
+    } else {
+      const long double exact =
+          static_cast<long double>(q.pages_to_sweep) / (static_cast<long double>(want) * 0.9L);
+      if (std::fabs(static_cast<long double>(ratio) - exact) > exact * 1e-12L)
+        return fail("plan_pacing: ratio {} but {} pages over 90% of {} bytes is {}", ratio,
+                    q.pages_to_sweep, want, static_cast<double>(exact));
+    }
+    // The sweep target: floor(ratio * allocated), saturating at 2^64-1.
+    auto expected = [&](std::uint64_t allocated) -> long double {
+      return static_cast<long double>(ratio) * static_cast<long double>(allocated);
+    };
+    auto near = [&](std::uint64_t got, long double exact) {
+      const long double two64 = 18446744073709551616.0L;
+      if (exact >= two64) return got >= max - (max >> 40);  // saturated, up to the rounding
+      const long double slack = 1.0L + exact * 1e-15L;
+      return std::fabs(static_cast<long double>(got) - std::floor(exact)) <= slack;
+    };
+    const std::uint64_t got = testing::sweep_target(ratio, q.allocated);
+    if (!near(got, expected(q.allocated))) {
+      return fail("sweep_target({}, {}) = {}, expected about {}", ratio, q.allocated, got,
+                  static_cast<double>(expected(q.allocated)));
+    }
+    const std::uint64_t more = q.allocated > max / 2 ? max : q.allocated * 2 + 1;
+    const std::uint64_t got_more = testing::sweep_target(ratio, more);
+    if (got_more < got)
+      return fail("sweep_target is not monotone: {} bytes owe {} pages, {} bytes owe {}",
+                  q.allocated, got, more, got_more);
+    if (testing::sweep_target(ratio, 0) != 0) return fail("sweep_target({}, 0) is not 0", ratio);
+    if (want != 0 && q.pages_to_sweep != 0) {
+      // Every page is owed once 90% of the trigger is allocated (up to a page of rounding).
+      const long double at = std::ceil(static_cast<long double>(want) * 0.9L);
+      const std::uint64_t bytes =
+          at >= 18446744073709551615.0L ? max : static_cast<std::uint64_t>(at);
+      const std::uint64_t owed = testing::sweep_target(ratio, bytes);
+      // The ratio is a double: past 2^53 pages the owed count is exact only to its precision.
+      const auto slack =
+          static_cast<std::uint64_t>(1 + static_cast<double>(q.pages_to_sweep) * 1e-15);
+      if (q.pages_to_sweep > slack && owed < q.pages_to_sweep - slack && bytes != max)
+        return fail("after {} bytes (90% of the trigger {}) only {} of {} pages are owed", bytes,
+                    want, owed, q.pages_to_sweep);
+    }
   }
 
   // ---- size classes (no heap) ----

@@ -59,6 +59,12 @@ std::string describe(const Op& any) {
           return fmt::format("os.{}({})", to_string(op.fault), op.n);
         } else if constexpr (std::is_same_v<T, SizeQuery>) {
           return fmt::format("size_to_class(size={}, align={})", op.size, op.align);
+        } else if constexpr (std::is_same_v<T, PacingQuery>) {
+          return fmt::format(
+              "pacing(survivors={}, gc_percent={}, memory_limit={}, committed={}, "
+              "pages_to_sweep={}, allocated={})",
+              op.survivors, op.gc_percent, op.memory_limit, op.committed, op.pages_to_sweep,
+              op.allocated);
         } else if constexpr (std::is_same_v<T, Corrupt>) {
           return fmt::format("corrupt(live[{}])", op.pick);
         } else {
@@ -125,6 +131,12 @@ std::string op_cpp(const Op& any) {
           return fmt::format("FailOs{{.fault = OsFault::{}, .n = {}}}", to_string(op.fault), op.n);
         } else if constexpr (std::is_same_v<T, SizeQuery>) {
           return fmt::format("SizeQuery{{.size = {}, .align = {}}}", op.size, op.align);
+        } else if constexpr (std::is_same_v<T, PacingQuery>) {
+          return fmt::format(
+              "PacingQuery{{.survivors = {}u, .gc_percent = {}u, .memory_limit = {}u, "
+              ".committed = {}u, .pages_to_sweep = {}u, .allocated = {}u}}",
+              op.survivors, op.gc_percent, op.memory_limit, op.committed, op.pages_to_sweep,
+              op.allocated);
         } else if constexpr (std::is_same_v<T, Corrupt>) {
           return fmt::format("Corrupt{{.pick = {}}}", op.pick);
         } else {

@@ -47,6 +47,12 @@ constexpr OpTable size_classes_ops = {
     op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>,
     op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>};
 
+constexpr OpTable pacing_ops = {
+    op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>,
+    op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>,
+    op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>,
+    op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>};
+
 const OpTable& table(Target target) {
   switch (target) {
     case Target::alloc_free:
@@ -59,6 +65,8 @@ const OpTable& table(Target target) {
       return page_heap_ops;
     case Target::size_classes:
       return size_classes_ops;
+    case Target::pacing:
+      return pacing_ops;
   }
   return alloc_free_ops;
 }
@@ -93,6 +101,23 @@ class Writer {
   }
   std::vector<std::uint8_t> out;
 };
+
+// A number of any magnitude: a byte L (0..64, taken mod 65) for its bit length, then the
+// ceil(L/8) low bytes of the value; the top bit is forced, so the length is exact and every
+// magnitude from 0 to 2^64-1 is equally easy for a mutation to reach.
+std::uint64_t read_magnitude(ByteReader& r) {
+  const unsigned len = r.u8() % 65u;
+  if (len == 0) return 0;
+  std::uint64_t v = 0;
+  for (unsigned i = 0; i < (len + 7) / 8; ++i) v |= std::uint64_t{r.u8()} << (8 * i);
+  const std::uint64_t top = std::uint64_t{1} << (len - 1);
+  return (v & (top | (top - 1))) | top;
+}
+void write_magnitude(Writer& w, std::uint64_t v) {
+  const auto len = static_cast<unsigned>(std::bit_width(v));
+  w.u8(len);
+  for (unsigned i = 0; i < (len + 7) / 8; ++i) w.u8(static_cast<unsigned>((v >> (8 * i)) & 0xff));
+}
 
 unsigned read_proc(ByteReader& r, const Program& p) {
   return uses_procs(p.target) ? r.u8() % p.config.procs : via_heap;
@@ -272,6 +297,30 @@ Op read_op(ByteReader& r, const Program& p, std::size_t index) {
       op.align = std::size_t{1} << (r.u8() % 16);
       return op;
     }
+    case op_index<PacingQuery>: {
+      PacingQuery op;
+      op.survivors = read_magnitude(r);
+      const unsigned f = r.u8();
+      switch (f & 3) {
+        case 0:
+          op.gc_percent = 0;
+          break;
+        case 1:
+          op.gc_percent = r.u8();
+          break;
+        case 2:
+          op.gc_percent = r.u16();
+          break;
+        default:
+          op.gc_percent = r.u32();
+          break;
+      }
+      op.memory_limit = read_magnitude(r);
+      op.committed = read_magnitude(r);
+      op.pages_to_sweep = read_magnitude(r);
+      op.allocated = read_magnitude(r);
+      return op;
+    }
     default:
       return Verify{};
   }
@@ -360,6 +409,25 @@ bool write_op(Writer& w, const Program& p, const Op& any) {
           if (!std::has_single_bit(op.align) || std::countr_zero(op.align) >= 16) return false;
           w.u8(static_cast<unsigned>(std::countr_zero(op.align)));
           return true;
+        } else if constexpr (std::is_same_v<T, PacingQuery>) {
+          write_magnitude(w, op.survivors);
+          if (op.gc_percent == 0) {
+            w.u8(0);
+          } else if (op.gc_percent <= 0xff) {
+            w.u8(1);
+            w.u8(op.gc_percent);
+          } else if (op.gc_percent <= 0xffff) {
+            w.u8(2);
+            w.u16(op.gc_percent);
+          } else {
+            w.u8(3);
+            w.u32(op.gc_percent);
+          }
+          write_magnitude(w, op.memory_limit);
+          write_magnitude(w, op.committed);
+          write_magnitude(w, op.pages_to_sweep);
+          write_magnitude(w, op.allocated);
+          return true;
         } else if constexpr (std::is_same_v<T, Corrupt>) {
           return false;
         } else {
@@ -383,6 +451,8 @@ const char* to_string(Target target) noexcept {
       return "page_heap";
     case Target::size_classes:
       return "size_classes";
+    case Target::pacing:
+      return "pacing";
   }
   return "?";
 }
@@ -426,7 +496,7 @@ const char* to_string(OsFault fault) noexcept {
   return "?";
 }
 
-// Header (heap targets; size_classes has none):
+// Header (heap targets; size_classes and pacing have none):
 //   byte 0: bits 0-2 procs-1, bit 3 eager flush, bit 4 pacing, bit 5 fake OS, bits 6-7 arena MiB-1
 //   byte 1: bits 0-3 gc_percent = 5 + 10*n when pacing, bits 4-7 memory limit = 4*n MiB (0 = none)
 // then opcodes (low 4 bits index the target's table) each followed by its operands.
@@ -434,7 +504,7 @@ Program decode(Target target, std::span<const std::uint8_t> bytes) {
   ByteReader r(bytes);
   Program p;
   p.target = target;
-  if (target != Target::size_classes) {
+  if (has_heap(target)) {
     const unsigned b0 = r.u8();
     const unsigned b1 = r.u8();
     p.config.procs = 1 + (b0 & 7);
@@ -461,7 +531,7 @@ bool is_boundary(const Op& op) noexcept {
 
 std::optional<std::vector<std::uint8_t>> encode(const Program& p) {
   Writer w;
-  if (p.target != Target::size_classes) {
+  if (has_heap(p.target)) {
     const HeapConfig& c = p.config;
     if (c.procs < 1 || c.procs > 8 || c.arena_mib < 1 || c.arena_mib > 4) return std::nullopt;
     if (c.memory_limit_mib % 4 != 0 || c.memory_limit_mib / 4 > 15) return std::nullopt;

@@ -27,10 +27,17 @@ enum class Target : std::uint8_t {
   procs_interleave,
   bad_free,
   page_heap,
-  size_classes
+  size_classes,
+  pacing
 };
-inline constexpr Target all_targets[] = {Target::alloc_free, Target::procs_interleave,
-                                         Target::bad_free, Target::page_heap, Target::size_classes};
+inline constexpr Target all_targets[] = {Target::alloc_free,   Target::procs_interleave,
+                                         Target::bad_free,     Target::page_heap,
+                                         Target::size_classes, Target::pacing};
+// Targets that run on a heap (and start their input with the two header bytes); size_classes
+// and pacing test pure functions.
+inline constexpr bool has_heap(Target t) noexcept {
+  return t != Target::size_classes && t != Target::pacing;
+}
 const char* to_string(Target target) noexcept;
 std::optional<Target> target_from_string(std::string_view name) noexcept;
 
@@ -150,6 +157,18 @@ struct SizeQuery {
   bool operator==(const SizeQuery&) const = default;
 };
 
+// One evaluation of the pacer's arithmetic (target pacing; needs no heap): the plan a cycle's
+// bump makes from these numbers, and the pages proportional sweep owes after `allocated` bytes.
+struct PacingQuery {
+  std::uint64_t survivors = 0;
+  unsigned gc_percent = 100;
+  std::uint64_t memory_limit = 0;
+  std::uint64_t committed = 0;
+  std::uint64_t pages_to_sweep = 0;
+  std::uint64_t allocated = 0;
+  bool operator==(const PacingQuery&) const = default;
+};
+
 // Test-only: scribble over a live object's memory. No target decodes it; the program tests use it
 // to prove that the contents oracle fails.
 struct Corrupt {
@@ -159,7 +178,7 @@ struct Corrupt {
 
 using Op = std::variant<Alloc, Free, Refill, Check, Collect, BeginCycle, RaggedBarrier, FlushIdle,
                         FlushAll, Wake, SweepOne, ProportionalSweep, Verify, BadFree, BadAlloc,
-                        FailOs, SizeQuery, Corrupt>;
+                        FailOs, SizeQuery, PacingQuery, Corrupt>;
 
 // op_index<T>: the index of operation type T in Op (opcode tables, traces); op_is<T>(op): a
 // compare of op.index() with that constant (the oracle asks it several times per step, and

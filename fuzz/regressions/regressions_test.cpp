@@ -7,5 +7,72 @@
 #include "program.hpp"
 
 namespace spanheap::fuzz {
-namespace {}  // namespace
+namespace {
+
+// sweep_target converted a product past 2^64 to uint64_t (undefined): a one-page trigger under a
+// memory limit (query 2: committed above 90% of the limit) gives a ratio of ~2.6e9 pages per
+// byte. Found by the pacing target in its first second; fixed by saturating.
+TEST(FuzzRegression, pacing_7b86ffb22c65) {
+  const Program program = Program{.target = Target::pacing,
+                                  .config = {.procs = 1,
+                                             .flush = FlushPolicy::lazy,
+                                             .gc_percent = 0,
+                                             .arena_mib = 1,
+                                             .fake_os = false,
+                                             .memory_limit_mib = 0},
+                                  .ops = {
+                                      PacingQuery{.survivors = 49180668519u,
+                                                  .gc_percent = 111u,
+                                                  .memory_limit = 22494630013216u,
+                                                  .committed = 959272899211040u,
+                                                  .pages_to_sweep = 3814813792u,
+                                                  .allocated = 988385666926u},
+                                      PacingQuery{.survivors = 100600307644637306u,
+                                                  .gc_percent = 0u,
+                                                  .memory_limit = 747867825523u,
+                                                  .committed = 49771176088111u,
+                                                  .pages_to_sweep = 14u,
+                                                  .allocated = 10196792256868u},
+                                      PacingQuery{.survivors = 57469182067u,
+                                                  .gc_percent = 100u,
+                                                  .memory_limit = 4083249763u,
+                                                  .committed = 452638896173u,
+                                                  .pages_to_sweep = 19140307594599u,
+                                                  .allocated = 411652988091198u},
+                                      PacingQuery{.survivors = 3849086308u,
+                                                  .gc_percent = 0u,
+                                                  .memory_limit = 34360405604u,
+                                                  .committed = 0u,
+                                                  .pages_to_sweep = 0u,
+                                                  .allocated = 0u},
+                                  }};
+  const Outcome outcome = run(program);
+  EXPECT_TRUE(outcome.ok) << outcome.report(program);
+}
+
+// plan_pacing multiplied the survivors by gc_percent in 64 bits: 2^60 bytes at 4294967295% wrapped
+// to a trigger of 1.7e17 instead of 5.8e17 (then capped by the memory limit). Step 3 of
+// fuzz/regressions/pacing/crash-pacing-e3aa5e0e6e4e...; fixed with exact, saturating arithmetic.
+TEST(FuzzRegression, pacing_e3aa5e0e6e4e) {
+  const Program program = Program{.target = Target::pacing,
+                                  .config = {},
+                                  .ops = {
+                                      PacingQuery{.survivors = 1152921504606846975u,
+                                                  .gc_percent = 4294967295u,
+                                                  .memory_limit = 648518346341351423u,
+                                                  .committed = 17162u,
+                                                  .pages_to_sweep = 2u,
+                                                  .allocated = 0u},
+                                      PacingQuery{.survivors = 9349472826423246849u,
+                                                  .gc_percent = 100u,
+                                                  .memory_limit = 0u,
+                                                  .committed = 4026531840u,
+                                                  .pages_to_sweep = 393219u,
+                                                  .allocated = 1610612736u},
+                                  }};
+  const Outcome outcome = run(program);
+  EXPECT_TRUE(outcome.ok) << outcome.report(program);
+}
+
+}  // namespace
 }  // namespace spanheap::fuzz

@@ -308,6 +308,47 @@ void size_classes_seeds(Seeds& out) {
   out["bounds"] = big;
 }
 
+void pacing_seeds(Seeds& out) {
+  // Plans a heap makes: small and large heaps at the usual gc_percent values, the trigger floor's
+  // edge, memory limits with room and without, and the sweep target at 90% of the trigger.
+  constexpr std::uint64_t mib = std::uint64_t{1} << 20;
+  for (unsigned gc : {0u, 50u, 100u, 200u}) {
+    Program usual{.target = Target::pacing, .config = {}, .ops = {}};
+    for (std::uint64_t live : {std::uint64_t{0}, 64 * 1024ul, 4 * mib, 40 * mib, 3 * 1024 * mib}) {
+      usual.ops.push_back(PacingQuery{.survivors = live,
+                                      .gc_percent = gc,
+                                      .memory_limit = 0,
+                                      .committed = live + live / 4,
+                                      .pages_to_sweep = live / page_size + 3,
+                                      .allocated = live / 2});
+    }
+    out[fmt::format("usual_heaps_gc{}", gc)] = usual;
+  }
+  Program edges{.target = Target::pacing, .config = {}, .ops = {}};
+  const std::uint64_t floor_live = 4 * mib;  // gc 100: survivors at the floor, either side
+  for (std::uint64_t live : {floor_live - 1, floor_live, floor_live + 1})
+    edges.ops.push_back(PacingQuery{.survivors = live,
+                                    .gc_percent = 100,
+                                    .memory_limit = 0,
+                                    .committed = live,
+                                    .pages_to_sweep = 512,
+                                    .allocated = floor_live / 10 * 9});
+  for (std::uint64_t committed : {0ul, 50 * mib, 89 * mib, 90 * mib, 91 * mib, 200 * mib})
+    edges.ops.push_back(PacingQuery{.survivors = 30 * mib,
+                                    .gc_percent = 100,
+                                    .memory_limit = 100 * mib,
+                                    .committed = committed,
+                                    .pages_to_sweep = 4096,
+                                    .allocated = 9 * mib});
+  edges.ops.push_back(PacingQuery{.survivors = 0,
+                                  .gc_percent = 0,
+                                  .memory_limit = 64 * mib,
+                                  .committed = 8 * mib,
+                                  .pages_to_sweep = 1,
+                                  .allocated = 1});
+  out["floor_and_limits"] = edges;
+}
+
 // Dictionary tokens: the encoded bytes of single interesting operations (the header removed), so
 // libFuzzer/AFL++ can splice whole operations.
 std::vector<std::vector<std::uint8_t>> tokens(Target target, const Seeds& seeds) {
@@ -319,7 +360,7 @@ std::vector<std::vector<std::uint8_t>> tokens(Target target, const Seeds& seeds)
       Program one{.target = target, .config = program.config, .ops = {op}};
       auto bytes = encode(one);
       if (!bytes) continue;
-      const std::size_t header = target == Target::size_classes ? 0 : 2;
+      const std::size_t header = has_heap(target) ? 2 : 0;
       out.emplace_back(bytes->begin() + static_cast<std::ptrdiff_t>(header), bytes->end());
     }
   }
@@ -384,6 +425,9 @@ int main(int argc, char** argv) {
         break;
       case Target::size_classes:
         size_classes_seeds(seeds);
+        break;
+      case Target::pacing:
+        pacing_seeds(seeds);
         break;
     }
     for (const auto& [name, program] : seeds) {

@@ -6,6 +6,7 @@
 
 #include "cache.hpp"
 #include "central.hpp"
+#include "pacing.hpp"
 #include "page_heap.hpp"
 #include "page_map.hpp"
 #include "poison.hpp"
@@ -55,8 +56,7 @@ HeapState::HeapState(const Options& o)
   }
   for (unsigned c = 0; c < max_size_classes; c++)
     central[c].span_class = static_cast<std::uint8_t>(c);
-  if (options.gc_percent != 0)
-    pacer.trigger.store(std::uint64_t{4} << 20, std::memory_order_relaxed);
+  if (options.gc_percent != 0) pacer.trigger.store(trigger_floor, std::memory_order_relaxed);
   if (o.procs > max_procs) {
     report(this, ErrorKind::misuse, nullptr, "Options::procs {} exceeds the limit {}; using {}",
            o.procs, max_procs, max_procs);

@@ -6,6 +6,7 @@
 #include "cache.hpp"
 #include "central.hpp"
 #include "heap_state.hpp"
+#include "pacing.hpp"
 #include "page_heap.hpp"
 #include "poison.hpp"
 #include "proc.hpp"
@@ -117,7 +118,7 @@ unsigned deduct_sweep_credit(HeapState& heap, std::size_t bytes) {
   // Both counters only grow within a cycle: the debt cannot underflow (Go #57523).
   const std::uint64_t allocated =
       ss.bytes_allocated.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  const auto target = static_cast<std::uint64_t>(ratio * static_cast<double>(allocated));
+  const std::uint64_t target = sweep_target(ratio, allocated);
   unsigned swept = 0;
   while (ss.pages_swept.load(std::memory_order_relaxed) < target) {
     if (!sweep_one(heap, SweepKind::proportional)) {

@@ -8,6 +8,7 @@
 #include "cache.hpp"
 #include "central.hpp"
 #include "heap_state.hpp"
+#include "pacing.hpp"
 #include "proc.hpp"
 #include "size_classes.hpp"
 #include "span.hpp"
@@ -249,5 +250,16 @@ std::vector<SizeClassInfo> size_classes() {
 unsigned size_to_class(std::size_t size, std::size_t align) {
   return detail::size_to_class(size, align);
 }
+
+PacingPlan plan_pacing(std::uint64_t survivors, unsigned gc_percent, std::uint64_t memory_limit,
+                       std::uint64_t committed, std::uint64_t pages_to_sweep) {
+  const detail::PacingPlan p =
+      detail::plan_pacing(survivors, gc_percent, memory_limit, committed, pages_to_sweep);
+  return PacingPlan{p.trigger, p.pages_per_byte};
+}
+std::uint64_t sweep_target(double pages_per_byte, std::uint64_t allocated) {
+  return detail::sweep_target(pages_per_byte, allocated);
+}
+std::uint64_t pacing_trigger_floor() noexcept { return detail::trigger_floor; }
 
 }  // namespace spanheap::testing

@@ -11,6 +11,7 @@
 #include "cache.hpp"
 #include "central.hpp"
 #include "heap_state.hpp"
+#include "pacing.hpp"
 #include "page_heap.hpp"
 #include "proc.hpp"
 #include "report.hpp"
@@ -72,28 +73,15 @@ void record_pause(HeapState& heap, std::uint64_t ns) {
   c.pause_histogram[bucket].fetch_add(1, std::memory_order_relaxed);
 }
 
-// Pacing (DESIGN §4): the next cycle starts when bytes allocated since this bump reach
-// gc_percent% of the heap that survives this cycle, with a floor so that tiny heaps do not cycle
-// constantly. 4 MiB is Go's heapminimum.
-constexpr std::uint64_t trigger_floor = std::uint64_t{4} << 20;
-
+// Pacing (DESIGN §4): the plan of pacing.hpp for this bump, published for the allocation paths.
 void set_pacing(HeapState& heap, std::uint64_t pages_to_sweep) {
   // What survives this cycle: bytes allocated and not freed (freed ones are reclaimed by this
   // cycle's sweep). Two sums over the Ps: this runs inside the pause, so no full Stats here.
   const std::uint64_t survivors = surviving_bytes(heap);
-  std::uint64_t trigger = 0;
-  if (heap.options.gc_percent != 0) {
-    trigger = survivors * heap.options.gc_percent / 100;
-    if (trigger < trigger_floor) trigger = trigger_floor;
-  }
-  if (heap.options.memory_limit != 0) {
-    // Start a cycle before the limit is reached: at the latest when committed memory plus the
-    // allocation distance would cross 90% of it.
-    const std::uint64_t limit = heap.options.memory_limit / 10 * 9;
-    const std::uint64_t committed = heap.pages.committed_bytes.load(std::memory_order_relaxed);
-    const std::uint64_t room = limit > committed ? limit - committed : page_size;
-    if (trigger == 0 || room < trigger) trigger = room;
-  }
+  const PacingPlan plan =
+      plan_pacing(survivors, heap.options.gc_percent, heap.options.memory_limit,
+                  heap.pages.committed_bytes.load(std::memory_order_relaxed), pages_to_sweep);
+  const std::uint64_t trigger = plan.trigger;
   heap.pacer.live_at_bump.store(survivors, std::memory_order_relaxed);
   heap.pacer.trigger.store(trigger, std::memory_order_relaxed);
   heap.pacer.allocated.store(0, std::memory_order_relaxed);
@@ -104,11 +92,7 @@ void set_pacing(HeapState& heap, std::uint64_t pages_to_sweep) {
   ss.pages_swept.store(0, std::memory_order_relaxed);
   ss.bytes_allocated.store(0, std::memory_order_relaxed);
   ss.pages_to_sweep.store(pages_to_sweep, std::memory_order_relaxed);
-  double ratio = 0.0;
-  if (trigger != 0 && pages_to_sweep != 0) {
-    ratio = static_cast<double>(pages_to_sweep) / (static_cast<double>(trigger) * 0.9);
-  }
-  ss.pages_per_byte.store(ratio, std::memory_order_relaxed);
+  ss.pages_per_byte.store(plan.pages_per_byte, std::memory_order_relaxed);
 }
 
 struct UnsweptCount {

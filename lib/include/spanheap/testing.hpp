@@ -170,4 +170,15 @@ std::vector<SizeClassInfo> size_classes();
 // The class serving `size` with `align` (0 = large object).
 unsigned size_to_class(std::size_t size, std::size_t align);
 
+// The pacer's arithmetic (lib/src/pacing.hpp) on plain numbers, for the pacing fuzz target and
+// property tests: the plan a cycle's bump makes, and the pages proportional sweep owes.
+struct PacingPlan {
+  std::uint64_t trigger;  // bytes of allocation until the next cycle; 0 = no pacing
+  double pages_per_byte;  // proportional sweep ratio; 0 = none
+};
+PacingPlan plan_pacing(std::uint64_t survivors, unsigned gc_percent, std::uint64_t memory_limit,
+                       std::uint64_t committed, std::uint64_t pages_to_sweep);
+std::uint64_t sweep_target(double pages_per_byte, std::uint64_t allocated);
+std::uint64_t pacing_trigger_floor() noexcept;  // the least trigger with gc_percent != 0
+
 }  // namespace spanheap::testing
