@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "recycling_os.hpp"
+#include "sanitizers.hpp"
 
 namespace spanheap::fuzz {
 namespace {
@@ -226,12 +227,8 @@ class Runner {
     // replaces (docs/fuzzing.md "The oracle").
     o.checks = CheckLevel::debug;
     o.debug.clobber_freed = true;
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef SPANHEAP_FUZZ_ASAN
     o.debug.poison_freed = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    o.debug.poison_freed = true;
-#endif
 #endif
     o.arena_bytes = std::size_t{c.arena_mib} << 20;
     if (c.fake_os) {

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "executor.hpp"
+#include "sanitizers.hpp"
 
 namespace spanheap::fuzz {
 namespace {
@@ -32,20 +33,12 @@ std::string artifact_path(Target target, std::span<const std::uint8_t> input) {
 
 }  // namespace spanheap::fuzz
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SPANHEAP_FUZZ_HARNESS_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define SPANHEAP_FUZZ_HARNESS_ASAN 1
-#endif
-#ifdef SPANHEAP_FUZZ_HARNESS_ASAN
+#ifdef SPANHEAP_FUZZ_ASAN
 // ASan's defaults for every binary built from the fuzz targets (an ASAN_OPTIONS variable still
 // overrides them). The quarantine is OSS-Fuzz's fuzzing value, 10 MiB instead of 256: every
 // execution allocates a fresh heap's state and the oracle's model with malloc, and with the
 // default quarantine none of that memory is reused for thousands of executions, so each one
-// faults in new pages (the empty program cost 46 us with it, 19 us without it). The heap's own
+// faults in new pages (the empty program cost 46 us with it, 17 us without it). The heap's own
 // objects do not go through malloc and keep their use-after-free detection (poison_freed).
 extern "C" const char* __asan_default_options() { return "quarantine_size_mb=10"; }
 #endif
@@ -80,12 +73,9 @@ void default_failure_hook(const Program& program, const Outcome& outcome,
                         traced.failure);
   }
   text += fmt::format(
-      "---- heap options ----\n"
-      "procs={} flush={} gc_percent={} arena={}MiB fake_os={} memory_limit={}MiB\n"
+      "---- heap options ----\n{}\n"
       "---- program so far, as executed (step  operation  -> what it resolved to) ----\n{}",
-      program.config.procs, program.config.flush == FlushPolicy::lazy ? "lazy" : "eager",
-      program.config.gc_percent, program.config.arena_mib, program.config.fake_os,
-      program.config.memory_limit_mib, shown.trace);
+      describe_config(program), shown.trace);
   text += fmt::format(
       "  >>>>  failed here: {}\n"
       "---- repro ----\n"

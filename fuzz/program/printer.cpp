@@ -74,14 +74,18 @@ std::string describe(const Op& any) {
       any);
 }
 
+std::string describe_config(const Program& p) {
+  if (!has_heap(p.target)) return "no heap";
+  const HeapConfig& c = p.config;
+  return fmt::format("procs={} flush={} gc_percent={} arena={}MiB fake_os={} memory_limit={}MiB",
+                     c.procs, flush_name(c.flush), c.gc_percent, c.arena_mib, c.fake_os,
+                     c.memory_limit_mib);
+}
+
 std::string to_trace(const Program& p) {
   std::string out;
-  const HeapConfig& c = p.config;
-  fmt::format_to(std::back_inserter(out),
-                 "program {}: procs={} flush={} gc_percent={} arena={}MiB fake_os={} "
-                 "memory_limit={}MiB, {} ops\n",
-                 to_string(p.target), c.procs, flush_name(c.flush), c.gc_percent, c.arena_mib,
-                 c.fake_os, c.memory_limit_mib, p.ops.size());
+  fmt::format_to(std::back_inserter(out), "program {}: {}, {} ops\n", to_string(p.target),
+                 describe_config(p), p.ops.size());
   for (std::size_t i = 0; i < p.ops.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "  {:4}  {}\n", i, describe(p.ops[i]));
   }
@@ -150,14 +154,20 @@ std::string op_cpp(const Op& any) {
 
 std::string to_cpp(const Program& p) {
   const HeapConfig& c = p.config;
+  const std::string config =
+      has_heap(p.target)
+          ? fmt::format(
+                "{{.procs = {}, .flush = FlushPolicy::{}, .gc_percent = {}, .arena_mib = {},\n"
+                "               .fake_os = {}, .memory_limit_mib = {}}}",
+                c.procs, flush_name(c.flush), c.gc_percent, c.arena_mib, c.fake_os,
+                c.memory_limit_mib)
+          : std::string("{}");
   std::string out = fmt::format(
       "Program{{\n"
       "    .target = Target::{},\n"
-      "    .config = {{.procs = {}, .flush = FlushPolicy::{}, .gc_percent = {}, .arena_mib = {},\n"
-      "               .fake_os = {}, .memory_limit_mib = {}}},\n"
+      "    .config = {},\n"
       "    .ops = {{\n",
-      to_string(p.target), c.procs, flush_name(c.flush), c.gc_percent, c.arena_mib, c.fake_os,
-      c.memory_limit_mib);
+      to_string(p.target), config);
   for (const Op& op : p.ops) fmt::format_to(std::back_inserter(out), "        {},\n", op_cpp(op));
   out += "    }}";
   return out;

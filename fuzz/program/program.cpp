@@ -18,6 +18,13 @@ namespace {
 // Each target's operation mix: the low 4 bits of an opcode byte index its table, so the weights
 // are the number of entries (alloc_free allocates 5/16 of the time). The upper bits are ignored.
 using OpTable = std::array<std::size_t, 16>;
+// The table of a target with one operation (the pure-function targets).
+template <class T>
+constexpr OpTable only() {
+  OpTable t{};
+  t.fill(op_index<T>);
+  return t;
+}
 constexpr OpTable alloc_free_ops = {
     op_index<Alloc>,   op_index<Alloc>,    op_index<Alloc>,    op_index<Alloc>,
     op_index<Alloc>,   op_index<Free>,     op_index<Free>,     op_index<Free>,
@@ -41,17 +48,9 @@ constexpr OpTable page_heap_ops = {
     op_index<Alloc>,  op_index<Free>,    op_index<Free>,    op_index<Free>,
     op_index<Free>,   op_index<Collect>, op_index<Collect>, op_index<SweepOne>,
     op_index<FailOs>, op_index<FailOs>,  op_index<Verify>,  op_index<FlushAll>};
-constexpr OpTable size_classes_ops = {
-    op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>,
-    op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>,
-    op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>,
-    op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>, op_index<SizeQuery>};
+constexpr OpTable size_classes_ops = only<SizeQuery>();
 
-constexpr OpTable pacing_ops = {
-    op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>,
-    op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>,
-    op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>,
-    op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>, op_index<PacingQuery>};
+constexpr OpTable pacing_ops = only<PacingQuery>();
 
 const OpTable& table(Target target) {
   switch (target) {

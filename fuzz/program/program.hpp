@@ -233,6 +233,9 @@ std::optional<std::vector<std::uint8_t>> encode(const Program& program);
 std::string describe(const Op& op);
 // The whole program, one numbered line per operation, preceded by the heap options.
 std::string to_trace(const Program& program);
+// The heap options in one line ("procs=2 flush=lazy ... memory_limit=0MiB"), or "no heap" for
+// the targets that test pure functions.
+std::string describe_config(const Program& program);
 // The program as C++ (designated initializers), an expression of type Program.
 std::string to_cpp(const Program& program);
 // A GoogleTest case running the program through run() (paste into fuzz/regressions/*_test.cpp).

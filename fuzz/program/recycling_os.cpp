@@ -9,14 +9,7 @@
 #include <cstring>
 #include <iterator>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SPANHEAP_FUZZ_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define SPANHEAP_FUZZ_ASAN 1
-#endif
+#include "sanitizers.hpp"
 #ifdef SPANHEAP_FUZZ_ASAN
 #include <sanitizer/asan_interface.h>
 #endif

@@ -14,12 +14,7 @@ namespace {
 // byte. Found by the pacing target in its first second; fixed by saturating.
 TEST(FuzzRegression, pacing_7b86ffb22c65) {
   const Program program = Program{.target = Target::pacing,
-                                  .config = {.procs = 1,
-                                             .flush = FlushPolicy::lazy,
-                                             .gc_percent = 0,
-                                             .arena_mib = 1,
-                                             .fake_os = false,
-                                             .memory_limit_mib = 0},
+                                  .config = {},
                                   .ops = {
                                       PacingQuery{.survivors = 49180668519u,
                                                   .gc_percent = 111u,
