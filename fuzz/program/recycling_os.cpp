@@ -1,6 +1,7 @@
 // RecyclingOsMemory (recycling_os.hpp): reuse of arenas' address space between fuzz executions.
 #include "recycling_os.hpp"
 
+#include <dlfcn.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -15,6 +16,47 @@
 #endif
 
 namespace spanheap::fuzz {
+
+namespace {
+
+const std::size_t os_page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+
+// Zeroes memory the way the kernel does for a released page: below the sanitizers. The heap
+// poisons its free runs for ASan, and released or unreserved memory is free, so ASan's memset
+// would report the write; libc's memset (the next definition after ASan's interceptor) does not.
+void zero_as_os(void* p, std::size_t n) {
+#ifdef SPANHEAP_FUZZ_ASAN
+  using MemsetFn = void* (*)(void*, int, std::size_t);
+  static const auto libc_memset = reinterpret_cast<MemsetFn>(dlsym(RTLD_NEXT, "memset"));
+  if (libc_memset != nullptr) {
+    libc_memset(p, 0, n);
+    return;
+  }
+  __asan_unpoison_memory_region(p, n);  // no libc memset found: unpoison so the write is legal
+#endif
+  std::memset(p, 0, n);
+}
+
+}  // namespace
+
+// Zeroes the resident OS pages of [p, p + n) (mincore says which); the others read zero anyway.
+bool RecyclingOsMemory::zero_resident(void* p, std::size_t n) {
+  auto* base = static_cast<unsigned char*>(p);
+  const std::size_t pages = (n + os_page - 1) / os_page;
+  resident_.resize(pages);
+  if (mincore(base, n, resident_.data()) != 0) return false;
+  for (std::size_t i = 0; i < pages;) {
+    if ((resident_[i] & 1) == 0) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i + 1;
+    while (j < pages && (resident_[j] & 1) != 0) ++j;
+    zero_as_os(base + i * os_page, std::min(j * os_page, n) - i * os_page);
+    i = j;
+  }
+  return true;
+}
 
 RecyclingOsMemory& RecyclingOsMemory::instance() {
   static RecyclingOsMemory memory;
@@ -106,33 +148,18 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
   pool_.push_back(std::move(r));
 }
 
-// Zeroes the resident pages of the committed ranges (mincore says which) and makes the ranges
-// inaccessible again. Pages outside them stayed PROT_NONE for this heap's whole life, so they
-// still read zero.
+// Zeroes the resident pages of the committed ranges and makes the ranges inaccessible again.
+// Pages outside them stayed PROT_NONE for this heap's whole life, so they still read zero. The
+// heap unpoisons what it committed at teardown (when it poisons at all); the next heap would
+// inherit any poison left, so a range whose first byte is still poisoned is not kept.
 bool RecyclingOsMemory::scrub(Region& r) {
-  static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   for (const Range& c : r.committed) {
     auto* base = reinterpret_cast<unsigned char*>(c.first);
     const std::size_t bytes = c.second - c.first;
-    const std::size_t pages = (bytes + page - 1) / page;
-    resident_.resize(pages);
-    if (mincore(base, bytes, resident_.data()) != 0) return false;
 #ifdef SPANHEAP_FUZZ_ASAN
-    // The heap unpoisons its arenas at teardown; memset below goes through ASan's checks.
-    if (__asan_region_is_poisoned(base, bytes) != nullptr)
-      __asan_unpoison_memory_region(base, bytes);
+    if (__asan_address_is_poisoned(base) != 0) return false;
 #endif
-    for (std::size_t i = 0; i < pages;) {
-      if ((resident_[i] & 1) == 0) {
-        ++i;
-        continue;
-      }
-      std::size_t j = i + 1;
-      while (j < pages && (resident_[j] & 1) != 0) ++j;
-      std::memset(base + i * page, 0, std::min(j * page, bytes) - i * page);
-      i = j;
-    }
-    if (mprotect(base, bytes, PROT_NONE) != 0) return false;
+    if (!zero_resident(base, bytes) || mprotect(base, bytes, PROT_NONE) != 0) return false;
   }
   r.committed.clear();
   return true;

@@ -7,7 +7,9 @@
 //              reading zero, exactly like a fresh reservation;
 //   commit     mprotect read-write through system_memory(), as the real layer does, so a heap
 //              that touches memory it never committed still faults; the range is remembered;
-//   release    madvise(MADV_DONTNEED) through system_memory(), as the real layer does;
+//   release    madvise(MADV_DONTNEED) through system_memory(), as the real layer does
+//              (zeroing the resident pages in place instead kept them from faulting again, but
+//              cost more in mprotect and memset at teardown than it saved);
 //   unreserve  zeroes the resident pages of the committed ranges in place (mincore says which)
 //              and makes those ranges PROT_NONE again; the rest of the region was never
 //              accessible to this heap, so it still reads zero.
@@ -49,6 +51,7 @@ class RecyclingOsMemory final : public OsMemory {
   };
   Region* outstanding_region(const void* p);
   bool scrub(Region& r);
+  bool zero_resident(void* p, std::size_t n);
 
   std::mutex mu_;
   std::vector<Region> pool_;         // unreserved, zeroed, PROT_NONE

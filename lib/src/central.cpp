@@ -67,6 +67,7 @@ Span* cache_span(HeapState& heap, Central& central) {
     span = page_alloc(heap, sc.npages);
     if (span == nullptr) return nullptr;
     span_init_small(*span, cls);
+    heap.classes_used[cls / 64].fetch_or(std::uint64_t{1} << (cls % 64), std::memory_order_relaxed);
   }
   // Position the allocation cache at the first free slot without ever publishing a free slot as
   // allocated (the free_index only moves forward within a cycle; see free()).

@@ -49,6 +49,10 @@ class HeapState {
   std::atomic<std::uint32_t> sweepgen{0};  // world: written only while stopped
   PageHeap pages;
   Central central[max_size_classes];
+  // Bit c: a span of small class c has existed (set in cache_span before the span is published;
+  // read with the world stopped). Only these classes can have listed or cached spans, so the
+  // verifier walks their lists and cache entries instead of every class's.
+  std::atomic<std::uint64_t> classes_used[(max_size_classes + 63) / 64] = {};
   std::unique_ptr<ProcState[]> procs;
   World world;
   SweepState sweep;

@@ -21,10 +21,9 @@ struct PageHeap {
   Arena* arenas GUARDED_BY(mu) = nullptr;
   Arena* current GUARDED_BY(mu) = nullptr;             // the arena new pages are committed from
   SpanList free_runs[free_list_exact] GUARDED_BY(mu);  // [n] = free runs of exactly n pages
-  SpanList free_long GUARDED_BY(mu);
-  std::uint64_t nonempty[free_list_exact / 64] GUARDED_BY(
-      mu) = {};  // bit n: free_runs[n] non-empty                   // free runs of ≥
-                 // free_list_exact pages
+  SpanList free_long GUARDED_BY(mu);                   // free runs of ≥ free_list_exact pages
+  // Bit n: free_runs[n] is non-empty (set and cleared with the list; the verifier checks it).
+  std::uint64_t nonempty[free_list_exact / 64] GUARDED_BY(mu) = {};
   Span* span_pool GUARDED_BY(mu) = nullptr;  // recycled Span structs (sweepgen kept)
   struct Chunk {
     void* base;

@@ -189,14 +189,19 @@ const char* to_string(SpanLocation location) noexcept {
   return "unknown";
 }
 
-HeapSnapshot snapshot(Heap& heap) {
+HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
   detail::HeapState& h = heap.state();
   HeapSnapshot snap;
   detail::LockGuard g(h.world.cycle_mu);
   detail::WorldStopped stopped = detail::stop_the_world(h);
   const std::uint32_t sg = h.sg();
   snap.sweepgen = sg;
-  for (const detail::CensusEntry& e : detail::take_census(h, stopped, nullptr)) {
+  std::vector<Violation>* violations = verify != nullptr ? &verify->violations : nullptr;
+  if (violations != nullptr) violations->clear();
+  const std::vector<detail::CensusEntry> census = detail::take_census(h, stopped, violations);
+  if (violations != nullptr) detail::validate_census(h, census, *violations);
+  snap.spans.reserve(census.size());
+  for (const detail::CensusEntry& e : census) {
     const detail::Span* s = e.span;
     SpanInfo info;
     info.base = s->start;

@@ -1,5 +1,6 @@
 // The verifier must be able to fail: each test corrupts one piece of heap metadata, checks that
 // verify() names the broken invariant, then repairs it and checks verify() is clean again.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -87,6 +88,79 @@ TEST_F(ValidateTest, APendingFreeOfAnUnallocatedSlotIsReported) {
   s->free_bits[0].fetch_or(std::uint64_t{1} << 40);
   EXPECT_TRUE(names(heap.verify(), "free_bits"));
   s->free_bits[0].fetch_and(~(std::uint64_t{1} << 40));
+}
+
+// The census walks only the exact free lists the page heap's bitmap marks, and only the classes
+// that have had spans: a run or span those bits hide is placed nowhere and reported, and a bit
+// on an empty list is reported too.
+TEST_F(ValidateTest, FreeRunsOnAListTheBitmapHidesAreReported) {
+  heap.allocate(64);  // commits a run of pages and carves one span off it: the rest is free
+  PageHeap& ph = heap.state().pages;
+  std::size_t n = 1;
+  std::uint64_t bit = 0;
+  {
+    LockGuard g(ph.mu);
+    while (n < free_list_exact && ph.free_runs[n].first == nullptr) n++;
+    ASSERT_LT(n, free_list_exact) << "the heap has no exact-size free run";
+    bit = std::uint64_t{1} << (n % 64);
+    ph.nonempty[n / 64] &= ~bit;
+  }
+  EXPECT_TRUE(names(heap.verify(), "INV-L1"));
+  LockGuard g(ph.mu);
+  ph.nonempty[n / 64] |= bit;
+}
+
+TEST_F(ValidateTest, ABitmapBitOnAnEmptyFreeListIsReported) {
+  PageHeap& ph = heap.state().pages;
+  std::size_t n = 1;
+  std::uint64_t bit = 0;
+  {
+    LockGuard g(ph.mu);
+    while (ph.free_runs[n].first != nullptr) n++;
+    bit = std::uint64_t{1} << (n % 64);
+    ph.nonempty[n / 64] |= bit;
+  }
+  const VerifyResult r = heap.verify();
+  EXPECT_TRUE(names(r, "page_heap"));
+  EXPECT_NE(r.to_string().find(fmt::format("free list of {}-page runs", n)), std::string::npos)
+      << r.to_string();
+  LockGuard g(ph.mu);
+  ph.nonempty[n / 64] &= ~bit;
+}
+
+TEST_F(ValidateTest, SpansOfAClassMarkedUnusedAreReported) {
+  Span* listed = span_of_ptr(heap.allocate(64));  // a central or cached span of 64's class
+  Span* cached = span_of_ptr(heap.proc(1).allocate(64));
+  const unsigned c = listed->cls();
+  ASSERT_EQ(cached->cls(), c);
+  std::atomic<std::uint64_t>& word = heap.state().classes_used[c / 64];
+  const std::uint64_t bit = std::uint64_t{1} << (c % 64);
+  ASSERT_NE(word.load() & bit, 0u);
+  word.fetch_and(~bit);
+  EXPECT_TRUE(names(heap.verify(), "INV-L1"));
+  word.fetch_or(bit);
+}
+
+TEST(Validate, AnUncommittedPageThatMapsToASpanIsReported) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(1, rec);
+  o.arena_bytes = std::size_t{8} << 20;  // 1024 pages: an uncommitted tail of several blocks
+  Heap heap{o};
+  Span* s = span_of(heap.state(), reinterpret_cast<std::uintptr_t>(heap.allocate(64)));
+  Arena& a = *s->arena;
+  ASSERT_LT(a.committed_pages + 300, a.npages);
+  // The verifier scans the uncommitted tail a block at a time: a stray entry is found at the
+  // first uncommitted page, inside a later block and at the very last page.
+  for (const std::size_t page : {a.committed_pages, a.committed_pages + 300, a.npages - 1}) {
+    a.spans[page].store(s);
+    const VerifyResult r = heap.verify();
+    EXPECT_TRUE(names(r, "page_map")) << "page " << page;
+    EXPECT_NE(r.to_string().find(fmt::format("uncommitted page {} ", page)), std::string::npos)
+        << r.to_string();
+    a.spans[page].store(nullptr);
+  }
+  EXPECT_TRUE(heap.verify().ok());
+  EXPECT_EQ(rec.count(), 0u);
 }
 
 }  // namespace
