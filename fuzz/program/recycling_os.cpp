@@ -100,23 +100,51 @@ RecyclingOsMemory::Region* RecyclingOsMemory::outstanding_region(const void* p) 
   return nullptr;
 }
 
+namespace {
+
+// Adds [add.first, add.second) to a sorted list of disjoint ranges, merging it with every range
+// it overlaps or touches.
+void insert_range(std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& c,
+                  std::pair<std::uintptr_t, std::uintptr_t> add) {
+  auto it = std::lower_bound(c.begin(), c.end(), add);
+  if (it != c.begin() && std::prev(it)->second >= add.first) --it;
+  auto last = it;
+  while (last != c.end() && last->first <= add.second) {
+    add.first = std::min(add.first, last->first);
+    add.second = std::max(add.second, last->second);
+    ++last;
+  }
+  it = c.erase(it, last);
+  c.insert(it, add);
+}
+
+[[maybe_unused]] bool covers(const std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& c,
+                             std::pair<std::uintptr_t, std::uintptr_t> r) {
+  auto it = std::upper_bound(c.begin(), c.end(), std::pair{r.first, ~std::uintptr_t{0}});
+  return it != c.begin() && std::prev(it)->first <= r.first && r.second <= std::prev(it)->second;
+}
+
+}  // namespace
+
 bool RecyclingOsMemory::commit(void* p, std::size_t size) {
-  if (!system_memory().commit(p, size)) return false;
+  const Range add{reinterpret_cast<std::uintptr_t>(p), reinterpret_cast<std::uintptr_t>(p) + size};
   std::lock_guard lock(mu_);
-  if (Region* r = outstanding_region(p)) {
-    // Insert [p, p + size) and merge it with every range it overlaps or touches.
-    Range add{reinterpret_cast<std::uintptr_t>(p), reinterpret_cast<std::uintptr_t>(p) + size};
-    std::vector<Range>& c = r->committed;
-    auto it = std::lower_bound(c.begin(), c.end(), add);
-    if (it != c.begin() && std::prev(it)->second >= add.first) --it;
-    auto last = it;
-    while (last != c.end() && last->first <= add.second) {
-      add.first = std::min(add.first, last->first);
-      add.second = std::max(add.second, last->second);
-      ++last;
-    }
-    it = c.erase(it, last);
-    c.insert(it, add);
+  Region* r = outstanding_region(p);
+#ifdef SPANHEAP_FUZZ_ASAN
+  if (r != nullptr && covers(r->writable, add)) {
+    // Mapped read-write by an earlier life of the region and poisoned since: unpoisoning is this
+    // heap's commit.
+    __asan_unpoison_memory_region(p, size);
+    insert_range(r->committed, add);
+    return true;
+  }
+#endif
+  if (!system_memory().commit(p, size)) return false;
+  if (r != nullptr) {
+#ifdef SPANHEAP_FUZZ_ASAN
+    if (!r->writable.empty()) __asan_unpoison_memory_region(p, size);  // part may be poisoned
+#endif
+    insert_range(r->committed, add);
   }
   return true;
 }
@@ -141,6 +169,12 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
     return;
   }
   if (pool_bytes_ + r.size > max_pool_bytes || !scrub(r)) {
+#ifdef SPANHEAP_FUZZ_ASAN
+    // Whatever maps these addresses next must not inherit this region's poison.
+    for (const Range& w : r.writable) {
+      __asan_unpoison_memory_region(reinterpret_cast<void*>(w.first), w.second - w.first);
+    }
+#endif
     system_memory().unreserve(r.p, r.size);
     return;
   }
@@ -149,17 +183,26 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
 }
 
 // Zeroes the resident pages of the committed ranges and makes the ranges inaccessible again.
-// Pages outside them stayed PROT_NONE for this heap's whole life, so they still read zero. The
-// heap unpoisons what it committed at teardown (when it poisons at all); the next heap would
-// inherit any poison left, so a range whose first byte is still poisoned is not kept.
+// Pages outside them stayed inaccessible for this heap's whole life, so they still read zero.
+// The heap unpoisons what it committed at teardown (when it poisons at all); a range whose
+// first byte is still poisoned is not kept, since the next heap would inherit the poison.
+// Under ASan the committed ranges stay mapped read-write and are poisoned instead of
+// mprotect(PROT_NONE): every access the heap's instrumented code makes to them before it
+// commits them again is still reported, and neither this nor the next commit() is a system call
+// (the mprotects and the page-table and mapping changes they bring were a tenth of an
+// execution). Without ASan they are made PROT_NONE, as a fresh reservation is.
 bool RecyclingOsMemory::scrub(Region& r) {
   for (const Range& c : r.committed) {
     auto* base = reinterpret_cast<unsigned char*>(c.first);
     const std::size_t bytes = c.second - c.first;
 #ifdef SPANHEAP_FUZZ_ASAN
     if (__asan_address_is_poisoned(base) != 0) return false;
-#endif
+    if (!zero_resident(base, bytes)) return false;
+    __asan_poison_memory_region(base, bytes);
+    insert_range(r.writable, c);
+#else
     if (!zero_resident(base, bytes) || mprotect(base, bytes, PROT_NONE) != 0) return false;
+#endif
   }
   r.committed.clear();
   return true;

@@ -6,14 +6,19 @@
 //   reserve    a kept region that fits (best fit), else a new one from system_memory(): PROT_NONE,
 //              reading zero, exactly like a fresh reservation;
 //   commit     mprotect read-write through system_memory(), as the real layer does, so a heap
-//              that touches memory it never committed still faults; the range is remembered;
+//              that touches memory it never committed still faults; the range is remembered.
+//              Under ASan, a range an earlier heap committed is still mapped read-write and
+//              only poisoned (see unreserve): commit unpoisons it, no system call;
 //   release    madvise(MADV_DONTNEED) through system_memory(), as the real layer does
 //              (zeroing the resident pages in place instead kept them from faulting again, but
 //              cost more in mprotect and memset at teardown than it saved);
 //   unreserve  zeroes the resident pages of the committed ranges in place (mincore says which)
-//              and makes those ranges PROT_NONE again; the rest of the region was never
+//              and makes those ranges inaccessible again: PROT_NONE, or under ASan poisoned
+//              (any access by the instrumented heap is reported, as a fault would be; the
+//              mprotects cost a tenth of an execution); the rest of the region was never
 //              accessible to this heap, so it still reads zero.
-// To the heap a recycled region is indistinguishable from a fresh one. Only the committed ranges
+// To the heap a recycled region behaves as a fresh one (under ASan, to its instrumented code: an
+// access from code built without ASan to a poisoned range is not caught). Only the committed ranges
 // are scrubbed: scrubbing every resident page of the region (as an earlier version did) rewrote
 // pages that any earlier execution had touched, a cost that grew with the pool's age.
 #pragma once
@@ -48,6 +53,7 @@ class RecyclingOsMemory final : public OsMemory {
     std::size_t size = 0;
     std::size_t align = 0;
     std::vector<Range> committed;  // sorted, disjoint, adjacent ranges merged
+    std::vector<Range> writable;   // mapped read-write and ASan-poisoned until committed (ASan)
   };
   Region* outstanding_region(const void* p);
   bool scrub(Region& r);
