@@ -149,7 +149,16 @@ bool RecyclingOsMemory::commit(void* p, std::size_t size) {
   return true;
 }
 
-void RecyclingOsMemory::release(void* p, std::size_t size) { system_memory().release(p, size); }
+// Zeroes the resident pages in place instead of MADV_DONTNEED: the heap sees the same thing (the
+// range stays committed and reads zero), but the pages stay resident, so the next touch in this
+// execution or a later one does not fault in a fresh page (those faults and the madvise were a
+// seventh of an alloc_free execution; the zeroing costs about half of that).
+void RecyclingOsMemory::release(void* p, std::size_t size) {
+  std::lock_guard lock(mu_);
+  if (outstanding_region(p) == nullptr || !zero_resident(p, size)) {
+    system_memory().release(p, size);
+  }
+}
 
 void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
   std::lock_guard lock(mu_);
