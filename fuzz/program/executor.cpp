@@ -248,6 +248,7 @@ class Runner {
     o.debug.poison_freed = true;
 #endif
     o.arena_bytes = std::size_t{c.arena_mib} << 20;
+    RecyclingOsMemory::instance().declare_writes(true);  // declare_written() below
     if (c.fake_os) {
       fake_.emplace(RecyclingOsMemory::instance());  // failures injected over recycled arenas
       o.os = &*fake_;
@@ -306,6 +307,21 @@ class Runner {
   }
 
   // ---- the model's view of one object ----
+  // Tells the recycling OS layer which of the heap's pages this object may have dirtied, so it
+  // zeroes those instead of every resident page (RecyclingOsMemory::declare_writes): a small
+  // object whole (the heap clobbers freed slots, clobber_freed), a large one where the oracle
+  // wrote (for_each_region; Refill and Corrupt write inside the same regions).
+  void declare_written(const Object& o) {
+    static const std::size_t max_small = testing::size_classes().back().size;
+    RecyclingOsMemory& os = RecyclingOsMemory::instance();
+    if (o.usable <= max_small) {
+      os.note_written(o.p, o.usable);
+      return;
+    }
+    for_each_region(o.size,
+                    [&](std::size_t from, std::size_t len) { os.note_written(o.p + from, len); });
+  }
+
   // Every byte of [from, from+len) of `o` is accessible to its owner (not poisoned by the heap).
   bool accessible(const Object& o, std::size_t from, std::size_t len) {
     if (const auto bad = first_poisoned(o.p, from, len)) {
@@ -514,6 +530,7 @@ class Runner {
       if (good) write_range(o.p, o.seed, from, len);
     });
     if (!good) return;
+    declare_written(o);
     const PointerInfo info = heap().find_object(p);
     if (info.kind != PointerKind::object_start || info.base != p || info.pending_free) {
       fail("find_object(new object {}) = {{kind {}, base {}, pending {}}}", p, kind_name(info.kind),

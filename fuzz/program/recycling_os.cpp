@@ -118,6 +118,22 @@ void insert_range(std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& c,
   c.insert(it, add);
 }
 
+// Removes [cut.first, cut.second) from a sorted list of disjoint ranges.
+void erase_range(std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& c,
+                 std::pair<std::uintptr_t, std::uintptr_t> cut) {
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> out;
+  out.reserve(c.size() + 1);
+  for (const auto& r : c) {
+    if (r.second <= cut.first || cut.second <= r.first) {
+      out.push_back(r);
+      continue;
+    }
+    if (r.first < cut.first) out.emplace_back(r.first, cut.first);
+    if (cut.second < r.second) out.emplace_back(cut.second, r.second);
+  }
+  c.swap(out);
+}
+
 [[maybe_unused]] bool covers(const std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& c,
                              std::pair<std::uintptr_t, std::uintptr_t> r) {
   auto it = std::upper_bound(c.begin(), c.end(), std::pair{r.first, ~std::uintptr_t{0}});
@@ -155,9 +171,39 @@ bool RecyclingOsMemory::commit(void* p, std::size_t size) {
 // seventh of an alloc_free execution; the zeroing costs about half of that).
 void RecyclingOsMemory::release(void* p, std::size_t size) {
   std::lock_guard lock(mu_);
-  if (outstanding_region(p) == nullptr || !zero_resident(p, size)) {
+  Region* r = outstanding_region(p);
+  if (r != nullptr && declared_) {
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    zero_written(*r, Range{a, a + size});
+  } else if (r == nullptr || !zero_resident(p, size)) {
     system_memory().release(p, size);
   }
+}
+
+// Zeroes the declared writes inside `within` and forgets them.
+void RecyclingOsMemory::zero_written(Region& r, Range within) {
+  bool any = false;
+  for (const Range& w : r.written) {
+    const Range both{std::max(w.first, within.first), std::min(w.second, within.second)};
+    if (both.first >= both.second) continue;
+    zero_as_os(reinterpret_cast<void*>(both.first), both.second - both.first);
+    any = true;
+  }
+  if (any) erase_range(r.written, within);
+}
+
+void RecyclingOsMemory::declare_writes(bool on) {
+  std::lock_guard lock(mu_);
+  declared_ = on;
+}
+
+void RecyclingOsMemory::note_written(const void* p, std::size_t n) {
+  if (n == 0) return;
+  std::lock_guard lock(mu_);
+  Region* r = outstanding_region(p);
+  if (r == nullptr) return;
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  insert_range(r->written, Range{a & ~(os_page - 1), (a + n + os_page - 1) & ~(os_page - 1)});
 }
 
 void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
@@ -201,16 +247,20 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
 // (the mprotects and the page-table and mapping changes they bring were a tenth of an
 // execution). Without ASan they are made PROT_NONE, as a fresh reservation is.
 bool RecyclingOsMemory::scrub(Region& r) {
+  if (declared_) zero_written(r, Range{0, ~std::uintptr_t{0}});  // before any range goes PROT_NONE
+  r.written.clear();
   for (const Range& c : r.committed) {
     auto* base = reinterpret_cast<unsigned char*>(c.first);
     const std::size_t bytes = c.second - c.first;
 #ifdef SPANHEAP_FUZZ_ASAN
     if (__asan_address_is_poisoned(base) != 0) return false;
-    if (!zero_resident(base, bytes)) return false;
+    if (!declared_ && !zero_resident(base, bytes)) return false;
     __asan_poison_memory_region(base, bytes);
     insert_range(r.writable, c);
 #else
-    if (!zero_resident(base, bytes) || mprotect(base, bytes, PROT_NONE) != 0) return false;
+    if ((!declared_ && !zero_resident(base, bytes)) || mprotect(base, bytes, PROT_NONE) != 0) {
+      return false;
+    }
 #endif
   }
   r.committed.clear();

@@ -33,6 +33,7 @@ unsigned char read_byte(const unsigned char* p) {
 
 TEST(RecyclingOsMemory, ARecycledRegionReadsZeroAndOnlyWhatIsCommittedAgainIsAccessible) {
   RecyclingOsMemory& os = RecyclingOsMemory::instance();
+  os.declare_writes(false);  // every resident page is zeroed (the executor turns declaring on)
   auto* p = static_cast<unsigned char*>(os.reserve(region_bytes, align));
   ASSERT_NE(p, nullptr);
   ASSERT_TRUE(os.commit(p, 256 * kib));
@@ -63,6 +64,34 @@ TEST(RecyclingOsMemory, ARecycledRegionReadsZeroAndOnlyWhatIsCommittedAgainIsAcc
   os.release(q, 64 * kib);
   EXPECT_TRUE(all_zero(q, 64 * kib));
   os.unreserve(q, region_bytes);
+}
+
+// With declared writes, release and recycling zero exactly what was declared, so a heap that
+// writes only there still sees zeros everywhere.
+TEST(RecyclingOsMemory, DeclaredWritesAreZeroedOnReleaseAndOnRecycling) {
+  RecyclingOsMemory& os = RecyclingOsMemory::instance();
+  os.declare_writes(true);
+  auto* p = static_cast<unsigned char*>(os.reserve(region_bytes, align));
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(os.commit(p, 512 * kib));
+  // Two objects: one inside the range released below (its page straddles the range's start),
+  // one outside it that stays live across the release.
+  std::memset(p + 60 * kib, 0x11, 8 * kib);
+  os.note_written(p + 60 * kib, 8 * kib);
+  std::memset(p + 300 * kib + 5, 0x22, 100);
+  os.note_written(p + 300 * kib + 5, 100);
+  os.release(p + 64 * kib, 128 * kib);
+  EXPECT_TRUE(all_zero(p + 64 * kib, 4 * kib)) << "released memory must read zero";
+  EXPECT_EQ(p[60 * kib], 0x11) << "release zeroed bytes outside the released range";
+  EXPECT_EQ(p[300 * kib + 5], 0x22) << "release zeroed a declared write outside its range";
+  os.unreserve(p, region_bytes);
+
+  auto* q = static_cast<unsigned char*>(os.reserve(region_bytes, align));
+  ASSERT_EQ(q, p);
+  ASSERT_TRUE(os.commit(q, 512 * kib));
+  EXPECT_TRUE(all_zero(q, 512 * kib)) << "a declared write survived recycling";
+  os.unreserve(q, region_bytes);
+  os.declare_writes(false);
 }
 
 }  // namespace
