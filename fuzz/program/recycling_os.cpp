@@ -65,20 +65,26 @@ RecyclingOsMemory& RecyclingOsMemory::instance() {
 
 // Best fit among the kept regions: the smallest one at least `size` long whose base has the
 // alignment (page_heap asks for arenas of many sizes). The tail past `size` stays inaccessible.
+// The pool is sorted by size, so this is a binary search and a short walk past misaligned ones.
 void* RecyclingOsMemory::reserve(std::size_t size, std::size_t align) {
   std::lock_guard lock(mu_);
-  std::size_t best = pool_.size();
-  for (std::size_t i = 0; i < pool_.size(); ++i) {
-    const bool fits = pool_[i].size >= size &&
-                      reinterpret_cast<std::uintptr_t>(pool_[i].p) % (align == 0 ? 1 : align) == 0;
-    if (fits && (best == pool_.size() || pool_[i].size < pool_[best].size)) best = i;
+  // Among regions of the best size, the one kept last: its memory is the likeliest in cache.
+  auto best = pool_.end();
+  const auto by_size = [](const Region& r, std::size_t n) { return r.size < n; };
+  for (auto group = std::lower_bound(pool_.begin(), pool_.end(), size, by_size);
+       group != pool_.end() && best == pool_.end();) {
+    const auto group_end = std::lower_bound(group, pool_.end(), group->size + 1, by_size);
+    for (auto it = group_end; it != group && best == pool_.end();) {
+      --it;
+      if (reinterpret_cast<std::uintptr_t>(it->p) % (align == 0 ? 1 : align) == 0) best = it;
+    }
+    group = group_end;
   }
   Region r;
-  if (best != pool_.size()) {
-    r = std::move(pool_[best]);
+  if (best != pool_.end()) {
+    r = std::move(*best);
     pool_bytes_ -= r.size;
-    pool_[best] = std::move(pool_.back());
-    pool_.pop_back();
+    pool_.erase(best);
   } else {
     r.p = system_memory().reserve(size, align);
     if (r.p == nullptr) return nullptr;
@@ -234,7 +240,9 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
     return;
   }
   pool_bytes_ += r.size;
-  pool_.push_back(std::move(r));
+  const auto at = std::upper_bound(pool_.begin(), pool_.end(), r.size,
+                                   [](std::size_t n, const Region& k) { return n < k.size; });
+  pool_.insert(at, std::move(r));
 }
 
 // Zeroes the resident pages of the committed ranges and makes the ranges inaccessible again.

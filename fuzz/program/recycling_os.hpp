@@ -77,7 +77,7 @@ class RecyclingOsMemory final : public OsMemory {
   void zero_written(Region& r, Range within);
 
   std::mutex mu_;
-  std::vector<Region> pool_;         // unreserved, zeroed, PROT_NONE
+  std::vector<Region> pool_;         // unreserved, zeroed, inaccessible; sorted by size
   std::vector<Region> outstanding_;  // handed out by reserve(), with their whole size
   std::size_t pool_bytes_ = 0;
   bool declared_ = false;

@@ -52,6 +52,28 @@ std::size_t first_mapped(const std::atomic<Span*>* spans, std::size_t from, std:
   return to;
 }
 
+// The first entry of spans[from, to) that is not `s`, or `to`: a block at a time through a local
+// copy (one sanitizer range check per block, a compare loop the compiler vectorizes), for the
+// pages of a large span.
+std::size_t first_not(const std::atomic<Span*>* spans, std::size_t from, std::size_t to,
+                      const Span* s) {
+  static constexpr std::size_t block = 256;
+  const Span* copy[block];
+  while (from < to) {
+    const std::size_t n = std::min(block, to - from);
+    std::memcpy(copy, spans + from, n * sizeof(Span*));
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < n; i++) same += copy[i] == s ? 1 : 0;
+    if (same != n) {
+      for (std::size_t i = 0; i < n; i++) {
+        if (copy[i] != s) return from + i;
+      }
+    }
+    from += n;
+  }
+  return to;
+}
+
 // Calls fn(c) for class 0 (large spans) when `large`, then for each small class that has ever
 // had a span (HeapState::classes_used), in order. A span of any other class is in none of the
 // structures walked, so the census reports it as placed nowhere.
@@ -98,9 +120,9 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
         page++;
         continue;
       }
-      for (std::size_t k = 1; k < s->npages; k++) {
-        if (arena.spans[page + k].load(std::memory_order_relaxed) != s)
-          fail(out, "page_map", "span {} page {} maps elsewhere (overlap)", addr(s), k);
+      for (std::size_t k = first_not(arena.spans, page + 1, page + s->npages, s) - page;
+           k < s->npages; k = first_not(arena.spans, page + k + 1, page + s->npages, s) - page) {
+        fail(out, "page_map", "span {} page {} maps elsewhere (overlap)", addr(s), k);
       }
       if (index_of(s) != unlisted) fail(out, "page_map", "span {} mapped at two places", addr(s));
       s->census_index = static_cast<std::uint32_t>(where.size());

@@ -141,6 +141,21 @@ TEST_F(ValidateTest, SpansOfAClassMarkedUnusedAreReported) {
   word.fetch_or(bit);
 }
 
+TEST_F(ValidateTest, APageOfALargeSpanThatMapsElsewhereIsReported) {
+  Span* s = span_of_ptr(heap.allocate(100000));  // 13 pages
+  ASSERT_GE(s->npages, 3u);
+  Span* other = span_of_ptr(heap.allocate(64));
+  const std::size_t first = (s->start - s->arena->base) >> page_shift;
+  for (const std::size_t k : {std::size_t{1}, s->npages / 2, s->npages - 1}) {
+    s->arena->spans[first + k].store(other);
+    const VerifyResult r = heap.verify();
+    EXPECT_TRUE(names(r, "page_map"));
+    EXPECT_NE(r.to_string().find(fmt::format("page {} maps elsewhere", k)), std::string::npos)
+        << r.to_string();
+    s->arena->spans[first + k].store(s);
+  }
+}
+
 TEST(Validate, AnUncommittedPageThatMapsToASpanIsReported) {
   testing::RecordingHandler rec;
   Options o = test::deterministic(1, rec);
