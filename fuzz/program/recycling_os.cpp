@@ -65,24 +65,23 @@ RecyclingOsMemory& RecyclingOsMemory::instance() {
 
 // Best fit among the kept regions: the smallest one at least `size` long whose base has the
 // alignment (page_heap asks for arenas of many sizes). The tail past `size` stays inaccessible.
-// The pool is sorted by size, so this is a binary search and a short walk past misaligned ones.
+// The pool is keyed by size, so this is a tree search and a short walk past misaligned ones.
 void* RecyclingOsMemory::reserve(std::size_t size, std::size_t align) {
   std::lock_guard lock(mu_);
-  // Among regions of the best size, the one kept last: its memory is the likeliest in cache.
+  // Among regions of the best size, the one kept last (a multimap keeps equal keys in insertion
+  // order): its memory is the likeliest to be in cache.
   auto best = pool_.end();
-  const auto by_size = [](const Region& r, std::size_t n) { return r.size < n; };
-  for (auto group = std::lower_bound(pool_.begin(), pool_.end(), size, by_size);
-       group != pool_.end() && best == pool_.end();) {
-    const auto group_end = std::lower_bound(group, pool_.end(), group->size + 1, by_size);
+  for (auto group = pool_.lower_bound(size); group != pool_.end() && best == pool_.end();) {
+    const auto group_end = pool_.upper_bound(group->first);
     for (auto it = group_end; it != group && best == pool_.end();) {
       --it;
-      if (reinterpret_cast<std::uintptr_t>(it->p) % (align == 0 ? 1 : align) == 0) best = it;
+      if (reinterpret_cast<std::uintptr_t>(it->second.p) % (align == 0 ? 1 : align) == 0) best = it;
     }
     group = group_end;
   }
   Region r;
   if (best != pool_.end()) {
-    r = std::move(*best);
+    r = std::move(best->second);
     pool_bytes_ -= r.size;
     pool_.erase(best);
   } else {
@@ -240,9 +239,8 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
     return;
   }
   pool_bytes_ += r.size;
-  const auto at = std::upper_bound(pool_.begin(), pool_.end(), r.size,
-                                   [](std::size_t n, const Region& k) { return n < k.size; });
-  pool_.insert(at, std::move(r));
+  const std::size_t key = r.size;
+  pool_.emplace(key, std::move(r));
 }
 
 // Zeroes the resident pages of the committed ranges and makes the ranges inaccessible again.
