@@ -176,18 +176,19 @@ bool write_size(Writer& w, std::size_t size) {
   return true;
 }
 
-// Page-heap sizes: a page count from a u16 whose top 4 bits pick the range: 0-9 (ten sixteenths
-// of all values) 1..16 pages, 10-13 1..64 pages, 14 1..128 pages (the exact free lists end at
-// 128), 15 1..512 pages (up to 4 MiB: past every arena size, and across memory limits and OS
-// caps in a few allocations); the low bits give the count within the range, the bits in between
-// are ignored. Then a shortfall of up to 4064 bytes (0 when bit 7 of the next byte is set). The
-// mean object is 33 pages (64 with the earlier 3-bit classes, 256 with a uniform 1..512): every
-// page of an object costs shadow writes, zeroing and page-table changes when it is allocated,
-// freed, released and recycled, more objects fit an arena (more neighbours to coalesce), and the
-// big ones are still one mutation of the top bits away.
-constexpr unsigned pages_class_shift = 12;
+// Page-heap sizes: a page count from a u16 whose top 5 bits pick the range: 0-19 (twenty of 32
+// values) 1..8 pages, 20-27 1..32 pages, 28-30 1..128 pages (the exact free lists end at 128),
+// 31 1..512 pages (up to 4 MiB: past every arena size, and across memory limits and OS caps in a
+// few allocations); the low bits give the count within the range, the bits in between are
+// ignored. Then a shortfall of up to 4064 bytes (0 when bit 7 of the next byte is set). The mean
+// object is 21 pages (33 with 4-bit classes of 16/64/128/512 pages, 64 with 3-bit classes, 256
+// with a uniform 1..512): every page of an object costs shadow writes at allocation, free and
+// teardown, more objects fit an arena (more neighbours to coalesce), and the big ones are still
+// one mutation of the top bits away. 60-s runs from the seed corpus reached the same coverage
+// with each step down (docs/fuzzing.md "Speed").
+constexpr unsigned pages_class_shift = 11;
 std::size_t pages_range(unsigned range_class) {
-  return range_class < 10 ? 16 : range_class < 14 ? 64 : range_class < 15 ? 128 : 512;
+  return range_class < 20 ? 8 : range_class < 28 ? 32 : range_class < 31 ? 128 : 512;
 }
 std::size_t read_pages_size(ByteReader& r) {
   const unsigned p = r.u16();
@@ -201,7 +202,7 @@ bool write_pages_size(Writer& w, std::size_t size) {
   if (pages == 0 || pages > 512) return false;
   const std::size_t shortfall = pages * page_size - size;
   if (shortfall % 32 != 0 || shortfall / 32 >= 128) return false;
-  const unsigned range_class = pages <= 16 ? 0 : pages <= 64 ? 10 : pages <= 128 ? 14 : 15;
+  const unsigned range_class = pages <= 8 ? 0 : pages <= 32 ? 20 : pages <= 128 ? 28 : 31;
   w.u16((range_class << pages_class_shift) | static_cast<unsigned>(pages - 1));
   w.u8(shortfall == 0 ? 0x80 : static_cast<unsigned>(shortfall / 32));
   return true;
