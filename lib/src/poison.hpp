@@ -21,6 +21,17 @@ inline void poison_memory(const HeapState& heap, void* p, std::size_t n) noexcep
 #endif
 }
 
+// True when the byte at p is poisoned, or when nothing is poisoned at all (no ASan, option off):
+// for debug checks that memory the heap relies on being poisoned is.
+inline bool poisoned_or_unchecked(const HeapState& heap, const void* p) noexcept {
+#if defined(SPANHEAP_ASAN)
+  return !heap.options.debug.poison_freed || __asan_address_is_poisoned(p) != 0;
+#else
+  (void)heap, (void)p;
+  return true;
+#endif
+}
+
 inline void unpoison_memory(const HeapState& heap, void* p, std::size_t n) noexcept {
 #if defined(SPANHEAP_ASAN)
   if (heap.options.debug.poison_freed) ASAN_UNPOISON_MEMORY_REGION(p, n);
