@@ -178,7 +178,13 @@ class Runner {
   Runner(const Program& program, const RunOptions& options)
       : prog_(program),
         opts_(options),
-        explicit_procs_(program.target == Target::procs_interleave) {}
+        explicit_procs_(program.target == Target::procs_interleave) {
+    // At most one object per operation: no reallocation while the program runs (each one is an
+    // ASan malloc with a stack trace, in every execution).
+    live_.reserve(program.ops.size());
+    ranges_.reserve(program.ops.size());
+    pending_.reserve(program.ops.size());
+  }
 
   Outcome run() {
     if (!has_heap(prog_.target)) {

@@ -518,6 +518,7 @@ Program decode(Target target, std::span<const std::uint8_t> bytes) {
   }
   const OpTable& t = table(target);
   std::size_t boundaries = 0;
+  p.ops.reserve(std::min(bytes.size(), max_ops));  // every operation takes at least one byte
   while (!r.empty() && p.ops.size() < max_ops) {
     Op op = read_op(r, p, t[r.u8() & 15]);
     if (is_boundary(op) && ++boundaries > max_boundaries) continue;

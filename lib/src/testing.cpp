@@ -223,6 +223,7 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
     }
     snap.spans.push_back(info);
   }
+  snap.procs.reserve(h.nprocs);
   for (unsigned i = 0; i < h.nprocs; i++) {
     detail::ProcState& p = h.proc(i);
     ProcInfo pi;
