@@ -1,6 +1,8 @@
 // heap: see heap.hpp. Also the public facade (spanheap::Heap, spanheap::Proc).
 #include "heap.hpp"
 
+#include <algorithm>
+
 #include <cstring>
 #include <thread>
 
@@ -48,6 +50,8 @@ HeapState::HeapState(const Options& o)
       checks(o.checks),
       trace(o.trace || Options::from_env(Options{}).trace) {
   if (options.arena_bytes < granule_size) options.arena_bytes = granule_size;
+  options.commit_bytes = std::clamp(options.commit_bytes, page_size, options.arena_bytes);
+  options.commit_bytes = (options.commit_bytes + page_size - 1) & ~(page_size - 1);
   procs = std::make_unique<ProcState[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
     procs[i].index = i;

@@ -119,7 +119,9 @@ TEST(Heap, OptionsFromEnvironment) {
   setenv("SPANHEAP_MEMORY_LIMIT", "64M", 1);
   setenv("SPANHEAP_CHECKS", "expensive", 1);
   setenv("SPANHEAP_SWEEPERS", "0", 1);
+  setenv("SPANHEAP_COMMIT_BYTES", "64K", 1);
   const Options o = Options::from_env();
+  unsetenv("SPANHEAP_COMMIT_BYTES");
   unsetenv("SPANHEAP_PROCS");
   unsetenv("SPANHEAP_FLUSH");
   unsetenv("SPANHEAP_MEMORY_LIMIT");
@@ -130,6 +132,7 @@ TEST(Heap, OptionsFromEnvironment) {
   EXPECT_EQ(o.memory_limit, std::size_t{64} << 20);
   EXPECT_EQ(o.checks, CheckLevel::expensive);
   EXPECT_EQ(o.sweepers, 0u);
+  EXPECT_EQ(o.commit_bytes, std::size_t{64} << 10);
   Heap heap(o);
   EXPECT_EQ(heap.procs(), 3u);
 }

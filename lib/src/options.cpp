@@ -72,6 +72,7 @@ Options Options::from_env(Options o) {
   number("SPANHEAP_MEMORY_LIMIT", o.memory_limit);
   number("SPANHEAP_COLLECT_EVERY", o.debug.collect_every);
   number("SPANHEAP_ARENA_BYTES", o.arena_bytes);
+  number("SPANHEAP_COMMIT_BYTES", o.commit_bytes);
   if (const char* v = env("SPANHEAP_FLUSH")) {
     if (std::strcmp(v, "lazy") == 0) {
       o.flush = FlushPolicy::lazy;

@@ -54,9 +54,6 @@ namespace {
 
 // Metadata reservations are made in chunks of this size (a few hundred Span structs).
 constexpr std::size_t span_chunk_bytes = 64 * 1024;
-// Growth commits at least this many pages at a time (512 KiB), so small spans do not cost one
-// mprotect each; a tunable between syscall count and committed-but-unused memory.
-constexpr std::size_t min_commit_pages = 64;
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 
@@ -221,6 +218,9 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
     if (arena == nullptr) return false;
     heap.pages.current = arena;
   }
+  // At least Options::commit_bytes (512 KiB by default), so small spans do not cost one commit
+  // each: a tunable between commit calls and committed-but-unused memory.
+  const std::size_t min_commit_pages = heap.options.commit_bytes >> page_shift;
   std::size_t commit_pages = npages < min_commit_pages ? min_commit_pages : npages;
   const std::size_t room = arena->npages - arena->committed_pages;
   if (commit_pages > room) commit_pages = room;

@@ -2,6 +2,8 @@
 // pointer classification, and heap destruction returning every byte.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "test_util.hpp"
 
 namespace spanheap {
@@ -131,6 +133,30 @@ TEST(PageMap, FindObjectClassifiesEveryKind) {
     break;
   }
   EXPECT_TRUE(heap.verify().ok());
+}
+
+// Growth commits Options::commit_bytes at a time (rounded up to pages, at most an arena), or the
+// request when it is bigger.
+TEST(PageHeap, GrowthCommitsCommitBytesAtATime) {
+  for (const std::size_t commit : {std::size_t{1}, std::size_t{64} << 10, std::size_t{100000},
+                                   std::size_t{512} << 10, ~std::size_t{0}}) {
+    testing::RecordingHandler rec;
+    testing::FakeOsMemory os;
+    Options o = test::deterministic(1, rec);
+    o.os = &os;
+    o.commit_bytes = commit;
+    Heap heap(o);
+    const std::size_t clamped = std::clamp(commit, page_size, o.arena_bytes);
+    const std::size_t chunk = (clamped + page_size - 1) / page_size * page_size;
+    void* small = heap.allocate(64);
+    ASSERT_NE(small, nullptr);
+    const std::size_t after_small = heap.stats().mapped_bytes;
+    EXPECT_EQ(after_small, chunk) << "commit_bytes " << commit;
+    EXPECT_EQ(os.commit_calls() >= 1, true);
+    heap.free(small);
+    EXPECT_TRUE(heap.verify().ok());
+    EXPECT_EQ(rec.count(), 0u);
+  }
 }
 
 }  // namespace

@@ -98,13 +98,17 @@ struct Options {
 #endif
   DebugOptions debug;
   std::size_t arena_bytes = std::size_t{64} << 20;  // address space reserved per arena (≥ 1 MiB)
+  // Growth commits at least this much at a time (rounded up to pages): fewer commits against
+  // less committed-but-unused memory. Fuzzers use smaller chunks to reach growth more often.
+  std::size_t commit_bytes = std::size_t{512} << 10;
   unsigned release_after_cycles = 2;  // free page runs idle this many cycles go back to the OS
   bool trace = false;                 // one line per cycle on stderr (also SPANHEAP_TRACE=1)
   OsMemory* os = nullptr;             // nullptr = system_memory(); not owned
 
   // `base` overridden by SPANHEAP_PROCS, SPANHEAP_SWEEPERS, SPANHEAP_FLUSH (lazy|eager),
   // SPANHEAP_GC_PERCENT, SPANHEAP_MEMORY_LIMIT, SPANHEAP_CHECKS (release|debug|expensive),
-  // SPANHEAP_POISON, SPANHEAP_CLOBBER, SPANHEAP_COLLECT_EVERY, SPANHEAP_VERIFY, SPANHEAP_TRACE.
+  // SPANHEAP_POISON, SPANHEAP_CLOBBER, SPANHEAP_COLLECT_EVERY, SPANHEAP_VERIFY, SPANHEAP_TRACE,
+  // SPANHEAP_ARENA_BYTES, SPANHEAP_COMMIT_BYTES.
   static Options from_env(Options base);
   static Options from_env();  // from_env(Options{})
 };
