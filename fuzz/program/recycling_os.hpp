@@ -3,25 +3,28 @@
 // maps new arenas, faults in (and has the kernel zero) each page it touches and unmaps it all at
 // the end. This layer keeps unreserved regions for a later reserve() and does only the kernel
 // work the heap's contract needs:
-//   reserve    a kept region that fits (best fit), else a new one from system_memory(): PROT_NONE,
-//              reading zero, exactly like a fresh reservation;
+//   reserve    a kept region that fits (best fit), else a new one from system_memory():
+//              inaccessible (PROT_NONE, or poisoned under ASan, see unreserve) and reading zero,
+//              like a fresh reservation;
 //   commit     mprotect read-write through system_memory(), as the real layer does, so a heap
 //              that touches memory it never committed still faults; the range is remembered.
 //              Under ASan, a range an earlier heap committed is still mapped read-write and
 //              only poisoned (see unreserve): commit unpoisons it, no system call;
-//   release    zeroes the resident pages in place (mincore says which) instead of
-//              madvise(MADV_DONTNEED): the range reads zero, as the contract says, and its pages
-//              do not fault again when a heap touches them (with the mprotects gone under ASan
-//              this is 3-11% faster; with them it was not);
-//   unreserve  zeroes the resident pages of the committed ranges in place (mincore says which)
-//              and makes those ranges inaccessible again: PROT_NONE, or under ASan poisoned
-//              (any access by the instrumented heap is reported, as a fault would be; the
-//              mprotects cost a tenth of an execution); the rest of the region was never
-//              accessible to this heap, so it still reads zero.
+//   release    zeroes the resident pages in place (mincore says which; with declared writes,
+//              below, only the declared ones) instead of madvise(MADV_DONTNEED): the range reads
+//              zero, as the contract says, and its pages do not fault again when a heap touches
+//              them (with the mprotects gone under ASan this is 3-11% faster; with them it was
+//              not);
+//   unreserve  zeroes the resident pages of the committed ranges in place (mincore says which;
+//              with declared writes, only the declared ones) and makes those ranges
+//              inaccessible again: PROT_NONE, or under ASan poisoned (any access by the
+//              instrumented heap is reported, as a fault would be; the mprotects cost a tenth of
+//              an execution); the rest of the region was never accessible to this heap, so it
+//              still reads zero.
 // To the heap a recycled region behaves as a fresh one (under ASan, to its instrumented code: an
-// access from code built without ASan to a poisoned range is not caught). Only the committed ranges
-// are scrubbed: scrubbing every resident page of the region (as an earlier version did) rewrote
-// pages that any earlier execution had touched, a cost that grew with the pool's age.
+// access from code built without ASan to a poisoned range is not caught). Only the committed
+// ranges are scrubbed: scrubbing every resident page of the region (as an earlier version did)
+// rewrote pages that any earlier execution had touched, a cost that grew with the pool's age.
 #pragma once
 
 #include <spanheap/spanheap.hpp>
