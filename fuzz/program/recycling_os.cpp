@@ -253,7 +253,10 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
 // (the mprotects and the page-table and mapping changes they bring were a tenth of an
 // execution). Without ASan they are made PROT_NONE, as a fresh reservation is.
 bool RecyclingOsMemory::scrub(Region& r) {
-  if (declared_) zero_written(r, Range{0, ~std::uintptr_t{0}});  // before any range goes PROT_NONE
+  if (declared_) {  // before any range goes PROT_NONE
+    for (const Range& w : r.written)
+      zero_as_os(reinterpret_cast<void*>(w.first), w.second - w.first);
+  }
   r.written.clear();
   for (const Range& c : r.committed) {
     auto* base = reinterpret_cast<unsigned char*>(c.first);

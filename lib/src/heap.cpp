@@ -2,7 +2,6 @@
 #include "heap.hpp"
 
 #include <algorithm>
-
 #include <cstring>
 #include <thread>
 
