@@ -12,7 +12,7 @@ namespace {
 // sweep_target converted a product past 2^64 to uint64_t (undefined): a one-page trigger under a
 // memory limit (query 2: committed above 90% of the limit) gives a ratio of ~2.6e9 pages per
 // byte. Found by the pacing target in its first second; fixed by saturating.
-TEST(FuzzRegression, pacing_7b86ffb22c65) {
+TEST(FuzzRegression, pacing_caada0b8d8c6) {
   const Program program = Program{.target = Target::pacing,
                                   .config = {},
                                   .ops = {
@@ -47,8 +47,8 @@ TEST(FuzzRegression, pacing_7b86ffb22c65) {
 
 // plan_pacing multiplied the survivors by gc_percent in 64 bits: 2^60 bytes at 4294967295% wrapped
 // to a trigger of 1.7e17 instead of 5.8e17 (then capped by the memory limit). Step 3 of
-// fuzz/regressions/pacing/crash-pacing-e3aa5e0e6e4e...; fixed with exact, saturating arithmetic.
-TEST(FuzzRegression, pacing_e3aa5e0e6e4e) {
+// fuzz/regressions/pacing/crash-pacing-5215ae5a6691...; fixed with exact, saturating arithmetic.
+TEST(FuzzRegression, pacing_5215ae5a6691) {
   const Program program = Program{.target = Target::pacing,
                                   .config = {},
                                   .ops = {
