@@ -225,10 +225,11 @@ class Runner {
  private:
   // ---- failure plumbing ----
   template <class... Args>
-  void fail(fmt::format_string<Args...> f, Args&&... args) {
+  void fail(CheckId check, fmt::format_string<Args...> f, Args&&... args) {
     if (!out_.ok) return;
     out_.ok = false;
     out_.step = step_;
+    out_.check = check;
     out_.failure = fmt::format(f, std::forward<Args>(args)...);
   }
   template <class... Args>
@@ -289,8 +290,10 @@ class Runner {
   bool expect_no_reports(const char* what) {
     auto reports = rec_.take();
     if (!reports.empty()) {
-      fail("unexpected error report during {}: {} (kind {}), {} report(s) in total", what,
+      fail(CheckId::report_unexpected,
+           "unexpected error report during {}: {} (kind {}), {} report(s) in total", what,
            reports.front().message, to_string(reports.front().kind), reports.size());
+      out_.check_detail = to_string(reports.front().kind);
       return false;
     }
     return true;
@@ -298,19 +301,19 @@ class Runner {
   bool expect_one_report(ErrorKind kind, const void* ptr, const char* what) {
     auto reports = rec_.take();
     if (reports.size() != 1) {
-      fail("{}: expected exactly one {} report, got {}{}{}", what, to_string(kind), reports.size(),
-           reports.empty() ? "" : ": first is ",
+      fail(CheckId::report_count, "{}: expected exactly one {} report, got {}{}{}", what,
+           to_string(kind), reports.size(), reports.empty() ? "" : ": first is ",
            reports.empty() ? std::string() : reports.front().message);
       return false;
     }
     if (reports[0].kind != kind) {
-      fail("{}: expected error kind {}, heap reported {}: {}", what, to_string(kind),
-           to_string(reports[0].kind), reports[0].message);
+      fail(CheckId::report_kind, "{}: expected error kind {}, heap reported {}: {}", what,
+           to_string(kind), to_string(reports[0].kind), reports[0].message);
       return false;
     }
     if (ptr != nullptr && reports[0].ptr != ptr) {
-      fail("{}: report names ptr {} but the bad pointer was {}: {}", what, reports[0].ptr, ptr,
-           reports[0].message);
+      fail(CheckId::report_ptr, "{}: report names ptr {} but the bad pointer was {}: {}", what,
+           reports[0].ptr, ptr, reports[0].message);
       return false;
     }
     return true;
@@ -335,8 +338,8 @@ class Runner {
   // Every byte of [from, from+len) of `o` is accessible to its owner (not poisoned by the heap).
   bool accessible(const Object& o, std::size_t from, std::size_t len) {
     if (const auto bad = first_poisoned(o.p, from, len)) {
-      fail("#{} ({} bytes at {}) is live but ASan poison covers offset {}", o.id, o.size,
-           static_cast<void*>(o.p), *bad);
+      fail(CheckId::live_poisoned, "#{} ({} bytes at {}) is live but ASan poison covers offset {}",
+           o.id, o.size, static_cast<void*>(o.p), *bad);
       return false;
     }
     return true;
@@ -352,11 +355,11 @@ class Runner {
           return;
         }
         if (auto bad = check_range(o.p, o.seed, from, len)) {
-          fail(
-              "contents of #{} ({} bytes at {}) changed at offset {}: expected {:#04x}, found "
-              "{:#04x}",
-              o.id, o.size, static_cast<void*>(o.p), *bad, pattern_byte(o.seed, *bad),
-              static_cast<unsigned>(o.p[*bad]));
+          fail(CheckId::contents_intact,
+               "contents of #{} ({} bytes at {}) changed at offset {}: expected {:#04x}, found "
+               "{:#04x}",
+               o.id, o.size, static_cast<void*>(o.p), *bad, pattern_byte(o.seed, *bad),
+               static_cast<unsigned>(o.p[*bad]));
           good = false;
         }
       });
@@ -367,7 +370,8 @@ class Runner {
     auto bad = check_range(o.p, o.seed, 0, n);
     if (!bad && o.size > 8) bad = check_range(o.p, o.seed, o.size - 8, 8);
     if (bad) {
-      fail("contents of #{} ({} bytes at {}) changed at offset {}: expected {:#04x}, found {:#04x}",
+      fail(CheckId::contents_intact,
+           "contents of #{} ({} bytes at {}) changed at offset {}: expected {:#04x}, found {:#04x}",
            o.id, o.size, static_cast<void*>(o.p), *bad, pattern_byte(o.seed, *bad),
            static_cast<unsigned>(o.p[*bad]));
       return false;
@@ -380,11 +384,11 @@ class Runner {
     const PointerInfo info = heap().find_object(o.p);
     if (info.kind != PointerKind::object_start || info.base != o.p || info.pending_free ||
         info.size != o.usable) {
-      fail(
-          "find_object(#{} at {}) = {{kind {}, base {}, size {}, pending {}}}, expected a live "
-          "object_start of usable size {}",
-          o.id, static_cast<void*>(o.p), kind_name(info.kind), info.base, info.size,
-          info.pending_free, o.usable);
+      fail(CheckId::find_object_live,
+           "find_object(#{} at {}) = {{kind {}, base {}, size {}, pending {}}}, expected a live "
+           "object_start of usable size {}",
+           o.id, static_cast<void*>(o.p), kind_name(info.kind), info.base, info.size,
+           info.pending_free, o.usable);
       return false;
     }
     return true;
@@ -393,12 +397,13 @@ class Runner {
   bool check_object(const Object& o, bool full_contents) {
     if (!check_contents(o, full_contents) || !check_found(o)) return false;
     if (!heap().owns(o.p)) {
-      fail("owns(#{} at {}) is false", o.id, static_cast<void*>(o.p));
+      fail(CheckId::owns_live, "owns(#{} at {}) is false", o.id, static_cast<void*>(o.p));
       return false;
     }
     const std::size_t usable = heap().usable_size(o.p);
     if (usable != o.usable) {
-      fail("usable_size(#{}) changed from {} to {}", o.id, o.usable, usable);
+      fail(CheckId::usable_size_stable, "usable_size(#{}) changed from {} to {}", o.id, o.usable,
+           usable);
       return false;
     }
     return expect_no_reports("usable_size of a live object");
@@ -424,10 +429,10 @@ class Runner {
       }
       if (f.cycle == stats_.cycles) {
         const PointerInfo info = heap().find_object(f.p);
-        fail(
-            "#{} (freed at {}) was reclaimed before a cycle passed: find_object = {{kind {}, "
-            "base {}, pending {}}}",
-            f.id, static_cast<void*>(f.p), kind_name(info.kind), info.base, info.pending_free);
+        fail(CheckId::reclaimed_early,
+             "#{} (freed at {}) was reclaimed before a cycle passed: find_object = {{kind {}, "
+             "base {}, pending {}}}",
+             f.id, static_cast<void*>(f.p), kind_name(info.kind), info.base, info.pending_free);
         return;
       }
       remember_reclaimed(f);
@@ -480,7 +485,8 @@ class Runner {
       const bool explained = prog_.config.memory_limit_mib != 0 ||
                              (fake_ && (fake_->failures() != faults_before || cap_set_));
       if (!explained) {
-        fail("out_of_memory for allocate({}, {}) with no memory limit and no injected OS failure",
+        fail(CheckId::oom_unexplained,
+             "out_of_memory for allocate({}, {}) with no memory limit and no injected OS failure",
              op.size, op.align);
         return;
       }
@@ -490,30 +496,34 @@ class Runner {
     if (!expect_no_reports("a successful allocation")) return;
     auto* bp = static_cast<std::byte*>(p);
     if (addr(p) % op.align != 0) {
-      fail("allocate({}, {}) returned {}, not aligned to {}", op.size, op.align, p, op.align);
+      fail(CheckId::alloc_alignment, "allocate({}, {}) returned {}, not aligned to {}", op.size,
+           op.align, p, op.align);
       return;
     }
     const std::size_t usable = heap().usable_size(p);
     if (!expect_no_reports("usable_size of a new object")) return;
     if (usable < op.size || usable == 0) {
-      fail("usable_size({}) = {} for a {}-byte request", p, usable, op.size);
+      fail(CheckId::alloc_usable_size, "usable_size({}) = {} for a {}-byte request", p, usable,
+           op.size);
       return;
     }
     const unsigned cls = testing::size_to_class(op.size, op.align);
     if (cls != 0) {
       auto it = class_table().find(cls);
       if (it == class_table().end() || it->second.size != usable) {
-        fail("allocate({}, {}): size_to_class says class {} ({} bytes) but usable_size is {}",
+        fail(CheckId::alloc_class_size,
+             "allocate({}, {}): size_to_class says class {} ({} bytes) but usable_size is {}",
              op.size, op.align, cls, it == class_table().end() ? 0 : it->second.size, usable);
         return;
       }
     }
     if (!heap().owns(p)) {
-      fail("owns({}) is false for a fresh object", p);
+      fail(CheckId::alloc_owns, "owns({}) is false for a fresh object", p);
       return;
     }
     if (const Object* o = live_overlap(addr(p), usable)) {
-      fail("new object [{}, +{}) overlaps live #{} [{}, +{}): handed out twice", p, usable, o->id,
+      fail(CheckId::alloc_overlap,
+           "new object [{}, +{}) overlaps live #{} [{}, +{}): handed out twice", p, usable, o->id,
            static_cast<void*>(o->p), o->usable);
       return;
     }
@@ -523,7 +533,8 @@ class Runner {
       if (addr(f.p) < addr(p) + usable &&
           addr(p) < addr(f.p) + std::max<std::size_t>(f.usable, 1)) {
         if (f.cycle == stats_.cycles && heap().stats().cycles == stats_.cycles) {
-          fail("new object [{}, +{}) reuses #{}, freed in this cycle (quarantine broken)", p,
+          fail(CheckId::alloc_quarantine,
+               "new object [{}, +{}) reuses #{}, freed in this cycle (quarantine broken)", p,
                usable, f.id);
           return;
         }
@@ -543,7 +554,8 @@ class Runner {
     declare_written(o);
     const PointerInfo info = heap().find_object(p);
     if (info.kind != PointerKind::object_start || info.base != p || info.pending_free) {
-      fail("find_object(new object {}) = {{kind {}, base {}, pending {}}}", p, kind_name(info.kind),
+      fail(CheckId::alloc_find_object,
+           "find_object(new object {}) = {{kind {}, base {}, pending {}}}", p, kind_name(info.kind),
            info.base, info.pending_free);
       return;
     }
@@ -575,10 +587,10 @@ class Runner {
     ++frees_;
     if (!still_pending(pending_.back())) {
       const PointerInfo info = heap().find_object(o.p);
-      fail(
-          "just after free(#{}), find_object = {{kind {}, base {}, pending {}}}, expected a "
-          "pending object_start",
-          o.id, kind_name(info.kind), info.base, info.pending_free);
+      fail(CheckId::free_pending,
+           "just after free(#{}), find_object = {{kind {}, base {}, pending {}}}, expected a "
+           "pending object_start",
+           o.id, kind_name(info.kind), info.base, info.pending_free);
       return;
     }
     note("freed #{} ({} bytes, allocated by {})", o.id, o.size,
@@ -641,7 +653,7 @@ class Runner {
     if (stale_known_) {
       const auto n = static_cast<std::uint64_t>(std::count(stale_.begin(), stale_.end(), true));
       if (after.flushes_barrier - before.flushes_barrier != n) {
-        fail("ragged_barrier flushed {} Ps; the model has {} stale",
+        fail(CheckId::barrier_flush_count, "ragged_barrier flushed {} Ps; the model has {} stale",
              after.flushes_barrier - before.flushes_barrier, n);
         return;
       }
@@ -655,13 +667,14 @@ class Runner {
     if (!expect_no_reports("flush_idle()")) return;
     const Stats after = heap().stats();
     if (after.flushes_barrier - before.flushes_barrier != (flushed ? 1u : 0u)) {
-      fail("flush_idle(P{}) returned {} but flushes_barrier went {} -> {}", op.proc, flushed,
+      fail(CheckId::flush_idle_counter,
+           "flush_idle(P{}) returned {} but flushes_barrier went {} -> {}", op.proc, flushed,
            before.flushes_barrier, after.flushes_barrier);
       return;
     }
     if (stale_known_ && flushed != stale_[op.proc]) {
-      fail("flush_idle(P{}) returned {}, but the model says P{} is {}", op.proc, flushed, op.proc,
-           stale_[op.proc] ? "stale" : "flushed");
+      fail(CheckId::flush_idle_answer, "flush_idle(P{}) returned {}, but the model says P{} is {}",
+           op.proc, flushed, op.proc, stale_[op.proc] ? "stale" : "flushed");
       return;
     }
     stale_[op.proc] = false;
@@ -689,10 +702,10 @@ class Runner {
       const testing::HeapSnapshot snap = testing::snapshot(heap());
       for (const auto& s : snap.spans) {
         if (s.in_use && s.sweepgen_delta == -2) {
-          fail(
-              "sweep_one() returned false but span {:#x} ({} pages, class {}) is unswept "
-              "(sweepgen delta -2, {})",
-              s.base, s.npages, s.span_class, testing::to_string(s.location));
+          fail(CheckId::sweep_one_missed,
+               "sweep_one() returned false but span {:#x} ({} pages, class {}) is unswept "
+               "(sweepgen delta -2, {})",
+               s.base, s.npages, s.span_class, testing::to_string(s.location));
           return;
         }
       }
@@ -732,7 +745,8 @@ class Runner {
     const bool bad_align = !std::has_single_bit(op.align) || op.align > page_size;
     const ErrorKind want = bad_align ? ErrorKind::bad_alignment : ErrorKind::size_overflow;
     if (p != nullptr) {
-      fail("allocate(size={:#x}, align={}) returned {} instead of nullptr", op.size, op.align, p);
+      fail(CheckId::bad_alloc_returned,
+           "allocate(size={:#x}, align={}) returned {} instead of nullptr", op.size, op.align, p);
       return;
     }
     if (!expect_one_report(want, nullptr, "bad allocation")) return;
@@ -796,7 +810,8 @@ class Runner {
         bad = foreign_buffer + op.offset % sizeof foreign_buffer;
         want = ErrorKind::foreign_free;
         if (heap().owns(bad) || heap().find_object(bad).kind != PointerKind::foreign) {
-          fail("a static buffer at {} is claimed by the heap (owns or find_object)", bad);
+          fail(CheckId::foreign_claimed,
+               "a static buffer at {} is claimed by the heap (owns or find_object)", bad);
           return;
         }
         break;
@@ -810,12 +825,14 @@ class Runner {
           other_.emplace(o);
         }
         other_obj_ = other_->allocate(16 + op.offset % 256);
-        if (other_obj_ == nullptr) return fail("the second heap could not allocate");
+        if (other_obj_ == nullptr)
+          return fail(CheckId::other_heap_alloc, "the second heap could not allocate");
         bad = other_obj_;
         want = ErrorKind::misuse;
         const PointerInfo info = heap().find_object(bad);
         if (info.kind != PointerKind::other_heap) {
-          fail("find_object(object of another heap) = {}, expected other_heap",
+          fail(CheckId::other_heap_kind,
+               "find_object(object of another heap) = {}, expected other_heap",
                kind_name(info.kind));
           return;
         }
@@ -836,7 +853,8 @@ class Runner {
         }
         if (bad == nullptr) return note("#{}'s span has no tail: skipped", o->id);
         if (heap().find_object(bad).kind != PointerKind::span_tail) {
-          fail("find_object({}) in the tail of #{}'s span = {}, expected span_tail", bad, o->id,
+          fail(CheckId::span_tail_kind,
+               "find_object({}) in the tail of #{}'s span = {}, expected span_tail", bad, o->id,
                kind_name(heap().find_object(bad).kind));
           return;
         }
@@ -848,7 +866,8 @@ class Runner {
     if (usable_call) {
       const std::size_t n = heap().usable_size(bad);
       if (n != 0) {
-        fail("usable_size({}) of an interior pointer returned {}, expected 0", bad, n);
+        fail(CheckId::interior_usable_size,
+             "usable_size({}) of an interior pointer returned {}, expected 0", bad, n);
         return;
       }
     } else {
@@ -862,7 +881,7 @@ class Runner {
     if (op.kind == BadKind::other_heap) {
       other_->free(other_obj_);
       if (!other_rec_.take().empty()) {
-        fail("the second heap reported an error freeing its own object");
+        fail(CheckId::other_heap_free, "the second heap reported an error freeing its own object");
         return;
       }
     }
@@ -908,20 +927,25 @@ class Runner {
     }
     if (plan.trigger != want) {
       return fail(
+          CheckId::pacing_trigger,
           "plan_pacing: trigger {} but the contract gives {} (survivors {}, gc {}%, limit {}, "
           "committed {})",
           plan.trigger, want, q.survivors, q.gc_percent, q.memory_limit, q.committed);
     }
     const double ratio = plan.pages_per_byte;
     if (!std::isfinite(ratio) || ratio < 0)
-      return fail("plan_pacing: ratio {} is not a finite, non-negative number", ratio);
+      return fail(CheckId::pacing_ratio_finite,
+                  "plan_pacing: ratio {} is not a finite, non-negative number", ratio);
     if (want == 0 || q.pages_to_sweep == 0) {
-      if (ratio != 0) return fail("plan_pacing: ratio {} with nothing to pace", ratio);
+      if (ratio != 0)
+        return fail(CheckId::pacing_ratio_zero, "plan_pacing: ratio {} with nothing to pace",
+                    ratio);
     } else {
       const long double exact =
           static_cast<long double>(q.pages_to_sweep) / (static_cast<long double>(want) * 0.9L);
       if (std::fabs(static_cast<long double>(ratio) - exact) > exact * 1e-12L)
-        return fail("plan_pacing: ratio {} but {} pages over 90% of {} bytes is {}", ratio,
+        return fail(CheckId::pacing_ratio,
+                    "plan_pacing: ratio {} but {} pages over 90% of {} bytes is {}", ratio,
                     q.pages_to_sweep, want, static_cast<double>(exact));
     }
     // The sweep target: floor(ratio * allocated), saturating at 2^64-1.
@@ -936,15 +960,17 @@ class Runner {
     };
     const std::uint64_t got = testing::sweep_target(ratio, q.allocated);
     if (!near(got, expected(q.allocated))) {
-      return fail("sweep_target({}, {}) = {}, expected about {}", ratio, q.allocated, got,
-                  static_cast<double>(expected(q.allocated)));
+      return fail(CheckId::sweep_target_value, "sweep_target({}, {}) = {}, expected about {}",
+                  ratio, q.allocated, got, static_cast<double>(expected(q.allocated)));
     }
     const std::uint64_t more = q.allocated > max / 2 ? max : q.allocated * 2 + 1;
     const std::uint64_t got_more = testing::sweep_target(ratio, more);
     if (got_more < got)
-      return fail("sweep_target is not monotone: {} bytes owe {} pages, {} bytes owe {}",
+      return fail(CheckId::sweep_target_monotone,
+                  "sweep_target is not monotone: {} bytes owe {} pages, {} bytes owe {}",
                   q.allocated, got, more, got_more);
-    if (testing::sweep_target(ratio, 0) != 0) return fail("sweep_target({}, 0) is not 0", ratio);
+    if (testing::sweep_target(ratio, 0) != 0)
+      return fail(CheckId::sweep_target_zero, "sweep_target({}, 0) is not 0", ratio);
     if (want != 0 && q.pages_to_sweep != 0) {
       // Every page is owed once 90% of the trigger is allocated (up to a page of rounding).
       const long double at = std::ceil(static_cast<long double>(want) * 0.9L);
@@ -955,7 +981,8 @@ class Runner {
       const auto slack =
           static_cast<std::uint64_t>(1 + static_cast<double>(q.pages_to_sweep) * 1e-15);
       if (q.pages_to_sweep > slack && owed < q.pages_to_sweep - slack && bytes != max)
-        return fail("after {} bytes (90% of the trigger {}) only {} of {} pages are owed", bytes,
+        return fail(CheckId::sweep_target_complete,
+                    "after {} bytes (90% of the trigger {}) only {} of {} pages are owed", bytes,
                     want, owed, q.pages_to_sweep);
     }
   }
@@ -963,7 +990,7 @@ class Runner {
   // ---- size classes (no heap) ----
   void size_query(const SizeQuery& op) {
     const auto& table = class_table();
-    if (table.empty()) return fail("testing::size_classes() is empty");
+    if (table.empty()) return fail(CheckId::size_class_table, "testing::size_classes() is empty");
     const unsigned cls = testing::size_to_class(op.size, op.align);
     note("class {}", cls);
     // The smallest class that fits and keeps the alignment (objects sit at base + i * size, spans
@@ -984,41 +1011,47 @@ class Runner {
     }
     if (cls == 0) {
       if (best != 0) {
-        fail("size_to_class({}, {}) = 0 (large) but class {} ({} bytes) fits", op.size, op.align,
+        fail(CheckId::size_class_large_fits,
+             "size_to_class({}, {}) = 0 (large) but class {} ({} bytes) fits", op.size, op.align,
              best, best_size);
       }
       return;
     }
     auto it = table.find(cls);
     if (it == table.end())
-      return fail("size_to_class({}, {}) = {}: no such class", op.size, op.align, cls);
+      return fail(CheckId::size_class_exists, "size_to_class({}, {}) = {}: no such class", op.size,
+                  op.align, cls);
     const testing::SizeClassInfo& info = it->second;
     if (info.size < op.size) {
-      return fail("size_to_class({}, {}) = class {} of only {} bytes", op.size, op.align, cls,
-                  info.size);
+      return fail(CheckId::size_class_fits, "size_to_class({}, {}) = class {} of only {} bytes",
+                  op.size, op.align, cls, info.size);
     }
     if (info.size % op.align != 0 && op.align <= page_size) {
-      return fail("size_to_class({}, {}) = class {} ({} bytes) does not keep the alignment",
+      return fail(CheckId::size_class_alignment,
+                  "size_to_class({}, {}) = class {} ({} bytes) does not keep the alignment",
                   op.size, op.align, cls, info.size);
     }
     if (info.size != best_size) {
-      return fail(
-          "size_to_class({}, {}) = class {} ({} bytes), but class {} ({} bytes) is smaller "
-          "and fits",
-          op.size, op.align, cls, info.size, best, best_size);
+      return fail(CheckId::size_class_smallest,
+                  "size_to_class({}, {}) = class {} ({} bytes), but class {} ({} bytes) is smaller "
+                  "and fits",
+                  op.size, op.align, cls, info.size, best, best_size);
     }
     if (info.nelems == 0 || info.nelems * info.size + info.tail_waste != info.npages * page_size) {
-      return fail("class {}: {} objects of {} bytes + {} tail != {} pages", cls, info.nelems,
+      return fail(CheckId::size_class_layout,
+                  "class {}: {} objects of {} bytes + {} tail != {} pages", cls, info.nelems,
                   info.size, info.tail_waste, info.npages);
     }
     if (info.tail_waste * 8 > info.npages * page_size) {
-      return fail("class {}: tail waste {} exceeds 12.5% of {} pages", cls, info.tail_waste,
+      return fail(CheckId::size_class_tail_waste,
+                  "class {}: tail waste {} exceeds 12.5% of {} pages", cls, info.tail_waste,
                   info.npages);
     }
     if (testing::size_to_class(info.size, 1) != cls && testing::size_to_class(info.size, 1) != 0) {
       const auto other = table.find(testing::size_to_class(info.size, 1));
       if (other == table.end() || other->second.size != info.size) {
-        return fail("round trip: class {} has size {}, but size_to_class({}, 1) = {}", cls,
+        return fail(CheckId::size_class_round_trip,
+                    "round trip: class {} has size {}, but size_to_class({}, 1) = {}", cls,
                     info.size, info.size, testing::size_to_class(info.size, 1));
       }
     }
@@ -1046,12 +1079,12 @@ class Runner {
     if (after.live_objects - after.pending_frees != before.live_objects - before.pending_frees ||
         after.pending_frees > before.pending_frees || after.allocations != before.allocations ||
         after.frees != before.frees || after.live_bytes > before.live_bytes) {
-      fail(
-          "{} changed the heap: live_objects {} -> {}, pending_frees {} -> {}, allocations {} -> "
-          "{}, frees {} -> {}, live_bytes {} -> {}",
-          what, before.live_objects, after.live_objects, before.pending_frees, after.pending_frees,
-          before.allocations, after.allocations, before.frees, after.frees, before.live_bytes,
-          after.live_bytes);
+      fail(CheckId::bad_call_changed_heap,
+           "{} changed the heap: live_objects {} -> {}, pending_frees {} -> {}, allocations {} -> "
+           "{}, frees {} -> {}, live_bytes {} -> {}",
+           what, before.live_objects, after.live_objects, before.pending_frees, after.pending_frees,
+           before.allocations, after.allocations, before.frees, after.frees, before.live_bytes,
+           after.live_bytes);
       return false;
     }
     return true;
@@ -1062,8 +1095,10 @@ class Runner {
   void verified(const VerifyResult& r, const char* when) {
     dirty_ = false;
     if (!r.ok()) {
-      fail("heap.verify() {} found {} violation(s) (last clean verify: {}):\n{}", when,
+      fail(CheckId::heap_verify,
+           "heap.verify() {} found {} violation(s) (last clean verify: {}):\n{}", when,
            r.violations.size(), last_clean_verify(), r.to_string());
+      out_.check_detail = r.violations.front().invariant;
       return;
     }
     if (!expect_no_reports("verify()")) return;
@@ -1095,7 +1130,8 @@ class Runner {
     if (explicit_procs_ && stale_known_ && prog_.config.flush == FlushPolicy::lazy) {
       const std::uint64_t lazy = stats_.flushes_lazy - before.flushes_lazy;
       if (lazy != expected_lazy_flushes_) {
-        fail("flushes_lazy went up by {} in this step; the model expected {}", lazy,
+        fail(CheckId::flushes_lazy,
+             "flushes_lazy went up by {} in this step; the model expected {}", lazy,
              expected_lazy_flushes_);
         return;
       }
@@ -1114,31 +1150,33 @@ class Runner {
         if (pi.index >= stale_.size()) continue;
         const bool stale = pi.flush_gen_delta == -2;
         if (stale && !stale_[pi.index]) {
-          fail("P{} is stale in the snapshot but was flushed and no cycle started", pi.index);
+          fail(CheckId::stale_after_flush,
+               "P{} is stale in the snapshot but was flushed and no cycle started", pi.index);
           return;
         }
         if (!stale && stale_[pi.index]) ++helped;
         stale_[pi.index] = stale;
       }
       if (helped != stats_.flushes_barrier - before.flushes_barrier) {
-        fail("flushes_barrier went up by {} in this step, but {} stale P(s) became flushed",
+        fail(CheckId::flushes_barrier,
+             "flushes_barrier went up by {} in this step, but {} stale P(s) became flushed",
              stats_.flushes_barrier - before.flushes_barrier, helped);
         return;
       }
       note("(the heap flushed {} idle stale P(s) to free into their span)", helped);
     }
     if (stats_.allocations != allocations_ || stats_.frees != frees_) {
-      fail("stats: allocations {} (model {}), frees {} (model {})", stats_.allocations,
-           allocations_, stats_.frees, frees_);
+      fail(CheckId::stats_counters, "stats: allocations {} (model {}), frees {} (model {})",
+           stats_.allocations, allocations_, stats_.frees, frees_);
       return;
     }
     if (stats_.live_objects < live_.size() ||
         stats_.live_objects - live_.size() > pending_.size() ||
         stats_.pending_frees != stats_.live_objects - live_.size()) {
-      fail(
-          "stats: live_objects {} and pending_frees {}, but the model has {} live and at most {} "
-          "pending",
-          stats_.live_objects, stats_.pending_frees, live_.size(), pending_.size());
+      fail(CheckId::stats_live,
+           "stats: live_objects {} and pending_frees {}, but the model has {} live and at most {} "
+           "pending",
+           stats_.live_objects, stats_.pending_frees, live_.size(), pending_.size());
       return;
     }
     // Between boundaries: the ends of a few live objects per step, round robin, so an object
@@ -1176,7 +1214,8 @@ class Runner {
     stats_ = heap().stats();
     if (stats_.pending_frees != pending_.size() ||
         stats_.live_objects != live_.size() + pending_.size()) {
-      fail("stats: live_objects {} / pending_frees {}, model {} live + {} pending",
+      fail(CheckId::stats_live,
+           "stats: live_objects {} / pending_frees {}, model {} live + {} pending",
            stats_.live_objects, stats_.pending_frees, live_.size(), pending_.size());
       return;
     }
@@ -1186,7 +1225,8 @@ class Runner {
     if (testing::sweep_done(heap())) {
       for (const Freed& f : pending_) {
         if (f.cycle < stats_.cycles) {
-          fail("sweep_done() holds but #{} (freed in cycle {}, now {}) is still pending", f.id,
+          fail(CheckId::sweep_done_pending,
+               "sweep_done() holds but #{} (freed in cycle {}, now {}) is still pending", f.id,
                f.cycle, stats_.cycles);
           return;
         }
@@ -1200,14 +1240,15 @@ class Runner {
     std::uintptr_t prev_end = 0;
     for (const auto& s : snap.spans) {
       if (s.base < prev_end) {
-        fail("snapshot: span {:#x} starts inside the previous span (ends {:#x})", s.base, prev_end);
+        fail(CheckId::snapshot_overlap,
+             "snapshot: span {:#x} starts inside the previous span (ends {:#x})", s.base, prev_end);
         return;
       }
       prev_end = s.base + s.npages * page_size;
       if (!s.in_use) {
         if (const Object* o = live_overlap(s.base, s.npages * page_size)) {
-          fail("live #{} at {} lies in free page run {:#x} (+{} pages)", o->id,
-               static_cast<void*>(o->p), s.base, s.npages);
+          fail(CheckId::free_run_live, "live #{} at {} lies in free page run {:#x} (+{} pages)",
+               o->id, static_cast<void*>(o->p), s.base, s.npages);
           return;
         }
         continue;
@@ -1216,48 +1257,54 @@ class Runner {
       const auto d = s.sweepgen_delta;
       const bool cached = s.location == testing::SpanLocation::cached;
       if (d != -2 && d != 0 && d != 1 && d != 3) {
-        fail("snapshot: span {:#x} has sweepgen delta {} with the world stopped", s.base, d);
+        fail(CheckId::snapshot_sweepgen_stopped,
+             "snapshot: span {:#x} has sweepgen delta {} with the world stopped", s.base, d);
         return;
       }
       if (cached != (d == 1 || d == 3) || (cached && s.span_class == 0)) {
-        fail("snapshot: span {:#x} (class {}) is {} with sweepgen delta {}", s.base, s.span_class,
+        fail(CheckId::snapshot_location,
+             "snapshot: span {:#x} (class {}) is {} with sweepgen delta {}", s.base, s.span_class,
              testing::to_string(s.location), d);
         return;
       }
       if (cached) {
         if (s.cache_proc < 0 || static_cast<std::size_t>(s.cache_proc) >= snap.procs.size()) {
-          fail("snapshot: span {:#x} cached by P{}", s.base, s.cache_proc);
+          fail(CheckId::snapshot_large_cached, "snapshot: span {:#x} cached by P{}", s.base,
+               s.cache_proc);
           return;
         }
         const bool stale = snap.procs[static_cast<std::size_t>(s.cache_proc)].flush_gen_delta == -2;
         if (stale != (d == 1)) {
-          fail(
-              "snapshot: span {:#x} at sweepgen delta {} cached by P{} whose flush_gen delta is "
-              "{}",
-              s.base, d, s.cache_proc,
-              snap.procs[static_cast<std::size_t>(s.cache_proc)].flush_gen_delta);
+          fail(CheckId::snapshot_cached_flush_gen,
+               "snapshot: span {:#x} at sweepgen delta {} cached by P{} whose flush_gen delta is "
+               "{}",
+               s.base, d, s.cache_proc,
+               snap.procs[static_cast<std::size_t>(s.cache_proc)].flush_gen_delta);
           return;
         }
       }
       if (snap.sweep_done && (d == -2 || d == 1)) {
-        fail("snapshot: sweep done but span {:#x} is at sweepgen delta {}", s.base, d);
+        fail(CheckId::snapshot_sweep_done,
+             "snapshot: sweep done but span {:#x} is at sweepgen delta {}", s.base, d);
         return;
       }
     }
     if (objects != snap.stats.live_objects) {
-      fail("snapshot: spans hold {} objects, stats say {} live", objects, snap.stats.live_objects);
+      fail(CheckId::snapshot_alloc_count, "snapshot: spans hold {} objects, stats say {} live",
+           objects, snap.stats.live_objects);
       return;
     }
     if (explicit_procs_ && stale_known_) {
       for (const auto& pi : snap.procs) {
         const bool stale = pi.flush_gen_delta == -2;
         if (pi.flush_gen_delta != 0 && pi.flush_gen_delta != -2) {
-          fail("snapshot: P{} has flush_gen delta {}", pi.index, pi.flush_gen_delta);
+          fail(CheckId::snapshot_flush_gen, "snapshot: P{} has flush_gen delta {}", pi.index,
+               pi.flush_gen_delta);
           return;
         }
         if (pi.index < stale_.size() && stale != stale_[pi.index]) {
-          fail("snapshot: P{} is {} but the model says {}", pi.index, stale ? "stale" : "flushed",
-               stale_[pi.index] ? "stale" : "flushed");
+          fail(CheckId::snapshot_stale, "snapshot: P{} is {} but the model says {}", pi.index,
+               stale ? "stale" : "flushed", stale_[pi.index] ? "stale" : "flushed");
           return;
         }
       }
@@ -1286,11 +1333,11 @@ class Runner {
     if (!expect_no_reports("the final cycles")) return;
     const Stats s = heap().stats();
     if (s.live_objects != 0 || s.pending_frees != 0) {
-      fail(
-          "after freeing everything, a cycle and a full sweep, the heap still has {} live objects "
-          "and {} "
-          "pending frees",
-          s.live_objects, s.pending_frees);
+      fail(CheckId::heap_empty_at_end,
+           "after freeing everything, a cycle and a full sweep, the heap still has {} live objects "
+           "and {} "
+           "pending frees",
+           s.live_objects, s.pending_frees);
       return;
     }
     verify("after the final cycles");
@@ -1344,6 +1391,13 @@ class Runner {
 
 Outcome run(const Program& program, const RunOptions& options) {
   return Runner(program, options).run();
+}
+
+std::string Outcome::crash_state() const {
+  if (ok) return {};
+  std::string out(to_string(check));
+  if (!check_detail.empty()) out += fmt::format(" ({})", check_detail);
+  return out;
 }
 
 std::string Outcome::report(const Program& program) const {

@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 
+#include "check_ids.hpp"
 #include "program.hpp"
 
 namespace spanheap::fuzz {
@@ -41,10 +42,17 @@ struct Outcome {
   bool ok = true;
   std::size_t step = 0;  // failing operation index; ops.size() means the final checks
   std::size_t ops_run = 0;
-  std::string failure;  // what the oracle saw, with the expected and actual values
-  std::string trace;    // executed steps with the objects they resolved to (when traced)
+  std::string failure;            // what the oracle saw, with the expected and actual values
+  CheckId check = CheckId::none;  // which check failed
+  // A stable refinement of `check`, no addresses or counts: the invariant id of heap_verify's
+  // first violation, the ErrorKind of report_unexpected; empty for the other checks.
+  std::string check_detail;
+  std::string trace;  // executed steps with the objects they resolved to (when traced)
   // The failure, the program up to the failing step and the trace, for a human.
   std::string report(const Program& program) const;
+  // "<check>" or "<check> (<detail>)": what stays the same when the same bug fails again with
+  // other objects at other addresses. Empty when ok.
+  std::string crash_state() const;
 };
 
 // Runs `program` on a fresh heap. Never aborts on an oracle failure; returns it.

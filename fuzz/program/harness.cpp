@@ -86,9 +86,14 @@ void default_failure_hook(const Program& program, const Outcome& outcome,
       "ci/repro {} --target {}\n"
       "==== end of spanheap fuzz failure ====\n",
       shown.failure, path, to_string(program.target));
+  // The crash state for stack-based triage (check_ids.hpp): a line in the form ClusterFuzz parses
+  // as a CHECK failure ("[<anything>:<file>] Check failed: <condition>"), then an abort through
+  // the check's own frame.
+  text += fmt::format("[spanheap:{}_fuzzer] Check failed: {}\n", to_string(program.target),
+                      outcome.crash_state());
   std::fputs(text.c_str(), stderr);
   std::fflush(stderr);
-  std::abort();
+  abort_at(outcome.check);
 }
 
 int fuzz_one(Target target, const std::uint8_t* data, std::size_t size) {

@@ -136,6 +136,24 @@ TEST(Oracle, FailsWhenAnObjectChanges) {
   EXPECT_EQ(o.step, 2u);
   EXPECT_NE(o.failure.find("contents of #1"), std::string::npos) << o.failure;
   EXPECT_NE(o.failure.find("offset 63"), std::string::npos) << o.failure;
+  EXPECT_EQ(o.check, CheckId::contents_intact);
+  EXPECT_EQ(o.crash_state(), "contents_intact");
+}
+
+TEST(OracleDeathTest, FailureEndsInItsCheckLine) {
+  // What triage sees: the check's name with no address or object number, then an abort (through
+  // check_failed::contents_intact, check_ids.cpp).
+  const Program p{.target = Target::alloc_free,
+                  .config = {},
+                  .ops = {Alloc{.size = 64}, Alloc{.size = 64}, Corrupt{.pick = 1}, Collect{}}};
+  const Outcome o = run(p);
+  ASSERT_FALSE(o.ok);
+  EXPECT_DEATH(
+      {
+        set_current_input_path("input-under-test");  // the hook then saves nothing
+        default_failure_hook(p, o, {});
+      },
+      "\\[spanheap:alloc_free_fuzzer\\] Check failed: contents_intact\n");
 }
 
 TEST(Oracle, BadFreesAreReportedWithTheirKind) {
