@@ -1,8 +1,15 @@
 # Every dependency is a Debian package installed by ci/setup and found here, once, for all
 # folders: fmt::fmt, GTest::gtest, GTest::gtest_main, GTest::gmock, rapidcheck, rapidcheck_gtest,
 # benchmark::benchmark and Threads::Threads. Nothing is vendored or fetched at configure time.
+# With BUILD_TESTING=OFF only fmt and Threads are required (the library and the fuzzers: what
+# .clusterfuzzlite/build.sh builds); benchmark is used if present, the test frameworks are not
+# looked for.
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED)
+if(NOT BUILD_TESTING)
+  find_package(benchmark QUIET)
+  return()
+endif()
 find_package(GTest REQUIRED)
 find_package(benchmark REQUIRED)
 
