@@ -8,7 +8,9 @@ For every row of the `jobs.<id>.strategy.matrix.include` lists in .github/workfl
     a workflow preset of the same name;
   - a `--preset X` inside `args` agrees with `preset`.
 Every `run:` step of every workflow must call a ci/ script (the workflows only call ci/, so each
-CI job is reproducible by hand). Exits 1 and prints one line per problem; prints a summary line.
+CI job is reproducible by hand). Workflows that use ClusterFuzzLite's actions must agree with
+.clusterfuzzlite/ (its three files exist; language and sanitizers as project.yaml lists them; a
+known mode; each run_fuzzers step after a build_fuzzers step with the same sanitizer). Exits 1 and prints one line per problem; prints a summary line.
 
 Usage: check_ci_matrix.py [REPO_ROOT]   (default: the parent of this file's folder)
 """
@@ -74,6 +76,60 @@ def check_run_steps(root, wf_name, jobs, problems):
                     check_script(root, first, where, problems)
 
 
+CFLITE = "google/clusterfuzzlite/actions/"
+CFLITE_MODES = {"code-change", "batch", "prune", "coverage"}
+
+
+def check_cflite(root, wf_name, jobs, problems):
+    """ClusterFuzzLite steps against .clusterfuzzlite/project.yaml."""
+    project = None
+    for job_id, job in jobs.items():
+        matrix = ((job.get("strategy") or {}).get("matrix")) or {}
+        built = None  # sanitizer of the last build_fuzzers step of this job
+        for i, step in enumerate(job.get("steps", []) or []):
+            uses = str(step.get("uses", ""))
+            if not uses.startswith(CFLITE):
+                continue
+            where = f"{wf_name}: jobs.{job_id}.steps[{i}]"
+            if project is None:
+                project = load_cflite_project(root, wf_name, problems)
+            if "@" not in uses or uses.endswith(("@main", "@master")):
+                problems.append(f"{where}: pin {uses} to a release tag (e.g. @v1)")
+            args = step.get("with") or {}
+            sanitizer = str(args.get("sanitizer", "address"))
+            m = re.fullmatch(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", sanitizer)
+            values = [str(v) for v in matrix.get(m.group(1), [])] if m else [sanitizer]
+            for v in values:
+                if v != "coverage" and v not in project.get("sanitizers", []):
+                    problems.append(f"{where}: sanitizer '{v}' is not in .clusterfuzzlite/project.yaml")
+            action = uses[len(CFLITE):].split("@")[0]
+            if action == "build_fuzzers":
+                if args.get("language") != project.get("language"):
+                    problems.append(f"{where}: language '{args.get('language')}' but project.yaml says "
+                                    f"'{project.get('language')}'")
+                built = sanitizer
+            elif action == "run_fuzzers":
+                if args.get("mode") not in CFLITE_MODES:
+                    problems.append(f"{where}: mode '{args.get('mode')}' is not one of {sorted(CFLITE_MODES)}")
+                if built != sanitizer:
+                    problems.append(f"{where}: run_fuzzers ({sanitizer}) without a build_fuzzers step "
+                                    f"of the same sanitizer before it")
+
+
+def load_cflite_project(root, wf_name, problems):
+    base = os.path.join(root, ".clusterfuzzlite")
+    for name in ("Dockerfile", "build.sh", "project.yaml"):
+        if not os.path.isfile(os.path.join(base, name)):
+            problems.append(f"{wf_name}: uses ClusterFuzzLite but .clusterfuzzlite/{name} is missing")
+    if os.path.isfile(os.path.join(base, "build.sh")) and not os.access(os.path.join(base, "build.sh"), os.X_OK):
+        problems.append(".clusterfuzzlite/build.sh is not executable")
+    try:
+        with open(os.path.join(base, "project.yaml"), encoding="utf-8") as f:
+            return yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     problems = []
@@ -131,6 +187,7 @@ def main():
         with open(os.path.join(wf_dir, wf), encoding="utf-8") as f:
             doc = yaml.safe_load(f) or {}
         check_run_steps(root, wf, doc.get("jobs") or {}, problems)
+        check_cflite(root, wf, doc.get("jobs") or {}, problems)
 
     for p in problems:
         print(f"FAIL: {p}")
