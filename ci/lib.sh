@@ -28,8 +28,35 @@ die() {
 }
 
 # Prints the one-line command that reproduces a failure, in a form that is easy to grep for and
-# paste: "repro: <command>". Every failing path prints one.
-repro() { printf 'repro: %s\n' "$*" >&2; }
+# paste: "repro: <command>". Every failing path prints one. Under GitHub Actions it is also an
+# error annotation on the run and a line of the job's summary page (github_report).
+repro() {
+  printf 'repro: %s\n' "$*" >&2
+  github_report "repro: $*"
+}
+
+# A line that explains a failure (the oracle's "failed here:" line, a "Check failed:" line): on
+# stderr, and under GitHub Actions as an annotation and in the summary like a repro line.
+failure_note() {
+  printf '%s\n' "$*" >&2
+  github_report "$*"
+}
+
+# Outside GitHub Actions: nothing. Inside: an `::error` workflow command (its message escaped as
+# the runner requires: % CR LF) and a bullet in $GITHUB_STEP_SUMMARY, so a failure and the
+# command that reproduces it show on the run's page without opening the log.
+github_report() {
+  [[ ${GITHUB_ACTIONS:-} == true ]] || return 0
+  local msg=$1
+  msg=${msg//'%'/'%25'}
+  msg=${msg//$'\r'/'%0D'}
+  msg=${msg//$'\n'/'%0A'}
+  printf '::error title=%s::%s\n' "$CI_SCRIPT" "$msg"
+  if [[ -n ${GITHUB_STEP_SUMMARY:-} ]]; then
+    # shellcheck disable=SC2016  # the backquotes are Markdown
+    printf -- '- `%s`: `%s`\n' "$CI_SCRIPT" "${1//$'\n'/ }" >>"$GITHUB_STEP_SUMMARY" 2>/dev/null || true
+  fi
+}
 
 # Prints the comment block at the top of the calling script (after the #! line) as its --help.
 usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
