@@ -12,6 +12,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -232,6 +233,11 @@ class Runner {
     out_.check = check;
     out_.failure = fmt::format(f, std::forward<Args>(args)...);
   }
+  // Adds the stable detail to the failure fail(check, ...) just recorded (not to an earlier one:
+  // the first failure is the one reported).
+  void refine(CheckId check, std::string_view detail) {
+    if (out_.check == check && out_.check_detail.empty()) out_.check_detail = detail;
+  }
   template <class... Args>
   void note(fmt::format_string<Args...> f, Args&&... args) {
     if (opts_.trace) fmt::format_to(std::back_inserter(line_), f, std::forward<Args>(args)...);
@@ -293,7 +299,7 @@ class Runner {
       fail(CheckId::report_unexpected,
            "unexpected error report during {}: {} (kind {}), {} report(s) in total", what,
            reports.front().message, to_string(reports.front().kind), reports.size());
-      out_.check_detail = to_string(reports.front().kind);
+      refine(CheckId::report_unexpected, to_string(reports.front().kind));
       return false;
     }
     return true;
@@ -1098,7 +1104,7 @@ class Runner {
       fail(CheckId::heap_verify,
            "heap.verify() {} found {} violation(s) (last clean verify: {}):\n{}", when,
            r.violations.size(), last_clean_verify(), r.to_string());
-      out_.check_detail = r.violations.front().invariant;
+      refine(CheckId::heap_verify, r.violations.front().invariant);
       return;
     }
     if (!expect_no_reports("verify()")) return;
