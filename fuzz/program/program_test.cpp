@@ -125,12 +125,16 @@ TEST(Oracle, CleanProgramPasses) {
   EXPECT_EQ(o.ops_run, p.ops.size());
 }
 
+// Corrupt stands in for a heap that scribbles on a live object.
+Program program_that_corrupts_an_object() {
+  return Program{.target = Target::alloc_free,
+                 .config = {},
+                 .ops = {Alloc{.size = 64}, Alloc{.size = 64}, Corrupt{.pick = 1}, Collect{}}};
+}
+
 TEST(Oracle, FailsWhenAnObjectChanges) {
-  // Corrupt stands in for a heap that scribbles on a live object: the very next check must fail
-  // and name the object and offset.
-  const Program p{.target = Target::alloc_free,
-                  .config = {},
-                  .ops = {Alloc{.size = 64}, Alloc{.size = 64}, Corrupt{.pick = 1}, Collect{}}};
+  // The very next check must fail and name the object and offset.
+  const Program p = program_that_corrupts_an_object();
   const Outcome o = run(p);
   ASSERT_FALSE(o.ok);
   EXPECT_EQ(o.step, 2u);
@@ -143,9 +147,7 @@ TEST(Oracle, FailsWhenAnObjectChanges) {
 TEST(OracleDeathTest, FailureEndsInItsCheckLine) {
   // What triage sees: the check's name with no address or object number, then an abort (through
   // check_failed::contents_intact, check_ids.cpp).
-  const Program p{.target = Target::alloc_free,
-                  .config = {},
-                  .ops = {Alloc{.size = 64}, Alloc{.size = 64}, Corrupt{.pick = 1}, Collect{}}};
+  const Program p = program_that_corrupts_an_object();
   const Outcome o = run(p);
   ASSERT_FALSE(o.ok);
   EXPECT_DEATH(
