@@ -313,11 +313,13 @@ Span* page_alloc(HeapState& heap, std::size_t npages) {
 
 void page_free(HeapState& heap, Span* s) {
   const std::uint32_t sg = heap.sg();
+  if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
+    heap.protocol_hook(testing::ProtocolPoint::page_free_begin);
   SPANHEAP_CHECK(&heap, s->state.load(std::memory_order_relaxed) == SpanState::in_use,
                  "page_free of a span that is not in use (C23)");
   SPANHEAP_CHECK(&heap, s->alloc_count == 0, "page_free of a span with live objects (C23)");
-  SPANHEAP_CHECK(&heap, s->sweepgen.load(std::memory_order_relaxed) == sg,
-                 "page_free of a span not swept this cycle (C23)");
+  SPANHEAP_CHECK(&heap, s->sweepgen.load(std::memory_order_relaxed) == sg - 1,
+                 "page_free of a span its caller's sweep does not own (C23)");
   SPANHEAP_DCHECK(&heap, s->list.load(std::memory_order_relaxed) == nullptr,
                   "page_free of a span still in a list");
   if (s->is_large()) {
@@ -341,6 +343,9 @@ void page_free(HeapState& heap, Span* s) {
   s->released = false;
   s->nelems = 0;
   coalesce_and_insert(heap, s);
+  // T4 last: a free span rests at sg. A freer that loads it (acquire) sees state free and the
+  // page history; until then it sees sg-1 and waits in ensure_swept.
+  s->sweepgen.store(sg, std::memory_order_release);
 }
 
 void page_scavenge(HeapState& heap, std::uint64_t cycle) {

@@ -46,8 +46,9 @@ struct PageHeap {
 // the OS or the memory limit says no (the caller reports). Sweeps on demand before growing.
 Span* page_alloc(HeapState& heap, std::size_t npages);
 
-// Returns an in-use span to the free runs, coalescing with its neighbours.
-// Requires: span swept this cycle (sweepgen == sg), alloc_count == 0, in no list.
+// Returns an in-use span to the free runs, coalescing with its neighbours, and publishes it at
+// sg (T4) after its last write. Requires: the caller's sweep owns it (sweepgen == sg-1) and
+// emptied it (alloc_count == 0), in no list.
 void page_free(HeapState& heap, Span* span);
 
 // Returns to the OS the free runs idle since `cycle - release_after` or earlier.

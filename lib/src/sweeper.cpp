@@ -77,7 +77,8 @@ bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, boo
     }
   }
   if (release_span) {
-    s->sweepgen.store(sg, std::memory_order_release);  // T4, then T8
+    // T8 with T4 last: page_free publishes sg only after its final write to the span. At sg a
+    // freer skips ensure_swept and reads nelems/start, which page_free and coalescing rewrite.
     page_free(heap, s);
   } else if (preserve) {
     s->sweepgen.store(sg, std::memory_order_release);  // the caller (cache_span) caches it

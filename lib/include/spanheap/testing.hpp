@@ -106,6 +106,7 @@ bool sweep_done(const Heap& heap);
 enum class ProtocolPoint : std::uint8_t {
   sweep_owned,          // a span is owned (sg-1), its sweep not yet published
   flush_released_span,  // a flushing P has returned one cached span, others may remain
+  page_free_begin,      // a swept, emptied span is about to be returned to the page heap
 };
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook);
 
