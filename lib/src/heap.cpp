@@ -7,6 +7,7 @@
 
 #include "cache.hpp"
 #include "central.hpp"
+#include "fork.hpp"
 #include "pacing.hpp"
 #include "page_heap.hpp"
 #include "page_map.hpp"
@@ -64,11 +65,16 @@ HeapState::HeapState(const Options& o)
     report(this, ErrorKind::misuse, nullptr, "Options::procs {} exceeds the limit {}; using {}",
            o.procs, max_procs, max_procs);
   }
-  start_background_sweepers(*this);
+  sweepers_wanted = options.sweepers;  // started at the first cycle (wake_background_sweepers)
+  fork_register(*this);
 }
 
 HeapState::~HeapState() {
-  stop_background_sweepers(*this);
+  fork_unregister(*this);
+  {
+    LockGuard g(world.cycle_mu);
+    stop_background_sweepers(*this);
+  }
   unsigned busy = 0;
   for (unsigned i = 0; i < nslots; i++)
     if (procs[i].status.load(std::memory_order_acquire) == ProcStatus::running) busy++;

@@ -50,6 +50,10 @@ void registry_insert(Arena* arena) { registry_set(arena, arena); }
 
 void registry_remove(Arena* arena) { registry_set(arena, nullptr); }
 
+void registry_lock_for_fork() { registry_mu.lock_for_fork(); }
+
+void registry_unlock_after_fork() { registry_mu.unlock_after_fork(); }
+
 Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out) noexcept {
   Arena* arena = registry_lookup(addr);
   if (arena == nullptr || arena->owner != &heap) return nullptr;

@@ -23,7 +23,6 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -222,11 +221,12 @@ struct SweepState {
   std::atomic<std::uint64_t> pages_to_sweep{0};  // world: set at bump
   std::atomic<std::uint64_t> bytes_allocated{0};
   std::atomic<double> pages_per_byte{0.0};  // world: set at bump
-  // Background sweepers park here between cycles.
-  RankedMutex park_mu{LockRank::sweep_park};
-  std::condition_variable_any park_cv;
-  std::uint64_t work_epoch GUARDED_BY(park_mu) = 0;
-  bool shutdown GUARDED_BY(park_mu) = false;
+  // Background sweepers park on work_epoch (atomic wait) until a cycle bumps it or shutdown is
+  // set. A futex word, not a mutex and condition variable: it holds no waiter state that a fork()
+  // child would inherit from the parent's parked sweepers (destroying such a condition variable
+  // in the child blocked for ever).
+  std::atomic<std::uint32_t> work_epoch{0};
+  std::atomic<bool> shutdown{false};  // atomic (acq/rel): set once, before the last epoch bump
 };
 
 // ---------------------------------------------------------------------------------------------
