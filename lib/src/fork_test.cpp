@@ -83,8 +83,8 @@ std::vector<std::string> fork_under_load(const Options& options, unsigned mutato
       for (void* p : mine) heap->free(p);
     });
   }
-  // Heaps created and destroyed meanwhile: the arena registry is written by destruction, which
-  // holds no P, so only the registry lock itself keeps a child from inheriting it held.
+  // Heaps created and destroyed meanwhile: their arenas enter and leave the registry (destruction
+  // holds no P: only the registry lock keeps a child from inheriting a half-written registry).
   threads.emplace_back([&] {
     Options small = options;
     small.sweepers = 0;
