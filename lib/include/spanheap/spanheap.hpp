@@ -54,7 +54,8 @@ struct ErrorReport {
 
 // Called for every report. The default handler prints the message to stderr and aborts. A handler
 // that returns lets the heap continue: bad input leaves the heap intact, and the failing call
-// returns nullptr / does nothing.
+// returns nullptr / does nothing. A handler must not throw (reports can come from inside a heap
+// call, with a P or a lock held): one that throws is reported as misuse and the process aborts.
 using ErrorHandler = std::function<void(const ErrorReport&)>;
 
 // Address-space provider (test seam; see spanheap/testing.hpp for a fake with failure injection).
