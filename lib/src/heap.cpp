@@ -34,7 +34,7 @@ unsigned resolve_procs(const Options& o) {
   unsigned n = o.procs;
   if (n == 0) n = std::thread::hardware_concurrency();
   if (n == 0) n = 1;
-  return n > max_procs ? max_procs : n;
+  return n > max_procs ? max_procs : n;  // hardware_concurrency() may exceed it
 }
 
 constexpr unsigned char clobber_byte = 0xDF;
@@ -45,13 +45,11 @@ HeapState::HeapState(const Options& o)
     : options(o),
       os(o.os != nullptr ? o.os : &system_memory()),
       uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
-      nprocs(resolve_procs(o)),
-      nslots(resolve_procs(o) + sweep_slots(o)),
-      checks(o.checks),
       trace(o.trace || Options::from_env(Options{}).trace) {
-  if (options.arena_bytes < granule_size) options.arena_bytes = granule_size;
-  options.commit_bytes = std::clamp(options.commit_bytes, page_size, options.arena_bytes);
-  options.commit_bytes = (options.commit_bytes + page_size - 1) & ~(page_size - 1);
+  validate_options(*this);
+  nprocs = resolve_procs(options);
+  nslots = nprocs + sweep_slots(options);
+  checks = options.checks;
   procs = std::make_unique<ProcState[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
     procs[i].index = i;
@@ -61,10 +59,6 @@ HeapState::HeapState(const Options& o)
   for (unsigned c = 0; c < max_size_classes; c++)
     central[c].span_class = static_cast<std::uint8_t>(c);
   if (options.gc_percent != 0) pacer.trigger.store(trigger_floor, std::memory_order_relaxed);
-  if (o.procs > max_procs) {
-    report(this, ErrorKind::misuse, nullptr, "Options::procs {} exceeds the limit {}; using {}",
-           o.procs, max_procs, max_procs);
-  }
   sweepers_wanted = options.sweepers;  // started at the first cycle (wake_background_sweepers)
   fork_register(*this);
 }

@@ -42,9 +42,9 @@ class HeapState {
   Options options;
   OsMemory* os;
   std::uint64_t uid;  // unique per heap in the process (never reused)
-  unsigned nprocs;    // Ps
-  unsigned nslots;    // Ps + sweeper slots
-  CheckLevel checks;
+  unsigned nprocs = 0;  // Ps (immutable after the constructor)
+  unsigned nslots = 0;  // Ps + sweeper slots
+  CheckLevel checks = CheckLevel::release;
   bool trace;
 
   std::atomic<std::uint32_t> sweepgen{0};  // world: written only while stopped
@@ -72,5 +72,9 @@ class HeapState {
   // observe the heap mid-transition. Set only while no heap call runs; null in normal use.
   std::function<void(testing::ProtocolPoint)> protocol_hook;
 };
+
+// Range-checks heap.options (options.cpp): each value outside its range is a misuse report
+// naming the field, the value and what is used instead. Called first by the constructor.
+void validate_options(HeapState& heap);
 
 }  // namespace spanheap::detail

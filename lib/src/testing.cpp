@@ -167,6 +167,10 @@ void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook) {
   heap.state().protocol_hook = std::move(hook);
 }
 
+void fail_thread_starts(Heap& heap, unsigned n) NO_THREAD_SAFETY_ANALYSIS {
+  heap.state().fail_thread_starts = n;
+}
+
 // ---- Snapshots ------------------------------------------------------------------------------
 
 const char* to_string(SpanLocation location) noexcept {

@@ -42,6 +42,11 @@ inline constexpr std::size_t granule_size = std::size_t{1} << granule_shift;
 inline constexpr std::size_t pages_per_granule = granule_size / page_size;
 // The most Ps a heap may have: bounds the per-P arrays; Go's GOMAXPROCS limit is 256 too.
 inline constexpr unsigned max_procs = 256;
+// The most background sweepers: each is a thread, and past a few per core they only contend for
+// the same unswept lists.
+inline constexpr unsigned max_sweepers = 64;
+// The largest arena reservation asked for (Options::arena_bytes): 1 TiB, the largest object.
+inline constexpr std::size_t max_arena_bytes = std::size_t{1} << 40;
 
 // ---------------------------------------------------------------------------------------------
 // Size classes (size_classes.cpp): generated once, constant afterwards.

@@ -109,6 +109,9 @@ enum class ProtocolPoint : std::uint8_t {
   page_free_begin,      // a swept, emptied span is about to be returned to the page heap
 };
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook);
+// Makes the next `n` background sweeper thread starts of `heap` fail as if the system refused a
+// thread (std::system_error). Call it while no heap call runs.
+void fail_thread_starts(Heap& heap, unsigned n);
 
 // ---------------------------------------------------------------------------------------------
 // Snapshots (taken with the world stopped; must be called from outside any heap call).
