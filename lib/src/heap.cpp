@@ -187,6 +187,8 @@ FreeResult error(ErrorKind kind, const char* cause, const Span* s = nullptr,
 // state it reads and writes cannot race with a sweep (Go's ensureSwept).
 FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr) {
   const std::size_t page = (addr - arena.base) >> page_shift;
+  if (page >= arena.table_pages.load(std::memory_order_acquire))  // tables are committed lazily
+    return error(ErrorKind::invalid_free, "pointer into free pages that never held an object");
   for (;;) {
     Span* s = arena.spans[page].load(std::memory_order_acquire);
     if (s == nullptr || s->state.load(std::memory_order_acquire) != SpanState::in_use) {

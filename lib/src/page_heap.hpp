@@ -36,6 +36,9 @@ struct PageHeap {
   // Accounting (written under mu, read racily by stats()).
   std::atomic<std::size_t> reserved_bytes{0};   // arenas + metadata reservations
   std::atomic<std::size_t> committed_bytes{0};  // committed arena pages, released or not
+  // Committed metadata: arena headers and page tables, Span struct chunks. Counted against
+  // Options::memory_limit with committed_bytes (Stats::metadata_bytes).
+  std::atomic<std::size_t> meta_bytes{0};
   std::atomic<std::size_t> released_bytes{0};   // free pages currently returned to the OS
   std::atomic<std::size_t> in_use_pages{0};     // pages in in-use spans
   std::atomic<std::size_t> free_pages{0};       // pages in free runs

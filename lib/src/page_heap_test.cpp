@@ -163,3 +163,95 @@ TEST(PageHeap, GrowthCommitsCommitBytesAtATime) {
 
 }  // namespace
 }  // namespace spanheap
+
+namespace spanheap {
+namespace {
+
+Options limited(testing::RecordingHandler& rec, testing::FakeOsMemory& os) {
+  Options o = test::deterministic(1, rec);
+  o.os = &os;
+  o.arena_bytes = std::size_t{64} << 20;
+  return o;
+}
+
+// Everything the heap commits is either mapped (arena pages) or metadata, and both count.
+void expect_accounted(Heap& heap, const testing::FakeOsMemory& os) {
+  const Stats s = heap.stats();
+  EXPECT_EQ(os.committed_bytes(), s.mapped_bytes + s.released_bytes + s.metadata_bytes);
+  EXPECT_EQ(os.reserved_bytes(), s.reserved_bytes);
+}
+
+// The limit is checked before anything is reserved: a refused request leaves no reservation, no
+// committed page table and no new current arena behind (it once cost ~290 MiB of RSS each).
+TEST(PageHeap, ARequestRefusedByTheMemoryLimitCostsNothing) {
+  testing::RecordingHandler rec;
+  testing::FakeOsMemory os;
+  Options o = limited(rec, os);
+  o.memory_limit = std::size_t{64} << 20;
+  Heap heap(o);
+  void* small = heap.allocate(64);
+  ASSERT_NE(small, nullptr);
+  const std::size_t reserved = os.reserved_bytes();
+  const std::size_t committed = os.committed_bytes();
+  for (int i = 0; i < 2; i++) {
+    EXPECT_EQ(heap.allocate(std::size_t{256} << 30), nullptr);
+    EXPECT_EQ(os.reserved_bytes(), reserved);
+    EXPECT_EQ(os.committed_bytes(), committed);
+  }
+  EXPECT_EQ(rec.count(ErrorKind::out_of_memory), 2u);
+  EXPECT_EQ(rec.count(), 2u);
+  // The heap still grows in its current arena up to the limit, metadata included.
+  void* medium = heap.allocate(std::size_t{32} << 20);
+  EXPECT_NE(medium, nullptr);
+  expect_accounted(heap, os);
+  EXPECT_LE(os.committed_bytes(), o.memory_limit);
+  heap.free(medium);
+  heap.free(small);
+  EXPECT_TRUE(heap.verify().ok());
+}
+
+// A growth that reserved an arena and then could not commit gives the arena back.
+TEST(PageHeap, AFailedGrowthGivesBackTheArenaItReserved) {
+  testing::RecordingHandler rec;
+  testing::FakeOsMemory os;
+  Heap heap(limited(rec, os));
+  void* small = heap.allocate(64);
+  ASSERT_NE(small, nullptr);
+  const std::size_t reserved = os.reserved_bytes();
+  const std::size_t committed = os.committed_bytes();
+  os.cap_committed(committed + (std::size_t{1} << 20));  // tables fit, the pages do not
+  EXPECT_EQ(heap.allocate(std::size_t{128} << 20), nullptr);  // needs an arena of its own
+  EXPECT_EQ(rec.count(ErrorKind::out_of_memory), 1u);
+  EXPECT_EQ(os.reserved_bytes(), reserved);
+  EXPECT_EQ(os.committed_bytes(), committed);
+  expect_accounted(heap, os);
+  os.cap_committed(0);
+  void* big = heap.allocate(std::size_t{128} << 20);
+  EXPECT_NE(big, nullptr);
+  heap.free(big);
+  heap.free(small);
+  EXPECT_TRUE(heap.verify().ok());
+  EXPECT_EQ(rec.count(), 1u);
+}
+
+// Page tables are committed as pages are: a 1 GiB arena whose first 512 KiB are committed costs
+// a few pages of tables, not the 1.1 MiB a whole table takes.
+TEST(PageHeap, PageTablesAreCommittedAsPagesAre) {
+  testing::RecordingHandler rec;
+  testing::FakeOsMemory os;
+  Options o = limited(rec, os);
+  o.arena_bytes = std::size_t{1} << 30;
+  Heap heap(o);
+  ASSERT_NE(heap.allocate(64), nullptr);
+  const Stats s = heap.stats();
+  EXPECT_LE(s.metadata_bytes, (std::size_t{64} << 10) + 3 * page_size);  // span structs + tables
+  expect_accounted(heap, os);
+  // A bad free into the arena's uncommitted rest is judged without touching its tables.
+  auto* far = reinterpret_cast<char*>(heap.find_object(heap.allocate(64)).base) + (512 << 20);
+  heap.free(far);
+  EXPECT_EQ(rec.count(ErrorKind::invalid_free), 1u);
+  EXPECT_EQ(heap.find_object(far).kind, PointerKind::free_pages);
+}
+
+}  // namespace
+}  // namespace spanheap

@@ -59,7 +59,7 @@ Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out) noe
   if (arena == nullptr || arena->owner != &heap) return nullptr;
   if (arena_out != nullptr) *arena_out = arena;
   const std::size_t page = (addr - arena->base) >> page_shift;
-  if (page >= arena->npages) return nullptr;
+  if (page >= arena->table_pages.load(std::memory_order_acquire)) return nullptr;
   return arena->spans[page].load(std::memory_order_acquire);
 }
 
@@ -82,7 +82,9 @@ PointerInfo find_object(const HeapState& heap, const void* p) noexcept {
     return info;
   }
   const std::size_t page = (addr - arena->base) >> page_shift;
-  Span* span = page < arena->npages ? arena->spans[page].load(std::memory_order_acquire) : nullptr;
+  Span* span = page < arena->table_pages.load(std::memory_order_acquire)
+                   ? arena->spans[page].load(std::memory_order_acquire)
+                   : nullptr;
   if (span == nullptr || span->state.load(std::memory_order_acquire) != SpanState::in_use) {
     info.kind = PointerKind::free_pages;
     return info;

@@ -145,14 +145,21 @@ struct SpanList {
 // Arena (page_map.cpp): one reservation, its page table and page history.
 enum class PageHistory : std::uint8_t { never_used = 0, in_use = 1, freed = 2 };
 
+// Its tables are committed lazily, as pages are: an arena reserved for a huge request costs no
+// resident memory for the pages it never commits. committed_pages <= table_pages <= npages.
 struct Arena {
   std::uintptr_t base = 0;              // immutable after init
   std::size_t npages = 0;               // immutable after init
   std::size_t committed_pages = 0;      // page heap lock; pages [0, committed) are committed
-  HeapState* owner = nullptr;           // immutable after init
-  std::atomic<Span*>* spans = nullptr;  // page -> span (atomic (acq/rel): span fields)
+  // Pages whose spans[] and history[] entries are committed (zero until written). Lock-free
+  // readers bound their page index by it; entries past it are inaccessible memory.
+  std::atomic<std::size_t> table_pages{0};  // atomic (acq/rel): the entries below it exist
+  HeapState* owner = nullptr;               // immutable after init
+  std::atomic<Span*>* spans = nullptr;      // page -> span (atomic (acq/rel): span fields)
   std::atomic<PageHistory>* history = nullptr;  // page -> what it was last used for
-  std::size_t meta_bytes = 0;                   // reservation holding spans[] and history[]
+  std::size_t meta_bytes = 0;  // reservation: this header page, then spans[], then history[]
+  std::size_t spans_committed = 0;    // page heap lock: bytes of spans[] committed
+  std::size_t history_committed = 0;  // page heap lock: bytes of history[] committed
   void* meta = nullptr;
   Arena* next = nullptr;  // page heap lock
 };

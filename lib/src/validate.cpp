@@ -113,8 +113,8 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
       page += s->npages;
     }
     if (const std::size_t page =
-            first_not(arena.spans, arena.committed_pages, arena.npages, nullptr);
-        page != arena.npages) {
+            first_not(arena.spans, arena.committed_pages, arena.table_pages.load(), nullptr);
+        page != arena.table_pages.load()) {
       fail(out, "page_map", "uncommitted page {} of arena {:#x} maps to a span", page, arena.base);
     }
   });

@@ -89,7 +89,7 @@ struct Options {
   FlushPolicy flush = FlushPolicy::lazy;
   unsigned gc_percent = 100;     // cycle when allocation since the last one reaches this %
                                  // of the live heap; 0 = cycles only on collect()
-  std::size_t memory_limit = 0;  // committed-bytes limit; 0 = none
+  std::size_t memory_limit = 0;  // limit on committed bytes, metadata included; 0 = none
   ErrorHandler error_handler;    // empty = print and abort
   CheckLevel checks =
 #ifdef NDEBUG
@@ -132,6 +132,8 @@ struct Stats {
   std::size_t mapped_bytes = 0;    // committed address space (in-use + free pages not released)
   std::size_t released_bytes = 0;  // free pages returned to the OS
   std::size_t reserved_bytes = 0;  // address space reserved
+  std::size_t metadata_bytes = 0;  // committed metadata: arena headers, page tables, span structs
+                                   // (counted against Options::memory_limit with mapped_bytes)
   std::size_t next_trigger = 0;    // live_bytes at which the next automatic cycle starts (0 = off)
   // Objects.
   std::uint64_t live_objects = 0;
