@@ -39,7 +39,10 @@ int exercise_in_child(std::unique_ptr<Heap>& heap, testing::RecordingHandler& re
       if (p == nullptr) return 10;
       objects.push_back(p);
     }
-    if (void* big = heap->allocate(200 * 1024)) heap->free(big); else return 11;
+    if (void* big = heap->allocate(200 * 1024))
+      heap->free(big);
+    else
+      return 11;
     for (std::size_t i = 0; i < objects.size(); i += 2) heap->free(objects[i]);
     heap->collect();
     if (!heap->verify().ok()) return 12;

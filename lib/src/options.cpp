@@ -6,8 +6,8 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <string_view>
 
 #include "heap_state.hpp"
@@ -143,8 +143,8 @@ void validate_options(HeapState& heap) {
     using T = std::remove_reference_t<decltype(value)>;
     if (value >= static_cast<T>(low) && value <= static_cast<T>(high)) return;
     const T used = value < static_cast<T>(low) ? static_cast<T>(low) : static_cast<T>(high);
-    report(&heap, ErrorKind::misuse, nullptr, "Options::{} {} is outside [{}, {}]; using {}",
-           field, value, low, high, used);
+    report(&heap, ErrorKind::misuse, nullptr, "Options::{} {} is outside [{}, {}]; using {}", field,
+           value, low, high, used);
     value = used;
   };
   clamp("procs", o.procs, 0u, max_procs);
@@ -160,7 +160,8 @@ void validate_options(HeapState& heap) {
   if (o.checks != CheckLevel::release && o.checks != CheckLevel::debug &&
       o.checks != CheckLevel::expensive) {
     report(&heap, ErrorKind::misuse, nullptr,
-           "Options::checks {} is not a CheckLevel; using release", static_cast<unsigned>(o.checks));
+           "Options::checks {} is not a CheckLevel; using release",
+           static_cast<unsigned>(o.checks));
     o.checks = CheckLevel::release;
   }
 }

@@ -30,19 +30,20 @@ TEST(Options, OutOfRangeFieldsAreMisuseAndClamped) {
   o.flush = static_cast<FlushPolicy>(9);
   o.checks = static_cast<CheckLevel>(7);
   Heap heap(o);
-  EXPECT_EQ(messages(rec), (std::vector<std::string>{
-                               "spanheap: misuse: Options::procs 100000 is outside [0, 256]; "
-                               "using 256",
-                               "spanheap: misuse: Options::sweepers 4294967295 is outside [0, "
-                               "64]; using 64",
-                               "spanheap: misuse: Options::arena_bytes 1 is outside [1048576, "
-                               "1099511627776]; using 1048576",
-                               "spanheap: misuse: Options::commit_bytes 0 is outside [8192, "
-                               "1048576]; using 8192",
-                               "spanheap: misuse: Options::flush 9 is not a FlushPolicy; using lazy",
-                               "spanheap: misuse: Options::checks 7 is not a CheckLevel; using "
-                               "release",
-                           }));
+  EXPECT_EQ(messages(rec),
+            (std::vector<std::string>{
+                "spanheap: misuse: Options::procs 100000 is outside [0, 256]; "
+                "using 256",
+                "spanheap: misuse: Options::sweepers 4294967295 is outside [0, "
+                "64]; using 64",
+                "spanheap: misuse: Options::arena_bytes 1 is outside [1048576, "
+                "1099511627776]; using 1048576",
+                "spanheap: misuse: Options::commit_bytes 0 is outside [8192, "
+                "1048576]; using 8192",
+                "spanheap: misuse: Options::flush 9 is not a FlushPolicy; using lazy",
+                "spanheap: misuse: Options::checks 7 is not a CheckLevel; using "
+                "release",
+            }));
   EXPECT_EQ(heap.procs(), 256u);
   EXPECT_EQ(heap.options().sweepers, 64u);
   EXPECT_EQ(heap.options().flush, FlushPolicy::lazy);
@@ -70,11 +71,13 @@ TEST(Options, OutOfRangeEnvironmentValuesAreRefused) {
     const char* value;
     const char* says;
   } cases[] = {
-      {"SPANHEAP_SWEEPERS", "4294967296", "ignoring SPANHEAP_SWEEPERS=4294967296: not a valid "
-                                          "value; using 1"},
+      {"SPANHEAP_SWEEPERS", "4294967296",
+       "ignoring SPANHEAP_SWEEPERS=4294967296: not a valid "
+       "value; using 1"},
       {"SPANHEAP_PROCS", "99999999999999999999999", "ignoring SPANHEAP_PROCS="},
       {"SPANHEAP_MEMORY_LIMIT", "20000000000G", "ignoring SPANHEAP_MEMORY_LIMIT=20000000000G"},
-      {"SPANHEAP_GC_PERCENT", "-1", "ignoring SPANHEAP_GC_PERCENT=-1: not a valid value; using 100"},
+      {"SPANHEAP_GC_PERCENT", "-1",
+       "ignoring SPANHEAP_GC_PERCENT=-1: not a valid value; using 100"},
       {"SPANHEAP_FLUSH", "sometimes", "ignoring SPANHEAP_FLUSH=sometimes: not lazy or eager"},
   };
   for (const auto& c : cases) {

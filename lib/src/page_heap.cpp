@@ -224,8 +224,8 @@ bool commit_tables(HeapState& heap, Arena& arena, std::size_t pages) REQUIRES(he
   const std::size_t covered =
       std::min({arena.spans_committed / sizeof(Span*), arena.history_committed, arena.npages});
   const std::size_t old = arena.table_pages.load(std::memory_order_relaxed);
-  new (arena.spans + old) std::atomic<Span*>[covered - old]();
-  new (arena.history + old) std::atomic<PageHistory>[covered - old]();
+  new (arena.spans + old) std::atomic<Span*>[ covered - old ]();
+  new (arena.history + old) std::atomic<PageHistory>[ covered - old ]();
   arena.table_pages.store(covered, std::memory_order_release);  // the entries exist
   return true;
 }
@@ -248,7 +248,8 @@ void drop_fresh_arena(HeapState& heap, Arena* arena) REQUIRES(heap.pages.mu) {
 
 // The bytes of address space an arena for a request of `min_pages` pages spans.
 std::size_t arena_size_for(const HeapState& heap, std::size_t min_pages) {
-  const std::size_t bytes = round_up(std::max(heap.options.arena_bytes, granule_size), granule_size);
+  const std::size_t bytes =
+      round_up(std::max(heap.options.arena_bytes, granule_size), granule_size);
   return std::max(bytes, round_up(min_pages << page_shift, granule_size));
 }
 
@@ -328,7 +329,8 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   }
   // A dedicated arena for a request larger than Options::arena_bytes does not replace the
   // current one, whose uncommitted rest stays in use for ordinary growth.
-  if (fresh && (heap.pages.current == nullptr || arena_pages <= (heap.options.arena_bytes >> page_shift)))
+  if (fresh &&
+      (heap.pages.current == nullptr || arena_pages <= (heap.options.arena_bytes >> page_shift)))
     heap.pages.current = arena;
   poison_memory(heap, reinterpret_cast<void*>(start), commit_pages << page_shift);  // a free run
   arena->committed_pages += commit_pages;

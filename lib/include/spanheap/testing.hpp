@@ -165,6 +165,11 @@ struct HeapSnapshot {
 // pay for one walk of the heap instead of two.
 HeapSnapshot snapshot(Heap& heap, VerifyResult* verify = nullptr);
 
+// The first address of the span holding `p`, or 0 when no in-use span of `heap` holds it. Exact
+// only while that span cannot be freed, e.g. while the caller holds a live object in it: stress
+// drivers use it to keep an anchor object beside an object they free twice.
+std::uintptr_t span_start(const Heap& heap, const void* p);
+
 // The size-class table (read-only view), for property tests and fuzzers.
 struct SizeClassInfo {
   unsigned span_class;
