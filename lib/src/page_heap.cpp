@@ -53,6 +53,10 @@ Span* list_pop_front(SpanList& list) noexcept {
 
 namespace {
 
+// How many spans page_alloc sweeps looking for a free run before it grows the heap instead (as
+// many as cache_span's span_budget, Go's spanBudget).
+constexpr int page_sweep_budget = 100;
+
 // Metadata reservations are made in chunks of this size (a few hundred Span structs).
 constexpr std::size_t span_chunk_bytes = 64 * 1024;
 
@@ -397,8 +401,11 @@ Span* page_alloc(HeapState& heap, std::size_t npages) {
     LockGuard g(heap.pages.mu);
     if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
   }
-  // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim).
-  while (sweep_one(heap, SweepKind::on_demand)) {
+  // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim). Bounded
+  // like cache_span's budget: the caller holds a P, so a stop-the-world waits for this loop, and
+  // unbounded it could sweep the whole heap first; the rest is left to sweepers and termination.
+  for (int budget = page_sweep_budget; budget > 0 && sweep_one(heap, SweepKind::on_demand);
+       budget--) {
     LockGuard g(heap.pages.mu);
     if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
   }

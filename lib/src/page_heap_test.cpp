@@ -255,3 +255,57 @@ TEST(PageHeap, PageTablesAreCommittedAsPagesAre) {
 
 }  // namespace
 }  // namespace spanheap
+
+namespace spanheap {
+namespace {
+
+// page_alloc sweeps at most a budget of spans before it grows: it holds a P, and a stop-the-world
+// waits for it (unbounded, one large allocation swept every unswept span of the heap first).
+TEST(PageHeap, PageAllocSweepsABoundedNumberOfSpansBeforeGrowing) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  std::vector<void*> live;
+  for (int i = 0; i < 400; i++) live.push_back(heap.allocate(8192));  // one span each
+  heap.collect();  // all 400 unswept, none with anything to free
+  const std::uint64_t before = heap.stats().swept_on_demand;
+  void* big = heap.allocate(std::size_t{8} << 20);  // fits no free run: sweep, then grow
+  ASSERT_NE(big, nullptr);
+  EXPECT_LE(heap.stats().swept_on_demand - before, 100u);
+  heap.free(big);
+  for (void* p : live) heap.free(p);
+  EXPECT_TRUE(heap.verify().ok());
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+// An OS that hands out an address the arena registry cannot index (beyond 48 bits).
+class HighAddressOs final : public OsMemory {
+ public:
+  void* reserve(std::size_t size, std::size_t align) override {
+    if (size < (std::size_t{1} << 20)) return system_memory().reserve(size, align);
+    return reinterpret_cast<void*>(std::uintptr_t{1} << 48);  // never touched before the check
+  }
+  bool commit(void* p, std::size_t size) override { return system_memory().commit(p, size); }
+  void release(void* p, std::size_t size) override { system_memory().release(p, size); }
+  void unreserve(void* p, std::size_t size) override {
+    if (reinterpret_cast<std::uintptr_t>(p) < (std::uintptr_t{1} << 48))
+      system_memory().unreserve(p, size);
+  }
+};
+
+TEST(PageHeapDeathTest, AnArenaBeyondTheRegistrysReachIsRefused) {
+  EXPECT_DEATH(
+      {
+        HighAddressOs os;
+        Options o;
+        o.procs = 1;
+        o.sweepers = 0;
+        o.os = &os;
+        Heap heap(o);
+        heap.allocate(64);
+      },
+      "spanheap: corruption: arena \\[0x1000000000000, .*\\) lies beyond the 48-bit address "
+      "space the registry covers");
+}
+
+}  // namespace
+}  // namespace spanheap

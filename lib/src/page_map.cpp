@@ -37,6 +37,14 @@ L2* ensure_l2(std::size_t i1) REQUIRES(registry_mu) {
 void registry_set(Arena* arena, Arena* value) {
   LockGuard g(registry_mu);
   const std::uintptr_t end = arena->base + (arena->npages << page_shift);
+  // The registry covers 48-bit addresses (registry_lookup answers "foreign" above): an arena
+  // beyond would index past l1. Not expected from mmap without a hint; refused loudly if it is.
+  if (end > (std::uintptr_t{1} << 48) || end < arena->base) {
+    report(nullptr, ErrorKind::corruption, reinterpret_cast<void*>(arena->base),
+           "arena [{:#x}, {:#x}) lies beyond the 48-bit address space the registry covers",
+           arena->base, end);
+    return;
+  }
   for (std::uintptr_t a = arena->base; a < end; a += granule_size) {
     const std::size_t g_index = a >> granule_shift;
     L2* l2 = ensure_l2(g_index >> l2_bits);
