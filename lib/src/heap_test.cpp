@@ -271,3 +271,60 @@ TEST(Heap, TracePrintsOneLinePerCycle) {
 }
 }  // namespace
 }  // namespace spanheap
+
+namespace spanheap {
+namespace {
+
+// find_object / usable_size on objects the caller holds, while other threads allocate, free,
+// collect and sweep (so spans around them are emptied, freed, coalesced and recycled): exact, and
+// race-free under TSan (docs/design.md §"Bad input" states what is guaranteed for other pointers).
+TEST(FindObject, IsExactForLiveObjectsWhileOtherThreadsChurn) {
+  testing::RecordingHandler rec;
+  Options o;
+  o.procs = 2;
+  o.sweepers = 1;
+  o.gc_percent = 25;
+  o.error_handler = rec.handler();
+  Heap heap(o);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> churn;
+  for (unsigned t = 0; t < 2; t++) {
+    churn.emplace_back([&, t] {
+      std::vector<void*> mine;
+      for (unsigned i = 0; !stop.load(std::memory_order_relaxed); i++) {
+        mine.push_back(heap.allocate(16 + (i * 13 + t) % 5000));
+        if (mine.size() > 200) {
+          for (void* p : mine) heap.free(p);
+          mine.clear();
+        }
+        if (i % 256 == 0) heap.collect();
+      }
+      for (void* p : mine) heap.free(p);
+    });
+  }
+  unsigned mismatches = 0;
+  for (int round = 0; round < 200; round++) {
+    std::vector<std::pair<void*, std::size_t>> held;
+    for (int i = 0; i < 50; i++) {
+      const std::size_t size = 8 + static_cast<std::size_t>((round * 50 + i) * 37 % 40000);
+      held.emplace_back(heap.allocate(size), size);
+    }
+    for (auto [p, size] : held) {
+      const PointerInfo info = heap.find_object(p);
+      const std::size_t usable = heap.usable_size(p);
+      if (info.kind != PointerKind::object_start || info.base != p || info.pending_free ||
+          info.size != usable || usable < size)
+        mismatches++;
+      if (heap.find_object(static_cast<char*>(p) + 1).kind != PointerKind::interior) mismatches++;
+    }
+    for (auto [p, size] : held) heap.free(p);
+  }
+  stop = true;
+  for (std::thread& t : churn) t.join();
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_TRUE(heap.verify().ok());
+}
+
+}  // namespace
+}  // namespace spanheap
