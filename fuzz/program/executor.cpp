@@ -771,7 +771,8 @@ class Runner {
       case BadKind::double_reclaimed: {
         if (reclaimed_.empty()) return note("nothing reclaimed: skipped");
         const Freed& f = reclaimed_[op.pick % reclaimed_.size()];
-        // If the slot was handed out again this is a valid free of someone else: not a bad call.
+        // If the slot was handed out again this is a valid free of someone else: not a bad call,
+        // and outside the guarantee (docs/design.md §"Bad input": detected only in quarantine).
         if (live_overlap(addr(f.p), std::max<std::size_t>(f.usable, 1)) != nullptr)
           return note("#{}'s memory is live again: skipped", f.id);
         const PointerInfo info = heap().find_object(f.p);
