@@ -182,26 +182,6 @@ void fail_thread_starts(Heap& heap, unsigned n) NO_THREAD_SAFETY_ANALYSIS {
 
 // ---- Snapshots ------------------------------------------------------------------------------
 
-const char* to_string(SpanLocation location) noexcept {
-  switch (location) {
-    case SpanLocation::cached:
-      return "cached";
-    case SpanLocation::central_partial_swept:
-      return "central_partial_swept";
-    case SpanLocation::central_partial_unswept:
-      return "central_partial_unswept";
-    case SpanLocation::central_full_swept:
-      return "central_full_swept";
-    case SpanLocation::central_full_unswept:
-      return "central_full_unswept";
-    case SpanLocation::page_heap_free:
-      return "page_heap_free";
-    case SpanLocation::nowhere:
-      return "nowhere";
-  }
-  return "unknown";
-}
-
 HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
   detail::HeapState& h = heap.state();
   HeapSnapshot snap;
