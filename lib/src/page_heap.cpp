@@ -292,23 +292,53 @@ Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu
   return out;
 }
 
+// carve() from the first multiple of `align` in free run `s` (which holds at least npages pages
+// past it): the pages before it stay a free run of their own. The trailing excess needs no work
+// (carve leaves it as the shrunken run), so an aligned allocation costs one extra Span struct at
+// most. Over-allocating a whole span and trimming it after the fact was the alternative; splitting
+// the free run first never maps pages to a span that does not keep them.
+Span* carve_aligned(HeapState& heap, Span* s, std::size_t npages, std::size_t align)
+    REQUIRES(heap.pages.mu) {
+  const std::size_t lead = (round_up(s->start, align) - s->start) >> page_shift;
+  if (lead == 0) return carve(heap, s, npages);
+  Span* front = new_span_struct(heap);
+  if (front == nullptr) return nullptr;
+  remove_free(heap.pages, s);
+  front->start = s->start;
+  front->npages = lead;
+  front->arena = s->arena;
+  front->need_zero = s->need_zero;
+  front->released = s->released;
+  front->free_since = s->free_since;
+  front->sweepgen.store(heap.sg(), std::memory_order_relaxed);
+  front->state.store(SpanState::free, std::memory_order_release);
+  s->start += lead << page_shift;
+  s->npages -= lead;
+  page_map_set(*front->arena, front->start, lead, front);
+  insert_free(heap.pages, front);
+  insert_free(heap.pages, s);
+  return carve(heap, s, npages);
+}
+
 }  // namespace
 
-Span* page_alloc(HeapState& heap, std::size_t npages) {
+Span* page_alloc(HeapState& heap, std::size_t npages, std::size_t align) {
+  // Any run of this many pages holds `npages` pages starting at a multiple of `align`.
+  const std::size_t need = npages + (align >> page_shift) - 1;
   {
     LockGuard g(heap.pages.mu);
-    if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
+    if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
   }
   // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim).
   while (sweep_one(heap, SweepKind::on_demand)) {
     LockGuard g(heap.pages.mu);
-    if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
+    if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
   }
   LockGuard g(heap.pages.mu);
-  if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
-  if (!grow(heap, npages)) return nullptr;
-  Span* s = find_free(heap.pages, npages);
-  return s != nullptr ? carve(heap, s, npages) : nullptr;
+  if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
+  if (!grow(heap, need)) return nullptr;
+  Span* s = find_free(heap.pages, need);
+  return s != nullptr ? carve_aligned(heap, s, npages, align) : nullptr;
 }
 
 void page_free(HeapState& heap, Span* s) {
