@@ -8,8 +8,9 @@
 #
 # Python runs with PYTHONMALLOC=malloc so its objects go through malloc, not its own arenas.
 
-# Everything ci/selfhost runs; ci/bench times all but "project" and adds "gxx".
+# Everything ci/selfhost runs; ci/bench times all but "project" (its build is timed as gxx).
 selfhost_programs=(project python sqlite git node)
+# shellcheck disable=SC2034  # read by ci/bench
 bench_programs=(python sqlite git node gxx)
 
 program_script() {
