@@ -250,24 +250,32 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   return true;
 }
 
+// Moves the first `n` pages of free run `s` (n < s->npages) into a new struct, returned outside
+// any list; `s` keeps the rest and stays a free run. nullptr when no struct can be had.
+Span* split_front(HeapState& heap, Span* s, std::size_t n) REQUIRES(heap.pages.mu) {
+  Span* front = new_span_struct(heap);
+  if (front == nullptr) return nullptr;
+  remove_free(heap.pages, s);
+  front->start = s->start;
+  front->npages = n;
+  front->arena = s->arena;
+  front->need_zero = s->need_zero;
+  front->released = s->released;
+  s->start += n << page_shift;
+  s->npages -= n;
+  insert_free(heap.pages, s);
+  return front;
+}
+
 // Takes `npages` from the front of free run `s` and returns the in-use span.
 Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu) {
   Span* out = s;
   if (s->npages > npages) {
     // Carve the front into a new struct and keep `s` as the shrunken free run: only the carved
     // pages are remapped, not the whole remaining run (which made carving O(run length)).
-    out = new_span_struct(heap);
+    out = split_front(heap, s, npages);
     if (out == nullptr) return nullptr;
-    remove_free(heap.pages, s);
-    out->start = s->start;
-    out->npages = npages;
-    out->arena = s->arena;
-    out->need_zero = s->need_zero;
-    out->released = s->released;
-    s->start += npages << page_shift;
-    s->npages -= npages;
-    if (s->released) heap.pages.released_bytes.fetch_sub(out->bytes(), std::memory_order_relaxed);
-    insert_free(heap.pages, s);
+    if (out->released) heap.pages.released_bytes.fetch_sub(out->bytes(), std::memory_order_relaxed);
   } else {
     remove_free(heap.pages, s);
     if (s->released) heap.pages.released_bytes.fetch_sub(s->bytes(), std::memory_order_relaxed);
@@ -301,22 +309,13 @@ Span* carve_aligned(HeapState& heap, Span* s, std::size_t npages, std::size_t al
     REQUIRES(heap.pages.mu) {
   const std::size_t lead = (round_up(s->start, align) - s->start) >> page_shift;
   if (lead == 0) return carve(heap, s, npages);
-  Span* front = new_span_struct(heap);
+  Span* front = split_front(heap, s, lead);
   if (front == nullptr) return nullptr;
-  remove_free(heap.pages, s);
-  front->start = s->start;
-  front->npages = lead;
-  front->arena = s->arena;
-  front->need_zero = s->need_zero;
-  front->released = s->released;
   front->free_since = s->free_since;
   front->sweepgen.store(heap.sg(), std::memory_order_relaxed);
   front->state.store(SpanState::free, std::memory_order_release);
-  s->start += lead << page_shift;
-  s->npages -= lead;
   page_map_set(*front->arena, front->start, lead, front);
   insert_free(heap.pages, front);
-  insert_free(heap.pages, s);
   return carve(heap, s, npages);
 }
 
