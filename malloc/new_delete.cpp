@@ -35,7 +35,9 @@ std::size_t align_of(std::align_val_t a) { return static_cast<std::size_t>(a); }
 
 #define SPANHEAP_EXPORT [[gnu::visibility("default")]]
 
-SPANHEAP_EXPORT void* operator new(std::size_t size) { return new_or_throw(size, default_new_align); }
+SPANHEAP_EXPORT void* operator new(std::size_t size) {
+  return new_or_throw(size, default_new_align);
+}
 SPANHEAP_EXPORT void* operator new[](std::size_t size) {
   return new_or_throw(size, default_new_align);
 }

@@ -156,8 +156,7 @@ void mutator(std::uint64_t seed) {
 // Waits for `pid` up to `timeout` seconds; kills it after that. Returns a description of the
 // failure, or "" when the child exited 0.
 std::string reap(pid_t pid, double timeout) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
   int status = 0;
   for (;;) {
     const pid_t r = waitpid(pid, &status, WNOHANG);

@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
   if (f != NULL) fclose(f);
   remove(log);
   /* Exactly one report: the stack pointer's. */
-  if (n == 0 || strncmp(text, "spanheap: foreign_free: ", 24) != 0 || strchr(text, '\n') != text + n - 1) {
+  if (n == 0 || strncmp(text, "spanheap: foreign_free: ", 24) != 0 ||
+      strchr(text, '\n') != text + n - 1) {
     failures++;
     fprintf(stderr, "expected exactly one foreign_free report, got:\n%s", text);
   }

@@ -22,15 +22,17 @@ namespace {
 
 int failures = 0;
 
-#define CHECK(cond)                                                 \
-  do {                                                              \
-    if (!(cond)) {                                                  \
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                   \
-    }                                                               \
+      failures++;                                                                   \
+    }                                                                               \
   } while (0)
 
-bool aligned_to(const void* p, std::size_t a) { return reinterpret_cast<std::uintptr_t>(p) % a == 0; }
+bool aligned_to(const void* p, std::size_t a) {
+  return reinterpret_cast<std::uintptr_t>(p) % a == 0;
+}
 
 bool all_zero(const void* p, std::size_t n) {
   const auto* b = static_cast<const unsigned char*>(p);
@@ -133,11 +135,11 @@ void cxx_forms() {
   Wide* w = launder(new Wide[5]);
   CHECK(aligned_to(w, 256));
   delete[] w;
-  void* huge = ::operator new(100, std::align_val_t{std::size_t{1} << 21});
+  void* huge = ::operator new (100, std::align_val_t{std::size_t{1} << 21});
   CHECK(aligned_to(huge, std::size_t{1} << 21));
-  ::operator delete(huge, 100, std::align_val_t{std::size_t{1} << 21});
+  ::operator delete (huge, 100, std::align_val_t{std::size_t{1} << 21});
   ::operator delete[](::operator new[](64, std::nothrow), std::nothrow);
-  ::operator delete(::operator new(64, std::align_val_t{64}, std::nothrow), std::align_val_t{64});
+  ::operator delete (::operator new (64, std::align_val_t{64}, std::nothrow), std::align_val_t{64});
   CHECK(::operator new(launder(SIZE_MAX), std::nothrow) == nullptr);
   bool threw = false;
   try {
