@@ -113,8 +113,8 @@ TEST(Heap, AllocateZeroedSkipsFreshPages) {
   const std::size_t os_page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   std::vector<unsigned char> resident(size / os_page);
   ASSERT_EQ(mincore(p, size, resident.data()), 0);
-  const auto touched = std::count_if(resident.begin(), resident.end(),
-                                     [](unsigned char r) { return (r & 1) != 0; });
+  const auto touched =
+      std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return (r & 1) != 0; });
   EXPECT_LT(touched, static_cast<std::ptrdiff_t>(resident.size() / 16));
   EXPECT_EQ(static_cast<unsigned char*>(p)[size - 1], 0);
   EXPECT_EQ(rec.count(), 0u);

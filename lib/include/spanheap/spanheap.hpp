@@ -214,8 +214,9 @@ class Heap {
   Heap& operator=(const Heap&) = delete;
 
   // Returns `size` bytes aligned to `align` (any power of two up to max_alloc_size; beyond
-  // page_size the object is a large span of its own starting at that alignment), or nullptr after
-  // an out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique minimal object.
+  // page_size the object is a large span of its own starting at that alignment), or nullptr
+  // after an out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique
+  // minimal object.
   void* allocate(std::size_t size, std::size_t align = 16);
   // allocate(), with the first `size` bytes zero (calloc). Memory known to be zero (fresh pages
   // that no sweep has freed an object of: Go's needzero) is not cleared again.
