@@ -4,7 +4,8 @@
 
     measure.py --out DIR --shim libspanheap_malloc.so [--reps N] --program NAME=SCRIPT ...
 
-Every run is `/usr/bin/time bash -c SCRIPT`, with LD_PRELOAD set to the allocator's shared object
+Every run is `/usr/bin/time bash -c SCRIPT` (wall, user + system CPU and peak RSS of the whole
+process tree), with LD_PRELOAD set to the allocator's shared object
 (none for glibc). Runs are interleaved (repetition, then program, then allocator), so a change in
 machine load between programs does not tilt one allocator's ratios. Writes DIR/programs.csv (one
 line per run), DIR/programs.md (medians and ratios to mimalloc) and DIR/programs.png (gnuplot).
@@ -46,15 +47,15 @@ def run_once(script, preload):
     env.pop("LD_PRELOAD", None)
     if preload:
         env["LD_PRELOAD"] = preload
-    r = subprocess.run(["/usr/bin/time", "-f", "@@ %e %M", "bash", "-c", script], env=env,
+    r = subprocess.run(["/usr/bin/time", "-f", "@@ %e %U %S %M", "bash", "-c", script], env=env,
                        capture_output=True, text=True, timeout=900)
     marks = [l for l in r.stderr.splitlines() if l.startswith("@@ ")]
     if r.returncode != 0 or not marks:
         tail = "\n".join(r.stderr.splitlines()[-10:])
         die(f"failed (exit {r.returncode}): {script}\n{tail}\n"
             f"repro: LD_PRELOAD={preload or ''} bash -c {script!r}")
-    _, wall, rss_kib = marks[-1].split()
-    return float(wall), int(rss_kib)
+    _, wall, user, sys_, rss_kib = marks[-1].split()
+    return float(wall), float(user) + float(sys_), int(rss_kib)
 
 
 def plot(out, programs, allocs, ratio):
@@ -113,26 +114,33 @@ def main():
     for rep in range(args.reps):
         for name, script in programs.items():
             for alloc in allocs:
-                wall, rss = run_once(script, preload[alloc])
-                runs.append((name, alloc, rep, wall, rss))
+                wall, cpu, rss = run_once(script, preload[alloc])
+                runs.append((name, alloc, rep, wall, cpu, rss))
                 print(f"  rep {rep + 1}/{args.reps} {name:7} {alloc:9} {wall:7.2f} s "
-                      f"{rss / 1024:8.1f} MiB", file=sys.stderr)
+                      f"(cpu {cpu:7.2f} s) {rss / 1024:8.1f} MiB", file=sys.stderr)
     with (out / "programs.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["program", "allocator", "rep", "wall_s", "peak_rss_kib"])
+        w.writerow(["program", "allocator", "rep", "wall_s", "cpu_s", "peak_rss_kib"])
         w.writerows(runs)
     wall = {p: {a: statistics.median(r[3] for r in runs if r[0] == p and r[1] == a)
                 for a in allocs} for p in programs}
-    rss = {p: {a: statistics.median(r[4] for r in runs if r[0] == p and r[1] == a)
+    cpu = {p: {a: statistics.median(r[4] for r in runs if r[0] == p and r[1] == a)
                for a in allocs} for p in programs}
-    ratio = {p: {a: wall[p][a] / wall[p]["mimalloc"] for a in allocs} for p in programs}
+    rss = {p: {a: statistics.median(r[5] for r in runs if r[0] == p and r[1] == a)
+               for a in allocs} for p in programs}
+    def over(x, ref):  # a ratio; a program too short to time (0.00 s) reads as 1
+        return x / ref if ref > 0 else 1.0
+
+    ratio = {p: {a: over(wall[p][a], wall[p]["mimalloc"]) for a in allocs} for p in programs}
     lines = ["| program | " + " | ".join(allocs) + " |", "|---" * (len(allocs) + 1) + "|"]
     for p in programs:
-        cells = [f"{wall[p][a]:.2f} s ({ratio[p][a]:.2f}×), {rss[p][a] / 1024:.0f} MiB"
-                 for a in allocs]
+        cells = [f"{wall[p][a]:.2f} s ({ratio[p][a]:.2f}×), cpu {cpu[p][a]:.2f} s "
+                 f"({over(cpu[p][a], cpu[p]['mimalloc']):.2f}×), {rss[p][a] / 1024:.0f} MiB "
+                 f"({over(rss[p][a], rss[p]['mimalloc']):.2f}×)" for a in allocs]
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Median of {args.reps} run(s): wall time (ratio to mimalloc), peak RSS.")
+    lines.append(f"Median of {args.reps} run(s): wall time, CPU time (user + system) and peak RSS, "
+                 "each with its ratio to mimalloc.")
     (out / "programs.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(out, list(programs), allocs, ratio)
