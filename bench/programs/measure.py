@@ -61,7 +61,7 @@ def run_once(script, preload):
 def plot(out, programs, allocs, ratio):
     data = out / "programs.dat"
     with data.open("w") as f:
-        f.write("program " + " ".join(allocs) + "\n")
+        f.write("# program " + " ".join(allocs) + "\n")
         for p in programs:
             f.write(p + " " + " ".join(f"{ratio[p][a]:.3f}" for a in allocs) + "\n")
     columns = ", ".join(f"'programs.dat' using {i + 2}:xtic(1) title '{a}'"
@@ -73,7 +73,7 @@ set title 'Real programs: wall time relative to mimalloc (LD_PRELOAD; lower is b
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
-set key top left
+set key outside right top
 set ylabel 'wall time / mimalloc'
 set yrange [0:*]
 set grid ytics
