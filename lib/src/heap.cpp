@@ -111,12 +111,12 @@ void note_slow_allocation(HeapState& heap) {
     heap.pacer.requested.store(true, std::memory_order_relaxed);
 }
 
-void* alloc_large(HeapState& heap, std::size_t size, std::size_t& elem) {
+void* alloc_large(HeapState& heap, std::size_t size, std::size_t align, std::size_t& elem) {
   std::size_t npages = (size + page_size - 1) >> page_shift;
   if (npages == 0) npages = 1;
   const std::size_t bytes = npages << page_shift;
   deduct_sweep_credit(heap, bytes);
-  Span* s = page_alloc(heap, npages);
+  Span* s = page_alloc(heap, npages, std::max(align, page_size));
   if (s == nullptr) return nullptr;
   span_init_large(*s);
   elem = s->elem_size;
@@ -240,10 +240,12 @@ FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uint
 
 }  // namespace
 
-void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried) {
-  if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > page_size)) {
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried,
+                    bool zero) {
+  if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > max_alloc_size)) {
     report(&heap, ErrorKind::bad_alignment, nullptr,
-           "alignment {} is not a power of two between 1 and {} (size={})", align, page_size, size);
+           "alignment {} is not a power of two between 1 and {} (size={})", align, max_alloc_size,
+           size);
     return nullptr;
   }
   if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
@@ -266,7 +268,7 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     span = p.cache.alloc[c];
     elem = span->elem_size;
   } else {
-    obj = alloc_large(heap, size, elem);
+    obj = alloc_large(heap, size, align, elem);
     if (obj != nullptr) span = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
   }
   if (SPANHEAP_LIKELY(obj != nullptr)) {
@@ -281,6 +283,10 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
         heap.pacer.requested.store(true, std::memory_order_relaxed);
       }
     }
+    // Go's needzero: a span whose pages came fresh from the OS and that no sweep has freed an
+    // object of still reads zero. Read with the P held: the span is in this P's cache (or, large,
+    // swept at sg), so no sweep can set the flag under us.
+    if (zero && span->need_zero) std::memset(obj, 0, size);
   }
   release_proc(p);
   if (SPANHEAP_UNLIKELY(obj == nullptr) && heap.options.memory_limit != 0 &&
@@ -288,7 +294,7 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     // At the memory limit with automatic cycles on: run a cycle (freed objects become free
     // pages once swept), then try once more before reporting.
     collect(heap);
-    return heap_allocate(heap, proc, size, align, /*retried=*/true);
+    return heap_allocate(heap, proc, size, align, /*retried=*/true, zero);
   }
   if (SPANHEAP_UNLIKELY(obj == nullptr)) {
     report(&heap, ErrorKind::out_of_memory, nullptr, "cannot allocate {} bytes (align {}): {}",
@@ -340,6 +346,10 @@ Heap::~Heap() = default;
 
 void* Heap::allocate(std::size_t size, std::size_t align) {
   return detail::heap_allocate(*state_, -1, size, align);
+}
+
+void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {
+  return detail::heap_allocate(*state_, -1, size, align, /*retried=*/false, /*zero=*/true);
 }
 
 void Heap::free(void* p) { detail::heap_free(*state_, -1, p); }

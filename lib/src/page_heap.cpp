@@ -352,24 +352,32 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   return true;
 }
 
+// Moves the first `n` pages of free run `s` (n < s->npages) into a new struct, returned outside
+// any list; `s` keeps the rest and stays a free run. nullptr when no struct can be had.
+Span* split_front(HeapState& heap, Span* s, std::size_t n) REQUIRES(heap.pages.mu) {
+  Span* front = new_span_struct(heap);
+  if (front == nullptr) return nullptr;
+  remove_free(heap.pages, s);
+  front->start = s->start;
+  front->npages = n;
+  front->arena = s->arena;
+  front->need_zero = s->need_zero;
+  front->released = s->released;
+  s->start += n << page_shift;
+  s->npages -= n;
+  insert_free(heap.pages, s);
+  return front;
+}
+
 // Takes `npages` from the front of free run `s` and returns the in-use span.
 Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu) {
   Span* out = s;
   if (s->npages > npages) {
     // Carve the front into a new struct and keep `s` as the shrunken free run: only the carved
     // pages are remapped, not the whole remaining run (which made carving O(run length)).
-    out = new_span_struct(heap);
+    out = split_front(heap, s, npages);
     if (out == nullptr) return nullptr;
-    remove_free(heap.pages, s);
-    out->start = s->start;
-    out->npages = npages;
-    out->arena = s->arena;
-    out->need_zero = s->need_zero;
-    out->released = s->released;
-    s->start += npages << page_shift;
-    s->npages -= npages;
-    if (s->released) heap.pages.released_bytes.fetch_sub(out->bytes(), std::memory_order_relaxed);
-    insert_free(heap.pages, s);
+    if (out->released) heap.pages.released_bytes.fetch_sub(out->bytes(), std::memory_order_relaxed);
   } else {
     remove_free(heap.pages, s);
     if (s->released) heap.pages.released_bytes.fetch_sub(s->bytes(), std::memory_order_relaxed);
@@ -394,12 +402,33 @@ Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu
   return out;
 }
 
+// carve() from the first multiple of `align` in free run `s` (which holds at least npages pages
+// past it): the pages before it stay a free run of their own. The trailing excess needs no work
+// (carve leaves it as the shrunken run), so an aligned allocation costs one extra Span struct at
+// most. Over-allocating a whole span and trimming it after the fact was the alternative; splitting
+// the free run first never maps pages to a span that does not keep them.
+Span* carve_aligned(HeapState& heap, Span* s, std::size_t npages, std::size_t align)
+    REQUIRES(heap.pages.mu) {
+  const std::size_t lead = (round_up(s->start, align) - s->start) >> page_shift;
+  if (lead == 0) return carve(heap, s, npages);
+  Span* front = split_front(heap, s, lead);
+  if (front == nullptr) return nullptr;
+  front->free_since = s->free_since;
+  front->sweepgen.store(heap.sg(), std::memory_order_relaxed);
+  front->state.store(SpanState::free, std::memory_order_release);
+  page_map_set(*front->arena, front->start, lead, front);
+  insert_free(heap.pages, front);
+  return carve(heap, s, npages);
+}
+
 }  // namespace
 
-Span* page_alloc(HeapState& heap, std::size_t npages) {
+Span* page_alloc(HeapState& heap, std::size_t npages, std::size_t align) {
+  // Any run of this many pages holds `npages` pages starting at a multiple of `align`.
+  const std::size_t need = npages + (align >> page_shift) - 1;
   {
     LockGuard g(heap.pages.mu);
-    if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
+    if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
   }
   // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim). Bounded
   // like cache_span's budget: the caller holds a P, so a stop-the-world waits for this loop, and
@@ -407,13 +436,13 @@ Span* page_alloc(HeapState& heap, std::size_t npages) {
   for (int budget = page_sweep_budget; budget > 0 && sweep_one(heap, SweepKind::on_demand);
        budget--) {
     LockGuard g(heap.pages.mu);
-    if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
+    if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
   }
   LockGuard g(heap.pages.mu);
-  if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
-  if (!grow(heap, npages)) return nullptr;
-  Span* s = find_free(heap.pages, npages);
-  return s != nullptr ? carve(heap, s, npages) : nullptr;
+  if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
+  if (!grow(heap, need)) return nullptr;
+  Span* s = find_free(heap.pages, need);
+  return s != nullptr ? carve_aligned(heap, s, npages, align) : nullptr;
 }
 
 void page_free(HeapState& heap, Span* s) {

@@ -47,7 +47,8 @@ struct PageHeap {
 // Allocates a run of `npages` pages as a span (sweepgen sg, start/npages/arena/need_zero set, page
 // map entries pointing at it, state still dead: span_init_* publishes it in_use), or nullptr when
 // the OS or the memory limit says no (the caller reports). Sweeps on demand before growing.
-Span* page_alloc(HeapState& heap, std::size_t npages);
+// The span starts at a multiple of `align` (a power of two ≥ page_size).
+Span* page_alloc(HeapState& heap, std::size_t npages, std::size_t align = page_size);
 
 // Returns an in-use span to the free runs, coalescing with its neighbours, and publishes it at
 // sg (T4) after its last write. Requires: the caller's sweep owns it (sweepgen == sg-1) and

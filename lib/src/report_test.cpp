@@ -148,11 +148,11 @@ TEST_F(ReportTest, SizeOverflow) {
 TEST_F(ReportTest, BadAlignment) {
   EXPECT_EQ(heap.allocate(64, 24), nullptr);
   EXPECT_EQ(only_report().kind, ErrorKind::bad_alignment);
-  EXPECT_EQ(heap.allocate(64, 2 * page_size), nullptr);
+  EXPECT_EQ(heap.allocate(64, 2 * max_alloc_size), nullptr);
   const ErrorReport r = only_report();
   EXPECT_EQ(r.kind, ErrorKind::bad_alignment);
-  EXPECT_THAT(r.message, MatchesRegex("spanheap: bad_alignment: alignment 16384 is not a power of "
-                                      "two between 1 and 8192 \\(size=64\\)"));
+  EXPECT_THAT(r.message, MatchesRegex("spanheap: bad_alignment: alignment 2199023255552 is not a "
+                                      "power of two between 1 and 1099511627776 \\(size=64\\)"));
 }
 
 TEST_F(ReportTest, ProcIndexOutOfRangeIsMisuse) {

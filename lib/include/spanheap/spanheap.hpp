@@ -37,7 +37,7 @@ enum class ErrorKind : std::uint8_t {
   foreign_free,   // pointer that no spanheap heap owns
   out_of_memory,  // memory limit or the OS refused
   size_overflow,  // size beyond the largest supported object
-  bad_alignment,  // alignment not a power of two, or larger than the page size
+  bad_alignment,  // alignment not a power of two, or larger than max_alloc_size
   misuse,      // API misuse: free through the wrong heap, heap destroyed while in use, bad P index
   corruption,  // heap metadata found inconsistent (a protocol check failed)
 };
@@ -216,9 +216,14 @@ class Heap {
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;
 
-  // Returns `size` bytes aligned to `align` (a power of two ≤ page_size), or nullptr after an
-  // out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique minimal object.
+  // Returns `size` bytes aligned to `align` (any power of two up to max_alloc_size; beyond
+  // page_size the object is a large span of its own starting at that alignment), or nullptr
+  // after an out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique
+  // minimal object.
   void* allocate(std::size_t size, std::size_t align = 16);
+  // allocate(), with the first `size` bytes zero (calloc). Memory known to be zero (fresh pages
+  // that no sweep has freed an object of: Go's needzero) is not cleared again.
+  void* allocate_zeroed(std::size_t size, std::size_t align = 16);
   // Records that the object at `p` is dead; its slot is reused after its span's next sweep.
   // nullptr is a no-op. Anything else that is not a live object's start is reported.
   void free(void* p);
