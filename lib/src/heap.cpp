@@ -7,6 +7,7 @@
 
 #include "cache.hpp"
 #include "central.hpp"
+#include "fork.hpp"
 #include "pacing.hpp"
 #include "page_heap.hpp"
 #include "page_map.hpp"
@@ -33,7 +34,7 @@ unsigned resolve_procs(const Options& o) {
   unsigned n = o.procs;
   if (n == 0) n = std::thread::hardware_concurrency();
   if (n == 0) n = 1;
-  return n > max_procs ? max_procs : n;
+  return n > max_procs ? max_procs : n;  // hardware_concurrency() may exceed it
 }
 
 constexpr unsigned char clobber_byte = 0xDF;
@@ -44,13 +45,11 @@ HeapState::HeapState(const Options& o)
     : options(o),
       os(o.os != nullptr ? o.os : &system_memory()),
       uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
-      nprocs(resolve_procs(o)),
-      nslots(resolve_procs(o) + sweep_slots(o)),
-      checks(o.checks),
       trace(o.trace || Options::from_env(Options{}).trace) {
-  if (options.arena_bytes < granule_size) options.arena_bytes = granule_size;
-  options.commit_bytes = std::clamp(options.commit_bytes, page_size, options.arena_bytes);
-  options.commit_bytes = (options.commit_bytes + page_size - 1) & ~(page_size - 1);
+  validate_options(*this);
+  nprocs = resolve_procs(options);
+  nslots = nprocs + sweep_slots(options);
+  checks = options.checks;
   procs = std::make_unique<ProcState[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
     procs[i].index = i;
@@ -60,15 +59,16 @@ HeapState::HeapState(const Options& o)
   for (unsigned c = 0; c < max_size_classes; c++)
     central[c].span_class = static_cast<std::uint8_t>(c);
   if (options.gc_percent != 0) pacer.trigger.store(trigger_floor, std::memory_order_relaxed);
-  if (o.procs > max_procs) {
-    report(this, ErrorKind::misuse, nullptr, "Options::procs {} exceeds the limit {}; using {}",
-           o.procs, max_procs, max_procs);
-  }
-  start_background_sweepers(*this);
+  sweepers_wanted = options.sweepers;  // started at the first cycle (wake_background_sweepers)
+  fork_register(*this);
 }
 
 HeapState::~HeapState() {
-  stop_background_sweepers(*this);
+  fork_unregister(*this);
+  {
+    LockGuard g(world.cycle_mu);
+    stop_background_sweepers(*this);
+  }
   unsigned busy = 0;
   for (unsigned i = 0; i < nslots; i++)
     if (procs[i].status.load(std::memory_order_acquire) == ProcStatus::running) busy++;
@@ -111,12 +111,12 @@ void note_slow_allocation(HeapState& heap) {
     heap.pacer.requested.store(true, std::memory_order_relaxed);
 }
 
-void* alloc_large(HeapState& heap, std::size_t size, std::size_t& elem) {
+void* alloc_large(HeapState& heap, std::size_t size, std::size_t align, std::size_t& elem) {
   std::size_t npages = (size + page_size - 1) >> page_shift;
   if (npages == 0) npages = 1;
   const std::size_t bytes = npages << page_shift;
   deduct_sweep_credit(heap, bytes);
-  Span* s = page_alloc(heap, npages);
+  Span* s = page_alloc(heap, npages, std::max(align, page_size));
   if (s == nullptr) return nullptr;
   span_init_large(*s);
   elem = s->elem_size;
@@ -187,6 +187,8 @@ FreeResult error(ErrorKind kind, const char* cause, const Span* s = nullptr,
 // state it reads and writes cannot race with a sweep (Go's ensureSwept).
 FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr) {
   const std::size_t page = (addr - arena.base) >> page_shift;
+  if (page >= arena.table_pages.load(std::memory_order_acquire))  // tables are committed lazily
+    return error(ErrorKind::invalid_free, "pointer into free pages that never held an object");
   for (;;) {
     Span* s = arena.spans[page].load(std::memory_order_acquire);
     if (s == nullptr || s->state.load(std::memory_order_acquire) != SpanState::in_use) {
@@ -238,10 +240,12 @@ FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uint
 
 }  // namespace
 
-void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried) {
-  if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > page_size)) {
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried,
+                    bool zero) {
+  if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > max_alloc_size)) {
     report(&heap, ErrorKind::bad_alignment, nullptr,
-           "alignment {} is not a power of two between 1 and {} (size={})", align, page_size, size);
+           "alignment {} is not a power of two between 1 and {} (size={})", align, max_alloc_size,
+           size);
     return nullptr;
   }
   if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
@@ -264,7 +268,7 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     span = p.cache.alloc[c];
     elem = span->elem_size;
   } else {
-    obj = alloc_large(heap, size, elem);
+    obj = alloc_large(heap, size, align, elem);
     if (obj != nullptr) span = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
   }
   if (SPANHEAP_LIKELY(obj != nullptr)) {
@@ -279,6 +283,10 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
         heap.pacer.requested.store(true, std::memory_order_relaxed);
       }
     }
+    // Go's needzero: a span whose pages came fresh from the OS and that no sweep has freed an
+    // object of still reads zero. Read with the P held: the span is in this P's cache (or, large,
+    // swept at sg), so no sweep can set the flag under us.
+    if (zero && span->need_zero) std::memset(obj, 0, size);
   }
   release_proc(p);
   if (SPANHEAP_UNLIKELY(obj == nullptr) && heap.options.memory_limit != 0 &&
@@ -286,7 +294,7 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     // At the memory limit with automatic cycles on: run a cycle (freed objects become free
     // pages once swept), then try once more before reporting.
     collect(heap);
-    return heap_allocate(heap, proc, size, align, /*retried=*/true);
+    return heap_allocate(heap, proc, size, align, /*retried=*/true, zero);
   }
   if (SPANHEAP_UNLIKELY(obj == nullptr)) {
     report(&heap, ErrorKind::out_of_memory, nullptr, "cannot allocate {} bytes (align {}): {}",
@@ -338,6 +346,10 @@ Heap::~Heap() = default;
 
 void* Heap::allocate(std::size_t size, std::size_t align) {
   return detail::heap_allocate(*state_, -1, size, align);
+}
+
+void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {
+  return detail::heap_allocate(*state_, -1, size, align, /*retried=*/false, /*zero=*/true);
 }
 
 void Heap::free(void* p) { detail::heap_free(*state_, -1, p); }
