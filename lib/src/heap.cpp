@@ -36,8 +36,6 @@ unsigned resolve_procs(const Options& o) {
   return n > max_procs ? max_procs : n;
 }
 
-constexpr unsigned char clobber_byte = 0xDF;
-
 }  // namespace
 
 HeapState::HeapState(const Options& o)
@@ -183,6 +181,72 @@ FreeResult error(ErrorKind kind, const char* cause, const Span* s = nullptr,
   return r;
 }
 
+// Classifies `addr` against a span that is swept for this cycle and records the free (its free
+// bit, set with one fetch_or so that of two frees of one object exactly one wins). Requires: the
+// caller owns the span's object state against collection — its P caches the span, or it holds
+// free_lock — and holds a P (no sweep can start).
+FreeResult mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr) {
+  if (addr >= s->limit()) {
+    return error(ErrorKind::invalid_free, "pointer into the tail of a span, past its last object", s,
+                 addr - s->start);
+  }
+  const std::uint32_t i = slot_of(*s, addr);
+  const std::uintptr_t base = s->start + i * s->elem_size;
+  if (!slot_allocated(*s, i)) {
+    if (addr == base && slot_reclaimed(*s, i)) {
+      return error(ErrorKind::double_free, "object already freed and reclaimed (by a sweep or a collection)", s, 0);
+    }
+    return error(ErrorKind::invalid_free,
+                 addr == base ? "free slot that holds no object" : "pointer into a free slot", s,
+                 addr - base);
+  }
+  if (addr != base) {
+    return error(ErrorKind::interior_free, "pointer into the middle of a live object", s,
+                 addr - base);
+  }
+  const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+  const std::uint64_t old = s->free_bits[i / 64].fetch_or(bit, std::memory_order_acq_rel);
+  if ((old & bit) != 0) {
+    return error(ErrorKind::double_free, "object already freed, not yet reclaimed (pending)", s, 0);
+  }
+  bump(p.cache.frees, 1);
+  bump(p.cache.free_bytes, s->elem_size);
+  poison_memory(heap, reinterpret_cast<void*>(base), s->elem_size);
+  return FreeResult{};
+}
+
+// After a free into a span that sits on its class's swept full list (ReusePolicy::owner): move it
+// to the partial list, so that the next refill of the class collects it instead of growing.
+void move_to_partial(HeapState& heap, Span* s) {
+  Central& central = heap.central[s->cls()];
+  const unsigned i = swept_index(heap.sg());
+  LockGuard g(central.mu);
+  if (s->list.load(std::memory_order_relaxed) != &central.full[i]) return;  // moved meanwhile
+  list_remove(central.full[i], s);
+  list_push_back(central.partial[i], s);
+}
+
+// T10 (ReusePolicy::owner): the free that set a large object's free bit returns its span to the
+// page heap at once. Later frees of the object see the bit (double_free) until the span's state
+// changes under free_lock, and freed pages after that (double_free by page history).
+void free_large_span(HeapState& heap, Span* s) {
+  Central& central = heap.central[0];
+  {
+    LockGuard g(central.mu);
+    SpanList* list = s->list.load(std::memory_order_relaxed);
+    SPANHEAP_CHECK(&heap, list == &central.full[swept_index(heap.sg())],
+                   "large span freed at free() is not on the swept large list (T10)");
+    list_remove(*list, s);
+  }
+  SpanLock lock(*s);
+  s->free_bits[0].store(0, std::memory_order_relaxed);
+  s->alloc_count = 0;
+  heap.counters.large_frees.fetch_add(1, std::memory_order_relaxed);
+  heap.counters.reclaimed_objects.fetch_add(1, std::memory_order_relaxed);
+  heap.counters.reclaimed_bytes.fetch_add(s->elem_size, std::memory_order_relaxed);
+  page_free(heap, s);
+}
+
 // The body of free(), with a P held. Makes the span swept for this cycle first, so the object
 // state it reads and writes cannot race with a sweep (Go's ensureSwept).
 FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr) {
@@ -198,41 +262,35 @@ FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uint
     }
     const std::uint32_t g = s->sweepgen.load(std::memory_order_acquire);
     const std::uint32_t sg = heap.sg();
+    // Our own cached span: only this P collects it, so the slot check needs no lock.
+    if (g == sg + 3 && s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index))
+      return mark_free(heap, p, s, addr);
     if (SPANHEAP_UNLIKELY(g != sg && g != sg + 3) && !ensure_swept(heap, s, &p)) continue;
-    // Swept for this cycle, and we hold a P: nothing can sweep or free this span until we
-    // release it. Confirm the page still maps to it (the struct may have been recycled).
-    if (arena.spans[page].load(std::memory_order_acquire) != s ||
-        s->state.load(std::memory_order_acquire) != SpanState::in_use)
-      continue;
-    if (addr >= s->limit()) {
-      return error(ErrorKind::invalid_free, "pointer into the tail of a span, past its last object",
-                   s, addr - s->start);
-    }
-    const std::uint32_t i = slot_of(*s, addr);
-    const std::uintptr_t base = s->start + i * s->elem_size;
-    if (!slot_allocated(*s, i)) {
-      if (addr == base && slot_reclaimed(*s, i)) {
-        return error(ErrorKind::double_free,
-                     "object already freed and reclaimed by an earlier cycle's sweep", s, 0);
+    // Swept for this cycle, and we hold a P: nothing can sweep this span until we release it.
+    // Under free_lock no collection runs either; confirm the page still maps to the span (the
+    // struct may have been freed and recycled meanwhile).
+    FreeResult r;
+    bool to_partial = false;
+    {
+      SpanLock lock(*s);
+      if (arena.spans[page].load(std::memory_order_acquire) != s ||
+          s->state.load(std::memory_order_acquire) != SpanState::in_use)
+        continue;
+      r = mark_free(heap, p, s, addr);
+      if (r.verdict != FreeVerdict::ok || heap.options.reuse != ReusePolicy::owner) return r;
+      if (s->is_large()) {
+        to_partial = false;
+      } else {
+        const SpanList* list = s->list.load(std::memory_order_relaxed);
+        to_partial = list == &heap.central[s->cls()].full[swept_index(sg)];
       }
-      return error(ErrorKind::invalid_free,
-                   addr == base ? "free slot that holds no object" : "pointer into a free slot", s,
-                   addr - base);
     }
-    if (addr != base) {
-      return error(ErrorKind::interior_free, "pointer into the middle of a live object", s,
-                   addr - base);
+    if (s->is_large()) {
+      free_large_span(heap, s);
+    } else if (to_partial) {
+      move_to_partial(heap, s);
     }
-    const std::uint64_t bit = std::uint64_t{1} << (i % 64);
-    const std::uint64_t old = s->free_bits[i / 64].fetch_or(bit, std::memory_order_acq_rel);
-    if ((old & bit) != 0) {
-      return error(ErrorKind::double_free, "object already freed in this cycle (pending sweep)", s,
-                   0);
-    }
-    bump(p.cache.frees, 1);
-    bump(p.cache.free_bytes, s->elem_size);
-    poison_memory(heap, reinterpret_cast<void*>(base), s->elem_size);
-    return FreeResult{};
+    return r;
   }
 }
 

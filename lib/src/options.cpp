@@ -82,6 +82,15 @@ Options Options::from_env(Options o) {
       bad("SPANHEAP_FLUSH", v);
     }
   }
+  if (const char* v = env("SPANHEAP_REUSE")) {
+    if (std::strcmp(v, "owner") == 0) {
+      o.reuse = ReusePolicy::owner;
+    } else if (std::strcmp(v, "next_cycle") == 0) {
+      o.reuse = ReusePolicy::next_cycle;
+    } else {
+      bad("SPANHEAP_REUSE", v);
+    }
+  }
   if (const char* v = env("SPANHEAP_CHECKS")) {
     if (std::strcmp(v, "release") == 0) {
       o.checks = CheckLevel::release;
