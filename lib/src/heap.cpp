@@ -49,6 +49,8 @@ HeapState::HeapState(const Options& o)
   if (options.arena_bytes < granule_size) options.arena_bytes = granule_size;
   options.commit_bytes = std::clamp(options.commit_bytes, page_size, options.arena_bytes);
   options.commit_bytes = (options.commit_bytes + page_size - 1) & ~(page_size - 1);
+  allocation_hooks = options.debug.clobber_freed || options.debug.poison_freed ||
+                     options.debug.collect_every != 0;
   procs = std::make_unique<ProcState[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
     procs[i].index = i;
@@ -150,6 +152,19 @@ void on_allocate_debug(HeapState& heap, Span* s, void* obj) {
              "span={:#x}, class={})",
              b, s->elem_size, obj, s->start, s->cls());
       break;
+    }
+  }
+}
+
+// The debug options' work at allocation (HeapState::allocation_hooks says if any is on).
+void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std::size_t elem) {
+  if (heap.options.debug.clobber_freed || heap.options.debug.poison_freed)
+    on_allocate_debug(heap, span, obj);
+  if (heap.options.debug.collect_every != 0) {
+    p.cache.collect_every_bytes += elem;
+    if (p.cache.collect_every_bytes >= heap.options.debug.collect_every) {
+      p.cache.collect_every_bytes = 0;
+      heap.pacer.requested.store(true, std::memory_order_relaxed);
     }
   }
 }
@@ -297,18 +312,24 @@ FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uint
 }  // namespace
 
 void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried) {
-  if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > page_size)) {
-    report(&heap, ErrorKind::bad_alignment, nullptr,
-           "alignment {} is not a power of two between 1 and {} (size={})", align, page_size, size);
-    return nullptr;
+  unsigned c;
+  if (SPANHEAP_LIKELY(align == 16 && size <= size_table::small_max)) {
+    c = size_to_class16(size);  // the common call: one table load, nothing to validate
+  } else {
+    if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > page_size)) {
+      report(&heap, ErrorKind::bad_alignment, nullptr,
+             "alignment {} is not a power of two between 1 and {} (size={})", align, page_size,
+             size);
+      return nullptr;
+    }
+    if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
+      report(&heap, ErrorKind::size_overflow, nullptr,
+             "size {} exceeds the largest object spanheap allocates ({} bytes)", size,
+             max_alloc_size);
+      return nullptr;
+    }
+    c = size_to_class(size, align);
   }
-  if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
-    report(&heap, ErrorKind::size_overflow, nullptr,
-           "size {} exceeds the largest object spanheap allocates ({} bytes)", size,
-           max_alloc_size);
-    return nullptr;
-  }
-  const unsigned c = size_to_class(size, align);
   ProcState& p = acquire_for_call(heap, proc);
   void* obj = nullptr;
   std::size_t elem = 0;
@@ -328,15 +349,7 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
   if (SPANHEAP_LIKELY(obj != nullptr)) {
     bump(p.cache.allocs, 1);
     bump(p.cache.alloc_bytes, elem);
-    if (SPANHEAP_UNLIKELY(heap.options.debug.clobber_freed || heap.options.debug.poison_freed))
-      on_allocate_debug(heap, span, obj);
-    if (SPANHEAP_UNLIKELY(heap.options.debug.collect_every != 0)) {
-      p.cache.collect_every_bytes += elem;
-      if (p.cache.collect_every_bytes >= heap.options.debug.collect_every) {
-        p.cache.collect_every_bytes = 0;
-        heap.pacer.requested.store(true, std::memory_order_relaxed);
-      }
-    }
+    if (SPANHEAP_UNLIKELY(heap.allocation_hooks)) on_allocate_hooks(heap, p, span, obj, elem);
   }
   release_proc(p);
   if (SPANHEAP_UNLIKELY(obj == nullptr) && heap.options.memory_limit != 0 &&

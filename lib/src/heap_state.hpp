@@ -45,6 +45,7 @@ class HeapState {
   unsigned nslots;    // Ps + sweeper slots
   CheckLevel checks;
   bool trace;
+  bool allocation_hooks = false;  // immutable after init: a debug option acts at every allocation
 
   std::atomic<std::uint32_t> sweepgen{0};  // world: written only while stopped
   PageHeap pages;

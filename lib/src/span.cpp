@@ -112,11 +112,9 @@ std::uint32_t sweep_bits(HeapState& heap, Span& s,
   const std::uint32_t fi = s.free_index.load(std::memory_order_relaxed);
   std::uint32_t count = 0;
   std::uint32_t nfreed = 0;
-  for (unsigned w = 0; w < bitmap_words; w++) {
-    if (w >= words_for(n)) {
-      freed_slots[w] = 0;
-      continue;
-    }
+  const unsigned nwords = words_for(n);
+  for (unsigned w = nwords; w < bitmap_words; w++) freed_slots[w] = 0;
+  for (unsigned w = 0; w < nwords; w++) {
     const std::uint64_t valid = mask_below(n, w);
     const std::uint64_t allocated =
         (s.alloc_bits[w].load(std::memory_order_relaxed) | mask_below(fi, w)) & valid;
