@@ -61,11 +61,11 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
       // T9a: reuse the span's own pending frees before giving it back. Only this P may: the
       // span is ours at sg+3 (checked), so no sweeper and no other P can collect it.
       if (heap.options.reuse == ReusePolicy::owner && span_has_pending(*s)) {
-        SPANHEAP_DCHECK(&heap,
-                        s->sweepgen.load(std::memory_order_relaxed) == heap.sg() + 3 &&
-                            s->cache_owner.load(std::memory_order_relaxed) ==
-                                static_cast<int>(p.index),
-                        "collection of a span this P does not cache (T9a)");
+        SPANHEAP_DCHECK(
+            &heap,
+            s->sweepgen.load(std::memory_order_relaxed) == heap.sg() + 3 &&
+                s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index),
+            "collection of a span this P does not cache (T9a)");
         if (span_collect(heap, *s) != 0) continue;
       }
     }

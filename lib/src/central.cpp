@@ -89,8 +89,8 @@ Span* cache_span(HeapState& heap, Central& central) {
   span->free_index.store(fi, std::memory_order_release);
   span->alloc_cache = ~span->alloc_bits[fi / 64].load(std::memory_order_relaxed) >> (fi % 64);
   // Pacing (Go's heap_live): the free bytes handed to a cache count as allocated. Under
-  // ReusePolicy::owner only a fresh span's do — slots that were reclaimed without a cycle are reused
-  // memory, and counting them would run cycles that an explicit-free heap does not need.
+  // ReusePolicy::owner only a fresh span's do — slots that were reclaimed without a cycle are
+  // reused memory, and counting them would run cycles that an explicit-free heap does not need.
   if (fresh || heap.options.reuse == ReusePolicy::next_cycle)
     heap.pacer.allocated.fetch_add(
         std::uint64_t{span->nelems - span->alloc_count} * span->elem_size,

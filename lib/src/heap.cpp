@@ -49,8 +49,8 @@ HeapState::HeapState(const Options& o)
   if (options.arena_bytes < granule_size) options.arena_bytes = granule_size;
   options.commit_bytes = std::clamp(options.commit_bytes, page_size, options.arena_bytes);
   options.commit_bytes = (options.commit_bytes + page_size - 1) & ~(page_size - 1);
-  allocation_hooks = options.debug.clobber_freed || options.debug.poison_freed ||
-                     options.debug.collect_every != 0;
+  allocation_hooks =
+      options.debug.clobber_freed || options.debug.poison_freed || options.debug.collect_every != 0;
   procs = std::make_unique<ProcState[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
     procs[i].index = i;
@@ -181,53 +181,54 @@ struct FreeResult {
   std::size_t size = 0;
 };
 
-FreeResult error(ErrorKind kind, const char* cause, const Span* s = nullptr,
-                 std::size_t offset = 0) {
-  FreeResult r;
-  r.verdict = FreeVerdict::error;
-  r.kind = kind;
-  r.cause = cause;
+bool fail_free(FreeResult& out, ErrorKind kind, const char* cause, const Span* s = nullptr,
+               std::size_t offset = 0) {
+  out.verdict = FreeVerdict::error;
+  out.kind = kind;
+  out.cause = cause;
   if (s != nullptr) {
-    r.span = s->start;
-    r.cls = s->cls();
-    r.size = s->elem_size;
+    out.span = s->start;
+    out.cls = s->cls();
+    out.size = s->elem_size;
   }
-  r.offset = offset;
-  return r;
+  out.offset = offset;
+  return false;
 }
 
 // Classifies `addr` against a span that is swept for this cycle and records the free (its free
 // bit, set with one fetch_or so that of two frees of one object exactly one wins). Requires: the
 // caller owns the span's object state against collection — its P caches the span, or it holds
 // free_lock — and holds a P (no sweep can start).
-FreeResult mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr) {
+bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, FreeResult& out) {
   if (addr >= s->limit()) {
-    return error(ErrorKind::invalid_free, "pointer into the tail of a span, past its last object", s,
-                 addr - s->start);
+    return fail_free(out, ErrorKind::invalid_free,
+                     "pointer into the tail of a span, past its last object", s, addr - s->start);
   }
   const std::uint32_t i = slot_of(*s, addr);
   const std::uintptr_t base = s->start + i * s->elem_size;
   if (!slot_allocated(*s, i)) {
     if (addr == base && slot_reclaimed(*s, i)) {
-      return error(ErrorKind::double_free, "object already freed and reclaimed (by a sweep or a collection)", s, 0);
+      return fail_free(out, ErrorKind::double_free,
+                       "object already freed and reclaimed (by a sweep or a collection)", s, 0);
     }
-    return error(ErrorKind::invalid_free,
-                 addr == base ? "free slot that holds no object" : "pointer into a free slot", s,
-                 addr - base);
+    return fail_free(out, ErrorKind::invalid_free,
+                     addr == base ? "free slot that holds no object" : "pointer into a free slot",
+                     s, addr - base);
   }
   if (addr != base) {
-    return error(ErrorKind::interior_free, "pointer into the middle of a live object", s,
-                 addr - base);
+    return fail_free(out, ErrorKind::interior_free, "pointer into the middle of a live object", s,
+                     addr - base);
   }
   const std::uint64_t bit = std::uint64_t{1} << (i % 64);
   const std::uint64_t old = s->free_bits[i / 64].fetch_or(bit, std::memory_order_acq_rel);
   if ((old & bit) != 0) {
-    return error(ErrorKind::double_free, "object already freed, not yet reclaimed (pending)", s, 0);
+    return fail_free(out, ErrorKind::double_free,
+                     "object already freed, not yet reclaimed (pending)", s, 0);
   }
   bump(p.cache.frees, 1);
   bump(p.cache.free_bytes, s->elem_size);
   poison_memory(heap, reinterpret_cast<void*>(base), s->elem_size);
-  return FreeResult{};
+  return true;
 }
 
 // After a free into a span that sits on its class's swept full list (ReusePolicy::owner): move it
@@ -264,35 +265,36 @@ void free_large_span(HeapState& heap, Span* s) {
 
 // The body of free(), with a P held. Makes the span swept for this cycle first, so the object
 // state it reads and writes cannot race with a sweep (Go's ensureSwept).
-FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr) {
+bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr,
+                    FreeResult& out) {
   const std::size_t page = (addr - arena.base) >> page_shift;
   for (;;) {
     Span* s = arena.spans[page].load(std::memory_order_acquire);
     if (s == nullptr || s->state.load(std::memory_order_acquire) != SpanState::in_use) {
       if (arena.history[page].load(std::memory_order_relaxed) == PageHistory::freed) {
-        return error(ErrorKind::double_free,
-                     "object already freed: its span was reclaimed and its pages are free");
+        return fail_free(out, ErrorKind::double_free,
+                         "object already freed: its span was reclaimed and its pages are free");
       }
-      return error(ErrorKind::invalid_free, "pointer into free pages that never held an object");
+      return fail_free(out, ErrorKind::invalid_free,
+                       "pointer into free pages that never held an object");
     }
     const std::uint32_t g = s->sweepgen.load(std::memory_order_acquire);
     const std::uint32_t sg = heap.sg();
     // Our own cached span: only this P collects it, so the slot check needs no lock.
     if (g == sg + 3 && s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index))
-      return mark_free(heap, p, s, addr);
+      return mark_free(heap, p, s, addr, out);
     if (SPANHEAP_UNLIKELY(g != sg && g != sg + 3) && !ensure_swept(heap, s, &p)) continue;
     // Swept for this cycle, and we hold a P: nothing can sweep this span until we release it.
     // Under free_lock no collection runs either; confirm the page still maps to the span (the
     // struct may have been freed and recycled meanwhile).
-    FreeResult r;
     bool to_partial = false;
     {
       SpanLock lock(*s);
       if (arena.spans[page].load(std::memory_order_acquire) != s ||
           s->state.load(std::memory_order_acquire) != SpanState::in_use)
         continue;
-      r = mark_free(heap, p, s, addr);
-      if (r.verdict != FreeVerdict::ok || heap.options.reuse != ReusePolicy::owner) return r;
+      if (!mark_free(heap, p, s, addr, out) || heap.options.reuse != ReusePolicy::owner)
+        return out.verdict == FreeVerdict::ok;
       if (s->is_large()) {
         to_partial = false;
       } else {
@@ -305,7 +307,7 @@ FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uint
     } else if (to_partial) {
       move_to_partial(heap, s);
     }
-    return r;
+    return true;
   }
 }
 
@@ -385,9 +387,10 @@ void heap_free(HeapState& heap, int proc, void* ptr) {
     return;
   }
   ProcState& p = acquire_for_call(heap, proc);
-  const FreeResult r = free_with_proc(heap, p, *arena, addr);
+  FreeResult r;
+  const bool ok = free_with_proc(heap, p, *arena, addr, r);
   release_proc(p);
-  if (r.verdict == FreeVerdict::error) {
+  if (SPANHEAP_UNLIKELY(!ok)) {
     if (r.span != 0) {
       report(&heap, r.kind, ptr, "{} (ptr={}, offset={}, span={:#x}, class={}, size={})", r.cause,
              ptr, r.offset, r.span, r.cls, r.size);

@@ -89,8 +89,9 @@ inline constexpr unsigned bitmap_words = max_nelems / 64;
 //   reclaimed_bits[i]: slot i was reclaimed by a sweep or a collection since the span was
 //                      initialised (it tells a double free from a free of a never-allocated slot).
 //   free_lock: held by every free that does not own the span (validate the slot, set its free
-//              bit) and by every collection, so "allocated" cannot shrink under such a free's check.
-//              The owning P frees into its own cached span without it: only it may collect there.
+//              bit) and by every collection, so "allocated" cannot shrink under such a free's
+//              check. The owning P frees into its own cached span without it: only it may collect
+//              there.
 enum class SpanState : std::uint8_t { dead = 0, in_use = 1, free = 2 };
 
 struct SpanList;
@@ -114,10 +115,10 @@ struct Span {
                                             // it before it knows the struct is stable
   std::atomic<bool> free_lock{false};  // spin lock (above); never reset, the struct may be recycled
                                        // while a stale freer waits on it
-  bool need_zero = false;                   // owner; memory may be dirty
-  bool released = false;                    // free spans: pages returned to the OS (page heap lock)
-  std::size_t npages = 0;                   // page heap lock
-  std::uint64_t free_since = 0;             // free spans: cycle number when freed (page heap lock)
+  bool need_zero = false;              // owner; memory may be dirty
+  bool released = false;               // free spans: pages returned to the OS (page heap lock)
+  std::size_t npages = 0;              // page heap lock
+  std::uint64_t free_since = 0;        // free spans: cycle number when freed (page heap lock)
 
   // Intrusive list links: central lists (central lock) or page heap free lists (page heap lock).
   Span* next = nullptr;

@@ -163,9 +163,9 @@ struct Stats {
   std::uint64_t swept_by_flush = 0;     // stale cached spans swept by their P's flush
   std::uint64_t swept_termination = 0;  // left over at the next cycle, swept before the bump
   // ReusePolicy::owner: pending frees collected before the next cycle's sweep.
-  std::uint64_t collections = 0;          // spans whose pending frees an owner collected
-  std::uint64_t collected_objects = 0;    // objects reclaimed that way (part of the reclaimed)
-  std::uint64_t large_frees = 0;          // large objects whose pages went back at free()
+  std::uint64_t collections = 0;        // spans whose pending frees an owner collected
+  std::uint64_t collected_objects = 0;  // objects reclaimed that way (part of the reclaimed)
+  std::uint64_t large_frees = 0;        // large objects whose pages went back at free()
   std::uint64_t errors = 0;             // reports made
 };
 
