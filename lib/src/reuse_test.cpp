@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <set>
 #include <thread>
 #include <vector>
@@ -214,6 +216,25 @@ TEST(Reuse, WriteAfterFreeIsCaughtWhenACollectedSlotIsReallocated) {
   ASSERT_EQ(rec.count(), 1u);
   EXPECT_EQ(rec.last()->kind, ErrorKind::corruption);
   EXPECT_NE(rec.last()->message.find("byte 63"), std::string::npos);
+}
+
+// calloc's contract holds for slots reused without a cycle: collection marks the span dirty.
+TEST(Reuse, AllocateZeroedClearsCollectedSlots) {
+  testing::RecordingHandler rec;
+  Heap heap(with_reuse(1, rec, ReusePolicy::owner));
+  for (std::size_t size : {std::size_t{48}, std::size_t{3000}, std::size_t{100000}}) {
+    std::vector<void*> v = size > max_small_size ? std::vector<void*>{heap.proc(0).allocate(size)}
+                                                 : fill_span(heap, heap.proc(0), size);
+    for (void* p : v) std::memset(p, 0x5A, size);
+    for (void* p : v) heap.proc(0).free(p);
+    for (std::size_t i = 0; i < v.size(); i++) {
+      const auto* p = static_cast<const unsigned char*>(heap.allocate_zeroed(size));
+      ASSERT_NE(p, nullptr);
+      ASSERT_EQ(std::count(p, p + size, 0), static_cast<std::ptrdiff_t>(size)) << size;
+    }
+  }
+  EXPECT_GT(heap.stats().collections, 0u);
+  EXPECT_EQ(rec.count(), 0u);
 }
 
 // Two threads free the same object at once, again and again: exactly one wins each time, the

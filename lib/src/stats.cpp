@@ -58,6 +58,7 @@ Stats collect_stats(const HeapState& heap) {
   s.released_bytes = ph.released_bytes.load(std::memory_order_relaxed);
   s.mapped_bytes = committed > s.released_bytes ? committed - s.released_bytes : 0;
   s.reserved_bytes = ph.reserved_bytes.load(std::memory_order_relaxed);
+  s.metadata_bytes = ph.meta_bytes.load(std::memory_order_relaxed);
   const std::uint64_t trigger = heap.pacer.trigger.load(std::memory_order_relaxed);
   s.next_trigger =
       trigger == 0

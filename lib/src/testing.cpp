@@ -9,6 +9,7 @@
 #include "central.hpp"
 #include "heap_state.hpp"
 #include "pacing.hpp"
+#include "page_map.hpp"
 #include "proc.hpp"
 #include "size_classes.hpp"
 #include "span.hpp"
@@ -167,27 +168,19 @@ void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook) {
   heap.state().protocol_hook = std::move(hook);
 }
 
-// ---- Snapshots ------------------------------------------------------------------------------
-
-const char* to_string(SpanLocation location) noexcept {
-  switch (location) {
-    case SpanLocation::cached:
-      return "cached";
-    case SpanLocation::central_partial_swept:
-      return "central_partial_swept";
-    case SpanLocation::central_partial_unswept:
-      return "central_partial_unswept";
-    case SpanLocation::central_full_swept:
-      return "central_full_swept";
-    case SpanLocation::central_full_unswept:
-      return "central_full_unswept";
-    case SpanLocation::page_heap_free:
-      return "page_heap_free";
-    case SpanLocation::nowhere:
-      return "nowhere";
-  }
-  return "unknown";
+std::uintptr_t span_start(const Heap& heap, const void* p) {
+  const detail::Span* s =
+      detail::span_of(const_cast<Heap&>(heap).state(), reinterpret_cast<std::uintptr_t>(p));
+  if (s == nullptr || s->state.load(std::memory_order_acquire) != detail::SpanState::in_use)
+    return 0;
+  return s->start;
 }
+
+void fail_thread_starts(Heap& heap, unsigned n) NO_THREAD_SAFETY_ANALYSIS {
+  heap.state().fail_thread_starts = n;
+}
+
+// ---- Snapshots ------------------------------------------------------------------------------
 
 HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
   detail::HeapState& h = heap.state();

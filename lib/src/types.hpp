@@ -24,7 +24,6 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -44,6 +43,11 @@ inline constexpr std::size_t granule_size = std::size_t{1} << granule_shift;
 inline constexpr std::size_t pages_per_granule = granule_size / page_size;
 // The most Ps a heap may have: bounds the per-P arrays; Go's GOMAXPROCS limit is 256 too.
 inline constexpr unsigned max_procs = 256;
+// The most background sweepers: each is a thread, and past a few per core they only contend for
+// the same unswept lists.
+inline constexpr unsigned max_sweepers = 64;
+// The largest arena reservation asked for (Options::arena_bytes): 1 TiB, the largest object.
+inline constexpr std::size_t max_arena_bytes = std::size_t{1} << 40;
 
 // ---------------------------------------------------------------------------------------------
 // Size classes (size_classes.cpp): generated once, constant afterwards.
@@ -154,14 +158,21 @@ struct SpanList {
 // Arena (page_map.cpp): one reservation, its page table and page history.
 enum class PageHistory : std::uint8_t { never_used = 0, in_use = 1, freed = 2 };
 
+// Its tables are committed lazily, as pages are: an arena reserved for a huge request costs no
+// resident memory for the pages it never commits. committed_pages <= table_pages <= npages.
 struct Arena {
-  std::uintptr_t base = 0;              // immutable after init
-  std::size_t npages = 0;               // immutable after init
-  std::size_t committed_pages = 0;      // page heap lock; pages [0, committed) are committed
-  HeapState* owner = nullptr;           // immutable after init
-  std::atomic<Span*>* spans = nullptr;  // page -> span (atomic (acq/rel): span fields)
+  std::uintptr_t base = 0;          // immutable after init
+  std::size_t npages = 0;           // immutable after init
+  std::size_t committed_pages = 0;  // page heap lock; pages [0, committed) are committed
+  // Pages whose spans[] and history[] entries are committed (zero until written). Lock-free
+  // readers bound their page index by it; entries past it are inaccessible memory.
+  std::atomic<std::size_t> table_pages{0};      // atomic (acq/rel): the entries below it exist
+  HeapState* owner = nullptr;                   // immutable after init
+  std::atomic<Span*>* spans = nullptr;          // page -> span (atomic (acq/rel): span fields)
   std::atomic<PageHistory>* history = nullptr;  // page -> what it was last used for
-  std::size_t meta_bytes = 0;                   // reservation holding spans[] and history[]
+  std::size_t meta_bytes = 0;         // reservation: this header page, then spans[], then history[]
+  std::size_t spans_committed = 0;    // page heap lock: bytes of spans[] committed
+  std::size_t history_committed = 0;  // page heap lock: bytes of history[] committed
   void* meta = nullptr;
   Arena* next = nullptr;  // page heap lock
 };
@@ -235,11 +246,12 @@ struct SweepState {
   std::atomic<std::uint64_t> pages_to_sweep{0};  // world: set at bump
   std::atomic<std::uint64_t> bytes_allocated{0};
   std::atomic<double> pages_per_byte{0.0};  // world: set at bump
-  // Background sweepers park here between cycles.
-  RankedMutex park_mu{LockRank::sweep_park};
-  std::condition_variable_any park_cv;
-  std::uint64_t work_epoch GUARDED_BY(park_mu) = 0;
-  bool shutdown GUARDED_BY(park_mu) = false;
+  // Background sweepers park on work_epoch (atomic wait) until a cycle bumps it or shutdown is
+  // set. A futex word, not a mutex and condition variable: it holds no waiter state that a fork()
+  // child would inherit from the parent's parked sweepers (destroying such a condition variable
+  // in the child blocked for ever).
+  std::atomic<std::uint32_t> work_epoch{0};
+  std::atomic<bool> shutdown{false};  // atomic (acq/rel): set once, before the last epoch bump
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -17,6 +17,32 @@
 #include "stats.hpp"
 #include "sweeper.hpp"
 
+namespace spanheap::testing {
+
+// Declared in spanheap/testing.hpp but defined here, in the product library: the verifier names
+// span locations in its violation messages, and the product must not depend on the testing target.
+const char* to_string(SpanLocation location) noexcept {
+  switch (location) {
+    case SpanLocation::cached:
+      return "cached";
+    case SpanLocation::central_partial_swept:
+      return "central_partial_swept";
+    case SpanLocation::central_partial_unswept:
+      return "central_partial_unswept";
+    case SpanLocation::central_full_swept:
+      return "central_full_swept";
+    case SpanLocation::central_full_unswept:
+      return "central_full_unswept";
+    case SpanLocation::page_heap_free:
+      return "page_heap_free";
+    case SpanLocation::nowhere:
+      return "nowhere";
+  }
+  return "unknown";
+}
+
+}  // namespace spanheap::testing
+
 namespace spanheap::detail {
 
 using testing::SpanLocation;
@@ -113,8 +139,8 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
       page += s->npages;
     }
     if (const std::size_t page =
-            first_not(arena.spans, arena.committed_pages, arena.npages, nullptr);
-        page != arena.npages) {
+            first_not(arena.spans, arena.committed_pages, arena.table_pages.load(), nullptr);
+        page != arena.table_pages.load()) {
       fail(out, "page_map", "uncommitted page {} of arena {:#x} maps to a span", page, arena.base);
     }
   });

@@ -45,7 +45,7 @@ enum class ErrorKind : std::uint8_t {
   foreign_free,   // pointer that no spanheap heap owns
   out_of_memory,  // memory limit or the OS refused
   size_overflow,  // size beyond the largest supported object
-  bad_alignment,  // alignment not a power of two, or larger than the page size
+  bad_alignment,  // alignment not a power of two, or larger than max_alloc_size
   misuse,      // API misuse: free through the wrong heap, heap destroyed while in use, bad P index
   corruption,  // heap metadata found inconsistent (a protocol check failed)
 };
@@ -62,7 +62,8 @@ struct ErrorReport {
 
 // Called for every report. The default handler prints the message to stderr and aborts. A handler
 // that returns lets the heap continue: bad input leaves the heap intact, and the failing call
-// returns nullptr / does nothing.
+// returns nullptr / does nothing. A handler must not throw (reports can come from inside a heap
+// call, with a P or a lock held): one that throws is reported as misuse and the process aborts.
 using ErrorHandler = std::function<void(const ErrorReport&)>;
 
 // Address-space provider (test seam; see spanheap/testing.hpp for a fake with failure injection).
@@ -97,7 +98,7 @@ struct Options {
   ReusePolicy reuse = ReusePolicy::owner;
   unsigned gc_percent = 100;     // cycle when allocation since the last one reaches this %
                                  // of the live heap; 0 = cycles only on collect()
-  std::size_t memory_limit = 0;  // committed-bytes limit; 0 = none
+  std::size_t memory_limit = 0;  // limit on committed bytes, metadata included; 0 = none
   ErrorHandler error_handler;    // empty = print and abort
   CheckLevel checks =
 #ifdef NDEBUG
@@ -141,6 +142,8 @@ struct Stats {
   std::size_t mapped_bytes = 0;    // committed address space (in-use + free pages not released)
   std::size_t released_bytes = 0;  // free pages returned to the OS
   std::size_t reserved_bytes = 0;  // address space reserved
+  std::size_t metadata_bytes = 0;  // committed metadata: arena headers, page tables, span structs
+                                   // (counted against Options::memory_limit with mapped_bytes)
   std::size_t next_trigger = 0;    // live_bytes at which the next automatic cycle starts (0 = off)
   // Objects.
   std::uint64_t live_objects = 0;
@@ -227,9 +230,14 @@ class Heap {
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;
 
-  // Returns `size` bytes aligned to `align` (a power of two ≤ page_size), or nullptr after an
-  // out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique minimal object.
+  // Returns `size` bytes aligned to `align` (any power of two up to max_alloc_size; beyond
+  // page_size the object is a large span of its own starting at that alignment), or nullptr
+  // after an out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique
+  // minimal object.
   void* allocate(std::size_t size, std::size_t align = 16);
+  // allocate(), with the first `size` bytes zero (calloc). Memory known to be zero (fresh pages
+  // that no sweep or collection has freed an object of: Go's needzero) is not cleared again.
+  void* allocate_zeroed(std::size_t size, std::size_t align = 16);
   // Records that the object at `p` is dead; its slot is reused once collected (ReusePolicy::owner)
   // or after its span's next sweep (ReusePolicy::next_cycle).
   // nullptr is a no-op. Anything else that is not a live object's start is reported.
