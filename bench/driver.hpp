@@ -4,6 +4,7 @@
 #pragma once
 
 #include <fmt/core.h>
+#include <spanheap/version.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -44,6 +45,7 @@ struct DriverArgs {
 // Parses argv. `known` lists the driver's own value flags (without the leading dashes).
 inline DriverArgs parse_args(int argc, char** argv, const std::vector<std::string>& known,
                              const char* usage) {
+  if (spanheap::print_version_if_asked(argc, argv)) std::exit(0);
   DriverArgs a;
   for (int i = 0; i < argc; i++) a.command += (i ? " " : "") + std::string(argv[i]);
   for (int i = 1; i < argc; i++) {

@@ -22,6 +22,7 @@
 // per benchmark), --seed N (the random sizes and slots; default 1).
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
+#include <spanheap/version.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -303,6 +304,7 @@ void register_benchmarks() {
 }  // namespace spanheap::bench
 
 int main(int argc, char** argv) {
+  if (spanheap::print_version_if_asked(argc, argv)) return 0;
   using namespace spanheap::bench;
   // Our flags first; everything else goes to Google Benchmark.
   std::vector<std::string> args;

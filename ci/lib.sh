@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shared helpers for the ci/ scripts: logging, failure with a repro line, job counts, root
-# escalation and the ThreadSanitizer/ASLR workaround. Source it; do not run it.
+# Shared helpers for the ci/ scripts: logging, failure with a repro line, job counts and root
+# escalation. Source it; do not run it.
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # It turns on strict mode (set -euo pipefail) for the script that sources it and moves to the
 # repository root, so every path in ci/ is relative to the root.
@@ -96,33 +96,6 @@ known_presets() {
 }
 
 is_preset() { known_presets | grep -qx -- "$1"; }
-
-# ThreadSanitizer in Clang 14 maps its shadow at fixed addresses and fails ("FATAL:
-# ThreadSanitizer: unexpected memory mapping") when the kernel randomises mmap with more than 28
-# bits (vm.mmap_rnd_bits=32 on recent Ubuntu runners); Clang 18 re-executes itself without ASLR,
-# Clang 14 does not. tsan_prepare lowers the sysctl when it is too high and we may write it; when
-# we may not, it sets TSAN_WRAPPER to `setarch <arch> -R` (run without ASLR), which ci scripts
-# put in front of ctest. The personality is inherited, so every test process runs without ASLR.
-# shellcheck disable=SC2034  # read by the scripts that call tsan_prepare
-TSAN_WRAPPER=()
-tsan_prepare() {
-  TSAN_WRAPPER=()
-  local bits_file=/proc/sys/vm/mmap_rnd_bits bits
-  [[ -r "$bits_file" ]] || return 0
-  bits="$(cat "$bits_file")"
-  ((bits <= 28)) && return 0
-  log "vm.mmap_rnd_bits=$bits is too high for Clang 14's TSan; lowering it to 28"
-  if as_root sysctl -qw vm.mmap_rnd_bits=28 2>/dev/null && (($(cat "$bits_file") <= 28)); then
-    return 0
-  fi
-  if setarch "$(uname -m)" -R true 2>/dev/null; then
-    warn "cannot lower vm.mmap_rnd_bits; running TSan tests under 'setarch $(uname -m) -R'"
-    # shellcheck disable=SC2034
-    TSAN_WRAPPER=(setarch "$(uname -m)" -R)
-    return 0
-  fi
-  warn "cannot lower vm.mmap_rnd_bits nor disable ASLR (setarch -R); TSan tests may fail to start"
-}
 
 # Seconds since the epoch, for the summary tables.
 now() { date +%s; }

@@ -249,6 +249,10 @@ class Runner {
     o.procs = c.procs;
     o.sweepers = 0;
     o.flush = c.flush;
+    // The shadow model predicts reuse by the quarantine rule (a freed slot comes back only after
+    // its span's sweep); ReusePolicy::owner's earlier reuse is covered by the unit tests, the
+    // reuse property and the stress drivers (docs/design.md "Reuse").
+    o.reuse = ReusePolicy::next_cycle;
     o.gc_percent = c.gc_percent;
     o.memory_limit = std::size_t{c.memory_limit_mib} << 20;
     o.error_handler = rec_.handler();

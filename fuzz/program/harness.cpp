@@ -2,6 +2,7 @@
 // oracle fails: print the failure and the program so far, save the input, print the repro line,
 // abort. See executor.hpp.
 #include <fmt/format.h>
+#include <spanheap/version.hpp>
 
 #include <array>
 #include <cstdio>
@@ -32,6 +33,12 @@ std::string artifact_path(Target target, std::span<const std::uint8_t> input) {
 }  // namespace
 
 }  // namespace spanheap::fuzz
+
+// libFuzzer and AFL++'s driver call this before fuzzing: --version answers as in every binary.
+extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  if (spanheap::print_version_if_asked(*argc, *argv)) std::exit(0);
+  return 0;
+}
 
 #ifdef SPANHEAP_FUZZ_ASAN
 // ASan's defaults for every binary built from the fuzz targets (an ASAN_OPTIONS variable still

@@ -9,6 +9,7 @@
 //                                               seeded random self-fuzz: fresh random inputs and
 //                                               mutations of the inputs in DIR (ctest smoke)
 #include <fmt/format.h>
+#include <spanheap/version.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -133,6 +134,7 @@ int smoke(Target target, std::uint64_t seed, double seconds, std::size_t max_len
 }  // namespace
 
 int replay_main(int argc, char** argv, Target target) {
+  if (print_version_if_asked(argc, argv)) return 0;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return usage(argv[0]);
   const std::string& mode = args[0];

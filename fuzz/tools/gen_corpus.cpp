@@ -9,6 +9,7 @@
 // Files that fuzzing added (named by SHA-1) are left alone. docs/fuzzing.md explains the corpus.
 #include <fmt/format.h>
 #include <spanheap/testing.hpp>
+#include <spanheap/version.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -389,6 +390,7 @@ std::string read(const fs::path& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (spanheap::print_version_if_asked(argc, argv)) return 0;
   const bool check = argc == 3 && std::string(argv[1]) == "--check";
   if (!(argc == 2 || check)) {
     fmt::print(stderr, "usage: {} [--check] FUZZ_DIR\n", argv[0]);

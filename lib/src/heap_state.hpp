@@ -41,11 +41,12 @@ class HeapState {
 
   Options options;
   OsMemory* os;
-  std::uint64_t uid;  // unique per heap in the process (never reused)
+  std::uint64_t uid;    // unique per heap in the process (never reused)
   unsigned nprocs = 0;  // Ps (immutable after the constructor)
   unsigned nslots = 0;  // Ps + sweeper slots
   CheckLevel checks = CheckLevel::release;
   bool trace;
+  bool allocation_hooks = false;  // immutable after init: a debug option acts at every allocation
 
   std::atomic<std::uint32_t> sweepgen{0};  // world: written only while stopped
   PageHeap pages;

@@ -69,6 +69,11 @@ void bad(const char* name, const char* value, FlushPolicy) {
   fmt::print(stderr, "spanheap: misuse: ignoring {}={}: not lazy or eager; using the default\n",
              name, value);
 }
+void bad(const char* name, const char* value, ReusePolicy) {
+  fmt::print(stderr,
+             "spanheap: misuse: ignoring {}={}: not owner or next_cycle; using the default\n", name,
+             value);
+}
 void bad(const char* name, const char* value, CheckLevel) {
   fmt::print(stderr,
              "spanheap: misuse: ignoring {}={}: not release, debug or expensive; using the "
@@ -104,6 +109,15 @@ Options Options::from_env(Options o) {
       o.flush = FlushPolicy::eager;
     } else {
       bad("SPANHEAP_FLUSH", v, o.flush);
+    }
+  }
+  if (const char* v = env("SPANHEAP_REUSE")) {
+    if (std::strcmp(v, "owner") == 0) {
+      o.reuse = ReusePolicy::owner;
+    } else if (std::strcmp(v, "next_cycle") == 0) {
+      o.reuse = ReusePolicy::next_cycle;
+    } else {
+      bad("SPANHEAP_REUSE", v, o.reuse);
     }
   }
   if (const char* v = env("SPANHEAP_CHECKS")) {
@@ -156,6 +170,11 @@ void validate_options(HeapState& heap) {
     report(&heap, ErrorKind::misuse, nullptr, "Options::flush {} is not a FlushPolicy; using lazy",
            static_cast<unsigned>(o.flush));
     o.flush = FlushPolicy::lazy;
+  }
+  if (o.reuse != ReusePolicy::owner && o.reuse != ReusePolicy::next_cycle) {
+    report(&heap, ErrorKind::misuse, nullptr, "Options::reuse {} is not a ReusePolicy; using owner",
+           static_cast<unsigned>(o.reuse));
+    o.reuse = ReusePolicy::owner;
   }
   if (o.checks != CheckLevel::release && o.checks != CheckLevel::debug &&
       o.checks != CheckLevel::expensive) {

@@ -192,13 +192,31 @@ MetaLayout meta_layout(std::size_t npages) {
   return m;
 }
 
+// Bytes of spans[] and history[] that must be committed for the tables to cover `pages` pages.
+struct TableBytes {
+  std::size_t spans, history;
+};
+TableBytes table_bytes(std::size_t npages, std::size_t pages) {
+  const MetaLayout m = meta_layout(npages);
+  return {std::min(round_up(pages * sizeof(Span*), page_size), m.spans_bytes),
+          std::min(round_up(pages, page_size), m.history_bytes)};
+}
+
 // Metadata to commit so that the tables cover `pages` pages of `arena` (0 when they do).
 std::size_t table_growth(const Arena& arena, std::size_t pages) {
-  const MetaLayout m = meta_layout(arena.npages);
-  const std::size_t spans = std::min(round_up(pages * sizeof(Span*), page_size), m.spans_bytes);
-  const std::size_t history = std::min(round_up(pages, page_size), m.history_bytes);
-  return (spans > arena.spans_committed ? spans - arena.spans_committed : 0) +
-         (history > arena.history_committed ? history - arena.history_committed : 0);
+  const TableBytes want = table_bytes(arena.npages, pages);
+  return (want.spans > arena.spans_committed ? want.spans - arena.spans_committed : 0) +
+         (want.history > arena.history_committed ? want.history - arena.history_committed : 0);
+}
+
+// Commits [region + committed, region + want) when want > committed; false when the OS refuses.
+bool commit_region(HeapState& heap, std::byte* region, std::size_t& committed, std::size_t want)
+    REQUIRES(heap.pages.mu) {
+  if (want <= committed) return true;
+  if (!heap.os->commit(region + committed, want - committed)) return false;
+  heap.pages.meta_bytes.fetch_add(want - committed, std::memory_order_relaxed);
+  committed = want;
+  return true;
 }
 
 // Commits the tables of `arena` up to `pages` pages (Go commits heapArena metadata as it grows,
@@ -206,25 +224,11 @@ std::size_t table_growth(const Arena& arena, std::size_t pages) {
 bool commit_tables(HeapState& heap, Arena& arena, std::size_t pages) REQUIRES(heap.pages.mu) {
   if (pages <= arena.table_pages.load(std::memory_order_relaxed)) return true;
   const MetaLayout m = meta_layout(arena.npages);
+  const TableBytes want = table_bytes(arena.npages, pages);
   auto* meta = static_cast<std::byte*>(arena.meta);
-  const std::size_t spans = std::min(round_up(pages * sizeof(Span*), page_size), m.spans_bytes);
-  const std::size_t history = std::min(round_up(pages, page_size), m.history_bytes);
-  if (spans > arena.spans_committed &&
-      !heap.os->commit(meta + m.spans_offset + arena.spans_committed,
-                       spans - arena.spans_committed))
+  if (!commit_region(heap, meta + m.spans_offset, arena.spans_committed, want.spans) ||
+      !commit_region(heap, meta + m.history_offset, arena.history_committed, want.history))
     return false;
-  if (spans > arena.spans_committed) {
-    heap.pages.meta_bytes.fetch_add(spans - arena.spans_committed, std::memory_order_relaxed);
-    arena.spans_committed = spans;
-  }
-  if (history > arena.history_committed &&
-      !heap.os->commit(meta + m.history_offset + arena.history_committed,
-                       history - arena.history_committed))
-    return false;
-  if (history > arena.history_committed) {
-    heap.pages.meta_bytes.fetch_add(history - arena.history_committed, std::memory_order_relaxed);
-    arena.history_committed = history;
-  }
   const std::size_t covered =
       std::min({arena.spans_committed / sizeof(Span*), arena.history_committed, arena.npages});
   const std::size_t old = arena.table_pages.load(std::memory_order_relaxed);
@@ -309,9 +313,9 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
                              heap.pages.meta_bytes.load(std::memory_order_relaxed);
     auto cost = [&](std::size_t pages) {
       const std::size_t done = fresh ? 0 : arena->committed_pages;
-      const std::size_t tables = fresh ? page_size + round_up(pages * sizeof(Span*), page_size) +
-                                             round_up(pages, page_size)
-                                       : table_growth(*arena, done + pages);
+      const TableBytes t = table_bytes(arena_pages, pages);
+      const std::size_t tables =
+          fresh ? page_size + t.spans + t.history : table_growth(*arena, done + pages);
       return (pages << page_shift) + tables;
     };
     if (used + cost(commit_pages) > limit) {

@@ -39,9 +39,9 @@ struct PageHeap {
   // Committed metadata: arena headers and page tables, Span struct chunks. Counted against
   // Options::memory_limit with committed_bytes (Stats::metadata_bytes).
   std::atomic<std::size_t> meta_bytes{0};
-  std::atomic<std::size_t> released_bytes{0};   // free pages currently returned to the OS
-  std::atomic<std::size_t> in_use_pages{0};     // pages in in-use spans
-  std::atomic<std::size_t> free_pages{0};       // pages in free runs
+  std::atomic<std::size_t> released_bytes{0};  // free pages currently returned to the OS
+  std::atomic<std::size_t> in_use_pages{0};    // pages in in-use spans
+  std::atomic<std::size_t> free_pages{0};      // pages in free runs
 };
 
 // Allocates a run of `npages` pages as a span (sweepgen sg, start/npages/arena/need_zero set, page

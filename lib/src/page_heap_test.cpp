@@ -219,7 +219,7 @@ TEST(PageHeap, AFailedGrowthGivesBackTheArenaItReserved) {
   ASSERT_NE(small, nullptr);
   const std::size_t reserved = os.reserved_bytes();
   const std::size_t committed = os.committed_bytes();
-  os.cap_committed(committed + (std::size_t{1} << 20));  // tables fit, the pages do not
+  os.cap_committed(committed + (std::size_t{1} << 20));       // tables fit, the pages do not
   EXPECT_EQ(heap.allocate(std::size_t{128} << 20), nullptr);  // needs an arena of its own
   EXPECT_EQ(rec.count(ErrorKind::out_of_memory), 1u);
   EXPECT_EQ(os.reserved_bytes(), reserved);

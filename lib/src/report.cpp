@@ -51,8 +51,8 @@ namespace {
 [[noreturn]] void handler_threw(const ErrorReport& report, const char* what) {
   char line[1200];
   auto r = fmt::format_to_n(line, sizeof line - 1,
-                            "spanheap: misuse: the error handler threw ({}) while handling: {}", what,
-                            report.message);
+                            "spanheap: misuse: the error handler threw ({}) while handling: {}",
+                            what, report.message);
   const std::size_t n = r.size < sizeof line - 1 ? r.size : sizeof line - 1;
   default_error_handler(ErrorReport{ErrorKind::misuse, report.ptr, std::string(line, n)});
 }

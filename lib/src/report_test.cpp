@@ -79,8 +79,8 @@ TEST_F(ReportTest, DoubleFreeWithinACycle) {
   heap.free(a);
   const ErrorReport r = only_report();
   EXPECT_EQ(r.kind, ErrorKind::double_free);
-  EXPECT_THAT(r.message, MatchesRegex(std::string("spanheap: double_free: object already freed in "
-                                                  "this cycle \\(pending sweep\\) ") +
+  EXPECT_THAT(r.message, MatchesRegex(std::string("spanheap: double_free: object already freed, "
+                                                  "not yet reclaimed \\(pending\\) ") +
                                       span_suffix));
 }
 
@@ -95,7 +95,7 @@ TEST_F(ReportTest, DoubleFreeAcrossCycles) {
   const ErrorReport r = only_report();
   EXPECT_EQ(r.kind, ErrorKind::double_free);
   EXPECT_THAT(r.message, MatchesRegex(std::string("spanheap: double_free: object already freed and "
-                                                  "reclaimed by an earlier cycle's sweep ") +
+                                                  "reclaimed \\(by a sweep or a collection\\) ") +
                                       span_suffix));
   heap.free(keep);
 }

@@ -81,6 +81,9 @@ Stats collect_stats(const HeapState& heap) {
   s.swept_on_demand = swept(SweepKind::on_demand) + swept(SweepKind::by_free);
   s.swept_by_flush = swept(SweepKind::by_flush);
   s.swept_termination = swept(SweepKind::termination);
+  s.collections = c.collections.load(std::memory_order_relaxed);
+  s.collected_objects = c.collected_objects.load(std::memory_order_relaxed);
+  s.large_frees = c.large_frees.load(std::memory_order_relaxed);
   s.errors = c.errors.load(std::memory_order_relaxed);
   return s;
 }

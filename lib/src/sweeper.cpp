@@ -19,10 +19,6 @@
 
 namespace spanheap::detail {
 
-// Freed memory is filled with this byte at sweep when DebugOptions::clobber_freed is on, and
-// checked at allocation (Go's clobberfree uses 0xdeadbeef; one byte keeps the check simple).
-inline constexpr unsigned char clobber_byte = 0xDF;
-
 SweepOwner try_acquire(HeapState& heap, Central& central, Span* span) {
   const std::uint32_t sg = heap.sg();
   const unsigned u = unswept_index(sg);
@@ -65,20 +61,7 @@ bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, boo
   // keep_empty only matters for small spans: a large span's one object classifies the same
   // either way (reclaimed slot or released pages: double_free), and large spans stay "full".
   const bool release_span = !preserve && s->alloc_count == 0 && !(keep_empty && !s->is_large());
-  if (nfreed != 0 && !release_span &&
-      (heap.options.debug.clobber_freed || heap.options.debug.poison_freed)) {
-    for (unsigned w = 0; w < bitmap_words; w++) {
-      for (std::uint64_t bits = freed[w]; bits != 0; bits &= bits - 1) {
-        const unsigned i = w * 64 + static_cast<unsigned>(__builtin_ctzll(bits));
-        void* slot = reinterpret_cast<void*>(s->start + i * s->elem_size);
-        if (heap.options.debug.clobber_freed) {
-          unpoison_memory(heap, slot, s->elem_size);
-          std::memset(slot, clobber_byte, s->elem_size);
-        }
-        poison_memory(heap, slot, s->elem_size);
-      }
-    }
-  }
+  if (nfreed != 0 && !release_span) scrub_reclaimed(heap, *s, freed);
   if (release_span) {
     // T8 with T4 last: page_free publishes sg only after its final write to the span. At sg a
     // freer skips ensure_swept and reads nelems/start, which page_free and coalescing rewrite.

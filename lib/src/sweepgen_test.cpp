@@ -299,7 +299,7 @@ TEST(SweepDone, AnEmptiedSpanIsNotPublishedSweptBeforePageFreeFinishes) {
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(span->state.load(), detail::SpanState::free);
   EXPECT_EQ(span->sweepgen.load(), state.sg());  // a free span rests at sg
-  heap.free(a);                                  // late double free: its kind never depends on timing
+  heap.free(a);  // late double free: its kind never depends on timing
   ASSERT_EQ(rec.count(ErrorKind::double_free), 1u);
   EXPECT_EQ(rec.count(), 1u);
 }

@@ -3,6 +3,7 @@
 #include "prop_runner.hpp"
 
 #include <fmt/core.h>
+#include <spanheap/version.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -127,6 +128,7 @@ void run_property(const rc::detail::Property& property, const std::string& suite
 }  // namespace spanheap::props
 
 int main(int argc, char** argv) {
+  if (spanheap::print_version_if_asked(argc, argv)) return 0;
   using spanheap::props::g_config;
   g_config.argv0 = argv[0];
   testing::InitGoogleTest(&argc, argv);  // consumes --gtest_* flags

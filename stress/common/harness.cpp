@@ -2,6 +2,7 @@
 #include "harness.hpp"
 
 #include <fmt/format.h>
+#include <spanheap/version.hpp>
 
 #include <sys/personality.h>
 #include <unistd.h>
@@ -301,6 +302,7 @@ std::uint64_t exact_percentile(const std::vector<std::uint64_t>& sorted, double 
 
 Run::Run(std::string_view driver, int argc, char** argv, const Defaults& defaults)
     : driver_(driver), argv0_(argc > 0 ? argv[0] : std::string(driver)) {
+  if (print_version_if_asked(argc, argv)) std::exit(0);
   bool smoke = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];

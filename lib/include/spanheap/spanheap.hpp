@@ -24,6 +24,14 @@ class HeapState;
 //          as the baseline that the lazy policy is measured against.
 enum class FlushPolicy : std::uint8_t { lazy, eager };
 
+// When a freed slot may be handed out again (docs/design.md, "Reuse").
+//   owner:      as soon as it is collected: the P that caches the span takes its pending frees when
+//               the span runs out of free slots, central takes them when it hands the span to a
+//               cache, and a large object's pages go back to the page heap at free(). The default.
+//   next_cycle: only after its span's sweep in the next cycle (a quarantine of at least one cycle,
+//               which blunts use-after-free and widens the window in which a double free is seen).
+enum class ReusePolicy : std::uint8_t { owner, next_cycle };
+
 // Check tiers (STYLE.md "Errors and checks").
 //   release:   only the always-on checks that bad input can reach (every bad free is still caught).
 //   debug:     plus protocol preconditions (sweepgen transitions, ownership, refill, flush_gen).
@@ -87,6 +95,7 @@ struct Options {
   unsigned procs = 0;     // number of Ps; 0 = std::thread::hardware_concurrency()
   unsigned sweepers = 1;  // background sweeper threads; 0 = none
   FlushPolicy flush = FlushPolicy::lazy;
+  ReusePolicy reuse = ReusePolicy::owner;
   unsigned gc_percent = 100;     // cycle when allocation since the last one reaches this %
                                  // of the live heap; 0 = cycles only on collect()
   std::size_t memory_limit = 0;  // limit on committed bytes, metadata included; 0 = none
@@ -107,6 +116,7 @@ struct Options {
   OsMemory* os = nullptr;             // nullptr = system_memory(); not owned
 
   // `base` overridden by SPANHEAP_PROCS, SPANHEAP_SWEEPERS, SPANHEAP_FLUSH (lazy|eager),
+  // SPANHEAP_REUSE (owner|next_cycle),
   // SPANHEAP_GC_PERCENT, SPANHEAP_MEMORY_LIMIT, SPANHEAP_CHECKS (release|debug|expensive),
   // SPANHEAP_POISON, SPANHEAP_CLOBBER, SPANHEAP_COLLECT_EVERY, SPANHEAP_VERIFY, SPANHEAP_TRACE,
   // SPANHEAP_ARENA_BYTES, SPANHEAP_COMMIT_BYTES.
@@ -155,6 +165,10 @@ struct Stats {
   std::uint64_t swept_on_demand = 0;    // central refill, page-heap growth, sweep_one(), free()
   std::uint64_t swept_by_flush = 0;     // stale cached spans swept by their P's flush
   std::uint64_t swept_termination = 0;  // left over at the next cycle, swept before the bump
+  // ReusePolicy::owner: pending frees collected before the next cycle's sweep.
+  std::uint64_t collections = 0;        // spans whose pending frees an owner collected
+  std::uint64_t collected_objects = 0;  // objects reclaimed that way (part of the reclaimed)
+  std::uint64_t large_frees = 0;        // large objects whose pages went back at free()
   std::uint64_t errors = 0;             // reports made
 };
 
@@ -222,9 +236,10 @@ class Heap {
   // minimal object.
   void* allocate(std::size_t size, std::size_t align = 16);
   // allocate(), with the first `size` bytes zero (calloc). Memory known to be zero (fresh pages
-  // that no sweep has freed an object of: Go's needzero) is not cleared again.
+  // that no sweep or collection has freed an object of: Go's needzero) is not cleared again.
   void* allocate_zeroed(std::size_t size, std::size_t align = 16);
-  // Records that the object at `p` is dead; its slot is reused after its span's next sweep.
+  // Records that the object at `p` is dead; its slot is reused once collected (ReusePolicy::owner)
+  // or after its span's next sweep (ReusePolicy::next_cycle).
   // nullptr is a no-op. Anything else that is not a live object's start is reported.
   void free(void* p);
   // Usable bytes of the live object starting at `p`; 0 (and a report) for anything else.
