@@ -60,7 +60,7 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
                      "s.allocCount != s.nelems && freeIndex == s.nelems (C2)");
       // T9a: reuse the span's own pending frees before giving it back. Only this P may: the
       // span is ours at sg+3 (checked), so no sweeper and no other P can collect it.
-      if (heap.options.reuse == ReusePolicy::owner && span_has_pending(*s)) {
+      if (heap.options.reuse == ReusePolicy::owner && worth_collecting(*s)) {
         SPANHEAP_DCHECK(
             &heap,
             s->sweepgen.load(std::memory_order_relaxed) == heap.sg() + 3 &&

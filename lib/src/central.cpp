@@ -27,7 +27,7 @@ void central_put_swept(HeapState& heap, Central& central, Span* span) {
     // A full span with pending frees is a refill candidate (collected by cache_span). Decided
     // under free_lock: a free that lands after this sees the span on the full list and moves it.
     SpanLock lock(*span);
-    list_push_back(span_has_pending(*span) ? central.partial[i] : central.full[i], span);
+    list_push_back(worth_collecting(*span) ? central.partial[i] : central.full[i], span);
   }
   span->sweepgen.store(sg, std::memory_order_release);  // T4 / T6: published after the list move
 }

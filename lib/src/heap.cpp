@@ -306,7 +306,7 @@ bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t 
         to_partial = false;
       } else {
         const SpanList* list = s->list.load(std::memory_order_relaxed);
-        to_partial = list == &heap.central[s->cls()].full[swept_index(sg)];
+        to_partial = list == &heap.central[s->cls()].full[swept_index(sg)] && worth_collecting(*s);
       }
     }
     if (s->is_large()) {

@@ -35,6 +35,16 @@ std::vector<void*> fill_span(Heap& heap, Proc p, std::size_t size) {
   return v;
 }
 
+// Frees the first quarter (at least one) of `v` through `p`: enough to make its span worth
+// collecting. Returns what it freed.
+std::vector<void*> free_quarter(Proc p, const std::vector<void*>& v) {
+  const std::vector<void*> freed(
+      v.begin(),
+      v.begin() + std::max<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(v.size() / 4)));
+  for (void* obj : freed) p.free(obj);
+  return freed;
+}
+
 TEST(Reuse, NextCycleNeverReusesBeforeASweep) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(1, rec, ReusePolicy::next_cycle));
@@ -49,32 +59,42 @@ TEST(Reuse, OwnerCollectsItsOwnSpanWhenItRunsOut) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(1, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 64);
-  heap.proc(0).free(v[3]);
-  heap.proc(0).free(v[7]);
-  // T9a: the span is full and ours; the next two allocations are its collected slots.
-  std::set<void*> got{heap.proc(0).allocate(64), heap.proc(0).allocate(64)};
-  EXPECT_EQ(got, (std::set<void*>{v[3], v[7]}));
+  const std::vector<void*> freed = free_quarter(heap.proc(0), v);
+  // T9a: the span is full, ours, and a quarter of it is pending: the next allocations are its
+  // collected slots, lowest first.
+  for (void* p : freed) EXPECT_EQ(heap.proc(0).allocate(64), p);
   const Stats s = heap.stats();
   EXPECT_EQ(s.collections, 1u);
-  EXPECT_EQ(s.collected_objects, 2u);
+  EXPECT_EQ(s.collected_objects, freed.size());
   EXPECT_EQ(s.pending_frees, 0u);
   EXPECT_EQ(s.cycles, 0u);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
 }
 
-TEST(Reuse, AnotherPsFreeIsCollectedByTheOwner) {
+TEST(Reuse, TooFewPendingFreesRefillInsteadOfCollecting) {
+  testing::RecordingHandler rec;
+  Heap heap(with_reuse(1, rec, ReusePolicy::owner));
+  std::vector<void*> v = fill_span(heap, heap.proc(0), 64);
+  heap.proc(0).free(v[3]);  // one of 128: not worth a collection
+  EXPECT_NE(heap.proc(0).allocate(64), v[3]);
+  EXPECT_EQ(heap.stats().collections, 0u);
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST(Reuse, AnotherPsFreesAreCollectedByTheOwner) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(2, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 128);
-  heap.proc(1).free(v[0]);  // under free_lock: P1 does not own the span
-  EXPECT_EQ(heap.proc(0).allocate(128), v[0]);
+  const std::vector<void*> freed = free_quarter(heap.proc(1), v);  // under free_lock
+  EXPECT_EQ(heap.proc(0).allocate(128), freed[0]);
   EXPECT_EQ(heap.stats().collections, 1u);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
 }
 
-TEST(Reuse, AFreeIntoAFullCentralSpanMakesItARefillCandidate) {
+TEST(Reuse, FreesIntoAFullCentralSpanMakeItARefillCandidate) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(2, rec, ReusePolicy::owner));
   std::vector<void*> first = fill_span(heap, heap.proc(0), 256);
@@ -84,12 +104,15 @@ TEST(Reuse, AFreeIntoAFullCentralSpanMakesItARefillCandidate) {
     return test::span_containing(snap, p)->location;
   };
   ASSERT_EQ(where(first[0]), SpanLocation::central_full_swept);
-  heap.proc(1).free(first[5]);
-  EXPECT_EQ(where(first[5]), SpanLocation::central_partial_swept);  // INV-R1
+  const std::size_t quarter = std::max<std::size_t>(1, first.size() / 4);
+  for (std::size_t i = 0; i + 1 < quarter; i++) heap.proc(1).free(first[i]);
+  EXPECT_EQ(where(first[0]), SpanLocation::central_full_swept);  // not worth it yet
+  heap.proc(1).free(first[quarter - 1]);
+  EXPECT_EQ(where(first[0]), SpanLocation::central_partial_swept);  // INV-R1
   EXPECT_VERIFIED(heap);
   // P1's refill takes the span from the partial list and collects it (T9b).
-  EXPECT_EQ(heap.proc(1).allocate(256), first[5]);
-  EXPECT_EQ(where(first[5]), SpanLocation::cached);
+  EXPECT_EQ(heap.proc(1).allocate(256), first[0]);
+  EXPECT_EQ(where(first[0]), SpanLocation::cached);
   EXPECT_EQ(heap.stats().collections, 1u);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
@@ -99,8 +122,8 @@ TEST(Reuse, SpanUncachedWithPendingFreesGoesToPartial) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(2, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 512);
-  heap.proc(1).free(v[1]);
-  testing::flush_all(heap);  // T6 with a pending free: partial, not full
+  free_quarter(heap.proc(1), v);
+  testing::flush_all(heap);  // T6 with pending frees: partial, not full
   const auto snap = testing::snapshot(heap);
   EXPECT_EQ(test::span_containing(snap, v[1])->location, SpanLocation::central_partial_swept);
   EXPECT_VERIFIED(heap);
@@ -176,11 +199,9 @@ TEST(Reuse, DoubleFreeOfACollectedSlotIsADoubleFree) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(1, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 48);
-  heap.proc(0).free(v[2]);
-  heap.proc(0).free(v[4]);
-  void* again = heap.proc(0).allocate(48);  // collects both, hands out one of them
-  void* still_free = again == v[2] ? v[4] : v[2];
-  heap.proc(0).free(still_free);
+  const std::vector<void*> freed = free_quarter(heap.proc(0), v);
+  EXPECT_EQ(heap.proc(0).allocate(48), freed[0]);  // collects them all, hands out the first
+  heap.proc(0).free(freed[1]);                     // collected, not handed out again
   ASSERT_EQ(rec.count(), 1u);
   EXPECT_EQ(rec.last()->kind, ErrorKind::double_free);
   EXPECT_NE(rec.last()->message.find("reclaimed"), std::string::npos);
@@ -193,9 +214,9 @@ TEST(Reuse, DoubleFreeAfterReuseIsIndistinguishableFromAValidFree) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(1, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 48);
-  heap.proc(0).free(v[2]);
-  EXPECT_EQ(heap.proc(0).allocate(48), v[2]);  // Y takes X's slot
-  heap.proc(0).free(v[2]);                     // "free X again" frees Y: no report
+  const std::vector<void*> freed = free_quarter(heap.proc(0), v);
+  EXPECT_EQ(heap.proc(0).allocate(48), freed[0]);  // Y takes X's slot
+  heap.proc(0).free(freed[0]);                     // "free X again" frees Y: no report
   EXPECT_EQ(rec.count(), 0u);
   EXPECT_VERIFIED(heap);
 }
@@ -206,13 +227,11 @@ TEST(Reuse, WriteAfterFreeIsCaughtWhenACollectedSlotIsReallocated) {
   o.debug.clobber_freed = true;
   Heap heap(o);
   std::vector<void*> v = fill_span(heap, heap.proc(0), 64);
-  heap.proc(0).free(v[9]);
-  heap.proc(0).free(v[10]);
-  // Collection clobbers both slots; a write into one after that is found when it comes back.
-  void* first = heap.proc(0).allocate(64);
-  void* other = first == v[9] ? v[10] : v[9];
-  static_cast<unsigned char*>(other)[63] = 1;  // the last byte of the object
-  heap.proc(0).allocate(64);
+  const std::vector<void*> freed = free_quarter(heap.proc(0), v);
+  // Collection clobbers every freed slot; a write into one after that is found when it comes back.
+  EXPECT_EQ(heap.proc(0).allocate(64), freed[0]);
+  static_cast<unsigned char*>(freed[1])[63] = 1;  // the last byte of the object
+  EXPECT_EQ(heap.proc(0).allocate(64), freed[1]);
   ASSERT_EQ(rec.count(), 1u);
   EXPECT_EQ(rec.last()->kind, ErrorKind::corruption);
   EXPECT_NE(rec.last()->message.find("byte 63"), std::string::npos);

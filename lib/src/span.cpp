@@ -148,10 +148,13 @@ void SpanLock::wait() noexcept {
     if (spins > 64) std::this_thread::yield();
 }
 
-bool span_has_pending(const Span& s) noexcept {
-  for (unsigned w = 0; w < words_for(s.nelems); w++)
-    if (s.free_bits[w].load(std::memory_order_relaxed) != 0) return true;
-  return false;
+bool worth_collecting(const Span& s) noexcept {
+  const std::uint32_t want = s.nelems < 4 ? 1 : s.nelems / 4;
+  std::uint32_t pending = 0;
+  for (unsigned w = 0; w < words_for(s.nelems) && pending < want; w++)
+    pending += static_cast<std::uint32_t>(
+        __builtin_popcountll(s.free_bits[w].load(std::memory_order_relaxed)));
+  return pending >= want;
 }
 
 std::uint32_t span_collect(HeapState& heap, Span& s) {

@@ -189,13 +189,13 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
           // ReusePolicy::owner: a full span with pending frees is a refill candidate (partial);
           // a free into a swept full span moves it to partial before the free returns (INV-R1).
           const bool owner_reuse = heap.options.reuse == ReusePolicy::owner && c != 0;
-          const bool pending = count_pending(*s) != 0;
-          if (kind == 0 && s->alloc_count >= s->nelems && !(owner_reuse && pending))
+          const bool worth = worth_collecting(*s);
+          if (kind == 0 && s->alloc_count >= s->nelems && !(owner_reuse && worth))
             fail(out, "INV-L3", "full span {} ({} of {}) on a partial list", addr(s),
                  s->alloc_count, s->nelems);
-          if (kind == 1 && swept && owner_reuse && pending)
-            fail(out, "INV-R1", "span {} on the swept full list has {} pending free(s)", addr(s),
-                 count_pending(*s));
+          if (kind == 1 && swept && owner_reuse && worth)
+            fail(out, "INV-R1", "span {} on the swept full list has {} pending free(s) of {}",
+                 addr(s), count_pending(*s), s->nelems);
           if (kind == 1 && s->alloc_count != s->nelems)
             fail(out, "INV-L3", "span {} with free slots ({} of {}) on a full list", addr(s),
                  s->alloc_count, s->nelems);
