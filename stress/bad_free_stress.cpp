@@ -52,14 +52,15 @@ enum class Throw : unsigned {
   foreign,        // a stack address: foreign_free
   wrong_heap,     // another heap's object: misuse
   misaligned,     // 1..7 bytes past an address this heap handed out: never an object start
+  wild,           // the same, past a page near one: anyone's spans, free pages, other memory
   free_slot,      // a slot of an anchored private span that holds no object
   double_now,     // a second free right after the first
   double_late,    // a second free cycles later, racing the sweep that reclaims the slot
   double_racing,  // two threads free one object at the same instant: exactly one succeeds
 };
-constexpr const char* throw_names[] = {"foreign",    "wrong_heap",  "misaligned",   "free_slot",
-                                       "double_now", "double_late", "double_racing"};
-constexpr unsigned throw_count = 7;
+constexpr const char* throw_names[] = {"foreign",   "wrong_heap", "misaligned",  "wild",
+                                       "free_slot", "double_now", "double_late", "double_racing"};
+constexpr unsigned throw_count = 8;
 
 constexpr std::uint32_t kind_bit(ErrorKind k) { return 1u << static_cast<unsigned>(k); }
 constexpr std::uint32_t any_bad_free = kind_bit(ErrorKind::interior_free) |
@@ -179,11 +180,21 @@ class BadFreer {
     return true;
   }
 
+  // 1-7 bytes past an address this thread was handed, or (wild) past a page up to 4 MiB either
+  // side of one: there, the spans of the mutators, being emptied, freed and recycled, or free
+  // pages, the uncommitted rest of an arena, another arena or no arena at all.
   void misaligned() {
     const std::size_t n = std::min<std::size_t>(ring_next_, ring_.size());
     if (n == 0) return;
-    const std::uintptr_t a = ring_[rng_.below(n)] + 1 + rng_.below(7);
-    throw_free(Throw::misaligned, reinterpret_cast<void*>(a), any_bad_free);
+    std::uintptr_t a = ring_[rng_.below(n)];
+    const bool wild = rng_.chance(1, 2);
+    if (wild)
+      a = (a & ~std::uintptr_t{page_size - 1}) + rng_.below(1024) * page_size - (512 * page_size);
+    a += 1 + rng_.below(7);
+    // Wild ones may land outside this heap (an arena can appear there meanwhile): either way.
+    const std::uint32_t outside = kind_bit(ErrorKind::foreign_free) | kind_bit(ErrorKind::misuse);
+    throw_free(wild ? Throw::wild : Throw::misaligned, reinterpret_cast<void*>(a),
+               wild ? any_bad_free | outside : any_bad_free);
   }
 
   // Valid objects of the mutators' classes and large ones: their addresses feed misaligned().
@@ -389,7 +400,7 @@ int main(int argc, char** argv) {
       while (!run.stopping()) {
         Rng& rng = m.rng();
         const bool large = rng.chance(1, 10) && cfg.max_large > max_small_size;
-        const auto n = rng.between(16, large ? 6 : 300);
+        const auto n = large ? rng.between(1, 6) : rng.between(16, 300);
         const std::size_t size = shared_sizes[rng.below(shared_sizes.size())];
         for (std::uint64_t k = 0; k < n && !run.stopping(); ++k) {
           const std::size_t s =

@@ -5,7 +5,6 @@
 
 #include "heap_state.hpp"
 #include "page_map.hpp"
-#include "size_classes.hpp"
 #include "sweeper.hpp"
 #include "world.hpp"
 
@@ -23,17 +22,11 @@ void prepare() NO_THREAD_SAFETY_ANALYSIS {
     h->world.cycle_mu.lock_for_fork();
     h->fork_stopped.emplace(stop_the_world(*h));
   }
-  for (HeapState* h = heaps_first; h != nullptr; h = h->fork_next)
-    for (unsigned c = 0; c < num_size_classes(); c++) h->central[c].mu.lock_for_fork();
-  for (HeapState* h = heaps_first; h != nullptr; h = h->fork_next) h->pages.mu.lock_for_fork();
   registry_lock_for_fork();
 }
 
 void release_all(bool child) NO_THREAD_SAFETY_ANALYSIS {
   registry_unlock_after_fork();
-  for (HeapState* h = heaps_first; h != nullptr; h = h->fork_next) h->pages.mu.unlock_after_fork();
-  for (HeapState* h = heaps_first; h != nullptr; h = h->fork_next)
-    for (unsigned c = 0; c < num_size_classes(); c++) h->central[c].mu.unlock_after_fork();
   for (HeapState* h = heaps_first; h != nullptr; h = h->fork_next) {
     if (child) forget_background_sweepers(*h);
     start_the_world(*h, std::move(*h->fork_stopped));

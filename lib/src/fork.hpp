@@ -1,11 +1,14 @@
 // fork: keeps every live heap usable across fork() (pthread_atfork), as glibc's malloc and
 // jemalloc do for theirs. See docs/design.md §"fork".
 //
-// prepare (in the parent, before the fork), for every heap in the process-wide list, in lock-rank
-// order over all heaps: take cycle_mu and stop the world (waits for the Ps inside heap calls and
-// for background sweepers to give their slots back), then every central lock, then the page heap
-// lock; finally the arena registry lock. The fork therefore copies heaps that are quiescent: no P
-// running, no sweep in flight, no lock held by a thread that the child will not have.
+// prepare (in the parent, before the fork), in lock-rank order: the list of heaps; for every heap,
+// its cycle lock, then stop its world (waits for the Ps inside heap calls and for background
+// sweepers to give their slots back); last the arena registry lock. The fork therefore copies
+// heaps that are quiescent: no P running, no sweep in flight, no lock held by a thread that the
+// child will not have. The central and page heap locks are not taken: every path that takes them
+// holds a P, a sweeper slot or the cycle lock, so none can be held once the world is stopped
+// under the cycle lock (and holding ~70 locks per heap across fork() exceeded the 64 that
+// ThreadSanitizer's deadlock detector can track on one thread).
 // parent: release everything in reverse and restart each world.
 // child: the same, after dropping the handles of the parent's sweeper threads; the child starts
 // its own at its first cycle (wake_background_sweepers), so a child that execs pays nothing.
