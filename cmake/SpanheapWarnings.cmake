@@ -1,4 +1,5 @@
-# The project-wide warning set, applied to every target added after this file is included.
+# The project-wide warning set, applied to every target added after this file is included (the
+# C++-only ones to C++ sources only: the malloc shim's tests are C programs).
 # -Wconversion is deliberately absent: on allocator arithmetic (size classes, page counts, bit
 # indices) it fires on nearly every line and buries the warnings that matter.
 add_compile_options(
@@ -6,10 +7,10 @@ add_compile_options(
   -Wextra
   -Wpedantic
   -Wshadow
-  -Wnon-virtual-dtor
-  -Wold-style-cast
+  $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor>
+  $<$<COMPILE_LANGUAGE:CXX>:-Wold-style-cast>
   -Wcast-align
-  -Woverloaded-virtual
+  $<$<COMPILE_LANGUAGE:CXX>:-Woverloaded-virtual>
   -Wnull-dereference
   -Wimplicit-fallthrough)
 

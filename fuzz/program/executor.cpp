@@ -242,6 +242,10 @@ class Runner {
     o.procs = c.procs;
     o.sweepers = 0;
     o.flush = c.flush;
+    // The shadow model predicts reuse by the quarantine rule (a freed slot comes back only after
+    // its span's sweep); ReusePolicy::owner's earlier reuse is covered by the unit tests, the
+    // reuse property and the stress drivers (docs/design.md "Reuse").
+    o.reuse = ReusePolicy::next_cycle;
     o.gc_percent = c.gc_percent;
     o.memory_limit = std::size_t{c.memory_limit_mib} << 20;
     o.error_handler = rec_.handler();
@@ -729,7 +733,7 @@ class Runner {
   void exec(const BadAlloc& op) {
     const Stats before = heap().stats();
     void* p = do_alloc(op.proc, op.size, op.align);
-    const bool bad_align = !std::has_single_bit(op.align) || op.align > page_size;
+    const bool bad_align = !std::has_single_bit(op.align) || op.align > max_alloc_size;
     const ErrorKind want = bad_align ? ErrorKind::bad_alignment : ErrorKind::size_overflow;
     if (p != nullptr) {
       fail("allocate(size={:#x}, align={}) returned {} instead of nullptr", op.size, op.align, p);
@@ -771,7 +775,8 @@ class Runner {
       case BadKind::double_reclaimed: {
         if (reclaimed_.empty()) return note("nothing reclaimed: skipped");
         const Freed& f = reclaimed_[op.pick % reclaimed_.size()];
-        // If the slot was handed out again this is a valid free of someone else: not a bad call.
+        // If the slot was handed out again this is a valid free of someone else: not a bad call,
+        // and outside the guarantee (docs/design.md §"Bad input": detected only in quarantine).
         if (live_overlap(addr(f.p), std::max<std::size_t>(f.usable, 1)) != nullptr)
           return note("#{}'s memory is live again: skipped", f.id);
         const PointerInfo info = heap().find_object(f.p);
@@ -968,8 +973,8 @@ class Runner {
     note("class {}", cls);
     // The smallest class that fits and keeps the alignment (objects sit at base + i * size, spans
     // are page aligned, so a class keeps `align` when its size is a multiple of it).
-    // Alignments above the page size are out of contract (allocate() rejects them with
-    // bad_alignment); the call must only answer without crashing.
+    // Alignments above the page size make a large span (class 0); the decoder never asks for
+    // them here, and the call must only answer without crashing.
     if (op.align > page_size) return;
     unsigned best = 0;
     std::size_t best_size = 0;

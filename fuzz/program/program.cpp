@@ -128,6 +128,10 @@ bool write_proc(Writer& w, const Program& p, unsigned proc) {
   return true;
 }
 
+// Bad power-of-two alignments are multiples of this: past max_alloc_size, the largest alignment
+// allocate() honours.
+constexpr std::size_t bad_align_unit = max_alloc_size * 2;
+
 // Alignment: a power of two up to the page size.
 std::size_t read_align(ByteReader& r) { return std::size_t{1} << (r.u8() % 14); }
 bool write_align(Writer& w, std::size_t align) {
@@ -255,14 +259,15 @@ Op read_op(ByteReader& r, const Program& p, std::size_t index) {
     }
     case op_index<BadAlloc>: {
       // Odd selector: a size past max_alloc_size. Even: an alignment that is not a power of two
-      // (0 reads as 3) or is a power of two above the page size.
+      // (0 reads as 3) or is a power of two above max_alloc_size (any power of two read is scaled
+      // past it: smaller ones are valid alignments).
       BadAlloc op;
       op.proc = read_proc(r, p);
       if (r.u8() & 1) {
         op.size = max_alloc_size + 1 + std::size_t{r.u16()} * page_size;
       } else {
         const std::size_t a = r.u16();
-        op.align = a == 0 ? 3 : (std::has_single_bit(a) && a <= page_size) ? a * 16384 : a;
+        op.align = a == 0 ? 3 : std::has_single_bit(a) ? a * bad_align_unit : a;
         op.size = r.u8();
       }
       return op;
@@ -377,11 +382,9 @@ bool write_op(Writer& w, const Program& p, const Op& any) {
             return true;
           }
           std::size_t a = op.align;
-          if (std::has_single_bit(a) && a > page_size) {
-            if (a % 16384 != 0 || !std::has_single_bit(a / 16384) || a / 16384 > page_size) {
-              return false;
-            }
-            a /= 16384;
+          if (std::has_single_bit(a) && a > max_alloc_size) {
+            if (a % bad_align_unit != 0 || a / bad_align_unit > 0x8000) return false;
+            a /= bad_align_unit;
           } else if (std::has_single_bit(a) || a > 0xffff) {
             return false;  // a valid alignment is not a bad allocation
           }

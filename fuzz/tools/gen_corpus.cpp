@@ -226,7 +226,8 @@ void bad_free_seeds(Seeds& out) {
     p.ops.push_back(Wake{1});
     p.ops.push_back(BadAlloc{.proc = 0, .size = max_alloc_size + 1, .align = 16});
     p.ops.push_back(BadAlloc{.proc = 1, .size = 5, .align = 3});
-    p.ops.push_back(BadAlloc{.proc = 1, .size = 5, .align = 16384});
+    // A power of two past max_alloc_size, the largest alignment allocate() honours.
+    p.ops.push_back(BadAlloc{.proc = 1, .size = 5, .align = 2 * max_alloc_size});
     out["every_kind_" + pname(f)] = p;
   }
   // A double free whose large span went back to the page heap (pages not reused).

@@ -46,7 +46,8 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
   Cache& cache = p.cache;
   SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), cache),
                   "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
-  for (int attempt = 0; attempt < 2; attempt++) {
+  // At most: the span is full -> collect or refill -> allocate.
+  for (int attempt = 0; attempt < 3; attempt++) {
     Span* s = cache.alloc[c];
     if (s != &empty_span) {
       const std::uint32_t i = next_free_index(*s);
@@ -57,9 +58,18 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
       }
       SPANHEAP_CHECK(&heap, s->alloc_count == s->nelems,
                      "s.allocCount != s.nelems && freeIndex == s.nelems (C2)");
+      // T9a: reuse the span's own pending frees before giving it back. Only this P may: the
+      // span is ours at sg+3 (checked), so no sweeper and no other P can collect it.
+      if (heap.options.reuse == ReusePolicy::owner && span_has_pending(*s)) {
+        SPANHEAP_DCHECK(
+            &heap,
+            s->sweepgen.load(std::memory_order_relaxed) == heap.sg() + 3 &&
+                s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index),
+            "collection of a span this P does not cache (T9a)");
+        if (span_collect(heap, *s) != 0) continue;
+      }
     }
     if (!refill(heap, p, c)) return nullptr;
-    if (void* obj = cache_alloc_fast(cache, c)) return obj;
   }
   SPANHEAP_CHECK(&heap, false, "freeIndex is not valid after refill (C3)");
   return nullptr;

@@ -20,7 +20,15 @@ constexpr int span_budget = 100;
 void central_put_swept(HeapState& heap, Central& central, Span* span) {
   const std::uint32_t sg = heap.sg();
   const unsigned i = swept_index(sg);
-  list_push_back(span->alloc_count < span->nelems ? central.partial[i] : central.full[i], span);
+  if (span->alloc_count < span->nelems || span->is_large() ||
+      heap.options.reuse != ReusePolicy::owner) {
+    list_push_back(span->alloc_count < span->nelems ? central.partial[i] : central.full[i], span);
+  } else {
+    // A full span with pending frees is a refill candidate (collected by cache_span). Decided
+    // under free_lock: a free that lands after this sees the span on the full list and moves it.
+    SpanLock lock(*span);
+    list_push_back(span_has_pending(*span) ? central.partial[i] : central.full[i], span);
+  }
   span->sweepgen.store(sg, std::memory_order_release);  // T4 / T6: published after the list move
 }
 
@@ -44,6 +52,8 @@ Span* cache_span(HeapState& heap, Central& central) {
     LockGuard g(central.mu);
     span = list_pop_front(central.partial[swept_index(sg)]);
   }
+  // T9b: the span is in no list and no cache; collect the frees it gathered while in central.
+  if (span != nullptr && heap.options.reuse == ReusePolicy::owner) span_collect(heap, *span);
   // Sweep unswept spans of this class on demand: partial ones always have a free slot after the
   // sweep; full ones may turn out to have one.
   for (int budget = span_budget; span == nullptr && budget > 0; budget--) {
@@ -63,7 +73,9 @@ Span* cache_span(HeapState& heap, Central& central) {
       central_put_swept(heap, central, s);
     }
   }
+  bool fresh = false;
   if (span == nullptr) {
+    fresh = true;
     span = page_alloc(heap, sc.npages);
     if (span == nullptr) return nullptr;
     span_init_small(*span, cls);
@@ -76,8 +88,13 @@ Span* cache_span(HeapState& heap, Central& central) {
                  "cache_span: span has no free objects (C11)");
   span->free_index.store(fi, std::memory_order_release);
   span->alloc_cache = ~span->alloc_bits[fi / 64].load(std::memory_order_relaxed) >> (fi % 64);
-  heap.pacer.allocated.fetch_add(std::uint64_t{span->nelems - span->alloc_count} * span->elem_size,
-                                 std::memory_order_relaxed);
+  // Pacing (Go's heap_live): the free bytes handed to a cache count as allocated. Under
+  // ReusePolicy::owner only a fresh span's do — slots that were reclaimed without a cycle are
+  // reused memory, and counting them would run cycles that an explicit-free heap does not need.
+  if (fresh || heap.options.reuse == ReusePolicy::next_cycle)
+    heap.pacer.allocated.fetch_add(
+        std::uint64_t{span->nelems - span->alloc_count} * span->elem_size,
+        std::memory_order_relaxed);
   return span;
 }
 

@@ -11,10 +11,10 @@ thread_local std::uint32_t held_ranks = 0;
 
 const char* to_string(LockRank rank) noexcept {
   switch (rank) {
+    case LockRank::heaps:
+      return "heaps";
     case LockRank::cycle:
       return "cycle";
-    case LockRank::sweep_park:
-      return "sweep_park";
     case LockRank::central:
       return "central";
     case LockRank::page_heap:

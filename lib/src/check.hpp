@@ -47,11 +47,11 @@ namespace spanheap::detail {
 // whose rank is greater than every lock it holds. Checked in every build (it is one thread-local
 // word), reported as corruption with both ranks named.
 enum class LockRank : std::uint8_t {
-  cycle = 1,   // World::cycle_mu: one cycle / verify / flush_all at a time
-  sweep_park,  // SweepState::park_mu: background sweepers parking
-  central,     // Central::mu (never two centrals at once)
-  page_heap,   // PageHeap::mu
-  registry,    // the process-wide arena registry
+  heaps = 1,  // the process-wide list of live heaps (fork.cpp); held across fork()
+  cycle,      // World::cycle_mu: one cycle / verify / flush_all at a time
+  central,    // Central::mu (never two centrals at once)
+  page_heap,  // PageHeap::mu
+  registry,   // the process-wide arena registry
 };
 const char* to_string(LockRank rank) noexcept;
 
@@ -65,6 +65,11 @@ class CAPABILITY("mutex") RankedMutex {
   LockRank rank() const noexcept { return rank_; }
   // True when the calling thread holds a lock of this rank (debug checks).
   bool held_by_me() const noexcept;
+  // For the fork handlers only (fork.cpp), which hold every heap's locks across fork(): many locks
+  // of one rank at once, in rank order, outside the per-thread bookkeeping. In the child the
+  // forking thread is the only thread left and releases them as the parent does.
+  void lock_for_fork() SPANHEAP_TSA(no_thread_safety_analysis) { mu_.lock(); }
+  void unlock_after_fork() SPANHEAP_TSA(no_thread_safety_analysis) { mu_.unlock(); }
 
  private:
   std::mutex mu_;

@@ -7,6 +7,7 @@
 
 #include "cache.hpp"
 #include "central.hpp"
+#include "fork.hpp"
 #include "pacing.hpp"
 #include "page_heap.hpp"
 #include "page_map.hpp"
@@ -33,10 +34,8 @@ unsigned resolve_procs(const Options& o) {
   unsigned n = o.procs;
   if (n == 0) n = std::thread::hardware_concurrency();
   if (n == 0) n = 1;
-  return n > max_procs ? max_procs : n;
+  return n > max_procs ? max_procs : n;  // hardware_concurrency() may exceed it
 }
-
-constexpr unsigned char clobber_byte = 0xDF;
 
 }  // namespace
 
@@ -44,13 +43,13 @@ HeapState::HeapState(const Options& o)
     : options(o),
       os(o.os != nullptr ? o.os : &system_memory()),
       uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
-      nprocs(resolve_procs(o)),
-      nslots(resolve_procs(o) + sweep_slots(o)),
-      checks(o.checks),
       trace(o.trace || Options::from_env(Options{}).trace) {
-  if (options.arena_bytes < granule_size) options.arena_bytes = granule_size;
-  options.commit_bytes = std::clamp(options.commit_bytes, page_size, options.arena_bytes);
-  options.commit_bytes = (options.commit_bytes + page_size - 1) & ~(page_size - 1);
+  validate_options(*this);
+  nprocs = resolve_procs(options);
+  nslots = nprocs + sweep_slots(options);
+  checks = options.checks;
+  allocation_hooks =
+      options.debug.clobber_freed || options.debug.poison_freed || options.debug.collect_every != 0;
   procs = std::make_unique<ProcState[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
     procs[i].index = i;
@@ -60,15 +59,16 @@ HeapState::HeapState(const Options& o)
   for (unsigned c = 0; c < max_size_classes; c++)
     central[c].span_class = static_cast<std::uint8_t>(c);
   if (options.gc_percent != 0) pacer.trigger.store(trigger_floor, std::memory_order_relaxed);
-  if (o.procs > max_procs) {
-    report(this, ErrorKind::misuse, nullptr, "Options::procs {} exceeds the limit {}; using {}",
-           o.procs, max_procs, max_procs);
-  }
-  start_background_sweepers(*this);
+  sweepers_wanted = options.sweepers;  // started at the first cycle (wake_background_sweepers)
+  fork_register(*this);
 }
 
 HeapState::~HeapState() {
-  stop_background_sweepers(*this);
+  fork_unregister(*this);
+  {
+    LockGuard g(world.cycle_mu);
+    stop_background_sweepers(*this);
+  }
   unsigned busy = 0;
   for (unsigned i = 0; i < nslots; i++)
     if (procs[i].status.load(std::memory_order_acquire) == ProcStatus::running) busy++;
@@ -111,12 +111,12 @@ void note_slow_allocation(HeapState& heap) {
     heap.pacer.requested.store(true, std::memory_order_relaxed);
 }
 
-void* alloc_large(HeapState& heap, std::size_t size, std::size_t& elem) {
+void* alloc_large(HeapState& heap, std::size_t size, std::size_t align, std::size_t& elem) {
   std::size_t npages = (size + page_size - 1) >> page_shift;
   if (npages == 0) npages = 1;
   const std::size_t bytes = npages << page_shift;
   deduct_sweep_credit(heap, bytes);
-  Span* s = page_alloc(heap, npages);
+  Span* s = page_alloc(heap, npages, std::max(align, page_size));
   if (s == nullptr) return nullptr;
   span_init_large(*s);
   elem = s->elem_size;
@@ -156,6 +156,19 @@ void on_allocate_debug(HeapState& heap, Span* s, void* obj) {
   }
 }
 
+// The debug options' work at allocation (HeapState::allocation_hooks says if any is on).
+void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std::size_t elem) {
+  if (heap.options.debug.clobber_freed || heap.options.debug.poison_freed)
+    on_allocate_debug(heap, span, obj);
+  if (heap.options.debug.collect_every != 0) {
+    p.cache.collect_every_bytes += elem;
+    if (p.cache.collect_every_bytes >= heap.options.debug.collect_every) {
+      p.cache.collect_every_bytes = 0;
+      heap.pacer.requested.store(true, std::memory_order_relaxed);
+    }
+  }
+}
+
 enum class FreeVerdict : std::uint8_t { ok, error };
 
 struct FreeResult {
@@ -168,89 +181,165 @@ struct FreeResult {
   std::size_t size = 0;
 };
 
-FreeResult error(ErrorKind kind, const char* cause, const Span* s = nullptr,
-                 std::size_t offset = 0) {
-  FreeResult r;
-  r.verdict = FreeVerdict::error;
-  r.kind = kind;
-  r.cause = cause;
+bool fail_free(FreeResult& out, ErrorKind kind, const char* cause, const Span* s = nullptr,
+               std::size_t offset = 0) {
+  out.verdict = FreeVerdict::error;
+  out.kind = kind;
+  out.cause = cause;
   if (s != nullptr) {
-    r.span = s->start;
-    r.cls = s->cls();
-    r.size = s->elem_size;
+    out.span = s->start;
+    out.cls = s->cls();
+    out.size = s->elem_size;
   }
-  r.offset = offset;
-  return r;
+  out.offset = offset;
+  return false;
+}
+
+// Classifies `addr` against a span that is swept for this cycle and records the free (its free
+// bit, set with one fetch_or so that of two frees of one object exactly one wins). Requires: the
+// caller owns the span's object state against collection — its P caches the span, or it holds
+// free_lock — and holds a P (no sweep can start).
+bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, FreeResult& out) {
+  if (addr >= s->limit()) {
+    return fail_free(out, ErrorKind::invalid_free,
+                     "pointer into the tail of a span, past its last object", s, addr - s->start);
+  }
+  const std::uint32_t i = slot_of(*s, addr);
+  const std::uintptr_t base = s->start + i * s->elem_size;
+  if (!slot_allocated(*s, i)) {
+    if (addr == base && slot_reclaimed(*s, i)) {
+      return fail_free(out, ErrorKind::double_free,
+                       "object already freed and reclaimed (by a sweep or a collection)", s, 0);
+    }
+    return fail_free(out, ErrorKind::invalid_free,
+                     addr == base ? "free slot that holds no object" : "pointer into a free slot",
+                     s, addr - base);
+  }
+  if (addr != base) {
+    return fail_free(out, ErrorKind::interior_free, "pointer into the middle of a live object", s,
+                     addr - base);
+  }
+  const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+  const std::uint64_t old = s->free_bits[i / 64].fetch_or(bit, std::memory_order_acq_rel);
+  if ((old & bit) != 0) {
+    return fail_free(out, ErrorKind::double_free,
+                     "object already freed, not yet reclaimed (pending)", s, 0);
+  }
+  bump(p.cache.frees, 1);
+  bump(p.cache.free_bytes, s->elem_size);
+  poison_memory(heap, reinterpret_cast<void*>(base), s->elem_size);
+  return true;
+}
+
+// After a free into a span that sits on its class's swept full list (ReusePolicy::owner): move it
+// to the partial list, so that the next refill of the class collects it instead of growing.
+void move_to_partial(HeapState& heap, Span* s) {
+  Central& central = heap.central[s->cls()];
+  const unsigned i = swept_index(heap.sg());
+  LockGuard g(central.mu);
+  if (s->list.load(std::memory_order_relaxed) != &central.full[i]) return;  // moved meanwhile
+  list_remove(central.full[i], s);
+  list_push_back(central.partial[i], s);
+}
+
+// T10 (ReusePolicy::owner): the free that set a large object's free bit returns its span to the
+// page heap at once. Later frees of the object see the bit (double_free) until the span's state
+// changes under free_lock, and freed pages after that (double_free by page history).
+void free_large_span(HeapState& heap, Span* s) {
+  Central& central = heap.central[0];
+  {
+    LockGuard g(central.mu);
+    SpanList* list = s->list.load(std::memory_order_relaxed);
+    SPANHEAP_CHECK(&heap, list == &central.full[swept_index(heap.sg())],
+                   "large span freed at free() is not on the swept large list (T10)");
+    list_remove(*list, s);
+  }
+  SpanLock lock(*s);
+  // The span is in no list and its one object is ours: we own it as a sweep would (sg -> sg-1 by
+  // a store, like T3's stale flush). page_free publishes sg after its last write; a freer that sees
+  // sg-1 meanwhile waits in ensure_swept, one holding free_lock sees the state change.
+  s->sweepgen.store(heap.sg() - 1, std::memory_order_release);
+  s->free_bits[0].store(0, std::memory_order_relaxed);
+  s->alloc_count = 0;
+  heap.counters.large_frees.fetch_add(1, std::memory_order_relaxed);
+  heap.counters.reclaimed_objects.fetch_add(1, std::memory_order_relaxed);
+  heap.counters.reclaimed_bytes.fetch_add(s->elem_size, std::memory_order_relaxed);
+  page_free(heap, s);
 }
 
 // The body of free(), with a P held. Makes the span swept for this cycle first, so the object
 // state it reads and writes cannot race with a sweep (Go's ensureSwept).
-FreeResult free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr) {
+bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr,
+                    FreeResult& out) {
   const std::size_t page = (addr - arena.base) >> page_shift;
+  if (page >= arena.table_pages.load(std::memory_order_acquire))  // tables are committed lazily
+    return fail_free(out, ErrorKind::invalid_free,
+                     "pointer into free pages that never held an object");
   for (;;) {
     Span* s = arena.spans[page].load(std::memory_order_acquire);
     if (s == nullptr || s->state.load(std::memory_order_acquire) != SpanState::in_use) {
       if (arena.history[page].load(std::memory_order_relaxed) == PageHistory::freed) {
-        return error(ErrorKind::double_free,
-                     "object already freed: its span was reclaimed and its pages are free");
+        return fail_free(out, ErrorKind::double_free,
+                         "object already freed: its span was reclaimed and its pages are free");
       }
-      return error(ErrorKind::invalid_free, "pointer into free pages that never held an object");
+      return fail_free(out, ErrorKind::invalid_free,
+                       "pointer into free pages that never held an object");
     }
     const std::uint32_t g = s->sweepgen.load(std::memory_order_acquire);
     const std::uint32_t sg = heap.sg();
+    // Our own cached span: only this P collects it, so the slot check needs no lock.
+    if (g == sg + 3 && s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index))
+      return mark_free(heap, p, s, addr, out);
     if (SPANHEAP_UNLIKELY(g != sg && g != sg + 3) && !ensure_swept(heap, s, &p)) continue;
-    // Swept for this cycle, and we hold a P: nothing can sweep or free this span until we
-    // release it. Confirm the page still maps to it (the struct may have been recycled).
-    if (arena.spans[page].load(std::memory_order_acquire) != s ||
-        s->state.load(std::memory_order_acquire) != SpanState::in_use)
-      continue;
-    if (addr >= s->limit()) {
-      return error(ErrorKind::invalid_free, "pointer into the tail of a span, past its last object",
-                   s, addr - s->start);
-    }
-    const std::uint32_t i = slot_of(*s, addr);
-    const std::uintptr_t base = s->start + i * s->elem_size;
-    if (!slot_allocated(*s, i)) {
-      if (addr == base && slot_reclaimed(*s, i)) {
-        return error(ErrorKind::double_free,
-                     "object already freed and reclaimed by an earlier cycle's sweep", s, 0);
+    // Swept for this cycle, and we hold a P: nothing can sweep this span until we release it.
+    // Under free_lock no collection runs either; confirm the page still maps to the span (the
+    // struct may have been freed and recycled meanwhile).
+    bool to_partial = false;
+    {
+      SpanLock lock(*s);
+      if (arena.spans[page].load(std::memory_order_acquire) != s ||
+          s->state.load(std::memory_order_acquire) != SpanState::in_use)
+        continue;
+      if (!mark_free(heap, p, s, addr, out) || heap.options.reuse != ReusePolicy::owner)
+        return out.verdict == FreeVerdict::ok;
+      if (s->is_large()) {
+        to_partial = false;
+      } else {
+        const SpanList* list = s->list.load(std::memory_order_relaxed);
+        to_partial = list == &heap.central[s->cls()].full[swept_index(sg)];
       }
-      return error(ErrorKind::invalid_free,
-                   addr == base ? "free slot that holds no object" : "pointer into a free slot", s,
-                   addr - base);
     }
-    if (addr != base) {
-      return error(ErrorKind::interior_free, "pointer into the middle of a live object", s,
-                   addr - base);
+    if (s->is_large()) {
+      free_large_span(heap, s);
+    } else if (to_partial) {
+      move_to_partial(heap, s);
     }
-    const std::uint64_t bit = std::uint64_t{1} << (i % 64);
-    const std::uint64_t old = s->free_bits[i / 64].fetch_or(bit, std::memory_order_acq_rel);
-    if ((old & bit) != 0) {
-      return error(ErrorKind::double_free, "object already freed in this cycle (pending sweep)", s,
-                   0);
-    }
-    bump(p.cache.frees, 1);
-    bump(p.cache.free_bytes, s->elem_size);
-    poison_memory(heap, reinterpret_cast<void*>(base), s->elem_size);
-    return FreeResult{};
+    return true;
   }
 }
 
 }  // namespace
 
-void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried) {
-  if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > page_size)) {
-    report(&heap, ErrorKind::bad_alignment, nullptr,
-           "alignment {} is not a power of two between 1 and {} (size={})", align, page_size, size);
-    return nullptr;
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried,
+                    bool zero) {
+  unsigned c;
+  if (SPANHEAP_LIKELY(align == 16 && size <= size_table::small_max)) {
+    c = size_to_class16(size);  // the common call: one table load, nothing to validate
+  } else {
+    if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > max_alloc_size)) {
+      report(&heap, ErrorKind::bad_alignment, nullptr,
+             "alignment {} is not a power of two between 1 and {} (size={})", align, max_alloc_size,
+             size);
+      return nullptr;
+    }
+    if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
+      report(&heap, ErrorKind::size_overflow, nullptr,
+             "size {} exceeds the largest object spanheap allocates ({} bytes)", size,
+             max_alloc_size);
+      return nullptr;
+    }
+    c = size_to_class(size, align);
   }
-  if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
-    report(&heap, ErrorKind::size_overflow, nullptr,
-           "size {} exceeds the largest object spanheap allocates ({} bytes)", size,
-           max_alloc_size);
-    return nullptr;
-  }
-  const unsigned c = size_to_class(size, align);
   ProcState& p = acquire_for_call(heap, proc);
   void* obj = nullptr;
   std::size_t elem = 0;
@@ -264,21 +353,17 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     span = p.cache.alloc[c];
     elem = span->elem_size;
   } else {
-    obj = alloc_large(heap, size, elem);
+    obj = alloc_large(heap, size, align, elem);
     if (obj != nullptr) span = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
   }
   if (SPANHEAP_LIKELY(obj != nullptr)) {
     bump(p.cache.allocs, 1);
     bump(p.cache.alloc_bytes, elem);
-    if (SPANHEAP_UNLIKELY(heap.options.debug.clobber_freed || heap.options.debug.poison_freed))
-      on_allocate_debug(heap, span, obj);
-    if (SPANHEAP_UNLIKELY(heap.options.debug.collect_every != 0)) {
-      p.cache.collect_every_bytes += elem;
-      if (p.cache.collect_every_bytes >= heap.options.debug.collect_every) {
-        p.cache.collect_every_bytes = 0;
-        heap.pacer.requested.store(true, std::memory_order_relaxed);
-      }
-    }
+    if (SPANHEAP_UNLIKELY(heap.allocation_hooks)) on_allocate_hooks(heap, p, span, obj, elem);
+    // Go's needzero: a span whose pages came fresh from the OS and that no sweep or collection
+    // has freed an object of still reads zero. Read with the P held: the span is in this P's cache
+    // (or, large, swept at sg), so no sweep or collection can set the flag under us.
+    if (zero && span->need_zero) std::memset(obj, 0, size);
   }
   release_proc(p);
   if (SPANHEAP_UNLIKELY(obj == nullptr) && heap.options.memory_limit != 0 &&
@@ -286,7 +371,7 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     // At the memory limit with automatic cycles on: run a cycle (freed objects become free
     // pages once swept), then try once more before reporting.
     collect(heap);
-    return heap_allocate(heap, proc, size, align, /*retried=*/true);
+    return heap_allocate(heap, proc, size, align, /*retried=*/true, zero);
   }
   if (SPANHEAP_UNLIKELY(obj == nullptr)) {
     report(&heap, ErrorKind::out_of_memory, nullptr, "cannot allocate {} bytes (align {}): {}",
@@ -314,9 +399,10 @@ void heap_free(HeapState& heap, int proc, void* ptr) {
     return;
   }
   ProcState& p = acquire_for_call(heap, proc);
-  const FreeResult r = free_with_proc(heap, p, *arena, addr);
+  FreeResult r;
+  const bool ok = free_with_proc(heap, p, *arena, addr, r);
   release_proc(p);
-  if (r.verdict == FreeVerdict::error) {
+  if (SPANHEAP_UNLIKELY(!ok)) {
     if (r.span != 0) {
       report(&heap, r.kind, ptr, "{} (ptr={}, offset={}, span={:#x}, class={}, size={})", r.cause,
              ptr, r.offset, r.span, r.cls, r.size);
@@ -338,6 +424,10 @@ Heap::~Heap() = default;
 
 void* Heap::allocate(std::size_t size, std::size_t align) {
   return detail::heap_allocate(*state_, -1, size, align);
+}
+
+void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {
+  return detail::heap_allocate(*state_, -1, size, align, /*retried=*/false, /*zero=*/true);
 }
 
 void Heap::free(void* p) { detail::heap_free(*state_, -1, p); }

@@ -11,8 +11,9 @@ namespace spanheap::detail {
 
 // `proc` < 0: any P (the calling thread's affinity); otherwise exactly that P.
 // At the memory limit with pacing on, a failed allocation runs one cycle and retries once.
+// `zero`: the first `size` bytes read zero (cleared only when the span's need_zero says so).
 void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align,
-                    bool retried = false);
+                    bool retried = false, bool zero = false);
 void heap_free(HeapState& heap, int proc, void* ptr);
 
 }  // namespace spanheap::detail

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -40,11 +41,12 @@ class HeapState {
 
   Options options;
   OsMemory* os;
-  std::uint64_t uid;  // unique per heap in the process (never reused)
-  unsigned nprocs;    // Ps
-  unsigned nslots;    // Ps + sweeper slots
-  CheckLevel checks;
+  std::uint64_t uid;    // unique per heap in the process (never reused)
+  unsigned nprocs = 0;  // Ps (immutable after the constructor)
+  unsigned nslots = 0;  // Ps + sweeper slots
+  CheckLevel checks = CheckLevel::release;
   bool trace;
+  bool allocation_hooks = false;  // immutable after init: a debug option acts at every allocation
 
   std::atomic<std::uint32_t> sweepgen{0};  // world: written only while stopped
   PageHeap pages;
@@ -58,10 +60,22 @@ class HeapState {
   SweepState sweep;
   Pacer pacer;
   HeapCounters counters;
+  // Background sweepers (sweeper.cpp): started at the first cycle, restarted in a fork() child.
+  // Guarded by world.cycle_mu (the cycle wakes them; fork handlers and destruction hold it too).
   std::vector<std::thread> sweeper_threads;
+  unsigned sweepers_wanted = 0;     // Options::sweepers, lowered when a thread cannot start
+  unsigned fail_thread_starts = 0;  // test seam: testing::fail_thread_starts
+  // The process-wide list of live heaps (fork.cpp), guarded by its lock.
+  HeapState* fork_prev = nullptr;
+  HeapState* fork_next = nullptr;
+  std::optional<WorldStopped> fork_stopped;  // the world as stopped by the fork prepare handler
   // Test seams (testing::set_protocol_hook): called at protocol points where another thread could
   // observe the heap mid-transition. Set only while no heap call runs; null in normal use.
   std::function<void(testing::ProtocolPoint)> protocol_hook;
 };
+
+// Range-checks heap.options (options.cpp): each value outside its range is a misuse report
+// naming the field, the value and what is used instead. Called first by the constructor.
+void validate_options(HeapState& heap);
 
 }  // namespace spanheap::detail

@@ -10,6 +10,9 @@
 #include <random>
 #include <thread>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "test_util.hpp"
 
 namespace spanheap {
@@ -44,12 +47,76 @@ TEST(Heap, EveryClassAndAlignment) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
-TEST(Heap, FreedSlotsAreNotReusedBeforeASweep) {
+// Alignments past the page size make a large span that starts at the alignment; the pages
+// skipped in front stay free runs, and the heap still verifies around them.
+TEST(Heap, AlignmentBeyondThePage) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(1, rec);
+  o.arena_bytes = std::size_t{8} << 20;
+  Heap heap(o);
+  std::vector<void*> live;
+  for (std::size_t align = 2 * page_size; align <= (std::size_t{4} << 20); align *= 2) {
+    for (std::size_t size : {std::size_t{1}, std::size_t{100}, 3 * page_size + 5, align}) {
+      void* p = heap.allocate(size, align);
+      ASSERT_NE(p, nullptr) << size << "/" << align;
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % align, 0u) << size << "/" << align;
+      EXPECT_GE(heap.usable_size(p), size);
+      std::memset(p, 0xAB, size);
+      live.push_back(p);
+      // A small neighbour lands in the pages skipped in front, which stay usable.
+      live.push_back(heap.allocate(page_size));
+    }
+  }
+  EXPECT_VERIFIED(heap);
+  for (void* p : live) heap.free(p);
+  heap.collect();
+  while (heap.sweep_one()) {
+  }
+  EXPECT_EQ(heap.stats().live_objects, 0u);
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+// calloc's contract: the bytes read zero, whether the slot is fresh or reused after a sweep.
+TEST(Heap, AllocateZeroedClearsReusedMemory) {
   testing::RecordingHandler rec;
   Heap heap(test::deterministic(1, rec));
-  void* a = heap.allocate(64);
-  heap.free(a);
-  for (int i = 0; i < 1000; i++) EXPECT_NE(heap.allocate(64), a);
+  for (std::size_t size : {std::size_t{48}, std::size_t{3000}, std::size_t{100000}}) {
+    std::vector<void*> v;
+    for (int i = 0; i < 64; i++) {
+      v.push_back(heap.allocate(size));
+      std::memset(v.back(), 0x5A, size);
+    }
+    for (void* p : v) heap.free(p);
+    heap.collect();
+    while (heap.sweep_one()) {
+    }
+    for (int i = 0; i < 64; i++) {
+      const auto* p = static_cast<const unsigned char*>(heap.allocate_zeroed(size));
+      ASSERT_NE(p, nullptr);
+      ASSERT_EQ(std::count(p, p + size, 0), static_cast<std::ptrdiff_t>(size)) << size;
+    }
+  }
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+// Go's needzero: fresh pages are not cleared again, so a large calloc leaves them untouched (not
+// resident) rather than faulting every page in.
+TEST(Heap, AllocateZeroedSkipsFreshPages) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(1, rec);
+  o.arena_bytes = std::size_t{64} << 20;
+  Heap heap(o);
+  constexpr std::size_t size = std::size_t{32} << 20;
+  void* p = heap.allocate_zeroed(size);
+  ASSERT_NE(p, nullptr);
+  const std::size_t os_page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident(size / os_page);
+  ASSERT_EQ(mincore(p, size, resident.data()), 0);
+  const auto touched =
+      std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return (r & 1) != 0; });
+  EXPECT_LT(touched, static_cast<std::ptrdiff_t>(resident.size() / 16));
+  EXPECT_EQ(static_cast<unsigned char*>(p)[size - 1], 0);
   EXPECT_EQ(rec.count(), 0u);
 }
 
@@ -83,6 +150,7 @@ TEST(Heap, PacingStartsCyclesByItself) {
   testing::RecordingHandler rec;
   Options o = test::deterministic(1, rec);
   o.gc_percent = 50;
+  o.reuse = ReusePolicy::next_cycle;  // freed slots come back only through cycles
   Heap heap(o);
   for (int i = 0; i < 200000; i++) heap.free(heap.allocate(256));
   const Stats s = heap.stats();
@@ -269,5 +337,62 @@ TEST(Heap, TracePrintsOneLinePerCycle) {
   EXPECT_NE(err.find("spanheap: cycle 2 sg=4 pause="), std::string::npos) << err;
   EXPECT_NE(err.find("flush=lazy"), std::string::npos) << err;
 }
+}  // namespace
+}  // namespace spanheap
+
+namespace spanheap {
+namespace {
+
+// find_object / usable_size on objects the caller holds, while other threads allocate, free,
+// collect and sweep (so spans around them are emptied, freed, coalesced and recycled): exact, and
+// race-free under TSan (docs/design.md §"Bad input" states what is guaranteed for other pointers).
+TEST(FindObject, IsExactForLiveObjectsWhileOtherThreadsChurn) {
+  testing::RecordingHandler rec;
+  Options o;
+  o.procs = 2;
+  o.sweepers = 1;
+  o.gc_percent = 25;
+  o.error_handler = rec.handler();
+  Heap heap(o);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> churn;
+  for (unsigned t = 0; t < 2; t++) {
+    churn.emplace_back([&, t] {
+      std::vector<void*> mine;
+      for (unsigned i = 0; !stop.load(std::memory_order_relaxed); i++) {
+        mine.push_back(heap.allocate(16 + (i * 13 + t) % 5000));
+        if (mine.size() > 200) {
+          for (void* p : mine) heap.free(p);
+          mine.clear();
+        }
+        if (i % 256 == 0) heap.collect();
+      }
+      for (void* p : mine) heap.free(p);
+    });
+  }
+  unsigned mismatches = 0;
+  for (int round = 0; round < 200; round++) {
+    std::vector<std::pair<void*, std::size_t>> held;
+    for (int i = 0; i < 50; i++) {
+      const std::size_t size = 8 + static_cast<std::size_t>((round * 50 + i) * 37 % 40000);
+      held.emplace_back(heap.allocate(size), size);
+    }
+    for (auto [p, size] : held) {
+      const PointerInfo info = heap.find_object(p);
+      const std::size_t usable = heap.usable_size(p);
+      if (info.kind != PointerKind::object_start || info.base != p || info.pending_free ||
+          info.size != usable || usable < size)
+        mismatches++;
+      if (heap.find_object(static_cast<char*>(p) + 1).kind != PointerKind::interior) mismatches++;
+    }
+    for (auto [p, size] : held) heap.free(p);
+  }
+  stop = true;
+  for (std::thread& t : churn) t.join();
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_TRUE(heap.verify().ok());
+}
+
 }  // namespace
 }  // namespace spanheap

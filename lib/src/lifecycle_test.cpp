@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <thread>
 
@@ -28,7 +29,16 @@ TEST(Lifecycle, DestroyingAHeapWhileAThreadIsInsideIsMisuseAndWaits) {
     heap.reset();
     destroyed = true;
   });
-  while (rec.count(ErrorKind::misuse) == 0) std::this_thread::yield();
+  // Bounded: a destructor that never reports must fail this test, not hang it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (rec.count(ErrorKind::misuse) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  if (rec.count(ErrorKind::misuse) == 0) {
+    ADD_FAILURE() << "no misuse report 20 s after destruction began";
+    detail::release_proc(p1);  // let the destructor finish
+    destroyer.join();
+    return;
+  }
   // The destructor waits for the call to end before it unmaps anything.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_FALSE(destroyed.load());

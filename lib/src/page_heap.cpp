@@ -1,6 +1,7 @@
 // page_heap: see page_heap.hpp.
 #include "page_heap.hpp"
 
+#include <algorithm>
 #include <new>
 
 #include "heap_state.hpp"
@@ -52,6 +53,10 @@ Span* list_pop_front(SpanList& list) noexcept {
 
 namespace {
 
+// How many spans page_alloc sweeps looking for a free run before it grows the heap instead (as
+// many as cache_span's span_budget, Go's spanBudget).
+constexpr int page_sweep_budget = 100;
+
 // Metadata reservations are made in chunks of this size (a few hundred Span structs).
 constexpr std::size_t span_chunk_bytes = 64 * 1024;
 
@@ -78,6 +83,7 @@ Span* new_span_struct(HeapState& heap) REQUIRES(heap.pages.mu) {
     chunk->next = heap.pages.chunks;
     heap.pages.chunks = chunk;
     heap.pages.reserved_bytes.fetch_add(span_chunk_bytes, std::memory_order_relaxed);
+    heap.pages.meta_bytes.fetch_add(span_chunk_bytes, std::memory_order_relaxed);
     const std::size_t header = round_up(sizeof(PageHeap::Chunk), alignof(Span));
     heap.pages.chunk_cursor = static_cast<std::byte*>(mem) + header;
     heap.pages.chunk_end = static_cast<std::byte*>(mem) + span_chunk_bytes;
@@ -171,20 +177,99 @@ void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
   insert_free(heap.pages, s);
 }
 
-Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu) {
-  std::size_t bytes = heap.options.arena_bytes;
-  if (bytes < granule_size) bytes = granule_size;
-  bytes = round_up(bytes, granule_size);
-  const std::size_t need = round_up(min_pages << page_shift, granule_size);
-  if (need > bytes) bytes = need;
+// Bytes of the metadata reservation of an arena of `npages` pages: a header page, spans[] and
+// history[], each region page-aligned so that each can be committed by itself.
+struct MetaLayout {
+  std::size_t spans_offset, spans_bytes, history_offset, history_bytes, total;
+};
+MetaLayout meta_layout(std::size_t npages) {
+  MetaLayout m{};
+  m.spans_offset = round_up(sizeof(Arena), page_size);
+  m.spans_bytes = round_up(npages * sizeof(std::atomic<Span*>), page_size);
+  m.history_offset = m.spans_offset + m.spans_bytes;
+  m.history_bytes = round_up(npages * sizeof(PageHistory), page_size);
+  m.total = m.history_offset + m.history_bytes;
+  return m;
+}
+
+// Bytes of spans[] and history[] that must be committed for the tables to cover `pages` pages.
+struct TableBytes {
+  std::size_t spans, history;
+};
+TableBytes table_bytes(std::size_t npages, std::size_t pages) {
+  const MetaLayout m = meta_layout(npages);
+  return {std::min(round_up(pages * sizeof(Span*), page_size), m.spans_bytes),
+          std::min(round_up(pages, page_size), m.history_bytes)};
+}
+
+// Metadata to commit so that the tables cover `pages` pages of `arena` (0 when they do).
+std::size_t table_growth(const Arena& arena, std::size_t pages) {
+  const TableBytes want = table_bytes(arena.npages, pages);
+  return (want.spans > arena.spans_committed ? want.spans - arena.spans_committed : 0) +
+         (want.history > arena.history_committed ? want.history - arena.history_committed : 0);
+}
+
+// Commits [region + committed, region + want) when want > committed; false when the OS refuses.
+bool commit_region(HeapState& heap, std::byte* region, std::size_t& committed, std::size_t want)
+    REQUIRES(heap.pages.mu) {
+  if (want <= committed) return true;
+  if (!heap.os->commit(region + committed, want - committed)) return false;
+  heap.pages.meta_bytes.fetch_add(want - committed, std::memory_order_relaxed);
+  committed = want;
+  return true;
+}
+
+// Commits the tables of `arena` up to `pages` pages (Go commits heapArena metadata as it grows,
+// too). False when the OS refuses.
+bool commit_tables(HeapState& heap, Arena& arena, std::size_t pages) REQUIRES(heap.pages.mu) {
+  if (pages <= arena.table_pages.load(std::memory_order_relaxed)) return true;
+  const MetaLayout m = meta_layout(arena.npages);
+  const TableBytes want = table_bytes(arena.npages, pages);
+  auto* meta = static_cast<std::byte*>(arena.meta);
+  if (!commit_region(heap, meta + m.spans_offset, arena.spans_committed, want.spans) ||
+      !commit_region(heap, meta + m.history_offset, arena.history_committed, want.history))
+    return false;
+  const std::size_t covered =
+      std::min({arena.spans_committed / sizeof(Span*), arena.history_committed, arena.npages});
+  const std::size_t old = arena.table_pages.load(std::memory_order_relaxed);
+  new (arena.spans + old) std::atomic<Span*>[ covered - old ]();
+  new (arena.history + old) std::atomic<PageHistory>[ covered - old ]();
+  arena.table_pages.store(covered, std::memory_order_release);  // the entries exist
+  return true;
+}
+
+// Gives back an arena that never got a committed page (a growth that failed after reserving it).
+void drop_fresh_arena(HeapState& heap, Arena* arena) REQUIRES(heap.pages.mu) {
+  SPANHEAP_DCHECK(&heap, heap.pages.arenas == arena && arena->committed_pages == 0,
+                  "dropping an arena that is in use");
+  heap.pages.arenas = arena->next;
+  registry_remove(arena);
+  const std::size_t bytes = arena->npages << page_shift;
+  const std::size_t meta = arena->meta_bytes;
+  heap.pages.meta_bytes.fetch_sub(page_size + arena->spans_committed + arena->history_committed,
+                                  std::memory_order_relaxed);
+  heap.pages.reserved_bytes.fetch_sub(bytes + meta, std::memory_order_relaxed);
+  void* meta_base = arena->meta;
+  heap.os->unreserve(reinterpret_cast<void*>(arena->base), bytes);
+  heap.os->unreserve(meta_base, meta);
+}
+
+// The bytes of address space an arena for a request of `min_pages` pages spans.
+std::size_t arena_size_for(const HeapState& heap, std::size_t min_pages) {
+  const std::size_t bytes =
+      round_up(std::max(heap.options.arena_bytes, granule_size), granule_size);
+  return std::max(bytes, round_up(min_pages << page_shift, granule_size));
+}
+
+// Reserves an arena of `bytes` and commits its header page (its tables are committed by grow()).
+Arena* new_arena(HeapState& heap, std::size_t bytes) REQUIRES(heap.pages.mu) {
   const std::size_t npages = bytes >> page_shift;
-  const std::size_t meta_bytes = round_up(
-      sizeof(Arena) + npages * (sizeof(std::atomic<Span*>) + sizeof(PageHistory)), page_size);
+  const MetaLayout m = meta_layout(npages);
   void* base = heap.os->reserve(bytes, granule_size);
   if (base == nullptr) return nullptr;
-  void* meta = heap.os->reserve(meta_bytes, page_size);
-  if (meta == nullptr || !heap.os->commit(meta, meta_bytes)) {
-    if (meta != nullptr) heap.os->unreserve(meta, meta_bytes);
+  void* meta = heap.os->reserve(m.total, page_size);
+  if (meta == nullptr || !heap.os->commit(meta, page_size)) {
+    if (meta != nullptr) heap.os->unreserve(meta, m.total);
     heap.os->unreserve(base, bytes);
     return nullptr;
   }
@@ -193,15 +278,14 @@ Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu)
   arena->npages = npages;
   arena->owner = &heap;
   arena->meta = meta;
-  arena->meta_bytes = meta_bytes;
-  auto* table =
-      reinterpret_cast<std::byte*>(meta) + round_up(sizeof(Arena), alignof(std::atomic<Span*>));
-  arena->spans = new (table) std::atomic<Span*>[npages]();
-  arena->history =
-      new (table + npages * sizeof(std::atomic<Span*>)) std::atomic<PageHistory>[npages]();
+  arena->meta_bytes = m.total;
+  auto* bytes_at = static_cast<std::byte*>(meta);
+  arena->spans = reinterpret_cast<std::atomic<Span*>*>(bytes_at + m.spans_offset);
+  arena->history = reinterpret_cast<std::atomic<PageHistory>*>(bytes_at + m.history_offset);
   arena->next = heap.pages.arenas;
   heap.pages.arenas = arena;
-  heap.pages.reserved_bytes.fetch_add(bytes + meta_bytes, std::memory_order_relaxed);
+  heap.pages.reserved_bytes.fetch_add(bytes + m.total, std::memory_order_relaxed);
+  heap.pages.meta_bytes.fetch_add(page_size, std::memory_order_relaxed);
   // Not poisoned here: the uncommitted part is inaccessible anyway, and grow() poisons what it
   // commits (poisoning a whole arena up front cost a shadow write per 8 bytes of address space,
   // and as much again at teardown, in every fuzz execution).
@@ -210,30 +294,52 @@ Arena* new_arena(HeapState& heap, std::size_t min_pages) REQUIRES(heap.pages.mu)
 }
 
 // Commits at least `npages` more pages as one free run. False when the memory limit or the OS
-// refuses.
+// refuses; a growth that fails gives back whatever it reserved for itself.
 bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   Arena* arena = heap.pages.current;
-  if (arena == nullptr || arena->npages - arena->committed_pages < npages) {
-    arena = new_arena(heap, npages);
-    if (arena == nullptr) return false;
-    heap.pages.current = arena;
-  }
+  const bool fresh = arena == nullptr || arena->npages - arena->committed_pages < npages;
+  const std::size_t fresh_bytes = fresh ? arena_size_for(heap, npages) : 0;
+  const std::size_t arena_pages = fresh ? fresh_bytes >> page_shift : arena->npages;
+  const std::size_t room = fresh ? arena_pages : arena->npages - arena->committed_pages;
   // At least Options::commit_bytes (512 KiB by default), so small spans do not cost one commit
   // each: a tunable between commit calls and committed-but-unused memory.
   const std::size_t min_commit_pages = heap.options.commit_bytes >> page_shift;
-  std::size_t commit_pages = npages < min_commit_pages ? min_commit_pages : npages;
-  const std::size_t room = arena->npages - arena->committed_pages;
-  if (commit_pages > room) commit_pages = room;
+  std::size_t commit_pages = std::min(std::max(npages, min_commit_pages), room);
+  // The memory limit counts metadata too, and is checked before anything is reserved: a refused
+  // request costs neither address space nor resident page tables.
   const std::size_t limit = heap.options.memory_limit;
-  const std::size_t committed = heap.pages.committed_bytes.load(std::memory_order_relaxed);
-  if (limit != 0 && committed + (commit_pages << page_shift) > limit) {
-    commit_pages = npages;  // try the bare minimum before giving up
-    if (committed + (commit_pages << page_shift) > limit) return false;
+  if (limit != 0) {
+    const std::size_t used = heap.pages.committed_bytes.load(std::memory_order_relaxed) +
+                             heap.pages.meta_bytes.load(std::memory_order_relaxed);
+    auto cost = [&](std::size_t pages) {
+      const std::size_t done = fresh ? 0 : arena->committed_pages;
+      const TableBytes t = table_bytes(arena_pages, pages);
+      const std::size_t tables =
+          fresh ? page_size + t.spans + t.history : table_growth(*arena, done + pages);
+      return (pages << page_shift) + tables;
+    };
+    if (used + cost(commit_pages) > limit) {
+      commit_pages = npages;  // try the bare minimum before giving up
+      if (used + cost(commit_pages) > limit) return false;
+    }
+  }
+  if (fresh) {
+    arena = new_arena(heap, fresh_bytes);
+    if (arena == nullptr) return false;
   }
   const std::uintptr_t start = arena->base + (arena->committed_pages << page_shift);
-  if (!heap.os->commit(reinterpret_cast<void*>(start), commit_pages << page_shift)) return false;
-  Span* s = new_span_struct(heap);
-  if (s == nullptr) return false;
+  Span* s = nullptr;
+  if (!commit_tables(heap, *arena, arena->committed_pages + commit_pages) ||
+      !heap.os->commit(reinterpret_cast<void*>(start), commit_pages << page_shift) ||
+      (s = new_span_struct(heap)) == nullptr) {
+    if (fresh) drop_fresh_arena(heap, arena);
+    return false;
+  }
+  // A dedicated arena for a request larger than Options::arena_bytes does not replace the
+  // current one, whose uncommitted rest stays in use for ordinary growth.
+  if (fresh &&
+      (heap.pages.current == nullptr || arena_pages <= (heap.options.arena_bytes >> page_shift)))
+    heap.pages.current = arena;
   poison_memory(heap, reinterpret_cast<void*>(start), commit_pages << page_shift);  // a free run
   arena->committed_pages += commit_pages;
   heap.pages.committed_bytes.fetch_add(commit_pages << page_shift, std::memory_order_relaxed);
@@ -250,24 +356,32 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   return true;
 }
 
+// Moves the first `n` pages of free run `s` (n < s->npages) into a new struct, returned outside
+// any list; `s` keeps the rest and stays a free run. nullptr when no struct can be had.
+Span* split_front(HeapState& heap, Span* s, std::size_t n) REQUIRES(heap.pages.mu) {
+  Span* front = new_span_struct(heap);
+  if (front == nullptr) return nullptr;
+  remove_free(heap.pages, s);
+  front->start = s->start;
+  front->npages = n;
+  front->arena = s->arena;
+  front->need_zero = s->need_zero;
+  front->released = s->released;
+  s->start += n << page_shift;
+  s->npages -= n;
+  insert_free(heap.pages, s);
+  return front;
+}
+
 // Takes `npages` from the front of free run `s` and returns the in-use span.
 Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu) {
   Span* out = s;
   if (s->npages > npages) {
     // Carve the front into a new struct and keep `s` as the shrunken free run: only the carved
     // pages are remapped, not the whole remaining run (which made carving O(run length)).
-    out = new_span_struct(heap);
+    out = split_front(heap, s, npages);
     if (out == nullptr) return nullptr;
-    remove_free(heap.pages, s);
-    out->start = s->start;
-    out->npages = npages;
-    out->arena = s->arena;
-    out->need_zero = s->need_zero;
-    out->released = s->released;
-    s->start += npages << page_shift;
-    s->npages -= npages;
-    if (s->released) heap.pages.released_bytes.fetch_sub(out->bytes(), std::memory_order_relaxed);
-    insert_free(heap.pages, s);
+    if (out->released) heap.pages.released_bytes.fetch_sub(out->bytes(), std::memory_order_relaxed);
   } else {
     remove_free(heap.pages, s);
     if (s->released) heap.pages.released_bytes.fetch_sub(s->bytes(), std::memory_order_relaxed);
@@ -292,32 +406,58 @@ Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu
   return out;
 }
 
+// carve() from the first multiple of `align` in free run `s` (which holds at least npages pages
+// past it): the pages before it stay a free run of their own. The trailing excess needs no work
+// (carve leaves it as the shrunken run), so an aligned allocation costs one extra Span struct at
+// most. Over-allocating a whole span and trimming it after the fact was the alternative; splitting
+// the free run first never maps pages to a span that does not keep them.
+Span* carve_aligned(HeapState& heap, Span* s, std::size_t npages, std::size_t align)
+    REQUIRES(heap.pages.mu) {
+  const std::size_t lead = (round_up(s->start, align) - s->start) >> page_shift;
+  if (lead == 0) return carve(heap, s, npages);
+  Span* front = split_front(heap, s, lead);
+  if (front == nullptr) return nullptr;
+  front->free_since = s->free_since;
+  front->sweepgen.store(heap.sg(), std::memory_order_relaxed);
+  front->state.store(SpanState::free, std::memory_order_release);
+  page_map_set(*front->arena, front->start, lead, front);
+  insert_free(heap.pages, front);
+  return carve(heap, s, npages);
+}
+
 }  // namespace
 
-Span* page_alloc(HeapState& heap, std::size_t npages) {
+Span* page_alloc(HeapState& heap, std::size_t npages, std::size_t align) {
+  // Any run of this many pages holds `npages` pages starting at a multiple of `align`.
+  const std::size_t need = npages + (align >> page_shift) - 1;
   {
     LockGuard g(heap.pages.mu);
-    if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
+    if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
   }
-  // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim).
-  while (sweep_one(heap, SweepKind::on_demand)) {
+  // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim). Bounded
+  // like cache_span's budget: the caller holds a P, so a stop-the-world waits for this loop, and
+  // unbounded it could sweep the whole heap first; the rest is left to sweepers and termination.
+  for (int budget = page_sweep_budget; budget > 0 && sweep_one(heap, SweepKind::on_demand);
+       budget--) {
     LockGuard g(heap.pages.mu);
-    if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
+    if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
   }
   LockGuard g(heap.pages.mu);
-  if (Span* s = find_free(heap.pages, npages)) return carve(heap, s, npages);
-  if (!grow(heap, npages)) return nullptr;
-  Span* s = find_free(heap.pages, npages);
-  return s != nullptr ? carve(heap, s, npages) : nullptr;
+  if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
+  if (!grow(heap, need)) return nullptr;
+  Span* s = find_free(heap.pages, need);
+  return s != nullptr ? carve_aligned(heap, s, npages, align) : nullptr;
 }
 
 void page_free(HeapState& heap, Span* s) {
   const std::uint32_t sg = heap.sg();
+  if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
+    heap.protocol_hook(testing::ProtocolPoint::page_free_begin);
   SPANHEAP_CHECK(&heap, s->state.load(std::memory_order_relaxed) == SpanState::in_use,
                  "page_free of a span that is not in use (C23)");
   SPANHEAP_CHECK(&heap, s->alloc_count == 0, "page_free of a span with live objects (C23)");
-  SPANHEAP_CHECK(&heap, s->sweepgen.load(std::memory_order_relaxed) == sg,
-                 "page_free of a span not swept this cycle (C23)");
+  SPANHEAP_CHECK(&heap, s->sweepgen.load(std::memory_order_relaxed) == sg - 1,
+                 "page_free of a span its caller's sweep does not own (C23)");
   SPANHEAP_DCHECK(&heap, s->list.load(std::memory_order_relaxed) == nullptr,
                   "page_free of a span still in a list");
   if (s->is_large()) {
@@ -341,6 +481,9 @@ void page_free(HeapState& heap, Span* s) {
   s->released = false;
   s->nelems = 0;
   coalesce_and_insert(heap, s);
+  // T4 last: a free span rests at sg. A freer that loads it (acquire) sees state free and the
+  // page history; until then it sees sg-1 and waits in ensure_swept.
+  s->sweepgen.store(sg, std::memory_order_release);
 }
 
 void page_scavenge(HeapState& heap, std::uint64_t cycle) {

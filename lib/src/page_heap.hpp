@@ -36,18 +36,23 @@ struct PageHeap {
   // Accounting (written under mu, read racily by stats()).
   std::atomic<std::size_t> reserved_bytes{0};   // arenas + metadata reservations
   std::atomic<std::size_t> committed_bytes{0};  // committed arena pages, released or not
-  std::atomic<std::size_t> released_bytes{0};   // free pages currently returned to the OS
-  std::atomic<std::size_t> in_use_pages{0};     // pages in in-use spans
-  std::atomic<std::size_t> free_pages{0};       // pages in free runs
+  // Committed metadata: arena headers and page tables, Span struct chunks. Counted against
+  // Options::memory_limit with committed_bytes (Stats::metadata_bytes).
+  std::atomic<std::size_t> meta_bytes{0};
+  std::atomic<std::size_t> released_bytes{0};  // free pages currently returned to the OS
+  std::atomic<std::size_t> in_use_pages{0};    // pages in in-use spans
+  std::atomic<std::size_t> free_pages{0};      // pages in free runs
 };
 
 // Allocates a run of `npages` pages as a span (sweepgen sg, start/npages/arena/need_zero set, page
 // map entries pointing at it, state still dead: span_init_* publishes it in_use), or nullptr when
 // the OS or the memory limit says no (the caller reports). Sweeps on demand before growing.
-Span* page_alloc(HeapState& heap, std::size_t npages);
+// The span starts at a multiple of `align` (a power of two ≥ page_size).
+Span* page_alloc(HeapState& heap, std::size_t npages, std::size_t align = page_size);
 
-// Returns an in-use span to the free runs, coalescing with its neighbours.
-// Requires: span swept this cycle (sweepgen == sg), alloc_count == 0, in no list.
+// Returns an in-use span to the free runs, coalescing with its neighbours, and publishes it at
+// sg (T4) after its last write. Requires: the caller's sweep owns it (sweepgen == sg-1) and
+// emptied it (alloc_count == 0), in no list.
 void page_free(HeapState& heap, Span* span);
 
 // Returns to the OS the free runs idle since `cycle - release_after` or earlier.

@@ -37,6 +37,14 @@ L2* ensure_l2(std::size_t i1) REQUIRES(registry_mu) {
 void registry_set(Arena* arena, Arena* value) {
   LockGuard g(registry_mu);
   const std::uintptr_t end = arena->base + (arena->npages << page_shift);
+  // The registry covers 48-bit addresses (registry_lookup answers "foreign" above): an arena
+  // beyond would index past l1. Not expected from mmap without a hint; refused loudly if it is.
+  if (end > (std::uintptr_t{1} << 48) || end < arena->base) {
+    report(nullptr, ErrorKind::corruption, reinterpret_cast<void*>(arena->base),
+           "arena [{:#x}, {:#x}) lies beyond the 48-bit address space the registry covers",
+           arena->base, end);
+    return;
+  }
   for (std::uintptr_t a = arena->base; a < end; a += granule_size) {
     const std::size_t g_index = a >> granule_shift;
     L2* l2 = ensure_l2(g_index >> l2_bits);
@@ -50,12 +58,16 @@ void registry_insert(Arena* arena) { registry_set(arena, arena); }
 
 void registry_remove(Arena* arena) { registry_set(arena, nullptr); }
 
+void registry_lock_for_fork() { registry_mu.lock_for_fork(); }
+
+void registry_unlock_after_fork() { registry_mu.unlock_after_fork(); }
+
 Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out) noexcept {
   Arena* arena = registry_lookup(addr);
   if (arena == nullptr || arena->owner != &heap) return nullptr;
   if (arena_out != nullptr) *arena_out = arena;
   const std::size_t page = (addr - arena->base) >> page_shift;
-  if (page >= arena->npages) return nullptr;
+  if (page >= arena->table_pages.load(std::memory_order_acquire)) return nullptr;
   return arena->spans[page].load(std::memory_order_acquire);
 }
 
@@ -78,7 +90,9 @@ PointerInfo find_object(const HeapState& heap, const void* p) noexcept {
     return info;
   }
   const std::size_t page = (addr - arena->base) >> page_shift;
-  Span* span = page < arena->npages ? arena->spans[page].load(std::memory_order_acquire) : nullptr;
+  Span* span = page < arena->table_pages.load(std::memory_order_acquire)
+                   ? arena->spans[page].load(std::memory_order_acquire)
+                   : nullptr;
   if (span == nullptr || span->state.load(std::memory_order_acquire) != SpanState::in_use) {
     info.kind = PointerKind::free_pages;
     return info;

@@ -18,6 +18,9 @@ class HeapState;
 // memory; an arena is removed before it is unreserved.
 void registry_insert(Arena* arena);
 void registry_remove(Arena* arena);
+// The registry lock, held across fork() by the fork handlers (fork.cpp).
+void registry_lock_for_fork();
+void registry_unlock_after_fork();
 
 namespace registry {
 // 48-bit user address space in 1 MiB granules: 2^28 granules, split 14 + 14 bits.

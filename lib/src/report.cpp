@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 
 #include "heap_state.hpp"
 
@@ -46,6 +47,17 @@ void default_error_handler(const ErrorReport& report) {
   std::abort();
 }
 
+namespace {
+[[noreturn]] void handler_threw(const ErrorReport& report, const char* what) {
+  char line[1200];
+  auto r = fmt::format_to_n(line, sizeof line - 1,
+                            "spanheap: misuse: the error handler threw ({}) while handling: {}",
+                            what, report.message);
+  const std::size_t n = r.size < sizeof line - 1 ? r.size : sizeof line - 1;
+  default_error_handler(ErrorReport{ErrorKind::misuse, report.ptr, std::string(line, n)});
+}
+}  // namespace
+
 void deliver_report(const HeapState* heap, ErrorKind kind, const void* ptr, fmt::string_view text) {
   char line[1024];
   auto r = fmt::format_to_n(line, sizeof line - 1, "spanheap: {}: {}", to_string(kind), text);
@@ -57,8 +69,19 @@ void deliver_report(const HeapState* heap, ErrorKind kind, const void* ptr, fmt:
   if (report_depth > 0 || heap == nullptr || !heap->options.error_handler) {
     default_error_handler(report);
   }
+  // The handler must not throw: a report can come from inside a heap call, with a P, the cycle
+  // lock or a central lock held, and unwinding through them would wedge the heap. Rejected
+  // alternative: exception safety on every path that reports (guards for each P, lock and
+  // stopped world), which costs the fast paths and every future edit for handlers that do
+  // nothing useful by throwing. So a throw is itself a report, and fatal.
   report_depth++;
-  heap->options.error_handler(report);
+  try {
+    heap->options.error_handler(report);
+  } catch (const std::exception& e) {
+    handler_threw(report, e.what());
+  } catch (...) {
+    handler_threw(report, "not a std::exception");
+  }
   report_depth--;
 }
 

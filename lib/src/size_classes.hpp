@@ -28,6 +28,9 @@ struct Table {
   std::array<std::uint8_t, (max_small_size - small_max) / large_step + 1> by128{};
   // next16[c]: the first class ≥ c whose size is a multiple of 16 (the default alignment).
   std::array<std::uint8_t, max_size_classes> next16{};
+  // by16[(size + 15) / 16]: the class of a size ≤ small_max at the default alignment, in one load
+  // (the allocation fast path's lookup).
+  std::array<std::uint8_t, small_max / 16 + 1> by16{};
 };
 
 // Go's rule: walk sizes in steps of `align` (8, then 16 from 32 B, then size/8 from 128 B, then
@@ -82,6 +85,10 @@ constexpr Table generate() {
     while (n != 0 && n < t.count && t.classes[n].size % 16 != 0) n++;
     t.next16[k] = static_cast<std::uint8_t>(n < t.count ? n : 0);
   }
+  for (std::size_t i = 0; i < t.by16.size(); i++) {
+    const std::size_t size = i == 0 ? 1 : i * 16;
+    t.by16[i] = t.next16[t.by8[(size + small_step - 1) / small_step]];
+  }
   return t;
 }
 
@@ -117,6 +124,11 @@ inline unsigned size_to_class(std::size_t size, std::size_t align) noexcept {
   if (SPANHEAP_LIKELY(align == 16)) return table.next16[c];
   while (c != 0 && c < table.count && table.classes[c].size % align != 0) c++;
   return c < table.count ? c : 0;
+}
+
+// size_to_class(size, 16) for size ≤ small_max: the allocation fast path.
+inline unsigned size_to_class16(std::size_t size) noexcept {
+  return size_table::table.by16[(size + 15) / 16];
 }
 
 // Slot index of byte `offset` within a span of class c (offset < npages * page_size).

@@ -75,5 +75,11 @@ TEST(SizeClasses, AlignmentAbovePageSizeHasNoClass) {
   EXPECT_NE(size_to_class(54, page_size), 0u);
   EXPECT_EQ(size_class(size_to_class(54, page_size)).size % page_size, 0u);
 }
+
+// The fast path's one-load lookup agrees with the general one for every size it serves.
+TEST(SizeClasses, FastLookupAgreesWithTheGeneralOne) {
+  for (std::size_t size = 0; size <= size_table::small_max; size++)
+    ASSERT_EQ(size_to_class16(size), size_to_class(size, 16)) << "size " << size;
+}
 }  // namespace
 }  // namespace spanheap::detail

@@ -1,7 +1,11 @@
 // span: see span.hpp.
 #include "span.hpp"
 
+#include <cstring>
+#include <thread>
+
 #include "heap_state.hpp"
+#include "poison.hpp"
 #include "report.hpp"
 #include "size_classes.hpp"
 
@@ -108,11 +112,9 @@ std::uint32_t sweep_bits(HeapState& heap, Span& s,
   const std::uint32_t fi = s.free_index.load(std::memory_order_relaxed);
   std::uint32_t count = 0;
   std::uint32_t nfreed = 0;
-  for (unsigned w = 0; w < bitmap_words; w++) {
-    if (w >= words_for(n)) {
-      freed_slots[w] = 0;
-      continue;
-    }
+  const unsigned nwords = words_for(n);
+  for (unsigned w = nwords; w < bitmap_words; w++) freed_slots[w] = 0;
+  for (unsigned w = 0; w < nwords; w++) {
     const std::uint64_t valid = mask_below(n, w);
     const std::uint64_t allocated =
         (s.alloc_bits[w].load(std::memory_order_relaxed) | mask_below(fi, w)) & valid;
@@ -139,6 +141,50 @@ std::uint32_t sweep_bits(HeapState& heap, Span& s,
   refill_alloc_cache(s, 0);
   if (nfreed != 0) s.need_zero = true;
   return nfreed;
+}
+
+void SpanLock::wait() noexcept {
+  for (unsigned spins = 0; span_.free_lock.load(std::memory_order_relaxed); spins++)
+    if (spins > 64) std::this_thread::yield();
+}
+
+bool span_has_pending(const Span& s) noexcept {
+  for (unsigned w = 0; w < words_for(s.nelems); w++)
+    if (s.free_bits[w].load(std::memory_order_relaxed) != 0) return true;
+  return false;
+}
+
+std::uint32_t span_collect(HeapState& heap, Span& s) {
+  std::uint64_t freed[bitmap_words];
+  std::uint32_t nfreed;
+  {
+    SpanLock lock(s);
+    nfreed = sweep_bits(heap, s, freed);
+  }
+  if (nfreed == 0) return 0;
+  scrub_reclaimed(heap, s, freed);
+  HeapCounters& c = heap.counters;
+  c.collections.fetch_add(1, std::memory_order_relaxed);
+  c.collected_objects.fetch_add(nfreed, std::memory_order_relaxed);
+  c.reclaimed_objects.fetch_add(nfreed, std::memory_order_relaxed);
+  c.reclaimed_bytes.fetch_add(std::uint64_t{nfreed} * s.elem_size, std::memory_order_relaxed);
+  return nfreed;
+}
+
+void scrub_reclaimed(HeapState& heap, Span& s,
+                     const std::uint64_t (&freed_slots)[bitmap_words]) noexcept {
+  if (!heap.options.debug.clobber_freed && !heap.options.debug.poison_freed) return;
+  for (unsigned w = 0; w < bitmap_words; w++) {
+    for (std::uint64_t bits = freed_slots[w]; bits != 0; bits &= bits - 1) {
+      const unsigned i = w * 64 + static_cast<unsigned>(__builtin_ctzll(bits));
+      void* slot = reinterpret_cast<void*>(s.start + i * s.elem_size);
+      if (heap.options.debug.clobber_freed) {
+        unpoison_memory(heap, slot, s.elem_size);
+        std::memset(slot, clobber_byte, s.elem_size);
+      }
+      poison_memory(heap, slot, s.elem_size);
+    }
+  }
 }
 
 std::uint32_t count_allocated(const Span& s) noexcept {

@@ -50,6 +50,42 @@ std::uint32_t slot_of(const Span& span, std::uintptr_t p) noexcept;
 std::uint32_t sweep_bits(HeapState& heap, Span& span,
                          std::uint64_t (&freed_slots)[bitmap_words]) noexcept;
 
+// Span::free_lock (types.hpp): taken by every free that does not own the span and by every
+// collection. Critical sections are a few dozen instructions, so waiters spin, then yield.
+class SpanLock {
+ public:
+  explicit SpanLock(Span& span) noexcept : span_(span) {
+    while (span_.free_lock.exchange(true, std::memory_order_acquire)) wait();
+  }
+  ~SpanLock() { span_.free_lock.store(false, std::memory_order_release); }
+  SpanLock(const SpanLock&) = delete;
+  SpanLock& operator=(const SpanLock&) = delete;
+
+ private:
+  void wait() noexcept;
+  Span& span_;
+};
+
+// True when some slot of the span has its free bit set (a racy hint unless the caller holds
+// free_lock or owns every freer's way in).
+bool span_has_pending(const Span& span) noexcept;
+
+// Collection (T9, ReusePolicy::owner): turns the span's pending frees into free slots, as a sweep
+// does, without changing its sweepgen; then scrubs the reclaimed slots (debug modes) and counts
+// them. Returns the number of objects reclaimed. Requires: the caller owns the span's object state
+// (its P caches it at sg+3, or took it from central and it is in no list) and does not hold
+// free_lock. Leaves free_index = 0 and the alloc cache at slot 0, like a sweep.
+std::uint32_t span_collect(HeapState& heap, Span& span);
+
+// Reclaimed memory is filled with this byte when DebugOptions::clobber_freed is on, and checked at
+// allocation (Go's clobberfree uses 0xdeadbeef; one byte keeps the check simple).
+inline constexpr unsigned char clobber_byte = 0xDF;
+
+// Debug modes for slots a sweep or collection reclaimed: clobber (write-after-free check) and
+// ASan-poison them.
+void scrub_reclaimed(HeapState& heap, Span& span,
+                     const std::uint64_t (&freed_slots)[bitmap_words]) noexcept;
+
 // Popcounts (for verification and stats).
 std::uint32_t count_allocated(const Span& span) noexcept;
 std::uint32_t count_pending(const Span& span) noexcept;

@@ -58,6 +58,7 @@ Stats collect_stats(const HeapState& heap) {
   s.released_bytes = ph.released_bytes.load(std::memory_order_relaxed);
   s.mapped_bytes = committed > s.released_bytes ? committed - s.released_bytes : 0;
   s.reserved_bytes = ph.reserved_bytes.load(std::memory_order_relaxed);
+  s.metadata_bytes = ph.meta_bytes.load(std::memory_order_relaxed);
   const std::uint64_t trigger = heap.pacer.trigger.load(std::memory_order_relaxed);
   s.next_trigger =
       trigger == 0
@@ -80,6 +81,9 @@ Stats collect_stats(const HeapState& heap) {
   s.swept_on_demand = swept(SweepKind::on_demand) + swept(SweepKind::by_free);
   s.swept_by_flush = swept(SweepKind::by_flush);
   s.swept_termination = swept(SweepKind::termination);
+  s.collections = c.collections.load(std::memory_order_relaxed);
+  s.collected_objects = c.collected_objects.load(std::memory_order_relaxed);
+  s.large_frees = c.large_frees.load(std::memory_order_relaxed);
   s.errors = c.errors.load(std::memory_order_relaxed);
   return s;
 }

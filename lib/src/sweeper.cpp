@@ -2,6 +2,9 @@
 #include "sweeper.hpp"
 
 #include <cstring>
+#include <new>
+#include <system_error>
+#include <thread>
 
 #include "cache.hpp"
 #include "central.hpp"
@@ -15,10 +18,6 @@
 #include "span.hpp"
 
 namespace spanheap::detail {
-
-// Freed memory is filled with this byte at sweep when DebugOptions::clobber_freed is on, and
-// checked at allocation (Go's clobberfree uses 0xdeadbeef; one byte keeps the check simple).
-inline constexpr unsigned char clobber_byte = 0xDF;
 
 SweepOwner try_acquire(HeapState& heap, Central& central, Span* span) {
   const std::uint32_t sg = heap.sg();
@@ -62,22 +61,10 @@ bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, boo
   // keep_empty only matters for small spans: a large span's one object classifies the same
   // either way (reclaimed slot or released pages: double_free), and large spans stay "full".
   const bool release_span = !preserve && s->alloc_count == 0 && !(keep_empty && !s->is_large());
-  if (nfreed != 0 && !release_span &&
-      (heap.options.debug.clobber_freed || heap.options.debug.poison_freed)) {
-    for (unsigned w = 0; w < bitmap_words; w++) {
-      for (std::uint64_t bits = freed[w]; bits != 0; bits &= bits - 1) {
-        const unsigned i = w * 64 + static_cast<unsigned>(__builtin_ctzll(bits));
-        void* slot = reinterpret_cast<void*>(s->start + i * s->elem_size);
-        if (heap.options.debug.clobber_freed) {
-          unpoison_memory(heap, slot, s->elem_size);
-          std::memset(slot, clobber_byte, s->elem_size);
-        }
-        poison_memory(heap, slot, s->elem_size);
-      }
-    }
-  }
+  if (nfreed != 0 && !release_span) scrub_reclaimed(heap, *s, freed);
   if (release_span) {
-    s->sweepgen.store(sg, std::memory_order_release);  // T4, then T8
+    // T8 with T4 last: page_free publishes sg only after its final write to the span. At sg a
+    // freer skips ensure_swept and reads nelems/start, which page_free and coalescing rewrite.
     page_free(heap, s);
   } else if (preserve) {
     s->sweepgen.store(sg, std::memory_order_release);  // the caller (cache_span) caches it
@@ -192,16 +179,20 @@ bool ensure_swept(HeapState& heap, Span* span, ProcState* self) {
 namespace {
 
 // Parks until a cycle leaves work (work_epoch moves past `seen`) or the heap shuts down; returns
-// false on shutdown. (condition_variable_any's unlock/relock is invisible to the analysis.)
-bool park(SweepState& ss, std::uint64_t& seen) NO_THREAD_SAFETY_ANALYSIS {
-  std::unique_lock<RankedMutex> lock(ss.park_mu);
-  while (!ss.shutdown && ss.work_epoch == seen) ss.park_cv.wait(lock);
-  seen = ss.work_epoch;
-  return !ss.shutdown;
+// false on shutdown.
+bool park(SweepState& ss, std::uint32_t& seen) {
+  for (;;) {
+    if (ss.shutdown.load(std::memory_order_acquire)) return false;
+    const std::uint32_t epoch = ss.work_epoch.load(std::memory_order_acquire);
+    if (epoch != seen) {
+      seen = epoch;
+      return true;
+    }
+    ss.work_epoch.wait(seen, std::memory_order_acquire);
+  }
 }
 
-void sweeper_main(HeapState* heap) {
-  std::uint64_t seen = 0;
+void sweeper_main(HeapState* heap, std::uint32_t seen) {
   for (;;) {
     if (!park(heap->sweep, seen)) return;
     // One span per slot acquisition: the world can stop between any two spans (Go #73499: a
@@ -218,27 +209,51 @@ void sweeper_main(HeapState* heap) {
 }  // namespace
 
 void start_background_sweepers(HeapState& heap) {
-  for (unsigned i = 0; i < heap.options.sweepers; i++)
-    heap.sweeper_threads.emplace_back(sweeper_main, &heap);
+  while (heap.sweeper_threads.size() < heap.sweepers_wanted) {
+    const auto i = static_cast<unsigned>(heap.sweeper_threads.size());
+    try {
+      if (SPANHEAP_UNLIKELY(heap.fail_thread_starts != 0)) {
+        heap.fail_thread_starts--;
+        throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                                "injected by testing::fail_thread_starts");
+      }
+      // Started parked at the current epoch: the wake that follows hands it this cycle's work.
+      heap.sweeper_threads.emplace_back(sweeper_main, &heap,
+                                        heap.sweep.work_epoch.load(std::memory_order_relaxed));
+    } catch (const std::system_error& e) {
+      // Not fatal: allocating threads sweep proportionally and on demand, and the next cycle's
+      // termination sweeps the rest, as with Options::sweepers = 0. Not retried: one report.
+      heap.sweepers_wanted = i;
+      report(&heap, ErrorKind::out_of_memory, nullptr,
+             "cannot start background sweeper {} of {} ({}); continuing with {}", i + 1,
+             heap.options.sweepers, e.what(), i);
+      return;
+    }
+  }
 }
 
 void stop_background_sweepers(HeapState& heap) {
-  {
-    LockGuard g(heap.sweep.park_mu);
-    heap.sweep.shutdown = true;
-  }
-  heap.sweep.park_cv.notify_all();
+  heap.sweep.shutdown.store(true, std::memory_order_release);
+  heap.sweep.work_epoch.fetch_add(1, std::memory_order_release);
+  heap.sweep.work_epoch.notify_all();
   for (std::thread& t : heap.sweeper_threads) t.join();
   heap.sweeper_threads.clear();
 }
 
+void forget_background_sweepers(HeapState& heap) {
+  // std::thread is only a handle: end each one's lifetime without its destructor (which would
+  // terminate on a joinable thread) and without pthread_join/detach on a thread that is not ours.
+  for (std::thread& t : heap.sweeper_threads) new (&t) std::thread();
+  heap.sweeper_threads.clear();
+}
+
 void wake_background_sweepers(HeapState& heap) {
+  // Started lazily, at the first cycle that leaves work (a heap that never cycles, or a fork()
+  // child that execs at once, never pays for threads).
+  if (heap.sweeper_threads.size() < heap.sweepers_wanted) start_background_sweepers(heap);
   if (heap.sweeper_threads.empty()) return;
-  {
-    LockGuard g(heap.sweep.park_mu);
-    heap.sweep.work_epoch++;
-  }
-  heap.sweep.park_cv.notify_all();
+  heap.sweep.work_epoch.fetch_add(1, std::memory_order_release);
+  heap.sweep.work_epoch.notify_all();
 }
 
 }  // namespace spanheap::detail

@@ -64,9 +64,15 @@ bool sweep_done(const HeapState& heap) noexcept;
 // stop-the-world could proceed (the caller looks the pointer up again).
 bool ensure_swept(HeapState& heap, Span* span, ProcState* self);
 
+// Background sweeper threads. Requires: world.cycle_mu held (or the heap being destroyed).
+// Starts threads until there are sweepers_wanted; a thread that cannot start is an out_of_memory
+// report and lowers sweepers_wanted (the heap sweeps without it).
 void start_background_sweepers(HeapState& heap);
 void stop_background_sweepers(HeapState& heap);
-// Wakes parked background sweepers (a cycle left work).
+// In a fork() child: drops the handles of the parent's sweepers, which do not exist here; the
+// next wake starts the child's own.
+void forget_background_sweepers(HeapState& heap);
+// Wakes parked background sweepers (a cycle left work), starting any that are missing.
 void wake_background_sweepers(HeapState& heap);
 
 }  // namespace spanheap::detail

@@ -3,6 +3,8 @@
 // plus the scenarios of the Go bugs DESIGN §8 names.
 #include <gtest/gtest.h>
 
+#include "heap_state.hpp"
+#include "page_map.hpp"
 #include "test_util.hpp"
 
 namespace spanheap {
@@ -260,6 +262,46 @@ TEST(SweepDone, IsFalseWhileTheLastSpanIsBeingSwept) {
   EXPECT_FALSE(seen[0]);
   EXPECT_TRUE(testing::sweep_done(heap));
   EXPECT_EQ(rec.count(), 0u);
+}
+
+}  // namespace
+}  // namespace spanheap
+
+namespace spanheap {
+namespace {
+
+// T4 must not precede the span's last write: a span that its sweep emptied looks swept (sg) only
+// once page_free has marked it free and rewritten its fields. Published earlier, a concurrent
+// free of a pointer into it skips ensure_swept and reads nelems/start while page_free and
+// coalescing rewrite them (a data race, and a double free reported as a span-tail invalid_free).
+TEST(SweepDone, AnEmptiedSpanIsNotPublishedSweptBeforePageFreeFinishes) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  void* a = heap.allocate(64);
+  heap.collect();  // the span goes to central, swept
+  heap.free(a);
+  testing::begin_cycle(heap);  // unswept; its sweep will empty it and free its pages
+  testing::ragged_barrier(heap);
+  detail::HeapState& state = heap.state();
+  detail::Span* span = detail::span_of(state, reinterpret_cast<std::uintptr_t>(a));
+  ASSERT_NE(span, nullptr);
+  int calls = 0;
+  testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
+    if (point != testing::ProtocolPoint::page_free_begin) return;
+    calls++;
+    // What a freer holding a P would read: in use and swept means "safe to read the slots".
+    const bool in_use = span->state.load() == detail::SpanState::in_use;
+    EXPECT_FALSE(in_use && span->sweepgen.load() == state.sg())
+        << "the emptied span is published swept (T4) before page_free rewrites it";
+  });
+  EXPECT_TRUE(heap.sweep_one());
+  testing::set_protocol_hook(heap, {});
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(span->state.load(), detail::SpanState::free);
+  EXPECT_EQ(span->sweepgen.load(), state.sg());  // a free span rests at sg
+  heap.free(a);  // late double free: its kind never depends on timing
+  ASSERT_EQ(rec.count(ErrorKind::double_free), 1u);
+  EXPECT_EQ(rec.count(), 1u);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "central.hpp"
 #include "heap_state.hpp"
 #include "pacing.hpp"
+#include "page_map.hpp"
 #include "proc.hpp"
 #include "size_classes.hpp"
 #include "span.hpp"
@@ -165,6 +166,18 @@ bool sweep_done(const Heap& heap) { return detail::sweep_done(const_cast<Heap&>(
 
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook) {
   heap.state().protocol_hook = std::move(hook);
+}
+
+std::uintptr_t span_start(const Heap& heap, const void* p) {
+  const detail::Span* s =
+      detail::span_of(const_cast<Heap&>(heap).state(), reinterpret_cast<std::uintptr_t>(p));
+  if (s == nullptr || s->state.load(std::memory_order_acquire) != detail::SpanState::in_use)
+    return 0;
+  return s->start;
+}
+
+void fail_thread_starts(Heap& heap, unsigned n) NO_THREAD_SAFETY_ANALYSIS {
+  heap.state().fail_thread_starts = n;
 }
 
 // ---- Snapshots ------------------------------------------------------------------------------

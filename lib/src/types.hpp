@@ -13,7 +13,8 @@
 //   call. cache       a P's mcache: one span per class, the allocation fast path, flush_gen.
 //   central     per span class, the spans that are not cached: partial/full x swept/unswept.
 //   cycle       stop the world, sg += 2, start the world, ragged barrier; then sweeping.
-//   pending     a freed object: its free bit is set, its slot is reused after the next sweep.
+//   pending     a freed object: its free bit is set; its slot is reused once a collection or
+//               the next sweep reclaims it.
 //
 // Guard vocabulary (closed list): GUARDED_BY(mu) | owner: <who> | world: written only while stopped
 // | atomic (acq/rel): <what the release publishes> | immutable after init.
@@ -23,7 +24,6 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -43,6 +43,11 @@ inline constexpr std::size_t granule_size = std::size_t{1} << granule_shift;
 inline constexpr std::size_t pages_per_granule = granule_size / page_size;
 // The most Ps a heap may have: bounds the per-P arrays; Go's GOMAXPROCS limit is 256 too.
 inline constexpr unsigned max_procs = 256;
+// The most background sweepers: each is a thread, and past a few per core they only contend for
+// the same unswept lists.
+inline constexpr unsigned max_sweepers = 64;
+// The largest arena reservation asked for (Options::arena_bytes): 1 TiB, the largest object.
+inline constexpr std::size_t max_arena_bytes = std::size_t{1} << 40;
 
 // ---------------------------------------------------------------------------------------------
 // Size classes (size_classes.cpp): generated once, constant afterwards.
@@ -71,6 +76,12 @@ inline constexpr unsigned bitmap_words = max_nelems / 64;
 // A free span (in the page heap) has sweepgen == sg as of when it was freed. A recycled Span
 // struct keeps its last sweepgen (never reset), so a racing sweeper's CAS on it fails.
 //
+// Collection (ReusePolicy::owner, docs/design.md "Reuse"): the bit work of a sweep, done without a
+// sweepgen change by whoever owns the span's object state outside a sweep — the P caching it at
+// sg+3 when its slots run out (T9a), or the P taking it from central at sg, off every list (T9b).
+// It holds free_lock, so it is atomic with respect to every free that does not own the span.
+// A large object's free at sg frees its span to the page heap at once (T10).
+//
 // Allocation state, for slot i < nelems:
 //   allocated(i)  = i < free_index || alloc_bits[i]
 //   alloc_count   = #{ i : allocated(i) }                         (INV-A2)
@@ -79,8 +90,12 @@ inline constexpr unsigned bitmap_words = max_nelems / 64;
 //     alloc_cache = ~alloc_bits[B..B+63] >> (free_index - B), B = free_index & ~63   (INV-A3)
 //   after sweep: free_index = 0, free_bits = 0,
 //                alloc_bits = allocated \ free_bits(before), alloc_count = popcount   (INV-A4)
-//   reclaimed_bits[i]: slot i was reclaimed by a sweep since the span was initialised (it tells a
-//                      double free across cycles from a free of a never-allocated slot).
+//   reclaimed_bits[i]: slot i was reclaimed by a sweep or a collection since the span was
+//                      initialised (it tells a double free from a free of a never-allocated slot).
+//   free_lock: held by every free that does not own the span (validate the slot, set its free
+//              bit) and by every collection, so "allocated" cannot shrink under such a free's
+//              check. The owning P frees into its own cached span without it: only it may collect
+//              there.
 enum class SpanState : std::uint8_t { dead = 0, in_use = 1, free = 2 };
 
 struct SpanList;
@@ -102,10 +117,12 @@ struct Span {
                                                   // fields written by span_init_*
   std::atomic<std::uint8_t> span_class{0};  // immutable after init; atomic because free() reads
                                             // it before it knows the struct is stable
-  bool need_zero = false;                   // owner; memory may be dirty
-  bool released = false;                    // free spans: pages returned to the OS (page heap lock)
-  std::size_t npages = 0;                   // page heap lock
-  std::uint64_t free_since = 0;             // free spans: cycle number when freed (page heap lock)
+  std::atomic<bool> free_lock{false};  // spin lock (above); never reset, the struct may be recycled
+                                       // while a stale freer waits on it
+  bool need_zero = false;              // owner; memory may be dirty
+  bool released = false;               // free spans: pages returned to the OS (page heap lock)
+  std::size_t npages = 0;              // page heap lock
+  std::uint64_t free_since = 0;        // free spans: cycle number when freed (page heap lock)
 
   // Intrusive list links: central lists (central lock) or page heap free lists (page heap lock).
   Span* next = nullptr;
@@ -141,14 +158,21 @@ struct SpanList {
 // Arena (page_map.cpp): one reservation, its page table and page history.
 enum class PageHistory : std::uint8_t { never_used = 0, in_use = 1, freed = 2 };
 
+// Its tables are committed lazily, as pages are: an arena reserved for a huge request costs no
+// resident memory for the pages it never commits. committed_pages <= table_pages <= npages.
 struct Arena {
-  std::uintptr_t base = 0;              // immutable after init
-  std::size_t npages = 0;               // immutable after init
-  std::size_t committed_pages = 0;      // page heap lock; pages [0, committed) are committed
-  HeapState* owner = nullptr;           // immutable after init
-  std::atomic<Span*>* spans = nullptr;  // page -> span (atomic (acq/rel): span fields)
+  std::uintptr_t base = 0;          // immutable after init
+  std::size_t npages = 0;           // immutable after init
+  std::size_t committed_pages = 0;  // page heap lock; pages [0, committed) are committed
+  // Pages whose spans[] and history[] entries are committed (zero until written). Lock-free
+  // readers bound their page index by it; entries past it are inaccessible memory.
+  std::atomic<std::size_t> table_pages{0};      // atomic (acq/rel): the entries below it exist
+  HeapState* owner = nullptr;                   // immutable after init
+  std::atomic<Span*>* spans = nullptr;          // page -> span (atomic (acq/rel): span fields)
   std::atomic<PageHistory>* history = nullptr;  // page -> what it was last used for
-  std::size_t meta_bytes = 0;                   // reservation holding spans[] and history[]
+  std::size_t meta_bytes = 0;         // reservation: this header page, then spans[], then history[]
+  std::size_t spans_committed = 0;    // page heap lock: bytes of spans[] committed
+  std::size_t history_committed = 0;  // page heap lock: bytes of history[] committed
   void* meta = nullptr;
   Arena* next = nullptr;  // page heap lock
 };
@@ -222,11 +246,12 @@ struct SweepState {
   std::atomic<std::uint64_t> pages_to_sweep{0};  // world: set at bump
   std::atomic<std::uint64_t> bytes_allocated{0};
   std::atomic<double> pages_per_byte{0.0};  // world: set at bump
-  // Background sweepers park here between cycles.
-  RankedMutex park_mu{LockRank::sweep_park};
-  std::condition_variable_any park_cv;
-  std::uint64_t work_epoch GUARDED_BY(park_mu) = 0;
-  bool shutdown GUARDED_BY(park_mu) = false;
+  // Background sweepers park on work_epoch (atomic wait) until a cycle bumps it or shutdown is
+  // set. A futex word, not a mutex and condition variable: it holds no waiter state that a fork()
+  // child would inherit from the parent's parked sweepers (destroying such a condition variable
+  // in the child blocked for ever).
+  std::atomic<std::uint32_t> work_epoch{0};
+  std::atomic<bool> shutdown{false};  // atomic (acq/rel): set once, before the last epoch bump
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -243,6 +268,9 @@ struct HeapCounters {
   std::atomic<std::uint64_t> flushes_barrier{0};
   std::atomic<std::uint64_t> flushes_eager{0};
   std::array<std::atomic<std::uint64_t>, 6> swept{};  // by SweepKind
+  std::atomic<std::uint64_t> collections{0};
+  std::atomic<std::uint64_t> collected_objects{0};
+  std::atomic<std::uint64_t> large_frees{0};
   std::atomic<std::uint64_t> errors{0};
 };
 

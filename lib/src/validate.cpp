@@ -139,8 +139,8 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
       page += s->npages;
     }
     if (const std::size_t page =
-            first_not(arena.spans, arena.committed_pages, arena.npages, nullptr);
-        page != arena.npages) {
+            first_not(arena.spans, arena.committed_pages, arena.table_pages.load(), nullptr);
+        page != arena.table_pages.load()) {
       fail(out, "page_map", "uncommitted page {} of arena {:#x} maps to a span", page, arena.base);
     }
   });
@@ -186,9 +186,16 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
           if (g != want)
             fail(out, "INV-S1", "span {} on {} list has sweepgen sg{:+d}, want sg{:+d}", addr(s),
                  testing::to_string(loc), static_cast<int>(g - sg), swept ? 0 : -2);
-          if (kind == 0 && s->alloc_count >= s->nelems)
+          // ReusePolicy::owner: a full span with pending frees is a refill candidate (partial);
+          // a free into a swept full span moves it to partial before the free returns (INV-R1).
+          const bool owner_reuse = heap.options.reuse == ReusePolicy::owner && c != 0;
+          const bool pending = count_pending(*s) != 0;
+          if (kind == 0 && s->alloc_count >= s->nelems && !(owner_reuse && pending))
             fail(out, "INV-L3", "full span {} ({} of {}) on a partial list", addr(s),
                  s->alloc_count, s->nelems);
+          if (kind == 1 && swept && owner_reuse && pending)
+            fail(out, "INV-R1", "span {} on the swept full list has {} pending free(s)", addr(s),
+                 count_pending(*s));
           if (kind == 1 && s->alloc_count != s->nelems)
             fail(out, "INV-L3", "span {} with free slots ({} of {}) on a full list", addr(s),
                  s->alloc_count, s->nelems);

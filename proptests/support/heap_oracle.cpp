@@ -111,6 +111,7 @@ TestHeap::TestHeap(const HeapSetup& setup) {
   o.procs = setup.procs;
   o.sweepers = 0;
   o.flush = setup.flush;
+  o.reuse = setup.reuse;
   o.gc_percent = 0;
   o.checks = setup.checks;
   o.error_handler = errors.handler();

@@ -29,6 +29,9 @@ struct HeapSetup {
   CheckLevel checks = CheckLevel::expensive;
   std::size_t arena_bytes = std::size_t{4} << 20;  // small arenas: growth crosses arenas quickly
   unsigned release_after_cycles = 2;
+  // The Tracker's quarantine checks model ReusePolicy::next_cycle; ReusePolicy::owner runs the
+  // same snapshot invariants without them (reuse_props).
+  ReusePolicy reuse = ReusePolicy::next_cycle;
 };
 
 // A heap as the properties drive it: nothing happens unless a step asks for it.

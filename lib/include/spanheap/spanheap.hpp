@@ -24,6 +24,14 @@ class HeapState;
 //          as the baseline that the lazy policy is measured against.
 enum class FlushPolicy : std::uint8_t { lazy, eager };
 
+// When a freed slot may be handed out again (docs/design.md, "Reuse").
+//   owner:      as soon as it is collected: the P that caches the span takes its pending frees when
+//               the span runs out of free slots, central takes them when it hands the span to a
+//               cache, and a large object's pages go back to the page heap at free(). The default.
+//   next_cycle: only after its span's sweep in the next cycle (a quarantine of at least one cycle,
+//               which blunts use-after-free and widens the window in which a double free is seen).
+enum class ReusePolicy : std::uint8_t { owner, next_cycle };
+
 // Check tiers (STYLE.md "Errors and checks").
 //   release:   only the always-on checks that bad input can reach (every bad free is still caught).
 //   debug:     plus protocol preconditions (sweepgen transitions, ownership, refill, flush_gen).
@@ -37,7 +45,7 @@ enum class ErrorKind : std::uint8_t {
   foreign_free,   // pointer that no spanheap heap owns
   out_of_memory,  // memory limit or the OS refused
   size_overflow,  // size beyond the largest supported object
-  bad_alignment,  // alignment not a power of two, or larger than the page size
+  bad_alignment,  // alignment not a power of two, or larger than max_alloc_size
   misuse,      // API misuse: free through the wrong heap, heap destroyed while in use, bad P index
   corruption,  // heap metadata found inconsistent (a protocol check failed)
 };
@@ -54,7 +62,8 @@ struct ErrorReport {
 
 // Called for every report. The default handler prints the message to stderr and aborts. A handler
 // that returns lets the heap continue: bad input leaves the heap intact, and the failing call
-// returns nullptr / does nothing.
+// returns nullptr / does nothing. A handler must not throw (reports can come from inside a heap
+// call, with a P or a lock held): one that throws is reported as misuse and the process aborts.
 using ErrorHandler = std::function<void(const ErrorReport&)>;
 
 // Address-space provider (test seam; see spanheap/testing.hpp for a fake with failure injection).
@@ -86,9 +95,10 @@ struct Options {
   unsigned procs = 0;     // number of Ps; 0 = std::thread::hardware_concurrency()
   unsigned sweepers = 1;  // background sweeper threads; 0 = none
   FlushPolicy flush = FlushPolicy::lazy;
+  ReusePolicy reuse = ReusePolicy::owner;
   unsigned gc_percent = 100;     // cycle when allocation since the last one reaches this %
                                  // of the live heap; 0 = cycles only on collect()
-  std::size_t memory_limit = 0;  // committed-bytes limit; 0 = none
+  std::size_t memory_limit = 0;  // limit on committed bytes, metadata included; 0 = none
   ErrorHandler error_handler;    // empty = print and abort
   CheckLevel checks =
 #ifdef NDEBUG
@@ -106,6 +116,7 @@ struct Options {
   OsMemory* os = nullptr;             // nullptr = system_memory(); not owned
 
   // `base` overridden by SPANHEAP_PROCS, SPANHEAP_SWEEPERS, SPANHEAP_FLUSH (lazy|eager),
+  // SPANHEAP_REUSE (owner|next_cycle),
   // SPANHEAP_GC_PERCENT, SPANHEAP_MEMORY_LIMIT, SPANHEAP_CHECKS (release|debug|expensive),
   // SPANHEAP_POISON, SPANHEAP_CLOBBER, SPANHEAP_COLLECT_EVERY, SPANHEAP_VERIFY, SPANHEAP_TRACE,
   // SPANHEAP_ARENA_BYTES, SPANHEAP_COMMIT_BYTES.
@@ -131,6 +142,8 @@ struct Stats {
   std::size_t mapped_bytes = 0;    // committed address space (in-use + free pages not released)
   std::size_t released_bytes = 0;  // free pages returned to the OS
   std::size_t reserved_bytes = 0;  // address space reserved
+  std::size_t metadata_bytes = 0;  // committed metadata: arena headers, page tables, span structs
+                                   // (counted against Options::memory_limit with mapped_bytes)
   std::size_t next_trigger = 0;    // live_bytes at which the next automatic cycle starts (0 = off)
   // Objects.
   std::uint64_t live_objects = 0;
@@ -152,6 +165,10 @@ struct Stats {
   std::uint64_t swept_on_demand = 0;    // central refill, page-heap growth, sweep_one(), free()
   std::uint64_t swept_by_flush = 0;     // stale cached spans swept by their P's flush
   std::uint64_t swept_termination = 0;  // left over at the next cycle, swept before the bump
+  // ReusePolicy::owner: pending frees collected before the next cycle's sweep.
+  std::uint64_t collections = 0;        // spans whose pending frees an owner collected
+  std::uint64_t collected_objects = 0;  // objects reclaimed that way (part of the reclaimed)
+  std::uint64_t large_frees = 0;        // large objects whose pages went back at free()
   std::uint64_t errors = 0;             // reports made
 };
 
@@ -213,10 +230,16 @@ class Heap {
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;
 
-  // Returns `size` bytes aligned to `align` (a power of two ≤ page_size), or nullptr after an
-  // out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique minimal object.
+  // Returns `size` bytes aligned to `align` (any power of two up to max_alloc_size; beyond
+  // page_size the object is a large span of its own starting at that alignment), or nullptr
+  // after an out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique
+  // minimal object.
   void* allocate(std::size_t size, std::size_t align = 16);
-  // Records that the object at `p` is dead; its slot is reused after its span's next sweep.
+  // allocate(), with the first `size` bytes zero (calloc). Memory known to be zero (fresh pages
+  // that no sweep or collection has freed an object of: Go's needzero) is not cleared again.
+  void* allocate_zeroed(std::size_t size, std::size_t align = 16);
+  // Records that the object at `p` is dead; its slot is reused once collected (ReusePolicy::owner)
+  // or after its span's next sweep (ReusePolicy::next_cycle).
   // nullptr is a no-op. Anything else that is not a live object's start is reported.
   void free(void* p);
   // Usable bytes of the live object starting at `p`; 0 (and a report) for anything else.

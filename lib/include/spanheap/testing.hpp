@@ -106,8 +106,12 @@ bool sweep_done(const Heap& heap);
 enum class ProtocolPoint : std::uint8_t {
   sweep_owned,          // a span is owned (sg-1), its sweep not yet published
   flush_released_span,  // a flushing P has returned one cached span, others may remain
+  page_free_begin,      // a swept, emptied span is about to be returned to the page heap
 };
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook);
+// Makes the next `n` background sweeper thread starts of `heap` fail as if the system refused a
+// thread (std::system_error). Call it while no heap call runs.
+void fail_thread_starts(Heap& heap, unsigned n);
 
 // ---------------------------------------------------------------------------------------------
 // Snapshots (taken with the world stopped; must be called from outside any heap call).
@@ -160,6 +164,11 @@ struct HeapSnapshot {
 // stores what Heap::verify() would return: fuzzers and drivers that want both at every boundary
 // pay for one walk of the heap instead of two.
 HeapSnapshot snapshot(Heap& heap, VerifyResult* verify = nullptr);
+
+// The first address of the span holding `p`, or 0 when no in-use span of `heap` holds it. Exact
+// only while that span cannot be freed, e.g. while the caller holds a live object in it: stress
+// drivers use it to keep an anchor object beside an object they free twice.
+std::uintptr_t span_start(const Heap& heap, const void* p);
 
 // The size-class table (read-only view), for property tests and fuzzers.
 struct SizeClassInfo {
