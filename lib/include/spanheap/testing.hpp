@@ -200,8 +200,8 @@ void span_violations(const SpanFacts& span, std::vector<Violation>& out);
 // INV-G4: a P's flush_gen is sg (flushed) or sg-2 (stale).
 void flush_gen_violations(unsigned proc, std::int64_t flush_gen_delta, std::vector<Violation>& out);
 
-// INV-G6 (Go #45315/#46500): "sweep done" holds only when no span is unswept (sg-2, or a stale
-// cached sg+1), no P is stale and no sweeper is active.
+// INV-G6 (Go #45315/#46500): "sweep done" holds exactly when no span is unswept (sg-2, or a
+// stale cached sg+1), no P is stale and no sweeper is active.
 void sweep_done_violations(bool sweep_done, std::uint64_t unswept_spans, std::uint64_t stale_procs,
                            std::uint64_t active_sweepers, std::vector<Violation>& out);
 
