@@ -6,6 +6,7 @@
 // values.
 #pragma once
 
+#include <spanheap/oracle/rng.hpp>
 #include <spanheap/spanheap.hpp>
 
 #include <cstddef>
@@ -14,7 +15,7 @@
 
 namespace spanheap::stress {
 
-class Rng;
+using Rng = oracle::Rng;
 
 // An object owned by a driver thread.
 struct Obj {
