@@ -137,7 +137,7 @@ struct BadInput : Command {
       if (st == Staleness::stale) st = Staleness::unknown;
   }
   void run(const Model& m, Sut& sut) const override {
-    Tracker& t = sut.tracker;
+    CheckedHeap& t = sut.checked;
     const HeapSnapshot before = t.last();
     Step step;
     step.op = Op::bad_free;

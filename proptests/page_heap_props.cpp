@@ -43,7 +43,7 @@ SPANHEAP_PROP(PageHeap, FreedNeighboursMerge, 30, 60, ()) {
   setup.procs = 1;
   CheckSet checks;
   checks.slots = false;
-  Tracker t(setup, checks);
+  CheckedHeap t(setup, checks);
   auto finish = [&](const Step& step) {
     auto v = t.finish(step);
     if (!v.empty()) RC_FAIL(join(v));

@@ -52,7 +52,7 @@ SPANHEAP_PROP(Span, NextFreeSlotIsNaiveScan, 60, 100, ()) {
   setup.procs = 1;
   CheckSet checks;
   checks.slots = info.nelems <= 128;  // keep the per-step scans cheap for the tiny classes
-  Tracker t(setup, checks);
+  CheckedHeap t(setup, checks);
   auto finish = [&](const Step& step) {
     auto v = t.finish(step);
     if (!v.empty()) RC_FAIL(join(v));

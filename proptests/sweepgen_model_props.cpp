@@ -63,21 +63,21 @@ SPANHEAP_PROP(SweepgenModel, RecycledSpanStruct, 20, 40, ()) {
               make_flush_all(),        // span A to central, swept, partial
               make_free(1, 0)},        // #0 pending
              model, sut);
-  const SpanInfo* a = sut.tracker.span_containing(sut.tracker.last(), sut.ptr.at(0));
+  const SpanInfo* a = sut.checked.span_containing(sut.checked.last(), sut.ptr.at(0));
   RC_ASSERT(a != nullptr);
   const std::uintptr_t base_a = a->base;
   run_script({make_begin_cycle(), make_sweep_one(), make_sweep_one()}, model, sut);
-  const SpanInfo* gone = sut.tracker.span_containing(sut.tracker.last(), base_a);
+  const SpanInfo* gone = sut.checked.span_containing(sut.checked.last(), base_a);
   RC_ASSERT(gone != nullptr);
   RC_ASSERT(!gone->in_use);  // span A was swept empty and returned to the page heap
   run_script({make_allocate(1, 2048)}, model, sut);  // #2: a new class on P1, after its lazy flush
-  const SpanInfo* b = sut.tracker.span_containing(sut.tracker.last(), sut.ptr.at(2));
+  const SpanInfo* b = sut.checked.span_containing(sut.checked.last(), sut.ptr.at(2));
   RC_ASSERT(b != nullptr);
   RC_ASSERT(b->base == base_a);  // the pages (and the span struct) were reused
   RC_ASSERT(b->sweepgen_delta == 3);
-  RC_ASSERT(sut.tracker.last().procs[2].flush_gen_delta == -2);  // P2 is still stale
+  RC_ASSERT(sut.checked.last().procs[2].flush_gen_delta == -2);  // P2 is still stale
   run_script({make_sweep_one(), make_sweep_one()}, model, sut);
-  RC_ASSERT(!testing::sweep_done(sut.tracker.heap()));  // P0 and P2 are stale
+  RC_ASSERT(!testing::sweep_done(sut.checked.heap()));  // P0 and P2 are stale
   check_generated(model, sut, CommandMix{});
 }
 
@@ -91,14 +91,14 @@ SPANHEAP_PROP(SweepgenModel, SweepDoneNotEarly, 20, 40, ()) {
   run_script({make_allocate(0, small), make_allocate(1, 256), make_allocate(0, 40000),
               make_fill(1, 1024, 9), make_free(0, 0), make_free(1, 3), make_begin_cycle()},
              model, sut);
-  Heap& heap = sut.tracker.heap();
-  RC_ASSERT(count_spans(sut.tracker.last(), 1) > 0);  // stale cached spans exist
-  const unsigned unswept = count_spans(sut.tracker.last(), -2);
+  Heap& heap = sut.checked.heap();
+  RC_ASSERT(count_spans(sut.checked.last(), 1) > 0);  // stale cached spans exist
+  const unsigned unswept = count_spans(sut.checked.last(), -2);
   for (unsigned i = 0; i <= unswept; ++i) {
     run_script({make_sweep_one()}, model, sut);
     RC_ASSERT(!testing::sweep_done(heap));
   }
-  RC_ASSERT(count_spans(sut.tracker.last(), -2) == 0u);
+  RC_ASSERT(count_spans(sut.checked.last(), -2) == 0u);
   const unsigned first = *rc::gen::inRange(0u, 2u);
   run_script({make_flush_idle(first)}, model, sut);
   RC_ASSERT(!testing::sweep_done(heap));
@@ -128,7 +128,7 @@ SPANHEAP_PROP(SweepgenModel, SweepDebtAfterForcedFlush, 20, 40, ()) {
     script.push_back(make_proportional_sweep(std::size_t{1} << 20));
   }
   run_script(script, model, sut);
-  const Stats st = sut.tracker.heap().stats();
+  const Stats st = sut.checked.heap().stats();
   RC_ASSERT(st.live_bytes <= st.span_bytes);
   RC_ASSERT(st.pending_frees <= st.live_objects);
   check_generated(model, sut, CommandMix{});

@@ -70,21 +70,14 @@
   X(size_class_round_trip)                        \
   /* counters, snapshots and the whole heap */    \
   X(heap_verify)                                  \
+  X(snapshot_rules)                               \
   X(flushes_lazy)                                 \
   X(stale_after_flush)                            \
   X(flushes_barrier)                              \
   X(stats_counters)                               \
   X(stats_live)                                   \
   X(sweep_done_pending)                           \
-  X(snapshot_overlap)                             \
   X(free_run_live)                                \
-  X(snapshot_sweepgen_stopped)                    \
-  X(snapshot_location)                            \
-  X(snapshot_large_cached)                        \
-  X(snapshot_cached_flush_gen)                    \
-  X(snapshot_sweep_done)                          \
-  X(snapshot_alloc_count)                         \
-  X(snapshot_flush_gen)                           \
   X(snapshot_stale)                               \
   X(heap_empty_at_end)
 

@@ -1,5 +1,6 @@
-// The executor and its oracle: runs a Program (program.hpp) against a fresh deterministic heap
-// and checks it against a shadow model after every step. docs/fuzzing.md lists every check.
+// The executor: runs a Program (program.hpp) against a fresh deterministic heap and checks it
+// against the shadow model after every step (the run itself is execution.hpp; the model is the
+// oracle library, oracle/). docs/fuzzing.md lists every check.
 //
 // The heap is built with sweepers = 0, gc_percent = 0 (unless the program turns pacing on),
 // checks = expensive, debug.clobber_freed = true, a small arena and, when the program asks,

@@ -10,6 +10,7 @@
 //                                               mutations of the inputs in DIR (ctest smoke)
 #include <fmt/format.h>
 #include <spanheap/version.hpp>
+#include <spanheap/oracle/rng.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -69,22 +70,11 @@ int usage(const char* argv0) {
   return 2;
 }
 
-struct Rng {  // xorshift64*: the smoke loop must be reproducible from --seed alone
-  std::uint64_t s;
-  std::uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 0x2545F4914F6CDD1Dull;
-  }
-  std::size_t below(std::size_t n) { return n == 0 ? 0 : next() % n; }
-};
-
 int smoke(Target target, std::uint64_t seed, double seconds, std::size_t max_len,
           const std::vector<std::string>& dirs) {
   std::vector<std::vector<std::uint8_t>> seeds;
   for (const auto& p : collect_inputs(dirs)) seeds.push_back(read_file(p));
-  Rng rng{seed * 0x9E3779B97F4A7C15ull + 1};
+  oracle::Rng rng{seed};  // the smoke loop must be reproducible from --seed alone
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + std::chrono::duration<double>(seconds);
   std::uint64_t execs = 0;

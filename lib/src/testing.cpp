@@ -189,6 +189,7 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
   detail::WorldStopped stopped = detail::stop_the_world(h);
   const std::uint32_t sg = h.sg();
   snap.sweepgen = sg;
+  snap.reuse = h.options.reuse;
   std::vector<Violation>* violations = verify != nullptr ? &verify->violations : nullptr;
   if (violations != nullptr) violations->clear();
   const std::vector<detail::CensusEntry> census = detail::take_census(h, stopped, violations);
@@ -211,6 +212,7 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
       info.free_index = s->free_index.load(std::memory_order_relaxed);
       info.alloc_count = s->alloc_count;
       info.pending_frees = detail::count_pending(*s);
+      info.worth_collecting = !s->is_large() && detail::worth_collecting(*s);
       info.sweepgen_delta =
           static_cast<std::int32_t>(s->sweepgen.load(std::memory_order_relaxed) - sg);
     }

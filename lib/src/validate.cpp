@@ -61,7 +61,7 @@ const void* addr(const Span* s) { return reinterpret_cast<const void*>(s->start)
 // the span) or an arena's uncommitted tail (s is null). The world is stopped, so the table is
 // read as plain memory a block at a time through a local copy: one sanitizer range check per
 // block instead of one per entry, and a compare loop the compiler vectorizes (the tail scan
-// alone was a twentieth of a page_heap fuzz execution entry by entry).
+// alone, entry by entry, would cost a twentieth of a page_heap fuzz execution).
 std::size_t first_not(const std::atomic<Span*>* spans, std::size_t from, std::size_t to,
                       const Span* s) {
   static_assert(sizeof(std::atomic<Span*>) == sizeof(Span*) &&
@@ -98,6 +98,31 @@ void for_each_used_class(const HeapState& heap, bool large, Fn&& fn) {
       if (c < num_size_classes()) fn(c);
     }
   }
+}
+
+// The facts the shared span rules (testing::span_violations) judge, read from a census entry.
+// Requires: world stopped.
+testing::SpanFacts span_facts(HeapState& heap, const CensusEntry& e) NO_THREAD_SAFETY_ANALYSIS {
+  const Span* s = e.span;
+  const std::uint32_t sg = heap.sg();
+  testing::SpanFacts f;
+  f.base = s->start;
+  f.in_use = s->state.load(std::memory_order_relaxed) == SpanState::in_use;
+  f.location = e.places == 0 ? SpanLocation::nowhere : e.location;
+  f.cache_proc = e.cache_proc;
+  f.sweepgen_delta = static_cast<std::int32_t>(s->sweepgen.load(std::memory_order_relaxed) - sg);
+  if (e.cache_proc >= 0) {
+    const std::uint32_t fg = heap.proc(static_cast<unsigned>(e.cache_proc))
+                                 .cache.flush_gen.load(std::memory_order_relaxed);
+    f.cache_flush_gen_delta = static_cast<std::int32_t>(fg - sg);
+  }
+  f.large = s->is_large();
+  f.nelems = s->nelems;
+  f.free_index = s->free_index.load(std::memory_order_relaxed);
+  f.alloc_count = s->alloc_count;
+  f.owner_reuse = heap.options.reuse == ReusePolicy::owner;
+  f.worth_collecting = !f.large && worth_collecting(*s);
+  return f;
 }
 
 }  // namespace
@@ -181,24 +206,6 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
                  testing::to_string(loc));
           if (s->cls() != c)
             fail(out, "INV-L1", "span {} of class {} on central {}'s list", addr(s), s->cls(), c);
-          const std::uint32_t g = s->sweepgen.load(std::memory_order_relaxed);
-          const std::uint32_t want = swept ? sg : sg - 2;
-          if (g != want)
-            fail(out, "INV-S1", "span {} on {} list has sweepgen sg{:+d}, want sg{:+d}", addr(s),
-                 testing::to_string(loc), static_cast<int>(g - sg), swept ? 0 : -2);
-          // ReusePolicy::owner: a full span with pending frees is a refill candidate (partial);
-          // a free into a swept full span moves it to partial before the free returns (INV-R1).
-          const bool owner_reuse = heap.options.reuse == ReusePolicy::owner && c != 0;
-          const bool worth = worth_collecting(*s);
-          if (kind == 0 && s->alloc_count >= s->nelems && !(owner_reuse && worth))
-            fail(out, "INV-L3", "full span {} ({} of {}) on a partial list", addr(s),
-                 s->alloc_count, s->nelems);
-          if (kind == 1 && swept && owner_reuse && worth)
-            fail(out, "INV-R1", "span {} on the swept full list has {} pending free(s) of {}",
-                 addr(s), count_pending(*s), s->nelems);
-          if (kind == 1 && s->alloc_count != s->nelems)
-            fail(out, "INV-L3", "span {} with free slots ({} of {}) on a full list", addr(s),
-                 s->alloc_count, s->nelems);
         }
         if (count != list.count || pages != list.pages)
           fail(out, "span_list", "central {} list count {} / pages {} but holds {} / {}", c,
@@ -209,16 +216,10 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
   // 3. Caches.
   for (unsigned i = 0; i < heap.nprocs; i++) {
     Cache& cache = heap.proc(i).cache;
-    const std::uint32_t fg = cache.flush_gen.load(std::memory_order_relaxed);
     for_each_used_class(heap, /*large=*/false, [&](unsigned c) {
       Span* s = cache.alloc[c];
       if (s == &empty_span) return;
       place(s, SpanLocation::cached, static_cast<int>(i));
-      const std::uint32_t g = s->sweepgen.load(std::memory_order_relaxed);
-      const std::uint32_t want = fg == sg ? sg + 3 : sg + 1;
-      if (g != want)
-        fail(out, "INV-S3", "span {} cached by P{} (flush_gen sg{:+d}) has sweepgen sg{:+d}",
-             addr(s), i, static_cast<int>(fg - sg), static_cast<int>(g - sg));
       if (s->cls() != c)
         fail(out, "INV-S3", "span {} of class {} cached as class {} by P{}", addr(s), s->cls(), c,
              i);
@@ -234,8 +235,6 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
   auto walk_free = [&](SpanList& list, std::size_t exact) {
     for (Span* s = list.first; s != nullptr; s = s->next) {
       place(s, SpanLocation::page_heap_free, -1);
-      if (s->state.load(std::memory_order_relaxed) != SpanState::free)
-        fail(out, "INV-L4", "span {} on a free list is not free", addr(s));
       if (exact != 0 ? s->npages != exact : s->npages < free_list_exact)
         fail(out, "page_heap", "free run {} of {} pages on the wrong free list", addr(s),
              s->npages);
@@ -274,10 +273,8 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
   for (const CensusEntry& e : census) {
     const Span* s = e.span;
     const SpanState state = s->state.load(std::memory_order_relaxed);
-    if (e.places == 0) {
-      fail(&out, "INV-L1", "span {} ({}) is in no structure", addr(s),
-           state == SpanState::free ? "free" : "in use");
-    }
+    if (state == SpanState::free || state == SpanState::in_use)
+      testing::span_violations(span_facts(heap, e), out);
     if (state == SpanState::free) {
       free_pages += s->npages;
       if (s->released) released += s->bytes();
@@ -295,17 +292,9 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
       continue;
     }
     in_use_pages += s->npages;
-    const std::uint32_t g = s->sweepgen.load(std::memory_order_relaxed);
-    const auto delta = static_cast<std::int32_t>(g - sg);
-    if (delta != -2 && delta != 0 && delta != 1 && delta != 3)
-      fail(&out, "INV-S1", "span {} has sweepgen sg{:+d} with the world stopped", addr(s), delta);
-    if (s->is_large() && delta != -2 && delta != 0)
-      fail(&out, "INV-S1", "large span {} has sweepgen sg{:+d}", addr(s), delta);
-    if (delta == -2) unswept++;
-    // Allocation state (INV-A1..A3).
+    if (s->sweepgen.load(std::memory_order_relaxed) == sg - 2) unswept++;
+    // Allocation state (INV-A2, A3; A1 is a span rule).
     const std::uint32_t fi = s->free_index.load(std::memory_order_relaxed);
-    if (fi > s->nelems)
-      fail(&out, "INV-A1", "span {} free_index {} > nelems {}", addr(s), fi, s->nelems);
     const std::uint32_t counted = count_allocated(*s);
     if (counted != s->alloc_count)
       fail(&out, "INV-A2", "span {} alloc_count {} but {} slots allocated", addr(s), s->alloc_count,
@@ -352,9 +341,7 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
   std::int64_t stale = 0;
   for (unsigned i = 0; i < heap.nprocs; i++) {
     const std::uint32_t fg = heap.proc(i).cache.flush_gen.load(std::memory_order_relaxed);
-    if (fg != sg && fg != sg - 2)
-      fail(&out, "INV-G4", "P{} flush_gen sg{:+d} not in {{sg, sg-2}}", i,
-           static_cast<int>(fg - sg));
+    testing::flush_gen_violations(i, static_cast<std::int32_t>(fg - sg), out);
     if (fg == sg - 2) stale++;
   }
   const SweepState& ss = heap.sweep;
@@ -366,29 +353,22 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
          unswept);
   if (ss.active.load() != 0)
     fail(&out, "INV-S2", "{} sweeps active with the world stopped", ss.active.load());
-  if (sweep_done(heap) && (unswept != 0 || stale != 0))
-    fail(&out, "INV-G6", "sweep done while {} spans are unswept and {} Ps stale", unswept, stale);
+  // Stale cached spans (sg+1) are unswept too, but every one of them is in a stale P's cache.
+  testing::sweep_done_violations(sweep_done(heap), static_cast<std::uint64_t>(unswept),
+                                 static_cast<std::uint64_t>(stale), ss.active.load(), out);
   // Accounting.
-  const Stats st = collect_stats(heap);
-  if (st.live_objects != objects)
-    fail(&out, "INV-C", "stats live_objects {} but spans hold {}", st.live_objects, objects);
-  if (st.live_bytes != bytes)
-    fail(&out, "INV-C", "stats live_bytes {} but spans hold {}", st.live_bytes, bytes);
-  if (st.pending_frees != pending)
-    fail(&out, "INV-C", "stats pending_frees {} but spans hold {}", st.pending_frees, pending);
-  const PageHeap& ph = heap.pages;
-  if (ph.in_use_pages.load() != in_use_pages)
-    fail(&out, "INV-C", "page heap in_use_pages {} but spans cover {}", ph.in_use_pages.load(),
-         in_use_pages);
-  if (ph.free_pages.load() != free_pages)
+  testing::SpanTotals totals;
+  totals.objects = objects;
+  totals.object_bytes = bytes;
+  totals.pending_frees = pending;
+  totals.in_use_bytes = in_use_pages * page_size;
+  totals.released_bytes = released;
+  totals.free_bytes = free_pages * page_size - released;
+  testing::accounting_violations(totals, collect_stats(heap), out);
+  // The page heap's own counter of free pages (the others are in Stats, checked above).
+  if (const PageHeap& ph = heap.pages; ph.free_pages.load() != free_pages)
     fail(&out, "INV-C", "page heap free_pages {} but free runs cover {}", ph.free_pages.load(),
          free_pages);
-  if (ph.released_bytes.load() != released)
-    fail(&out, "INV-C", "released_bytes {} but released runs hold {}", ph.released_bytes.load(),
-         released);
-  if ((in_use_pages + free_pages) * page_size != ph.committed_bytes.load())
-    fail(&out, "INV-C", "committed {} bytes but spans cover {}", ph.committed_bytes.load(),
-         (in_use_pages + free_pages) * page_size);
 }
 
 VerifyResult verify_heap(HeapState& heap) {
@@ -417,3 +397,116 @@ void check_cycle_preconditions(HeapState& heap, const WorldStopped& stopped) {
 }
 
 }  // namespace spanheap::detail
+
+namespace spanheap {
+// ---------------------------------------------------------------------------------------------
+// The rules shared with the toolkit's oracle (spanheap/testing.hpp).
+
+namespace testing {
+
+using detail::fail;
+
+void span_violations(const SpanFacts& f, std::vector<Violation>& out) {
+  const auto* at = reinterpret_cast<const void*>(f.base);
+  const SpanLocation loc = f.location;
+  const std::int64_t d = f.sweepgen_delta;
+  if (!f.in_use) {
+    if (loc == SpanLocation::nowhere)
+      fail(&out, "INV-L1", "free run {} is in no structure", at);
+    else if (loc != SpanLocation::page_heap_free)
+      fail(&out, "INV-L4", "free run {} is {}, not on a page heap free list", at, to_string(loc));
+    if (f.alloc_count != 0) fail(&out, "INV-L4", "free run {} holds {} objects", at, f.alloc_count);
+    // A recycled span struct keeps its last sweepgen (DESIGN §3): an earlier sg, never a later one.
+    if (d > 0 || d % 2 != 0)
+      fail(&out, "INV-L4", "free run {} kept sweepgen sg{:+d}, not an earlier sg", at, d);
+    return;
+  }
+  if (loc == SpanLocation::nowhere) fail(&out, "INV-L1", "in-use span {} is in no structure", at);
+  if (loc == SpanLocation::page_heap_free)
+    fail(&out, "INV-L1", "in-use span {} is on a page heap free list", at);
+  if (loc != SpanLocation::cached && f.cache_proc != -1)
+    fail(&out, "INV-L1", "span {} is {} but names caching P{}", at, to_string(loc), f.cache_proc);
+  if (d != -2 && d != 0 && d != 1 && d != 3)
+    fail(&out, "INV-S1", "span {} has sweepgen sg{:+d} with the world stopped", at, d);
+  else if (f.large && d != -2 && d != 0)
+    fail(&out, "INV-S1", "large span {} has sweepgen sg{:+d}: large spans are never cached", at, d);
+  const bool partial =
+      loc == SpanLocation::central_partial_swept || loc == SpanLocation::central_partial_unswept;
+  const bool full =
+      loc == SpanLocation::central_full_swept || loc == SpanLocation::central_full_unswept;
+  if (loc == SpanLocation::cached) {
+    const std::int64_t want = f.cache_flush_gen_delta == 0 ? 3 : 1;
+    if (d != want)
+      fail(&out, "INV-S3",
+           "span {} cached by P{} (flush_gen sg{:+d}) has sweepgen sg{:+d}, want sg{:+d}", at,
+           f.cache_proc, f.cache_flush_gen_delta, d, want);
+    if (f.large) fail(&out, "INV-S1", "large span {} is cached by P{}", at, f.cache_proc);
+  } else if (partial || full) {
+    const bool swept =
+        loc == SpanLocation::central_partial_swept || loc == SpanLocation::central_full_swept;
+    if (d != (swept ? 0 : -2))
+      fail(&out, "INV-S1", "span {} on the {} list has sweepgen sg{:+d}, want sg{:+d}", at,
+           to_string(loc), d, swept ? 0 : -2);
+    const bool collectable = f.owner_reuse && f.worth_collecting;
+    if (partial && f.alloc_count >= f.nelems && !collectable)
+      fail(&out, "INV-L3", "full span {} ({} of {}) on a partial list", at, f.alloc_count,
+           f.nelems);
+    if (loc == SpanLocation::central_full_swept && collectable)
+      fail(&out, "INV-R1", "span {} on the swept full list is worth collecting", at);
+    if (full && f.alloc_count != f.nelems)
+      fail(&out, "INV-L3", "span {} with free slots ({} of {}) on a full list", at, f.alloc_count,
+           f.nelems);
+  }
+  // An emptied span is released by its sweep; only one swept in place to judge a free (or whose
+  // idle stale P was flushed for it) waits, on a central partial list, for the next cycle.
+  if (f.alloc_count == 0 && !partial)
+    fail(&out, "INV-L4", "in-use span {} with no object is {}, not on a partial list", at,
+         to_string(loc));
+  if (f.free_index > f.nelems || f.alloc_count > f.nelems)
+    fail(&out, "INV-A1", "span {} free_index {} / alloc_count {} beyond nelems {}", at,
+         f.free_index, f.alloc_count, f.nelems);
+  else if (f.free_index > f.alloc_count)
+    fail(&out, "INV-A1", "span {} free_index {} beyond its {} allocated slots (one below is free)",
+         at, f.free_index, f.alloc_count);
+}
+
+void flush_gen_violations(unsigned proc, std::int64_t delta, std::vector<Violation>& out) {
+  if (delta != 0 && delta != -2)
+    fail(&out, "INV-G4", "P{} flush_gen sg{:+d} not in {{sg, sg-2}}", proc, delta);
+}
+
+void sweep_done_violations(bool sweep_done, std::uint64_t unswept, std::uint64_t stale,
+                           std::uint64_t active, std::vector<Violation>& out) {
+  if (sweep_done && (unswept != 0 || stale != 0 || active != 0))
+    fail(&out, "INV-G6", "sweep done while {} spans are unswept, {} Ps stale, {} sweeps active",
+         unswept, stale, active);
+  if (!sweep_done && unswept == 0 && stale == 0 && active == 0)
+    fail(&out, "INV-G6", "sweep not done although no span is unswept and no P is stale");
+}
+
+void SpanTotals::add(const SpanInfo& s) {
+  const std::uint64_t bytes = std::uint64_t{s.npages} * page_size;
+  if (!s.in_use) {
+    (s.released ? released_bytes : free_bytes) += bytes;
+    return;
+  }
+  in_use_bytes += bytes;
+  objects += s.alloc_count;
+  object_bytes += std::uint64_t{s.alloc_count} * s.elem_size;
+  pending_frees += s.pending_frees;
+}
+
+void accounting_violations(const SpanTotals& t, const Stats& st, std::vector<Violation>& out) {
+  auto same = [&](const char* what, std::uint64_t stat, std::uint64_t spans) {
+    if (stat != spans) fail(&out, "INV-C", "stats {} {} but the spans hold {}", what, stat, spans);
+  };
+  same("live_objects", st.live_objects, t.objects);
+  same("live_bytes", st.live_bytes, t.object_bytes);
+  same("pending_frees", st.pending_frees, t.pending_frees);
+  same("span_bytes", st.span_bytes, t.in_use_bytes);
+  same("mapped_bytes", st.mapped_bytes, t.in_use_bytes + t.free_bytes);
+  same("released_bytes", st.released_bytes, t.released_bytes);
+}
+
+}  // namespace testing
+}  // namespace spanheap

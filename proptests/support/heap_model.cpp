@@ -1,6 +1,6 @@
 // heap_model: commands of the stateful heap model (see heap_model.hpp). Each command's apply()
-// is the model's prediction, run() drives the heap through the Tracker and compares the heap's
-// sweepgen and flush_gen with the model before the Tracker checks everything else.
+// is the model's prediction, run() drives the heap through the CheckedHeap and compares the heap's
+// sweepgen and flush_gen with the model before the CheckedHeap checks everything else.
 #include "heap_model.hpp"
 
 #include <fmt/core.h>
@@ -20,9 +20,9 @@ unsigned class_nelems(std::size_t size, std::size_t align) {
 }  // namespace
 
 void finish_command(const Command& cmd, const Model& s0, Sut& sut, const Step& step) {
-  std::vector<std::string> v = sut.tracker.finish(step);
+  std::vector<std::string> v = sut.checked.finish(step);
   const Model s1 = cmd.nextState(s0);
-  const HeapSnapshot& snap = sut.tracker.last();
+  const HeapSnapshot& snap = sut.checked.last();
   const std::uint32_t want_sg = sut.initial_sweepgen + 2 * s1.cycles;
   if (snap.sweepgen != want_sg)
     v.insert(v.begin(),
@@ -59,7 +59,7 @@ struct Allocate : Command {
     step.proc = static_cast<int>(proc);
     step.size = size;
     step.align = align;
-    void* p = sut.tracker.allocate(step, proc, size, align);
+    void* p = sut.checked.allocate(step, proc, size, align);
     sut.ptr[m.next_id] = reinterpret_cast<std::uintptr_t>(p);
     finish_command(*this, m, sut, step);
   }
@@ -83,7 +83,7 @@ struct Fill : Command {
     step.proc = static_cast<int>(proc);
     step.size = size;
     for (unsigned i = 0; i < count; ++i) {
-      void* p = sut.tracker.allocate(step, proc, size, 16);
+      void* p = sut.checked.allocate(step, proc, size, 16);
       sut.ptr[m.next_id + static_cast<int>(i)] = reinterpret_cast<std::uintptr_t>(p);
     }
     finish_command(*this, m, sut, step);
@@ -115,7 +115,7 @@ struct Free : Command {
     step.proc = static_cast<int>(proc);
     const std::uintptr_t p = sut.ptr.at(id);
     if (p == 0) RC_FAIL(fmt::format("object #{} was never allocated", id));
-    sut.tracker.free(step, proc, p);
+    sut.checked.free(step, proc, p);
     finish_command(*this, m, sut, step);
   }
   void show(std::ostream& os) const override { os << "free(P" << proc << ", #" << id << ")"; }
@@ -158,7 +158,7 @@ struct Simple : Command {
     Step step;
     step.op = op;
     step.proc = static_cast<int>(proc);
-    Heap& heap = sut.tracker.heap();
+    Heap& heap = sut.checked.heap();
     switch (op) {
       case Op::wake:
         heap.proc(proc).wake();

@@ -1,8 +1,8 @@
 // heap_model: the rc::state model and commands shared by the stateful property files. The model
 // is what rapidcheck can know without running the heap — the heap's sweepgen, which Ps are stale,
 // which objects are live — so it can generate and shrink valid command sequences; every command's
-// run() drives the real heap through a Tracker (heap_oracle.hpp), which compares each snapshot with
-// the previous one and with the object shadow. See docs/property-tests.md.
+// run() drives the real heap through a CheckedHeap (heap_oracle.hpp), which compares each snapshot
+// with the previous one and with the object shadow. See docs/property-tests.md.
 #pragma once
 
 #include <rapidcheck.h>
@@ -40,8 +40,8 @@ struct Model {
 
 struct Sut {
   explicit Sut(const HeapSetup& setup, CheckSet checks = {})
-      : tracker(setup, checks), initial_sweepgen(tracker.last().sweepgen) {}
-  Tracker tracker;
+      : checked(setup, checks), initial_sweepgen(checked.last().sweepgen) {}
+  CheckedHeap checked;
   std::uint32_t initial_sweepgen;
   std::map<int, std::uintptr_t> ptr;  // model id -> address
 };
@@ -88,8 +88,8 @@ CommandPtr make_begin_cycle();
 CommandPtr make_collect();
 CommandPtr make_flush_all();
 
-// The end of every command's run(): the Tracker's checks, then the heap's sweepgen and flush_gen
-// against the model's next state; fails the property with every violation.
+// The end of every command's run(): the CheckedHeap's checks, then the heap's sweepgen and
+// flush_gen against the model's next state; fails the property with every violation.
 void finish_command(const Command& cmd, const Model& s0, Sut& sut, const Step& step);
 
 // Runs `commands` from `model` on `sut` (checking preconditions), advancing `model`.

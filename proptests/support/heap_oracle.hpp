@@ -1,10 +1,11 @@
-// heap_oracle: the shadow model and the checks shared by every property file. A Tracker owns a
+// heap_oracle: the shadow model and the checks shared by every property file. A CheckedHeap owns a
 // deterministic heap (sweepers = 0, gc_percent = 0, expensive checks, a fake OS), remembers every
 // object the driver allocated, and after each step compares the new snapshot with the previous one
 // and with the shadow: the static invariants of DESIGN §8, the transitions the step may make, the
 // sweep and flush counts, and the object table. See docs/property-tests.md.
 #pragma once
 
+#include <spanheap/oracle/snapshot_check.hpp>
 #include <spanheap/spanheap.hpp>
 #include <spanheap/testing.hpp>
 
@@ -78,8 +79,10 @@ struct TrackedObject {
   std::size_t usable = 0;  // usable_size at allocation
   unsigned span_class = 0;
   bool pending = false;    // freed, waiting for its span's sweep
-  std::uint8_t stamp = 0;  // pattern written at allocation, checked at free
+  std::uint64_t seed = 0;  // content pattern (oracle/content.hpp) of its first and last word
 };
+// Its first and last word still hold its pattern.
+bool contents_intact(const TrackedObject& o);
 
 // Which groups of checks run at every step (span slot scans and page-map probes cost more).
 struct CheckSet {
@@ -89,9 +92,9 @@ struct CheckSet {
   bool verify = true;      // heap.verify() must report nothing
 };
 
-class Tracker {
+class CheckedHeap {
  public:
-  Tracker(const HeapSetup& setup, CheckSet checks = {});
+  CheckedHeap(const HeapSetup& setup, CheckSet checks = {});
 
   Heap& heap() { return *test_.heap; }
   TestHeap& test_heap() { return test_; }
@@ -125,12 +128,28 @@ class Tracker {
   const SpanInfo* span_containing(const HeapSnapshot& snap, std::uintptr_t p) const;
 
  private:
+  // step_oracle.cpp: one step's checks, over what the step changed.
+  struct StepDiff;
+  void check_reports(StepDiff& d);
+  void check_static(StepDiff& d);
+  void check_span_move(StepDiff& d, const SpanInfo& before);
+  void check_cycle_move(StepDiff& d, const SpanInfo& before, const SpanInfo* after,
+                        const std::string& id);
+  unsigned actors_on(const StepDiff& d, const SpanInfo& before, const SpanInfo& after) const;
+  void check_new_spans(StepDiff& d);
+  void check_sweeps(StepDiff& d);
+  void check_flushes(StepDiff& d);
+  // heap_oracle.cpp: the objects.
+  void check_allocations(StepDiff& d);
+  void check_predicted_slot(StepDiff& d, const SpanInfo& span, std::uintptr_t p);
+  void check_objects(StepDiff& d);
+
   HeapSetup setup_;
   CheckSet checks_;
   TestHeap test_;
   HeapSnapshot last_;
   std::map<std::uintptr_t, TrackedObject> objects_;
-  std::uint8_t next_stamp_ = 1;
+  std::uint64_t allocations_ = 0;  // content seeds
   // Next-free slot predicted before an allocation on a cached span (span base -> slot).
   std::map<std::uintptr_t, unsigned> predicted_slot_;
   // Problems found inside allocate()/free(), reported by the next finish().
@@ -141,18 +160,19 @@ class Tracker {
   std::vector<std::uintptr_t> reused_pending_;
 };
 
-// Static invariants of one snapshot (DESIGN §8: span states, membership, flush_gen, sweep done,
-// overlap, coalescing). `procs` is the heap's P count.
+// Static invariants of one snapshot: the oracle library's snapshot rules
+// (oracle/snapshot_check.hpp, each "<id>: <message>") and the P count `procs` the heap was built
+// with.
 std::vector<std::string> snapshot_violations(const HeapSnapshot& snap, unsigned procs);
-// Stats and the fake OS against the snapshot (DESIGN §8 Accounting).
-std::vector<std::string> accounting_violations(const HeapSnapshot& snap,
-                                               const testing::FakeOsMemory& os);
+// Stats and the spans against the fake OS (reserved and committed bytes).
+std::vector<std::string> os_accounting_violations(const HeapSnapshot& snap,
+                                                  const testing::FakeOsMemory& os);
 // find_object at the edges of every span agrees with the snapshot (page map agrees).
 std::vector<std::string> page_map_violations(const Heap& heap, const HeapSnapshot& snap);
 // Per-slot equations of one small in-use span (INV-A1, A2, free bits within allocated).
 std::vector<std::string> slot_violations(const Heap& heap, const SpanInfo& span);
 
-std::string describe(const SpanInfo& span);
+using oracle::describe;
 std::string describe(const HeapSnapshot& snap);
 // Joins violations into one failure message (at most `limit` of them).
 std::string join(const std::vector<std::string>& violations, std::size_t limit = 20);

@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 #include <spanheap/version.hpp>
+#include <spanheap/oracle/rng.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -35,13 +36,6 @@ bool names_key(std::string_view params, std::string_view key) {
                "  RC_PARAMS (rapidcheck) overrides: max_success, max_size, seed, reproduce\n",
                argv0, bad, argv0);
   std::exit(2);
-}
-
-std::uint64_t next_seed(std::uint64_t x) {  // splitmix64: successive rounds get unrelated seeds
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
 }
 
 std::string reproduce_params(const std::string& id, const rc::detail::Reproduce& reproduce) {
@@ -117,7 +111,7 @@ void run_property(const rc::detail::Property& property, const std::string& suite
       }
     }
     if (run.reproducing || std::chrono::steady_clock::now() >= deadline) break;
-    params.seed = next_seed(params.seed);
+    params.seed = oracle::mix(params.seed);  // successive rounds get unrelated seeds
   }
   std::printf(
       "%s.%s: %d cases passed in %d round(s) (max_success=%d max_size=%d first seed=%llu)\n",

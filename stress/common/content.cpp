@@ -1,71 +1,69 @@
-// Content cookies (see content.hpp).
+// Content cookies (see content.hpp): the oracle library's content pattern plus the header that
+// lets a driver hand an object to another thread as a bare pointer.
 #include "content.hpp"
 
 #include "harness.hpp"
 
 #include <fmt/format.h>
+#include <spanheap/oracle/content.hpp>
 
 #include <cstring>
 
 namespace spanheap::stress {
 namespace {
 
-constexpr std::uint64_t size_mul = 0x9E3779B97F4A7C15ull;
+// A transferable object's header: word 0 is the pattern's own first word (the key itself) and
+// word 1 is the pattern's second word with the size folded in, so a bare pointer is enough to
+// rebuild the record and everything else is the oracle's content pattern.
+constexpr std::size_t header_bytes = 16;
 
-std::uint8_t tail_byte(std::uint64_t key, std::size_t i) {
-  return static_cast<std::uint8_t>((key >> ((i % 8) * 8)) ^ (i * 0x5Bu));
-}
-
-std::uint64_t load(const unsigned char* p) {
+std::uint64_t load(const std::byte* p) {
   std::uint64_t w;
   std::memcpy(&w, p, sizeof w);
   return w;
 }
 
-void store(unsigned char* p, std::uint64_t w) { std::memcpy(p, &w, sizeof w); }
+std::uint64_t size_word(std::uint64_t key, std::size_t size) {
+  return oracle::pattern_word(key, 1) ^ size;
+}
 
-std::uint64_t expected_word(const Obj& o, std::size_t i) {
-  if (i == 0) return o.key;
-  if (i == 1) return o.size ^ (o.key * size_mul);
-  return i ^ o.key;
+std::byte* bytes(const Obj& o) { return static_cast<std::byte*>(o.p); }
+
+bool mismatch(const Obj& o, std::size_t from, std::string* why) {
+  if (from >= o.size) return false;
+  const auto bad = oracle::find_mismatch(bytes(o), o.key, from, o.size - from);
+  if (!bad) return false;
+  *why =
+      fmt::format("content mismatch in {} at byte {}: got {:#04x}, want {:#04x}", describe(o), *bad,
+                  static_cast<unsigned>(bytes(o)[*bad]), oracle::pattern_byte(o.key, *bad));
+  return true;
 }
 
 }  // namespace
 
 void fill(const Obj& o) {
-  auto* b = static_cast<unsigned char*>(o.p);
-  std::size_t words = o.size / 8;
-  for (std::size_t i = 0; i < words; ++i) store(b + i * 8, expected_word(o, i));
-  for (std::size_t i = words * 8; i < o.size; ++i) b[i] = tail_byte(o.key, i);
+  oracle::write_pattern(bytes(o), o.key, 0, o.size);
+  if (o.size >= header_bytes) {
+    const std::uint64_t w = size_word(o.key, o.size);
+    std::memcpy(bytes(o) + 8, &w, sizeof w);
+  }
 }
 
 bool check(const Obj& o, std::string* why) {
-  const auto* b = static_cast<const unsigned char*>(o.p);
-  std::size_t words = o.size / 8;
-  for (std::size_t i = 0; i < words; ++i) {
-    std::uint64_t got = load(b + i * 8);
-    std::uint64_t want = expected_word(o, i);
-    if (got != want) {
-      *why = fmt::format(
-          "content mismatch in {} at word {} (byte offset {}): got {:#018x}, want {:#018x}",
-          describe(o), i, i * 8, got, want);
-      return false;
-    }
+  if (o.size < header_bytes) return !mismatch(o, 0, why);
+  if (oracle::find_mismatch(bytes(o), o.key, 0, 8)) return !mismatch(o, 0, why);
+  if (const std::uint64_t got = load(bytes(o) + 8); got != size_word(o.key, o.size)) {
+    *why = fmt::format("content mismatch in {} at its size word: got {:#018x}, want {:#018x}",
+                       describe(o), got, size_word(o.key, o.size));
+    return false;
   }
-  for (std::size_t i = words * 8; i < o.size; ++i) {
-    if (b[i] != tail_byte(o.key, i)) {
-      *why = fmt::format("content mismatch in {} at byte {}: got {:#04x}, want {:#04x}",
-                         describe(o), i, b[i], tail_byte(o.key, i));
-      return false;
-    }
-  }
-  return true;
+  return !mismatch(o, header_bytes, why);
 }
 
 bool from_header(void* p, Obj* out, std::string* why) {
-  const auto* b = static_cast<const unsigned char*>(p);
-  std::uint64_t key = load(b);
-  std::uint64_t size = load(b + 8) ^ (key * size_mul);
+  const auto* b = static_cast<const std::byte*>(p);
+  const std::uint64_t key = load(b);
+  const std::uint64_t size = load(b + 8) ^ oracle::pattern_word(key, 1);
   if (key == 0 || size < min_transfer_size || size > max_alloc_size) {
     *why = fmt::format("damaged header of transferred object {}: key {:#018x}, decoded size {}", p,
                        key, size);

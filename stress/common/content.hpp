@@ -1,10 +1,12 @@
-// Content cookies: every object the drivers allocate is filled with a pattern derived from a
-// per-allocation key, and re-read before it is freed or handed on (mimalloc's test-stress oracle,
-// extended with a random key so two owners of one slot write different patterns). A slot handed
-// out twice, a write into a live object by the heap, or memory reused before its free shows up as a
-// content mismatch naming the object, the word and both values.
+// Content cookies: every object the drivers allocate is filled with the oracle library's content
+// pattern (oracle/content.hpp) seeded by a per-allocation key, and re-read before it is freed or
+// handed on (mimalloc's test-stress oracle, with a random key so two owners of one slot write
+// different patterns). A slot handed out twice, a write into a live object by the heap, or memory
+// reused before its free shows up as a content mismatch naming the object, the byte and both
+// values.
 #pragma once
 
+#include <spanheap/oracle/rng.hpp>
 #include <spanheap/spanheap.hpp>
 
 #include <cstddef>
@@ -13,7 +15,7 @@
 
 namespace spanheap::stress {
 
-class Rng;
+using Rng = oracle::Rng;
 
 // An object owned by a driver thread.
 struct Obj {
@@ -27,11 +29,11 @@ struct Obj {
 // be handed to another thread as a bare pointer (transfer slots, survivor slots).
 inline constexpr std::size_t min_transfer_size = 16;
 
-// Fills [p, p+size) with the pattern of `key`: word 0 = key, word 1 = size ^ key * K, word i = i ^
-// key, trailing bytes derived from key.
+// Fills [p, p+size) with the pattern of `key`; objects of min_transfer_size bytes or more fold
+// their size into word 1 (word 0 is the key itself), so from_header() can rebuild them.
 void fill(const Obj& o);
 
-// Re-reads the pattern. On mismatch returns false and describes the first bad word in `why`.
+// Re-reads the pattern. On mismatch returns false and describes the first bad byte in `why`.
 bool check(const Obj& o, std::string* why);
 
 // Rebuilds the record of a transferable object from its header (size >= min_transfer_size).

@@ -55,34 +55,6 @@ bool under_sanitizer() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Randomness.
-
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-Rng::Rng(std::uint64_t seed, std::uint64_t stream) {
-  std::uint64_t st = seed ^ (stream * 0xD1342543DE82EF95ull + 0x632BE59BD9B4E019ull);
-  for (auto& s : s_) s = splitmix64(st);
-}
-
-std::uint64_t Rng::next() {
-  auto rotl = [](std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); };
-  std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  std::uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Counters, pauses, start gun.
 
 void SharedTally::add(Tally& t) {

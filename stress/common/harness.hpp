@@ -3,6 +3,7 @@
 // command. Every driver in stress/ is built on it; docs/stress.md describes the flags and output.
 #pragma once
 
+#include <spanheap/oracle/rng.hpp>
 #include <spanheap/spanheap.hpp>
 #include <spanheap/testing.hpp>
 
@@ -44,23 +45,8 @@ struct Defaults {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Randomness: xoshiro256** seeded through splitmix64, one stream per (seed, thread id).
-class Rng {
- public:
-  Rng(std::uint64_t seed, std::uint64_t stream);
-  std::uint64_t next();
-  // Uniform in [0, n); n > 0.
-  std::uint64_t below(std::uint64_t n) { return next() % n; }
-  // Uniform in [lo, hi].
-  std::uint64_t between(std::uint64_t lo, std::uint64_t hi) { return lo + below(hi - lo + 1); }
-  // True with probability num/den.
-  bool chance(std::uint64_t num, std::uint64_t den) { return below(den) < num; }
-
- private:
-  std::uint64_t s_[4];
-};
-
-std::uint64_t splitmix64(std::uint64_t& state);
+// Randomness: the oracle library's seeded RNG, one stream per (seed, thread id).
+using Rng = oracle::Rng;
 
 // ---------------------------------------------------------------------------------------------
 // Counters each worker batches locally and publishes with relaxed adds (keeps the shared cache

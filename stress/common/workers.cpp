@@ -2,6 +2,7 @@
 #include "workers.hpp"
 
 #include <fmt/format.h>
+#include <spanheap/oracle/snapshot_check.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -245,11 +246,10 @@ void verifier_loop(Run& run, Heap& heap) {
             fmt::format("verify() found {} violations:\n{}", r.violations.size(), r.to_string()));
       }
     } else {
-      auto problems = check_snapshot(testing::snapshot(heap));
+      const auto problems = oracle::snapshot_violations(testing::snapshot(heap));
       if (!problems.empty()) {
-        std::string all;
-        for (std::size_t i = 0; i < problems.size() && i < 20; ++i) all += "\n  " + problems[i];
-        run.fail(fmt::format("snapshot oracle found {} problems:{}", problems.size(), all));
+        run.fail(fmt::format("snapshot oracle found {} violations:\n{}", problems.size(),
+                             oracle::join(problems)));
       }
     }
   }
@@ -265,107 +265,6 @@ void sweeper_loop(Run& run, Heap& heap, SharedTally& tally) {
     }
   }
   tally.add(t);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Snapshot oracle.
-
-std::vector<std::string> check_snapshot(const testing::HeapSnapshot& snap) {
-  std::vector<std::string> out;
-  auto bad = [&](std::string s) { out.push_back(std::move(s)); };
-  std::map<int, unsigned> cached_per_proc;
-  std::uint64_t live_objects = 0, pending = 0;
-  std::size_t span_bytes = 0;
-  std::uintptr_t prev_end = 0;
-  bool unswept = false;
-  for (const auto& s : snap.spans) {
-    std::string where =
-        fmt::format("span {:#x} ({} pages, class {}, {}, delta {})", s.base, s.npages, s.span_class,
-                    testing::to_string(s.location), s.sweepgen_delta);
-    if (s.base < prev_end) bad(where + ": overlaps the previous span");
-    prev_end = s.base + s.npages * page_size;
-    if (!s.in_use) {
-      if (s.location != testing::SpanLocation::page_heap_free)
-        bad(where + ": free run not in the page heap");
-      continue;
-    }
-    span_bytes += s.npages * page_size;
-    live_objects += s.alloc_count;
-    pending += s.pending_frees;
-    if (s.free_index > s.nelems || s.alloc_count > s.nelems || s.pending_frees > s.alloc_count) {
-      bad(fmt::format("{}: free_index {} alloc_count {} pending {} nelems {}", where, s.free_index,
-                      s.alloc_count, s.pending_frees, s.nelems));
-    }
-    switch (s.sweepgen_delta) {
-      case -2:
-      case -1:
-      case 0:
-      case 1:
-      case 3:
-        break;
-      default:
-        bad(where + ": sweepgen outside {sg-2, sg-1, sg, sg+1, sg+3}");
-    }
-    if (s.sweepgen_delta == -2 || s.sweepgen_delta == -1 || s.sweepgen_delta == 1) unswept = true;
-    using L = testing::SpanLocation;
-    if (s.location == L::cached) {
-      if (s.sweepgen_delta != 1 && s.sweepgen_delta != 3)
-        bad(where + ": cached span not at sg+1/sg+3");
-      if (s.span_class == 0) bad(where + ": large span in a cache");
-      if (s.cache_proc < 0 || static_cast<std::size_t>(s.cache_proc) >= snap.procs.size()) {
-        bad(where + fmt::format(": cached by unknown P {}", s.cache_proc));
-      } else {
-        ++cached_per_proc[s.cache_proc];
-        auto fg = snap.procs[static_cast<std::size_t>(s.cache_proc)].flush_gen_delta;
-        if (fg == 0 && s.sweepgen_delta != 3) bad(where + ": flushed P caches a span not at sg+3");
-        if (fg == -2 && s.sweepgen_delta != 1) bad(where + ": stale P caches a span not at sg+1");
-      }
-    } else {
-      if (s.sweepgen_delta == 1 || s.sweepgen_delta == 3)
-        bad(where + ": uncached span at sg+1/sg+3");
-      if (s.location == L::nowhere)
-        bad(where + ": in-use span in no structure while the world is stopped");
-      if ((s.location == L::central_partial_swept || s.location == L::central_full_swept) &&
-          s.sweepgen_delta != 0) {
-        bad(where + ": on a swept list but not at sg");
-      }
-      if ((s.location == L::central_partial_unswept || s.location == L::central_full_unswept) &&
-          s.sweepgen_delta != -2 && s.sweepgen_delta != 0) {
-        // sg is tolerated: a span swept in place (free() making it swept first) may not have moved
-        // yet.
-        bad(where + ": on an unswept list at neither sg-2 nor sg");
-      }
-      if (s.location == L::page_heap_free)
-        bad(where + ": in-use span in the page heap's free runs");
-    }
-  }
-  for (const auto& p : snap.procs) {
-    if (p.flush_gen_delta != 0 && p.flush_gen_delta != -2) {
-      bad(fmt::format("P {}: flush_gen delta {} (must be 0 or -2)", p.index, p.flush_gen_delta));
-    }
-    if (p.flush_gen_delta == -2) unswept = true;
-    if (p.cached_spans != cached_per_proc[static_cast<int>(p.index)]) {
-      bad(fmt::format("P {}: reports {} cached spans, the span table says {}", p.index,
-                      p.cached_spans, cached_per_proc[static_cast<int>(p.index)]));
-    }
-  }
-  if (snap.sweep_done && (unswept || snap.active_sweepers != 0)) {
-    bad(fmt::format("sweep_done reported with unswept spans or stale Ps left (active sweepers {})",
-                    snap.active_sweepers));
-  }
-  if (snap.stats.live_objects != live_objects) {
-    bad(fmt::format("stats.live_objects {} != sum of span alloc counts {}", snap.stats.live_objects,
-                    live_objects));
-  }
-  if (snap.stats.pending_frees != pending) {
-    bad(fmt::format("stats.pending_frees {} != sum of span pending frees {}",
-                    snap.stats.pending_frees, pending));
-  }
-  if (snap.stats.span_bytes != span_bytes) {
-    bad(fmt::format("stats.span_bytes {} != sum of in-use span sizes {}", snap.stats.span_bytes,
-                    span_bytes));
-  }
-  return out;
 }
 
 }  // namespace spanheap::stress

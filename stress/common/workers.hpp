@@ -94,17 +94,12 @@ class Mutator {
 void collector_loop(Run& run, Heap& heap, std::uint64_t stream, bool fast, bool split,
                     PauseLog& log);
 
-// Every cfg.verify_every_ms: verify() (must find nothing) and, alternately, a snapshot checked
-// against the sweepgen table by this driver's own code (an oracle independent of the library's).
+// Every cfg.verify_every_ms: verify() (must find nothing) and, alternately, a snapshot checked by
+// the oracle library's snapshot checker (oracle/snapshot_check.hpp), which adds to verify()'s
+// rules what only a whole snapshot shows (P table, one span per class per P, coalescing).
 void verifier_loop(Run& run, Heap& heap);
 
 // sweep_one() in a loop, yielding when it finds nothing.
 void sweeper_loop(Run& run, Heap& heap, SharedTally& tally);
-
-// The driver-side snapshot oracle (DESIGN §3, §8): sweepgen deltas in the table, cached spans at
-// +1/+3 only and in a P's cache, uncached ones never at +1/+3, large spans never cached, every P's
-// flush_gen at 0 or -2, a flushed P holding only +3 spans and a stale P only +1 spans, free runs at
-// delta 0, no overlapping spans, sweep_done only when nothing is left to sweep. Empty = fine.
-std::vector<std::string> check_snapshot(const testing::HeapSnapshot& snap);
 
 }  // namespace spanheap::stress

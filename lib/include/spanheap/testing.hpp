@@ -137,6 +137,7 @@ struct SpanInfo {
   unsigned free_index = 0;
   unsigned alloc_count = 0;
   unsigned pending_frees = 0;       // free bits set, waiting for sweep
+  bool worth_collecting = false;    // enough pending frees for a collection (ReusePolicy::owner)
   std::int64_t sweepgen_delta = 0;  // span.sweepgen - heap sweepgen: -2, -1, 0, +1 or +3
   SpanLocation location = SpanLocation::nowhere;
   int cache_proc = -1;    // the P caching it, when cached
@@ -153,6 +154,7 @@ struct ProcInfo {
 
 struct HeapSnapshot {
   std::uint32_t sweepgen = 0;
+  ReusePolicy reuse = ReusePolicy::owner;  // the heap's Options::reuse
   std::vector<SpanInfo> spans;  // sorted by base address; in-use spans and free runs
   std::vector<ProcInfo> procs;
   bool sweep_done = false;
@@ -169,6 +171,60 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify = nullptr);
 // only while that span cannot be freed, e.g. while the caller holds a live object in it: stress
 // drivers use it to keep an anchor object beside an object they free twice.
 std::uintptr_t span_start(const Heap& heap, const void* p);
+
+// ---------------------------------------------------------------------------------------------
+// Invariant rules over plain facts, shared by Heap::verify() (lib/src/validate.cpp) and the
+// toolkit's oracle (oracle/): both call these functions, so an invariant id means the same rule
+// and reads the same wherever it is reported. Each appends one Violation per broken rule to `out`
+// and appends nothing (and allocates nothing) when the facts are healthy. The ids are those of
+// docs/design.md "Invariants and the oracle library".
+
+// One span as the world-stopped rules see it.
+struct SpanFacts {
+  std::uintptr_t base = 0;
+  bool in_use = false;  // false: a free page run
+  SpanLocation location = SpanLocation::nowhere;
+  int cache_proc = -1;
+  std::int64_t sweepgen_delta = 0;         // span.sweepgen - sg
+  std::int64_t cache_flush_gen_delta = 0;  // the caching P's flush_gen - sg (when cached)
+  bool large = false;                      // span class 0
+  unsigned nelems = 0;
+  unsigned free_index = 0;
+  unsigned alloc_count = 0;
+  // ReusePolicy::owner: a full span worth collecting belongs on a partial list (INV-R1).
+  bool owner_reuse = false;
+  bool worth_collecting = false;
+};
+// Span state and membership with the world stopped (DESIGN §3, §8): INV-S1 (sweepgen in the
+// table, large spans never cached, a central set agrees with the sweepgen), INV-S3 (a cached span
+// is at sg+3 in a flushed cache, sg+1 in a stale one), INV-L1 (in some structure), INV-L3 (partial
+// sets hold spans with free slots, full sets none; under owner reuse a full span worth collecting
+// is partial, INV-R1), INV-L4 (free runs only in the page heap, with
+// no objects), INV-A1 (free_index and alloc_count within nelems).
+void span_violations(const SpanFacts& span, std::vector<Violation>& out);
+
+// INV-G4: a P's flush_gen is sg (flushed) or sg-2 (stale).
+void flush_gen_violations(unsigned proc, std::int64_t flush_gen_delta, std::vector<Violation>& out);
+
+// INV-G6 (Go #45315/#46500): "sweep done" holds exactly when no span is unswept (sg-2, or a
+// stale cached sg+1), no P is stale and no sweeper is active.
+void sweep_done_violations(bool sweep_done, std::uint64_t unswept_spans, std::uint64_t stale_procs,
+                           std::uint64_t active_sweepers, std::vector<Violation>& out);
+
+// What the spans hold, summed over a census or a snapshot.
+struct SpanTotals {
+  std::uint64_t objects = 0;         // sum of alloc_count (live + pending)
+  std::uint64_t object_bytes = 0;    // sum of alloc_count * elem_size
+  std::uint64_t pending_frees = 0;   // sum of pending free bits
+  std::uint64_t in_use_bytes = 0;    // pages of in-use spans
+  std::uint64_t free_bytes = 0;      // pages of free runs still committed
+  std::uint64_t released_bytes = 0;  // pages of free runs returned to the OS
+  void add(const SpanInfo& span);
+};
+// INV-C: Stats agree with the spans (live objects, live bytes, pending frees; span, mapped and
+// released bytes).
+void accounting_violations(const SpanTotals& spans, const Stats& stats,
+                           std::vector<Violation>& out);
 
 // The size-class table (read-only view), for property tests and fuzzers.
 struct SizeClassInfo {

@@ -1,0 +1,140 @@
+// Tests of the oracle library itself: each rule must fire on a state that breaks it and stay
+// quiet on a healthy one (an oracle that cannot fail guards nothing).
+#include <gtest/gtest.h>
+#include <spanheap/oracle/content.hpp>
+#include <spanheap/oracle/rng.hpp>
+#include <spanheap/oracle/shadow.hpp>
+#include <spanheap/oracle/snapshot_check.hpp>
+#include <spanheap/oracle/sweepgen_moves.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace spanheap::oracle {
+namespace {
+
+using testing::HeapSnapshot;
+using testing::SpanInfo;
+using testing::SpanLocation;
+
+bool names(const std::vector<Violation>& v, const std::string& id) {
+  return std::any_of(v.begin(), v.end(), [&](const Violation& x) { return x.invariant == id; });
+}
+
+// One P, flushed, caching one small span of class `c` with one object; stats to match.
+HeapSnapshot healthy_snapshot() {
+  const testing::SizeClassInfo c = testing::size_classes().front();
+  HeapSnapshot snap;
+  snap.sweepgen = 10;
+  snap.stats.sweepgen = 10;
+  snap.procs.push_back(testing::ProcInfo{0, 0, true, 1});
+  SpanInfo s;
+  s.base = 0x100000;
+  s.npages = c.npages;
+  s.in_use = true;
+  s.span_class = c.span_class;
+  s.elem_size = c.size;
+  s.nelems = c.nelems;
+  s.free_index = 1;
+  s.alloc_count = 1;
+  s.sweepgen_delta = 3;
+  s.location = SpanLocation::cached;
+  s.cache_proc = 0;
+  snap.spans.push_back(s);
+  snap.sweep_done = true;
+  snap.stats.live_objects = 1;
+  snap.stats.live_bytes = c.size;
+  snap.stats.span_bytes = c.npages * page_size;
+  snap.stats.mapped_bytes = c.npages * page_size;
+  return snap;
+}
+
+TEST(SnapshotCheck, HealthySnapshotHasNoViolation) {
+  const auto v = snapshot_violations(healthy_snapshot());
+  EXPECT_TRUE(v.empty()) << join(v);
+}
+
+TEST(SnapshotCheck, CachedSpanAtTheWrongSweepgenIsInvS3) {
+  HeapSnapshot snap = healthy_snapshot();
+  snap.spans[0].sweepgen_delta = 1;  // sg+1 in a flushed cache
+  EXPECT_TRUE(names(snapshot_violations(snap), "INV-S3"));
+}
+
+TEST(SnapshotCheck, SweepDoneWithAStalePIsInvG6) {
+  HeapSnapshot snap = healthy_snapshot();
+  snap.procs[0].flush_gen_delta = -2;
+  snap.spans[0].sweepgen_delta = 1;
+  EXPECT_TRUE(names(snapshot_violations(snap), "INV-G6"));
+}
+
+TEST(SnapshotCheck, StatsDisagreeingWithSpansIsInvC) {
+  HeapSnapshot snap = healthy_snapshot();
+  snap.stats.live_objects = 2;
+  EXPECT_TRUE(names(snapshot_violations(snap), "INV-C"));
+}
+
+TEST(SnapshotCheck, OverlappingSpansAreReported) {
+  HeapSnapshot snap = healthy_snapshot();
+  SpanInfo free_run;
+  free_run.base = snap.spans[0].base + page_size / 2;
+  free_run.npages = 1;
+  free_run.location = SpanLocation::page_heap_free;
+  snap.spans.push_back(free_run);
+  snap.stats.mapped_bytes += page_size;
+  EXPECT_TRUE(names(snapshot_violations(snap), "page_map"));
+}
+
+TEST(SweepgenMoves, OnlyTheOwnerOrTheBarrierSweepsAStaleCachedSpan) {
+  EXPECT_TRUE(judge_sweepgen_move(1, 0, owner).allowed);
+  EXPECT_TRUE(judge_sweepgen_move(1, 0, barrier).allowed);
+  EXPECT_TRUE(judge_sweepgen_move(1, 0, owner).sweeps);
+  const MoveVerdict v = judge_sweepgen_move(1, 0, sweeper);
+  EXPECT_FALSE(v.allowed);
+  EXPECT_EQ(std::string(v.invariant), "INV-S4");
+}
+
+TEST(SweepgenMoves, MovesOutsideTheTableAreRefused) {
+  EXPECT_FALSE(judge_sweepgen_move(0, -2, sweeper | owner | barrier).allowed);
+  EXPECT_FALSE(judge_sweepgen_move(3, 1, owner).allowed);
+  EXPECT_FALSE(judge_sweepgen_move(-2, 3, sweeper).allowed);  // cached by no allocating P
+  EXPECT_TRUE(judge_sweepgen_move(-2, 3, sweeper | allocating_owner).allowed);
+  EXPECT_FALSE(judge_sweepgen_move(3, 3, flush_all).allowed);
+}
+
+TEST(Content, AFlippedByteIsFoundAtItsOffset) {
+  std::array<std::byte, 100> buf{};
+  write_pattern(buf.data(), mix(7), 0, buf.size());
+  EXPECT_FALSE(find_mismatch(buf.data(), mix(7), 0, buf.size()));
+  buf[61] ^= std::byte{1};
+  EXPECT_EQ(find_mismatch(buf.data(), mix(7), 0, buf.size()), 61u);
+  EXPECT_TRUE(find_mismatch(buf.data(), mix(8), 0, 8));  // another seed's pattern differs
+}
+
+TEST(Rng, StreamsOfOneSeedDiffer) {
+  Rng a(1, 0), b(1, 1), c(1, 0);
+  EXPECT_NE(a.next(), b.next());
+  Rng d(1, 0);
+  EXPECT_EQ(c.next(), d.next());
+}
+
+TEST(Shadow, ASlotHandedOutTwiceAndAnEarlyReuseAreCaught) {
+  std::array<std::byte, 256> mem{};
+  ShadowHeap shadow;
+  shadow.reserve(4);
+  const auto at = [&](std::size_t o) { return reinterpret_cast<std::uintptr_t>(mem.data() + o); };
+  ASSERT_EQ(shadow.check_new(at(0), 32, 0).overlaps_live, nullptr);
+  shadow.add_live(LiveObject{0, mem.data(), 32, 16, 32, 1, 0});
+  EXPECT_NE(shadow.check_new(at(16), 32, 0).overlaps_live, nullptr);  // handed out twice
+  shadow.free_live(0, /*now=*/0);
+  EXPECT_NE(shadow.check_new(at(0), 32, 0).reused_too_early, nullptr);  // same cycle
+  const auto later = shadow.check_new(at(0), 32, 1);                    // after a cycle
+  EXPECT_EQ(later.reused_too_early, nullptr);
+  EXPECT_TRUE(shadow.pending().empty());
+  EXPECT_EQ(shadow.reclaimed().size(), 1u);
+}
+
+}  // namespace
+}  // namespace spanheap::oracle
