@@ -9,8 +9,8 @@
 //                                               seeded random self-fuzz: fresh random inputs and
 //                                               mutations of the inputs in DIR (ctest smoke)
 #include <fmt/format.h>
-#include <spanheap/version.hpp>
 #include <spanheap/oracle/rng.hpp>
+#include <spanheap/version.hpp>
 
 #include <algorithm>
 #include <chrono>

@@ -3,8 +3,8 @@
 #include "prop_runner.hpp"
 
 #include <fmt/core.h>
-#include <spanheap/version.hpp>
 #include <spanheap/oracle/rng.hpp>
+#include <spanheap/version.hpp>
 
 #include <algorithm>
 #include <cstdio>

@@ -155,7 +155,7 @@ struct ProcInfo {
 struct HeapSnapshot {
   std::uint32_t sweepgen = 0;
   ReusePolicy reuse = ReusePolicy::owner;  // the heap's Options::reuse
-  std::vector<SpanInfo> spans;  // sorted by base address; in-use spans and free runs
+  std::vector<SpanInfo> spans;             // sorted by base address; in-use spans and free runs
   std::vector<ProcInfo> procs;
   bool sweep_done = false;
   unsigned active_sweepers = 0;
