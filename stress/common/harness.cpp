@@ -86,7 +86,6 @@ void StartGun::wait() const {
 // ---------------------------------------------------------------------------------------------
 // Sanitizer hooks: a sanitizer report ends the process inside the runtime, so the repro line is
 // prepared in advance and printed from the runtime's callbacks.
-
 namespace {
 
 char g_repro[4096];
@@ -170,7 +169,6 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Command line.
-
 const char* usage_text =
     "usage: {0} [flags]\n"
     "  --threads N          mutator threads\n"
@@ -393,18 +391,18 @@ std::string Run::repro() const {
   }
   // The heap's own settings (Options::from_env), not every SPANHEAP_* a script may export.
   for (const char* var :
-       {"SPANHEAP_PROCS", "SPANHEAP_SWEEPERS", "SPANHEAP_FLUSH", "SPANHEAP_GC_PERCENT",
-        "SPANHEAP_MEMORY_LIMIT", "SPANHEAP_CHECKS", "SPANHEAP_POISON", "SPANHEAP_CLOBBER",
-        "SPANHEAP_COLLECT_EVERY", "SPANHEAP_VERIFY", "SPANHEAP_TRACE"}) {
+       {"SPANHEAP_PROCS", "SPANHEAP_SWEEPERS", "SPANHEAP_FLUSH", "SPANHEAP_REUSE",
+        "SPANHEAP_GC_PERCENT", "SPANHEAP_MEMORY_LIMIT", "SPANHEAP_CHECKS", "SPANHEAP_POISON",
+        "SPANHEAP_CLOBBER", "SPANHEAP_COLLECT_EVERY", "SPANHEAP_VERIFY", "SPANHEAP_TRACE"}) {
     if (const char* v = std::getenv(var)) cmd += fmt::format("{}={} ", var, shell_quote(v));
   }
   int pers = personality(0xffffffff);
   if (pers != -1 && (pers & ADDR_NO_RANDOMIZE) != 0) cmd += "setarch \"$(uname -m)\" -R ";
   cmd += preset.empty() ? shell_quote(argv0_) : fmt::format("build/{}/stress/{}", preset, driver_);
   cmd += fmt::format(
-      " --seed {} --threads {} --seconds {} --flush {} --sweepers {} --procs {} --verify-every-ms "
-      "{}"
-      " --stw-every-us {} --collectors {} --sweep-threads {} --checks {} --max-large {}",
+      " --seed {} --threads {} --seconds {} --flush {} --sweepers {} --procs {}"
+      " --verify-every-ms {} --stw-every-us {} --collectors {} --sweep-threads {} --checks {}"
+      " --max-large {}",
       cfg_.seed, cfg_.threads, cfg_.seconds, to_flag(cfg_.flush), cfg_.sweepers, cfg_.procs,
       cfg_.verify_every_ms, cfg_.stw_every_us, cfg_.collectors, cfg_.sweep_threads,
       to_flag(cfg_.checks), cfg_.max_large);
