@@ -237,7 +237,13 @@ void move_to_partial(HeapState& heap, Span* s) {
   Central& central = heap.central[s->cls()];
   const unsigned i = swept_index(heap.sg());
   LockGuard g(central.mu);
-  if (s->list.load(std::memory_order_relaxed) != &central.full[i]) return;  // moved meanwhile
+  // Decide again under central's lock. Between our free_lock and this lock another free may have
+  // moved the span, a refill collected and cached it, and its owner filled and returned it to the
+  // full list with nothing pending: the list check alone would then put a full span with nothing
+  // to collect on the partial list (INV-L3), and the refill that takes it finds no slot (C11).
+  // While the span sits on the swept full list nothing collects it, so its pending frees only
+  // grow and this answer stays right until a refill pops it under this lock.
+  if (s->list.load(std::memory_order_relaxed) != &central.full[i] || !worth_collecting(*s)) return;
   list_remove(central.full[i], s);
   list_push_back(central.partial[i], s);
 }
@@ -312,6 +318,8 @@ bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t 
     if (s->is_large()) {
       free_large_span(heap, s);
     } else if (to_partial) {
+      if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
+        heap.protocol_hook(testing::ProtocolPoint::free_move_to_partial);
       move_to_partial(heap, s);
     }
     return true;

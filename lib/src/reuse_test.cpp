@@ -130,6 +130,43 @@ TEST(Reuse, SpanUncachedWithPendingFreesGoesToPartial) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// INV-R1's move re-decides under central's lock. A free that found the span worth collecting
+// waits, between its free_lock and central's lock, while another free moves the span, a refill
+// collects and caches it, and its owner fills it and hands it back to the full list with nothing
+// pending; the late move must leave it there (a full span with nothing to collect on the partial
+// list breaks INV-L3, and the refill that pops it fails C11).
+TEST(Reuse, ALateMoveToPartialRechecksTheSpan) {
+  testing::RecordingHandler rec;
+  Heap heap(with_reuse(2, rec, ReusePolicy::owner));
+  const std::vector<void*> a = fill_span(heap, heap.proc(0), 256);
+  const auto in_a = [&](void* p) { return std::find(a.begin(), a.end(), p) != a.end(); };
+  ASSERT_FALSE(in_a(heap.proc(0).allocate(256)));  // refill: A goes to central's swept full list
+  const std::size_t quarter = std::max<std::size_t>(1, a.size() / 4);
+  ASSERT_LT(quarter + 1, a.size());
+  for (std::size_t i = 0; i + 1 < quarter; i++) heap.proc(1).free(a[i]);
+  bool interleaved = false;
+  testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
+    if (point != testing::ProtocolPoint::free_move_to_partial || interleaved) return;
+    interleaved = true;
+    heap.proc(0).free(a[quarter]);  // moves A to partial first
+    // P0 uses up its span, then its refill collects A (T9b): quarter + 1 free slots.
+    void* p = nullptr;
+    for (std::size_t i = 0; i < 4 * a.size() && !in_a(p); i++) p = heap.proc(0).allocate(256);
+    ASSERT_TRUE(in_a(p));
+    for (std::size_t i = 0; i < quarter; i++) ASSERT_TRUE(in_a(heap.proc(0).allocate(256)));
+    ASSERT_FALSE(in_a(heap.proc(0).allocate(256)));  // A is full: back to the full list (T6)
+  });
+  heap.proc(1).free(a[quarter - 1]);  // worth collecting: waits in the hook, then moves
+  testing::set_protocol_hook(heap, {});
+  ASSERT_TRUE(interleaved);
+  const auto snap = testing::snapshot(heap);
+  EXPECT_EQ(test::span_containing(snap, a[0])->location, SpanLocation::central_full_swept);
+  EXPECT_VERIFIED(heap);
+  // Every later refill finds a free slot in the span it takes.
+  for (std::size_t i = 0; i < 2 * a.size(); i++) EXPECT_FALSE(in_a(heap.proc(1).allocate(256)));
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 TEST(Reuse, ChurnNeedsNoCycleAndStaysSmall) {
   testing::RecordingHandler rec;
   Options o = with_reuse(1, rec, ReusePolicy::owner);

@@ -104,9 +104,11 @@ bool sweep_done(const Heap& heap);
 // what an observer would see there ("sweep done" must be false mid-flush and mid-sweep: Go
 // #45315/#46500). Set it only while no heap call runs; pass an empty function to remove it.
 enum class ProtocolPoint : std::uint8_t {
-  sweep_owned,          // a span is owned (sg-1), its sweep not yet published
-  flush_released_span,  // a flushing P has returned one cached span, others may remain
-  page_free_begin,      // a swept, emptied span is about to be returned to the page heap
+  sweep_owned,           // a span is owned (sg-1), its sweep not yet published
+  flush_released_span,   // a flushing P has returned one cached span, others may remain
+  page_free_begin,       // a swept, emptied span is about to be returned to the page heap
+  free_move_to_partial,  // a free found a swept full span worth collecting and released its
+                         // free_lock; it has not yet taken central's lock to move the span
 };
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook);
 // Makes the next `n` background sweeper thread starts of `heap` fail as if the system refused a
