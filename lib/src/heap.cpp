@@ -328,27 +328,15 @@ bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t 
 
 }  // namespace
 
-void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried,
-                    bool zero) {
-  unsigned c;
-  if (SPANHEAP_LIKELY(align == 16 && size <= size_table::small_max)) {
-    c = size_to_class16(size);  // the common call: one table load, nothing to validate
-  } else {
-    if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > max_alloc_size)) {
-      report(&heap, ErrorKind::bad_alignment, nullptr,
-             "alignment {} is not a power of two between 1 and {} (size={})", align, max_alloc_size,
-             size);
-      return nullptr;
-    }
-    if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
-      report(&heap, ErrorKind::size_overflow, nullptr,
-             "size {} exceeds the largest object spanheap allocates ({} bytes)", size,
-             max_alloc_size);
-      return nullptr;
-    }
-    c = size_to_class(size, align);
-  }
-  ProcState& p = acquire_for_call(heap, proc);
+namespace {
+
+// Everything an allocation does once it holds P `p`: the stale cache's flush (when the fast path
+// took the P), the cache or its slow paths, debug hooks, zeroing; releases `p`, then the
+// out-of-memory retry and pacing. Out of line: the fast paths stay small leaf functions.
+[[gnu::noinline]] void* allocate_holding(HeapState& heap, ProcState& p, int proc, unsigned c,
+                                         std::size_t size, std::size_t align, bool retried,
+                                         bool zero) {
+  if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
   void* obj = nullptr;
   std::size_t elem = 0;
   Span* span = nullptr;
@@ -392,6 +380,60 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
   return obj;
 }
 
+// The fast path's exits, each a tail call with few arguments, so that the fast path itself saves
+// no register and builds no frame.
+[[gnu::noinline]] void* allocate_holding_default(HeapState& heap, ProcState& p, unsigned c,
+                                                 std::size_t size) {
+  return allocate_holding(heap, p, -1, c, size, 16, /*retried=*/false, /*zero=*/false);
+}
+
+[[gnu::noinline]] void* pace_then_return(HeapState& heap, void* obj) {
+  maybe_collect(heap);
+  return obj;
+}
+
+// Everything a free does once it holds P `p`: the stale cache's flush (when the fast path took the
+// P), the free, the release of `p`, and the report of a bad free.
+[[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, Arena& arena, void* ptr) {
+  if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
+  FreeResult r;
+  const bool ok = free_with_proc(heap, p, arena, reinterpret_cast<std::uintptr_t>(ptr), r);
+  release_proc(p);
+  if (SPANHEAP_UNLIKELY(!ok)) {
+    if (r.span != 0) {
+      report(&heap, r.kind, ptr, "{} (ptr={}, offset={}, span={:#x}, class={}, size={})", r.cause,
+             ptr, r.offset, r.span, r.cls, r.size);
+    } else {
+      report(&heap, r.kind, ptr, "{} (ptr={})", r.cause, ptr);
+    }
+  }
+}
+
+}  // namespace
+
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried,
+                    bool zero) {
+  unsigned c;
+  if (SPANHEAP_LIKELY(align == 16 && size <= size_table::small_max)) {
+    c = size_to_class16(size);  // the common call: one table load, nothing to validate
+  } else {
+    if (SPANHEAP_UNLIKELY(align == 0 || (align & (align - 1)) != 0 || align > max_alloc_size)) {
+      report(&heap, ErrorKind::bad_alignment, nullptr,
+             "alignment {} is not a power of two between 1 and {} (size={})", align, max_alloc_size,
+             size);
+      return nullptr;
+    }
+    if (SPANHEAP_UNLIKELY(size > max_alloc_size)) {
+      report(&heap, ErrorKind::size_overflow, nullptr,
+             "size {} exceeds the largest object spanheap allocates ({} bytes)", size,
+             max_alloc_size);
+      return nullptr;
+    }
+    c = size_to_class(size, align);
+  }
+  return allocate_holding(heap, acquire_for_call(heap, proc), proc, c, size, align, retried, zero);
+}
+
 void heap_free(HeapState& heap, int proc, void* ptr) {
   if (ptr == nullptr) return;
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
@@ -406,18 +448,74 @@ void heap_free(HeapState& heap, int proc, void* ptr) {
            "pointer belongs to another spanheap heap: free through the wrong heap (ptr={})", ptr);
     return;
   }
-  ProcState& p = acquire_for_call(heap, proc);
-  FreeResult r;
-  const bool ok = free_with_proc(heap, p, *arena, addr, r);
+  free_holding(heap, acquire_for_call(heap, proc), *arena, ptr);
+}
+
+// The fast paths of Heap::allocate and Heap::free: the calling thread's last P is idle, its cache
+// flushed, and the object comes from (or goes back to) the span that P caches for its class. They
+// do the general path's work for that case, in the same order, with no call but the CAS that takes
+// the P; anything else continues in allocate_holding / free_holding with the P held, or in the
+// general path when the P was not taken.
+void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
+  if (SPANHEAP_UNLIKELY(align != 16 || size > size_table::small_max ||
+                        last_used_proc.uid != heap.uid))
+    return heap_allocate(heap, -1, size, align);
+  const unsigned c = size_to_class16(size);
+  ProcState& p = heap.proc(last_used_proc.p);
+  ProcStatus seen = ProcStatus::idle;
+  if (SPANHEAP_UNLIKELY(!p.status.compare_exchange_strong(
+          seen, ProcStatus::running, std::memory_order_acquire, std::memory_order_relaxed)))
+    return heap_allocate(heap, -1, size, align);
+  void* obj;
+  if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks ||
+                        (obj = cache_alloc_fast(p.cache, c)) == nullptr))
+    return allocate_holding_default(heap, p, c, size);
+  bump(p.cache.allocs, 1);
+  bump(p.cache.alloc_bytes, p.cache.alloc[c]->elem_size);
   release_proc(p);
-  if (SPANHEAP_UNLIKELY(!ok)) {
-    if (r.span != 0) {
-      report(&heap, r.kind, ptr, "{} (ptr={}, offset={}, span={:#x}, class={}, size={})", r.cause,
-             ptr, r.offset, r.span, r.cls, r.size);
-    } else {
-      report(&heap, r.kind, ptr, "{} (ptr={})", r.cause, ptr);
+  if (SPANHEAP_UNLIKELY(heap.pacer.requested.load(std::memory_order_relaxed)))
+    return pace_then_return(heap, obj);
+  return obj;
+}
+
+void free_fast(HeapState& heap, void* ptr) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  Arena* arena = registry_lookup(addr);  // nullptr for nullptr
+  if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap ||
+                        last_used_proc.uid != heap.uid))
+    return heap_free(heap, -1, ptr);
+  ProcState& p = heap.proc(last_used_proc.p);
+  ProcStatus seen = ProcStatus::idle;
+  if (SPANHEAP_UNLIKELY(!p.status.compare_exchange_strong(
+          seen, ProcStatus::running, std::memory_order_acquire, std::memory_order_relaxed)))
+    return heap_free(heap, -1, ptr);
+  // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so
+  // no lazy flush is due and only this P collects it), the pointer an allocated object's start.
+  const std::size_t page = (addr - arena->base) >> page_shift;
+  if (SPANHEAP_LIKELY(page < arena->table_pages.load(std::memory_order_acquire))) {
+    Span* s = arena->spans[page].load(std::memory_order_acquire);
+    // At sg+3 and cached by this P means cached since this P's flush of this cycle: no lazy flush
+    // is due (a stale P's spans are at sg+1).
+    if (SPANHEAP_LIKELY(
+            s != nullptr && s->state.load(std::memory_order_acquire) == SpanState::in_use &&
+            s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3 &&
+            s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index) &&
+            addr < s->limit())) {
+      const std::uint32_t i = slot_of(*s, addr);
+      const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+      // A free bit already set (a double free) goes to free_holding, which reports it.
+      if (SPANHEAP_LIKELY(addr == s->start + i * s->elem_size && slot_allocated(*s, i) &&
+                          (s->free_bits[i / 64].fetch_or(bit, std::memory_order_acq_rel) & bit) ==
+                              0)) {
+        bump(p.cache.frees, 1);
+        bump(p.cache.free_bytes, s->elem_size);
+        poison_memory(heap, ptr, s->elem_size);
+        release_proc(p);
+        return;
+      }
     }
   }
+  free_holding(heap, p, *arena, ptr);
 }
 
 }  // namespace spanheap::detail
@@ -431,14 +529,14 @@ Heap::Heap(Options options) : state_(std::make_unique<HeapState>(options)) {}
 Heap::~Heap() = default;
 
 void* Heap::allocate(std::size_t size, std::size_t align) {
-  return detail::heap_allocate(*state_, -1, size, align);
+  return detail::allocate_fast(*state_, size, align);
 }
 
 void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {
   return detail::heap_allocate(*state_, -1, size, align, /*retried=*/false, /*zero=*/true);
 }
 
-void Heap::free(void* p) { detail::heap_free(*state_, -1, p); }
+void Heap::free(void* p) { detail::free_fast(*state_, p); }
 
 std::size_t Heap::usable_size(const void* p) const {
   const PointerInfo info = detail::find_object(*state_, p);

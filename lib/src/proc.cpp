@@ -10,7 +10,7 @@
 namespace spanheap::detail {
 
 // The thread's most recent heap, checked first: the common case is one heap per thread.
-thread_local ProcAffinity last_used_proc;
+constinit thread_local ProcAffinity last_used_proc;
 
 namespace {
 

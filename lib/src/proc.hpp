@@ -17,7 +17,7 @@ struct ProcAffinity {
   std::uint64_t uid = 0;
   unsigned p = 0;
 };
-extern thread_local ProcAffinity last_used_proc;
+extern constinit thread_local ProcAffinity last_used_proc;
 // Acquires P `i` specifically (explicit Proc handles), waiting while it is busy or stopped.
 ProcState& acquire_proc(HeapState& heap, unsigned i);
 // Acquires a sweeper slot (a P without a cache): blocks the world like a P does.

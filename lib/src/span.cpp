@@ -101,11 +101,6 @@ std::uint32_t first_free_slot(const Span& s, std::uint32_t from) noexcept {
   return s.nelems;
 }
 
-std::uint32_t slot_of(const Span& s, std::uintptr_t p) noexcept {
-  if (s.is_large()) return 0;
-  return static_cast<std::uint32_t>((static_cast<std::uint64_t>(p - s.start) * s.div_mul) >> 32);
-}
-
 std::uint32_t sweep_bits(HeapState& heap, Span& s,
                          std::uint64_t (&freed_slots)[bitmap_words]) noexcept {
   const std::uint32_t n = s.nelems;
@@ -128,8 +123,8 @@ std::uint32_t sweep_bits(HeapState& heap, Span& s,
     s.reclaimed_bits[w].store(s.reclaimed_bits[w].load(std::memory_order_relaxed) | dead,
                               std::memory_order_relaxed);
     freed_slots[w] = dead;
-    count += static_cast<std::uint32_t>(__builtin_popcountll(live));
-    nfreed += static_cast<std::uint32_t>(__builtin_popcountll(dead));
+    count += static_cast<std::uint32_t>(popcount64(live));
+    nfreed += static_cast<std::uint32_t>(popcount64(dead));
   }
   // C18: a sweep never increases the allocation count; INV-A2: the count matched the bits.
   SPANHEAP_CHECK(&heap, count <= s.alloc_count, "sweep increased allocation count (C18)");
@@ -152,8 +147,8 @@ bool worth_collecting(const Span& s) noexcept {
   const std::uint32_t want = s.nelems < 4 ? 1 : s.nelems / 4;
   std::uint32_t pending = 0;
   for (unsigned w = 0; w < words_for(s.nelems) && pending < want; w++)
-    pending += static_cast<std::uint32_t>(
-        __builtin_popcountll(s.free_bits[w].load(std::memory_order_relaxed)));
+    pending +=
+        static_cast<std::uint32_t>(popcount64(s.free_bits[w].load(std::memory_order_relaxed)));
   return pending >= want;
 }
 
@@ -197,7 +192,7 @@ std::uint32_t count_allocated(const Span& s) noexcept {
     const std::uint64_t allocated =
         (s.alloc_bits[w].load(std::memory_order_relaxed) | mask_below(fi, w)) &
         mask_below(s.nelems, w);
-    count += static_cast<std::uint32_t>(__builtin_popcountll(allocated));
+    count += static_cast<std::uint32_t>(popcount64(allocated));
   }
   return count;
 }
@@ -205,8 +200,7 @@ std::uint32_t count_allocated(const Span& s) noexcept {
 std::uint32_t count_pending(const Span& s) noexcept {
   std::uint32_t count = 0;
   for (unsigned w = 0; w < words_for(s.nelems); w++)
-    count += static_cast<std::uint32_t>(
-        __builtin_popcountll(s.free_bits[w].load(std::memory_order_relaxed)));
+    count += static_cast<std::uint32_t>(popcount64(s.free_bits[w].load(std::memory_order_relaxed)));
   return count;
 }
 

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <random>
+#include <vector>
 
 #include "heap_state.hpp"
 #include "size_classes.hpp"
@@ -111,6 +113,25 @@ TEST_F(SpanTest, LargeSpanHoldsOneObject) {
   std::uint64_t out[bitmap_words];
   EXPECT_EQ(sweep_bits(h, span, out), 1u);
   EXPECT_EQ(span.alloc_count, 0u);
+}
+
+}  // namespace
+}  // namespace spanheap::detail
+
+namespace spanheap::detail {
+namespace {
+
+// The bit counts behind alloc_count (INV-A2) and worth_collecting: exact for every bit pattern
+// shape (single bits, runs, the extremes) and random words.
+TEST(Popcount, MatchesStdPopcount) {
+  std::mt19937_64 rng(7);
+  std::vector<std::uint64_t> words{0, ~std::uint64_t{0}, 0x8000000000000000ull, 1};
+  for (unsigned k = 0; k < 64; k++) {
+    words.push_back(std::uint64_t{1} << k);
+    words.push_back((std::uint64_t{1} << k) - 1);
+  }
+  for (int i = 0; i < 10000; i++) words.push_back(rng());
+  for (std::uint64_t w : words) EXPECT_EQ(popcount64(w), std::popcount(w)) << std::hex << w;
 }
 
 }  // namespace
