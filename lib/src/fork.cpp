@@ -5,6 +5,7 @@
 
 #include "heap_state.hpp"
 #include "page_map.hpp"
+#include "proc.hpp"
 #include "sweeper.hpp"
 #include "world.hpp"
 
@@ -27,7 +28,11 @@ void prepare() NO_THREAD_SAFETY_ANALYSIS {
 
 void release_all(bool child) NO_THREAD_SAFETY_ANALYSIS {
   registry_unlock_after_fork();
+  // The child's membarrier registration is redone; if it fails, its heaps stop binding (every
+  // binding was revoked by prepare's stop-the-world, and the child has one thread).
+  const bool can_bind = !child || rebind_after_fork();
   for (HeapState* h = heaps_first; h != nullptr; h = h->fork_next) {
+    if (!can_bind && h->binding == ProcBinding::automatic) h->binding = ProcBinding::off;
     if (child) forget_background_sweepers(*h);
     start_the_world(*h, std::move(*h->fork_stopped));
     h->fork_stopped.reset();

@@ -50,6 +50,7 @@ HeapState::HeapState(const Options& o)
   checks = options.checks;
   allocation_hooks =
       options.debug.clobber_freed || options.debug.poison_freed || options.debug.collect_every != 0;
+  binding = resolve_binding(options.binding);
   procs = std::make_unique<ProcState[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
     procs[i].index = i;
@@ -71,7 +72,9 @@ HeapState::~HeapState() {
   }
   unsigned busy = 0;
   for (unsigned i = 0; i < nslots; i++)
-    if (procs[i].status.load(std::memory_order_acquire) == ProcStatus::running) busy++;
+    if (procs[i].status.load(std::memory_order_acquire) == ProcStatus::running ||
+        procs[i].in_call.load(std::memory_order_acquire) != 0)
+      busy++;
   if (busy != 0) {
     report(this, ErrorKind::misuse, nullptr,
            "heap destroyed while {} P(s) are inside heap calls; waiting for them to leave", busy);
@@ -86,13 +89,23 @@ HeapState::~HeapState() {
 
 namespace {
 
-// The common case of acquire_any_proc_slow, inlined: the thread's last P is free.
+// Enters the calling thread's affinity P `p` (last_used_proc.p) for a call: through its binding,
+// else with a CAS from idle. `bound` says which (the way out differs).
+inline bool enter_own(HeapState& heap, ProcState& p, bool& bound) noexcept {
+  bound = last_used_proc.bound && enter_bound(heap.binding, p);
+  if (bound) return true;
+  ProcStatus seen = ProcStatus::idle;
+  return p.status.compare_exchange_strong(seen, ProcStatus::running, std::memory_order_acquire,
+                                          std::memory_order_relaxed);
+}
+
+// The common case of acquire_any_proc_slow, inlined: the thread's last P is bound to it or free.
 inline ProcState& acquire_fast(HeapState& heap) {
   if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) {
     ProcState& p = heap.proc(last_used_proc.p);
-    ProcStatus seen = ProcStatus::idle;
-    if (SPANHEAP_LIKELY(p.status.compare_exchange_strong(
-            seen, ProcStatus::running, std::memory_order_acquire, std::memory_order_relaxed))) {
+    bool bound;
+    if (SPANHEAP_LIKELY(enter_own(heap, p, bound))) {
+      // INV-P1: only a P taken with the CAS can be stale.
       if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache)))
         cache_flush(heap, p, FlushKind::lazy);
       return p;
@@ -361,7 +374,11 @@ namespace {
     // (or, large, swept at sg), so no sweep or collection can set the flag under us.
     if (zero && span->need_zero) std::memset(obj, 0, size);
   }
-  release_proc(p);
+  if (proc < 0) {
+    leave_call(heap, p);
+  } else {
+    release_proc(p);
+  }
   if (SPANHEAP_UNLIKELY(obj == nullptr) && heap.options.memory_limit != 0 &&
       heap.options.gc_percent != 0 && !retried) {
     // At the memory limit with automatic cycles on: run a cycle (freed objects become free
@@ -392,13 +409,24 @@ namespace {
   return obj;
 }
 
+[[gnu::noinline]] void* leave_then_return(HeapState& heap, ProcState& p, void* obj) {
+  leave_call(heap, p);
+  if (SPANHEAP_UNLIKELY(heap.pacer.requested.load(std::memory_order_relaxed))) maybe_collect(heap);
+  return obj;
+}
+
 // Everything a free does once it holds P `p`: the stale cache's flush (when the fast path took the
 // P), the free, the release of `p`, and the report of a bad free.
-[[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, Arena& arena, void* ptr) {
+[[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, int proc, Arena& arena,
+                                    void* ptr) {
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
   FreeResult r;
   const bool ok = free_with_proc(heap, p, arena, reinterpret_cast<std::uintptr_t>(ptr), r);
-  release_proc(p);
+  if (proc < 0) {
+    leave_call(heap, p);
+  } else {
+    release_proc(p);
+  }
   if (SPANHEAP_UNLIKELY(!ok)) {
     if (r.span != 0) {
       report(&heap, r.kind, ptr, "{} (ptr={}, offset={}, span={:#x}, class={}, size={})", r.cause,
@@ -448,7 +476,7 @@ void heap_free(HeapState& heap, int proc, void* ptr) {
            "pointer belongs to another spanheap heap: free through the wrong heap (ptr={})", ptr);
     return;
   }
-  free_holding(heap, acquire_for_call(heap, proc), *arena, ptr);
+  free_holding(heap, acquire_for_call(heap, proc), proc, *arena, ptr);
 }
 
 // The fast paths of Heap::allocate and Heap::free: the calling thread's last P is idle, its cache
@@ -462,17 +490,16 @@ void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
     return heap_allocate(heap, -1, size, align);
   const unsigned c = size_to_class16(size);
   ProcState& p = heap.proc(last_used_proc.p);
-  ProcStatus seen = ProcStatus::idle;
-  if (SPANHEAP_UNLIKELY(!p.status.compare_exchange_strong(
-          seen, ProcStatus::running, std::memory_order_acquire, std::memory_order_relaxed)))
-    return heap_allocate(heap, -1, size, align);
+  bool bound;
+  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, bound))) return heap_allocate(heap, -1, size, align);
   void* obj;
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks ||
                         (obj = cache_alloc_fast(p.cache, c)) == nullptr))
     return allocate_holding_default(heap, p, c, size);
   bump(p.cache.allocs, 1);
   bump(p.cache.alloc_bytes, p.cache.alloc[c]->elem_size);
-  release_proc(p);
+  if (SPANHEAP_UNLIKELY(!bound)) return leave_then_return(heap, p, obj);
+  p.in_call.store(0, std::memory_order_release);
   if (SPANHEAP_UNLIKELY(heap.pacer.requested.load(std::memory_order_relaxed)))
     return pace_then_return(heap, obj);
   return obj;
@@ -485,10 +512,8 @@ void free_fast(HeapState& heap, void* ptr) {
                         last_used_proc.uid != heap.uid))
     return heap_free(heap, -1, ptr);
   ProcState& p = heap.proc(last_used_proc.p);
-  ProcStatus seen = ProcStatus::idle;
-  if (SPANHEAP_UNLIKELY(!p.status.compare_exchange_strong(
-          seen, ProcStatus::running, std::memory_order_acquire, std::memory_order_relaxed)))
-    return heap_free(heap, -1, ptr);
+  bool bound;
+  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, bound))) return heap_free(heap, -1, ptr);
   // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so
   // no lazy flush is due and only this P collects it), the pointer an allocated object's start.
   const std::size_t page = (addr - arena->base) >> page_shift;
@@ -510,12 +535,13 @@ void free_fast(HeapState& heap, void* ptr) {
         bump(p.cache.frees, 1);
         bump(p.cache.free_bytes, s->elem_size);
         poison_memory(heap, ptr, s->elem_size);
-        release_proc(p);
+        if (SPANHEAP_UNLIKELY(!bound)) return leave_call(heap, p);
+        p.in_call.store(0, std::memory_order_release);
         return;
       }
     }
   }
-  free_holding(heap, p, *arena, ptr);
+  free_holding(heap, p, -1, *arena, ptr);
 }
 
 }  // namespace spanheap::detail

@@ -47,6 +47,9 @@ class HeapState {
   CheckLevel checks = CheckLevel::release;
   bool trace;
   bool allocation_hooks = false;  // immutable after init: a debug option acts at every allocation
+  // Options::binding resolved (membarrier registered, or the fence a TSan build needs). Written
+  // at construction and, in a fork child that cannot register membarrier, by the fork handler.
+  ProcBinding binding = ProcBinding::off;
 
   std::atomic<std::uint32_t> sweepgen{0};  // world: written only while stopped
   PageHeap pages;

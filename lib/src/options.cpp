@@ -74,6 +74,11 @@ void bad(const char* name, const char* value, ReusePolicy) {
              "spanheap: misuse: ignoring {}={}: not owner or next_cycle; using the default\n", name,
              value);
 }
+void bad(const char* name, const char* value, ProcBinding) {
+  fmt::print(stderr,
+             "spanheap: misuse: ignoring {}={}: not automatic, fenced or off; using the default\n",
+             name, value);
+}
 void bad(const char* name, const char* value, CheckLevel) {
   fmt::print(stderr,
              "spanheap: misuse: ignoring {}={}: not release, debug or expensive; using the "
@@ -118,6 +123,17 @@ Options Options::from_env(Options o) {
       o.reuse = ReusePolicy::next_cycle;
     } else {
       bad("SPANHEAP_REUSE", v, o.reuse);
+    }
+  }
+  if (const char* v = env("SPANHEAP_BINDING")) {
+    if (std::strcmp(v, "automatic") == 0) {
+      o.binding = ProcBinding::automatic;
+    } else if (std::strcmp(v, "fenced") == 0) {
+      o.binding = ProcBinding::fenced;
+    } else if (std::strcmp(v, "off") == 0) {
+      o.binding = ProcBinding::off;
+    } else {
+      bad("SPANHEAP_BINDING", v, o.binding);
     }
   }
   if (const char* v = env("SPANHEAP_CHECKS")) {
@@ -175,6 +191,13 @@ void validate_options(HeapState& heap) {
     report(&heap, ErrorKind::misuse, nullptr, "Options::reuse {} is not a ReusePolicy; using owner",
            static_cast<unsigned>(o.reuse));
     o.reuse = ReusePolicy::owner;
+  }
+  if (o.binding != ProcBinding::automatic && o.binding != ProcBinding::fenced &&
+      o.binding != ProcBinding::off) {
+    report(&heap, ErrorKind::misuse, nullptr,
+           "Options::binding {} is not a ProcBinding; using automatic",
+           static_cast<unsigned>(o.binding));
+    o.binding = ProcBinding::automatic;
   }
   if (o.checks != CheckLevel::release && o.checks != CheckLevel::debug &&
       o.checks != CheckLevel::expensive) {

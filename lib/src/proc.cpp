@@ -1,16 +1,25 @@
 // proc: see proc.hpp.
 #include "proc.hpp"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <functional>
 #include <thread>
 
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#endif
+
 #include "cache.hpp"
 #include "heap_state.hpp"
+#include "report.hpp"
 
 namespace spanheap::detail {
 
 // The thread's most recent heap, checked first: the common case is one heap per thread.
 constinit thread_local ProcAffinity last_used_proc;
+constinit thread_local std::uint64_t thread_token = 0;
 
 namespace {
 
@@ -42,6 +51,36 @@ void remember(const HeapState& heap, unsigned p) noexcept {
   affinity[affinity_next++ % affinity_slots] = Affinity{heap.uid, p};
 }
 
+std::atomic<std::uint64_t> next_thread_token{1};
+
+// membarrier registration of this process: 0 not tried, 1 registered, 2 unavailable.
+std::atomic<int> membarrier_state{0};
+
+// Calls left before a P whose binding another thread revoked may be bound again: a thread that
+// has to take a bound P (more threads than Ps) would otherwise pay a barrier at almost every call.
+constexpr std::uint32_t bind_veto_calls = 256;
+
+bool membarrier_register() noexcept {
+#if defined(__linux__) && defined(SYS_membarrier)
+  const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+  return false;
+#endif
+}
+
+// The revoker's half of the handshake in enter_bound: after this returns, every thread of the
+// process has executed a full barrier, so a binder either sees the revocation or is seen in_call.
+void process_barrier(HeapState& heap) noexcept {
+#if defined(__linux__) && defined(SYS_membarrier)
+  const long r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  SPANHEAP_CHECK(&heap, r == 0, "membarrier failed after its registration (P binding)");
+#else
+  SPANHEAP_CHECK(&heap, false, "P binding without membarrier");
+#endif
+}
+
 inline bool try_cas(ProcState& p, ProcStatus& seen) noexcept {
   seen = ProcStatus::idle;
   return p.status.compare_exchange_strong(seen, ProcStatus::running, std::memory_order_acquire,
@@ -59,14 +98,32 @@ void backoff(unsigned& spins) noexcept {
   std::this_thread::yield();
 }
 
-// Acquires one of procs[first, first+count), starting at `start`.
+// Takes a bound P from its binder (another thread, or this one outside any call on it).
+bool try_revoke(HeapState& heap, ProcState& p) noexcept {
+  if (!begin_revoke(p)) return false;
+  ProcState* one = &p;
+  finish_revokes(heap, &one, 1, ProcStatus::running);
+  p.bind_veto = bind_veto_calls;
+  return true;
+}
+
+// Acquires one of procs[first, first+count), starting at `start`: an idle one if any, else a
+// bound one (revoked), else it waits.
 ProcState& acquire_among(HeapState& heap, unsigned first, unsigned count, unsigned start) {
   unsigned spins = 0;
   for (;;) {
     ProcStatus seen = ProcStatus::idle;
+    bool any_bound = false;
     for (unsigned k = 0; k < count; k++) {
       ProcState& p = heap.proc(first + (start + k) % count);
       if (try_cas(p, seen)) return p;
+      any_bound |= seen == ProcStatus::bound;
+    }
+    if (any_bound) {
+      for (unsigned k = 0; k < count; k++) {
+        ProcState& p = heap.proc(first + (start + k) % count);
+        if (try_revoke(heap, p)) return p;
+      }
     }
     if (seen == ProcStatus::stopped) {
       // The world is stopped: sleep until it restarts.
@@ -99,6 +156,74 @@ ProcState& acquire_sweep_slot(HeapState& heap) {
   const unsigned slots = heap.nslots - heap.nprocs;
   const std::size_t h = std::hash<std::thread::id>{}(std::this_thread::get_id());
   return acquire_among(heap, heap.nprocs, slots, static_cast<unsigned>(h % slots));
+}
+
+bool begin_revoke(ProcState& p) noexcept {
+  ProcStatus expected = ProcStatus::bound;
+  return p.status.compare_exchange_strong(expected, ProcStatus::revoking, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed);
+}
+
+void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatus to) noexcept {
+  // Our own binding needs no barrier: we are not inside a call on it (enter_bound refuses a
+  // nested call), and our own stores are ordered.
+  bool others = false;
+  for (unsigned i = 0; i < n; i++)
+    others |= ps[i]->binder.load(std::memory_order_relaxed) != thread_token;
+  if (others && heap.binding == ProcBinding::automatic) process_barrier(heap);
+  for (unsigned i = 0; i < n; i++) {
+    ProcState& p = *ps[i];
+    unsigned spins = 0;
+    while (p.in_call.load(std::memory_order_seq_cst) != 0) backoff(spins);
+    if (p.binder.load(std::memory_order_relaxed) == thread_token &&
+        last_used_proc.uid == heap.uid && last_used_proc.p == p.index)
+      last_used_proc.bound = false;
+    p.binder.store(0, std::memory_order_relaxed);
+    heap.counters.revocations.fetch_add(1, std::memory_order_relaxed);
+    p.status.store(to, std::memory_order_release);
+  }
+}
+
+void leave_call(HeapState& heap, ProcState& p) noexcept {
+  if (heap.binding != ProcBinding::off && p.has_cache &&
+      p.status.load(std::memory_order_relaxed) == ProcStatus::running) {
+    if (p.bind_veto != 0) {
+      p.bind_veto--;
+    } else if (last_used_proc.uid == heap.uid && last_used_proc.p == p.index) {
+      SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
+                      "binding a P whose cache is stale (INV-P1)");
+      if (thread_token == 0)
+        thread_token = next_thread_token.fetch_add(1, std::memory_order_relaxed);
+      p.binder.store(thread_token, std::memory_order_relaxed);
+      last_used_proc.bound = true;
+      p.status.store(ProcStatus::bound, std::memory_order_release);
+      return;
+    }
+  }
+  release_proc(p);
+}
+
+ProcBinding resolve_binding(ProcBinding wanted) noexcept {
+  if (wanted == ProcBinding::off) return ProcBinding::off;
+#if SPANHEAP_TSAN
+  // ThreadSanitizer does not see membarrier's ordering: the fenced handshake, which it checks.
+  return ProcBinding::fenced;
+#else
+  if (wanted == ProcBinding::fenced) return ProcBinding::fenced;
+  int state = membarrier_state.load(std::memory_order_acquire);
+  if (state == 0) {
+    state = membarrier_register() ? 1 : 2;
+    membarrier_state.store(state, std::memory_order_release);
+  }
+  return state == 1 ? ProcBinding::automatic : ProcBinding::off;
+#endif
+}
+
+bool rebind_after_fork() noexcept {
+  if (membarrier_state.load(std::memory_order_relaxed) != 1) return true;
+  if (membarrier_register()) return true;
+  membarrier_state.store(2, std::memory_order_relaxed);
+  return false;
 }
 
 bool try_take_idle(HeapState& heap, ProcState& p) noexcept {

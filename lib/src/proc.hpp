@@ -1,7 +1,10 @@
 // proc: Ps (Go's p). A thread acquires a P at the start of every heap call and releases it at the
 // end; acquire performs the lazy flush. The world stops Ps that are idle; it never waits for a
-// thread that is outside the heap.
+// thread that is outside the heap. A thread may keep (bind) its P between calls: see types.hpp
+// and docs/design.md "P binding".
 #pragma once
+
+#include <atomic>
 
 #include "types.hpp"
 
@@ -12,12 +15,40 @@ class HeapState;
 // Acquires some P for the calling thread (its last one if free, else any free one), waiting while
 // the world is stopped. Flushes the P's cache if it is stale before returning.
 ProcState& acquire_any_proc_slow(HeapState& heap);
-// The calling thread's last P for its last heap (see proc.cpp).
+// The calling thread's last P for its last heap (see proc.cpp); `bound`: the thread bound it.
 struct ProcAffinity {
   std::uint64_t uid = 0;
   unsigned p = 0;
+  bool bound = false;
 };
 extern constinit thread_local ProcAffinity last_used_proc;
+// The calling thread's binder token (0 until its first binding; never reused).
+extern constinit thread_local std::uint64_t thread_token;
+
+// Enters P `p` through the calling thread's binding (last_used_proc.bound). True: the thread is
+// inside a call on `p`, which it leaves with release_proc. False: the binding is gone (revoked,
+// or the thread is already inside a call on `p`); the thread must acquire a P. The store of
+// in_call and the load of status are the two halves of a Dekker handshake whose other halves are
+// in revoke (proc.cpp): under ProcBinding::automatic the revoker's membarrier orders them, so
+// this side needs only a compiler barrier; under fenced both sides are sequentially consistent.
+inline bool enter_bound(ProcBinding mode, ProcState& p) noexcept {
+  if (SPANHEAP_UNLIKELY(p.in_call.load(std::memory_order_relaxed) != 0)) return false;
+  if (mode == ProcBinding::automatic) {
+    p.in_call.store(1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (SPANHEAP_LIKELY(p.status.load(std::memory_order_acquire) == ProcStatus::bound &&
+                        p.binder.load(std::memory_order_relaxed) == thread_token))
+      return true;
+  } else {
+    p.in_call.store(1, std::memory_order_seq_cst);
+    if (p.status.load(std::memory_order_seq_cst) == ProcStatus::bound &&
+        p.binder.load(std::memory_order_relaxed) == thread_token)
+      return true;
+  }
+  p.in_call.store(0, std::memory_order_release);
+  last_used_proc.bound = false;
+  return false;
+}
 // Acquires P `i` specifically (explicit Proc handles), waiting while it is busy or stopped.
 ProcState& acquire_proc(HeapState& heap, unsigned i);
 // Acquires a sweeper slot (a P without a cache): blocks the world like a P does.
@@ -25,9 +56,31 @@ ProcState& acquire_sweep_slot(HeapState& heap);
 // Takes P `i` if it is idle right now (the ragged barrier / a freer helping a stale owner).
 // Does not flush. Returns false if it is busy or stopped.
 bool try_take_idle(HeapState& heap, ProcState& p) noexcept;
+// Leaves the P the caller holds: taken with a CAS (running -> idle), or entered through the
+// caller's binding (in_call = 0; status is bound, or revoking while a revoker waits for us).
 inline void release_proc(ProcState& p) noexcept {
-  p.status.store(ProcStatus::idle, std::memory_order_release);
+  if (SPANHEAP_LIKELY(p.status.load(std::memory_order_relaxed) == ProcStatus::running)) {
+    p.status.store(ProcStatus::idle, std::memory_order_release);
+  } else {
+    p.in_call.store(0, std::memory_order_release);
+  }
 }
+// release_proc at the end of a call that took any P (the thread's own): a P taken with a CAS is
+// bound to the calling thread instead of released when binding is on and the P is the thread's
+// affinity. Returns through release_proc otherwise.
+void leave_call(HeapState& heap, ProcState& p) noexcept;
+// Revocation of a binding, first half: bound -> revoking. True if `p` was bound; the caller must
+// then finish it (finish_revokes), and nobody else can take `p` meanwhile.
+bool begin_revoke(ProcState& p) noexcept;
+// Second half, for `n` Ps begun together: one process-wide barrier, then a wait for each binder
+// to leave the call it may be in. Each P ends with status `to` (running or stopped), held by the
+// caller, never bound again by the same binding.
+void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatus to) noexcept;
+// Resolves Options::binding for a new heap: registers the process for membarrier once.
+ProcBinding resolve_binding(ProcBinding wanted) noexcept;
+// After fork(), in the child: the registration is redone (the child's address space is new).
+// False: the child cannot use membarrier, and its heaps must stop binding (fork.cpp).
+bool rebind_after_fork() noexcept;
 
 // RAII holder for an acquired P.
 class ProcGuard {

@@ -84,6 +84,7 @@ Stats collect_stats(const HeapState& heap) {
   s.collections = c.collections.load(std::memory_order_relaxed);
   s.collected_objects = c.collected_objects.load(std::memory_order_relaxed);
   s.large_frees = c.large_frees.load(std::memory_order_relaxed);
+  s.revocations = c.revocations.load(std::memory_order_relaxed);
   s.errors = c.errors.load(std::memory_order_relaxed);
   return s;
 }

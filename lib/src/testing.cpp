@@ -164,6 +164,13 @@ unsigned proportional_sweep(Heap& heap, std::size_t bytes) {
 
 bool sweep_done(const Heap& heap) { return detail::sweep_done(const_cast<Heap&>(heap).state()); }
 
+ProcBinding binding(const Heap& heap) { return const_cast<Heap&>(heap).state().binding; }
+
+bool proc_bound(const Heap& heap, unsigned i) {
+  return const_cast<Heap&>(heap).state().proc(i).status.load(std::memory_order_acquire) ==
+         detail::ProcStatus::bound;
+}
+
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook) {
   heap.state().protocol_hook = std::move(hook);
 }

@@ -196,7 +196,19 @@ struct Central {
 // flush_gen ∈ {sg, sg-2}: sg-2 means stale (cached spans are sg+1 and must be flushed, swept by
 // this P, before it allocates). A P acquires itself (status idle -> running); the world stops it
 // (idle -> stopped); the ragged barrier takes it (idle -> running) to flush it.
-enum class ProcStatus : std::uint32_t { idle = 0, running = 1, stopped = 2 };
+//
+// Binding (docs/design.md "P binding"): a thread leaving a call may keep its P (running -> bound,
+// binder = its token). While bound, that thread enters and leaves calls by writing in_call alone;
+// anyone else who needs the P revokes it (bound -> revoking, then a process-wide barrier, then
+// waits for in_call == 0) and owns it as if it had taken it idle. INV-P1: a bound P is never
+// stale (it was flushed by the call that bound it, and a stop-the-world revokes every binding).
+enum class ProcStatus : std::uint32_t {
+  idle = 0,
+  running = 1,
+  stopped = 2,
+  bound = 3,
+  revoking = 4
+};
 
 struct Cache {
   Span* alloc[max_size_classes] = {};       // owner: P; &empty_span when none
@@ -212,8 +224,11 @@ struct Cache {
 
 struct alignas(64) ProcState {
   std::atomic<ProcStatus> status{ProcStatus::idle};  // atomic (acq/rel): the P's state
-  unsigned index = 0;                                // immutable after init
-  bool has_cache = true;  // false for sweeper slots (immutable after init)
+  std::atomic<std::uint32_t> in_call{0};  // written by the binder only: 1 inside a bound call
+  std::atomic<std::uint64_t> binder{0};   // the bound thread's token; changed only while unbound
+  std::uint32_t bind_veto = 0;            // holder: calls left before this P may be bound again
+  unsigned index = 0;                     // immutable after init
+  bool has_cache = true;                  // false for sweeper slots (immutable after init)
   Cache cache;
 };
 
@@ -272,6 +287,7 @@ struct HeapCounters {
   std::atomic<std::uint64_t> collections{0};
   std::atomic<std::uint64_t> collected_objects{0};
   std::atomic<std::uint64_t> large_frees{0};
+  std::atomic<std::uint64_t> revocations{0};
   std::atomic<std::uint64_t> errors{0};
 };
 

@@ -343,6 +343,14 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
     const std::uint32_t fg = heap.proc(i).cache.flush_gen.load(std::memory_order_relaxed);
     testing::flush_gen_violations(i, static_cast<std::int32_t>(fg - sg), out);
     if (fg == sg - 2) stale++;
+    // The stop revoked every binding and waited for each binder to leave its call.
+    const ProcState& p = heap.proc(i);
+    const auto status = static_cast<unsigned>(p.status.load(std::memory_order_relaxed));
+    const unsigned in_call = p.in_call.load(std::memory_order_relaxed);
+    if (status != static_cast<unsigned>(ProcStatus::stopped) || in_call != 0 ||
+        p.binder.load(std::memory_order_relaxed) != 0)
+      fail(&out, "INV-P1", "P{} has status {} and in_call {} with the world stopped", i, status,
+           in_call);
   }
   const SweepState& ss = heap.sweep;
   if (ss.stale_procs.load() != stale)

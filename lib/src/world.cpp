@@ -31,7 +31,10 @@ std::uint64_t now_ns() noexcept {
 WorldStopped stop_the_world(HeapState& heap) {
   const std::uint64_t start = now_ns();
   heap.world.stopped.store(true, std::memory_order_seq_cst);
-  // Take every P and sweeper slot that is idle; wait only for those inside a heap call.
+  // Take every P and sweeper slot that is idle; wait only for those inside a heap call. Bound Ps
+  // are revoked together (one barrier for all), then each waits for its binder to leave.
+  ProcState* bound[max_procs];
+  unsigned nbound = 0;
   for (unsigned i = 0; i < heap.nslots; i++) {
     ProcState& p = heap.proc(i);
     unsigned spins = 0;
@@ -40,9 +43,14 @@ WorldStopped stop_the_world(HeapState& heap) {
       if (p.status.compare_exchange_weak(expected, ProcStatus::stopped, std::memory_order_acquire,
                                          std::memory_order_relaxed))
         break;
+      if (expected == ProcStatus::bound && begin_revoke(p)) {
+        bound[nbound++] = &p;
+        break;
+      }
       if (++spins > 32) std::this_thread::yield();
     }
   }
+  if (nbound != 0) finish_revokes(heap, bound, nbound, ProcStatus::stopped);
   return WorldStopped(start);
 }
 

@@ -32,6 +32,17 @@ enum class FlushPolicy : std::uint8_t { lazy, eager };
 //               which blunts use-after-free and widens the window in which a double free is seen).
 enum class ReusePolicy : std::uint8_t { owner, next_cycle };
 
+// Whether a thread keeps its P between heap calls (docs/design.md, "P binding").
+//   automatic: a thread that finds its P free keeps it: its later calls enter and leave with plain
+//              stores, no atomic read-modify-write; whoever else needs that P (a stop-the-world,
+//              another thread) revokes the binding with a process-wide barrier (Linux membarrier).
+//              Where membarrier is unavailable: off. In ThreadSanitizer builds: fenced. The
+//              default.
+//   fenced:    the same binding, with sequentially consistent operations on both sides instead of
+//              the barrier (what ThreadSanitizer can check; no faster than off).
+//   off:       every call takes a P with a compare-and-swap and gives it back.
+enum class ProcBinding : std::uint8_t { automatic, fenced, off };
+
 // Check tiers (STYLE.md "Errors and checks").
 //   release:   only the always-on checks that bad input can reach (every bad free is still caught).
 //   debug:     plus protocol preconditions (sweepgen transitions, ownership, refill, flush_gen).
@@ -96,6 +107,7 @@ struct Options {
   unsigned sweepers = 1;  // background sweeper threads; 0 = none
   FlushPolicy flush = FlushPolicy::lazy;
   ReusePolicy reuse = ReusePolicy::owner;
+  ProcBinding binding = ProcBinding::automatic;
   unsigned gc_percent = 100;     // cycle when allocation since the last one reaches this %
                                  // of the live heap; 0 = cycles only on collect()
   std::size_t memory_limit = 0;  // limit on committed bytes, metadata included; 0 = none
@@ -169,6 +181,7 @@ struct Stats {
   std::uint64_t collections = 0;        // spans whose pending frees an owner collected
   std::uint64_t collected_objects = 0;  // objects reclaimed that way (part of the reclaimed)
   std::uint64_t large_frees = 0;        // large objects whose pages went back at free()
+  std::uint64_t revocations = 0;        // P bindings revoked (stop-the-world, another thread)
   std::uint64_t errors = 0;             // reports made
 };
 

@@ -111,6 +111,10 @@ enum class ProtocolPoint : std::uint8_t {
                          // free_lock; it has not yet taken central's lock to move the span
 };
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook);
+// The heap's Options::binding as resolved at construction (automatic without membarrier is off,
+// a ThreadSanitizer build's automatic is fenced), and whether P `i` is bound to a thread now.
+ProcBinding binding(const Heap& heap);
+bool proc_bound(const Heap& heap, unsigned i);
 // Makes the next `n` background sweeper thread starts of `heap` fail as if the system refused a
 // thread (std::system_error). Call it while no heap call runs.
 void fail_thread_starts(Heap& heap, unsigned n);

@@ -1,0 +1,169 @@
+// Tests of P binding (docs/design.md "P binding"): a thread keeps its P between calls, and every
+// revoker — a stop-the-world, a thread that finds no idle P, an explicit Proc handle — takes it
+// back only once the binder is outside its call.
+#include <spanheap/spanheap.hpp>
+#include <spanheap/testing.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace spanheap {
+namespace {
+
+Options bound_options(unsigned procs, testing::RecordingHandler& rec) {
+  Options o = test::deterministic(procs, rec);
+  o.binding = ProcBinding::automatic;
+  return o;
+}
+
+// Skips a test when this build or machine cannot bind (no membarrier): the protocol is then off.
+#define SKIP_UNLESS_BINDING(heap) \
+  if (testing::binding(heap) == ProcBinding::off) GTEST_SKIP() << "no membarrier: binding is off"
+
+TEST(Binding, AThreadKeepsItsPBetweenCalls) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(1, rec));
+  SKIP_UNLESS_BINDING(heap);
+  EXPECT_FALSE(testing::proc_bound(heap, 0));
+  std::vector<void*> v;
+  for (int i = 0; i < 100; i++) v.push_back(heap.allocate(48));
+  EXPECT_TRUE(testing::proc_bound(heap, 0));  // bound at the first call's end
+  for (void* p : v) heap.free(p);
+  EXPECT_TRUE(testing::proc_bound(heap, 0));
+  EXPECT_EQ(heap.stats().revocations, 0u);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST(Binding, OffNeverBinds) {
+  testing::RecordingHandler rec;
+  Options o = bound_options(1, rec);
+  o.binding = ProcBinding::off;
+  Heap heap(o);
+  for (int i = 0; i < 100; i++) heap.free(heap.allocate(48));
+  EXPECT_FALSE(testing::proc_bound(heap, 0));
+  EXPECT_EQ(testing::binding(heap), ProcBinding::off);
+}
+
+TEST(Binding, AStopOfTheWorldRevokesEveryBindingAndTheThreadBindsAgain) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(2, rec));
+  SKIP_UNLESS_BINDING(heap);
+  void* a = heap.allocate(64);
+  ASSERT_TRUE(testing::proc_bound(heap, 0) || testing::proc_bound(heap, 1));
+  heap.collect();
+  EXPECT_GE(heap.stats().revocations, 1u);
+  EXPECT_FALSE(testing::proc_bound(heap, 0) || testing::proc_bound(heap, 1));
+  EXPECT_VERIFIED(heap);  // INV-P1: with the world stopped no P is bound
+  heap.free(a);
+  void* b = heap.allocate(64);
+  EXPECT_TRUE(testing::proc_bound(heap, 0) || testing::proc_bound(heap, 1));
+  heap.free(b);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST(Binding, AnotherThreadTakesABoundPAndTheBinderCarriesOn) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(1, rec));
+  SKIP_UNLESS_BINDING(heap);
+  std::vector<void*> mine;
+  for (int i = 0; i < 10; i++) mine.push_back(heap.allocate(32));
+  ASSERT_TRUE(testing::proc_bound(heap, 0));
+  std::vector<void*> theirs;
+  std::thread t([&] {
+    for (int i = 0; i < 10; i++) theirs.push_back(heap.allocate(32));  // the only P is bound
+  });
+  t.join();
+  EXPECT_EQ(heap.stats().revocations, 1u);
+  EXPECT_FALSE(testing::proc_bound(heap, 0));  // vetoed: not bound again right away
+  for (void* p : theirs) heap.free(p);
+  for (void* p : mine) heap.free(p);
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+// A binding is the binder's alone: once another thread has bound the P, the first binder's calls
+// must revoke that binding, never enter on it (two threads would share one cache).
+TEST(Binding, AFormerBinderCannotEnterAnotherThreadsBinding) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(1, rec));
+  SKIP_UNLESS_BINDING(heap);
+  heap.free(heap.allocate(32));
+  ASSERT_TRUE(testing::proc_bound(heap, 0));
+  std::thread t([&] {
+    // Revokes our binding, then outlasts the veto and binds the P itself.
+    for (int i = 0; i < 1000; i++) heap.free(heap.allocate(32));
+  });
+  t.join();
+  ASSERT_TRUE(testing::proc_bound(heap, 0));
+  const std::uint64_t before = heap.stats().revocations;
+  heap.free(heap.allocate(32));
+  EXPECT_EQ(heap.stats().revocations, before + 1) << "entered the other thread's binding";
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST(Binding, AnExplicitProcHandleTakesTheCallersOwnBinding) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(1, rec));
+  SKIP_UNLESS_BINDING(heap);
+  void* a = heap.allocate(32);
+  ASSERT_TRUE(testing::proc_bound(heap, 0));
+  void* b = heap.proc(0).allocate(32);  // our own binding: revoked without waiting
+  EXPECT_FALSE(testing::proc_bound(heap, 0));
+  heap.proc(0).free(b);
+  heap.free(a);
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+// The revoker's wait: a stop-the-world requested while the binder is inside a call completes only
+// after that call has ended. The binder sits in a free's protocol hook while another thread runs
+// collect(); the cycle must not finish meanwhile.
+TEST(Binding, AStopWaitsForTheBinderToLeaveItsCall) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(1, rec));
+  SKIP_UNLESS_BINDING(heap);
+  std::vector<void*> v{heap.allocate(256)};
+  const unsigned nelems = [&] {
+    const auto snap = testing::snapshot(heap);
+    return test::span_containing(snap, v[0])->nelems;
+  }();
+  while (v.size() < nelems) v.push_back(heap.allocate(256));
+  void* keep = heap.allocate(256);  // refill: the full span goes to central's full list
+  ASSERT_TRUE(testing::proc_bound(heap, 0));
+  const std::size_t quarter = std::max<std::size_t>(1, v.size() / 4);
+  for (std::size_t i = 0; i + 1 < quarter; i++) heap.free(v[i]);
+  std::atomic<bool> cycle_done{false};
+  bool done_inside = true;
+  std::thread stopper;
+  testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
+    if (point != testing::ProtocolPoint::free_move_to_partial || stopper.joinable()) return;
+    stopper = std::thread([&] {
+      heap.collect();
+      cycle_done.store(true);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    done_inside = cycle_done.load();
+  });
+  heap.free(v[quarter - 1]);  // a bound call: makes the span worth collecting, runs the hook
+  ASSERT_TRUE(stopper.joinable()) << "the hook did not run";
+  stopper.join();
+  testing::set_protocol_hook(heap, {});
+  EXPECT_FALSE(done_inside) << "the stop finished while the binder was inside its call";
+  EXPECT_TRUE(cycle_done.load());
+  EXPECT_GE(heap.stats().revocations, 1u);
+  for (std::size_t i = quarter; i < v.size(); i++) heap.free(v[i]);
+  heap.free(keep);
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+}  // namespace
+}  // namespace spanheap
