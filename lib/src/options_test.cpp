@@ -28,6 +28,7 @@ TEST(Options, OutOfRangeFieldsAreMisuseAndClamped) {
   o.arena_bytes = 1;
   o.commit_bytes = 0;
   o.flush = static_cast<FlushPolicy>(9);
+  o.binding = static_cast<ProcBinding>(5);
   o.checks = static_cast<CheckLevel>(7);
   Heap heap(o);
   EXPECT_EQ(messages(rec),
@@ -41,6 +42,7 @@ TEST(Options, OutOfRangeFieldsAreMisuseAndClamped) {
                 "spanheap: misuse: Options::commit_bytes 0 is outside [8192, "
                 "1048576]; using 8192",
                 "spanheap: misuse: Options::flush 9 is not a FlushPolicy; using lazy",
+                "spanheap: misuse: Options::binding 5 is not a ProcBinding; using automatic",
                 "spanheap: misuse: Options::checks 7 is not a CheckLevel; using "
                 "release",
             }));
@@ -79,6 +81,7 @@ TEST(Options, OutOfRangeEnvironmentValuesAreRefused) {
       {"SPANHEAP_GC_PERCENT", "-1",
        "ignoring SPANHEAP_GC_PERCENT=-1: not a valid value; using 100"},
       {"SPANHEAP_FLUSH", "sometimes", "ignoring SPANHEAP_FLUSH=sometimes: not lazy or eager"},
+      {"SPANHEAP_BINDING", "on", "ignoring SPANHEAP_BINDING=on: not automatic, fenced or off"},
   };
   for (const auto& c : cases) {
     setenv(c.name, c.value, 1);
@@ -94,7 +97,13 @@ TEST(Options, OutOfRangeEnvironmentValuesAreRefused) {
     EXPECT_EQ(o.memory_limit, d.memory_limit);
     EXPECT_EQ(o.gc_percent, d.gc_percent);
     EXPECT_EQ(o.flush, d.flush);
+    EXPECT_EQ(o.binding, d.binding);
   }
+  setenv("SPANHEAP_BINDING", "fenced", 1);
+  EXPECT_EQ(Options::from_env().binding, ProcBinding::fenced);
+  setenv("SPANHEAP_BINDING", "off", 1);
+  EXPECT_EQ(Options::from_env().binding, ProcBinding::off);
+  unsetenv("SPANHEAP_BINDING");
 }
 
 TEST(Options, AFailedSweeperStartIsAReportNotATerminate) {

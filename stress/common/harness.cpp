@@ -390,10 +390,10 @@ std::string Run::repro() const {
     if (const char* v = std::getenv(var)) cmd += fmt::format("{}={} ", var, shell_quote(v));
   }
   // The heap's own settings (Options::from_env), not every SPANHEAP_* a script may export.
-  for (const char* var :
-       {"SPANHEAP_PROCS", "SPANHEAP_SWEEPERS", "SPANHEAP_FLUSH", "SPANHEAP_REUSE",
-        "SPANHEAP_GC_PERCENT", "SPANHEAP_MEMORY_LIMIT", "SPANHEAP_CHECKS", "SPANHEAP_POISON",
-        "SPANHEAP_CLOBBER", "SPANHEAP_COLLECT_EVERY", "SPANHEAP_VERIFY", "SPANHEAP_TRACE"}) {
+  for (const char* var : {"SPANHEAP_PROCS", "SPANHEAP_SWEEPERS", "SPANHEAP_FLUSH", "SPANHEAP_REUSE",
+                          "SPANHEAP_BINDING", "SPANHEAP_GC_PERCENT", "SPANHEAP_MEMORY_LIMIT",
+                          "SPANHEAP_CHECKS", "SPANHEAP_POISON", "SPANHEAP_CLOBBER",
+                          "SPANHEAP_COLLECT_EVERY", "SPANHEAP_VERIFY", "SPANHEAP_TRACE"}) {
     if (const char* v = std::getenv(var)) cmd += fmt::format("{}={} ", var, shell_quote(v));
   }
   int pers = personality(0xffffffff);

@@ -128,7 +128,7 @@ struct Options {
   OsMemory* os = nullptr;             // nullptr = system_memory(); not owned
 
   // `base` overridden by SPANHEAP_PROCS, SPANHEAP_SWEEPERS, SPANHEAP_FLUSH (lazy|eager),
-  // SPANHEAP_REUSE (owner|next_cycle),
+  // SPANHEAP_REUSE (owner|next_cycle), SPANHEAP_BINDING (automatic|fenced|off),
   // SPANHEAP_GC_PERCENT, SPANHEAP_MEMORY_LIMIT, SPANHEAP_CHECKS (release|debug|expensive),
   // SPANHEAP_POISON, SPANHEAP_CLOBBER, SPANHEAP_COLLECT_EVERY, SPANHEAP_VERIFY, SPANHEAP_TRACE,
   // SPANHEAP_ARENA_BYTES, SPANHEAP_COMMIT_BYTES.
