@@ -88,6 +88,27 @@ TEST(Binding, AnotherThreadTakesABoundPAndTheBinderCarriesOn) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// A thread that exits while bound gives its record back; the P it bound stays bound to that
+// record until someone needs it, and taking it then needs no cooperation from the dead thread.
+TEST(Binding, APBoundByAThreadThatExitedIsTakenBack) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(1, rec));
+  SKIP_UNLESS_BINDING(heap);
+  void* theirs = nullptr;
+  std::thread t([&] {
+    theirs = heap.allocate(32);
+    heap.free(heap.allocate(32));
+  });
+  t.join();
+  ASSERT_TRUE(testing::proc_bound(heap, 0));
+  heap.free(theirs);  // the only P is bound to the exited thread
+  EXPECT_EQ(heap.stats().revocations, 1u);
+  std::thread u([&] { heap.free(heap.allocate(64)); });  // a new thread may reuse the record
+  u.join();
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 // A binding is the binder's alone: once another thread has bound the P, the first binder's calls
 // must revoke that binding, never enter on it (two threads would share one cache).
 TEST(Binding, AFormerBinderCannotEnterAnotherThreadsBinding) {

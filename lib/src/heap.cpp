@@ -71,10 +71,13 @@ HeapState::~HeapState() {
     stop_background_sweepers(*this);
   }
   unsigned busy = 0;
-  for (unsigned i = 0; i < nslots; i++)
-    if (procs[i].status.load(std::memory_order_acquire) == ProcStatus::running ||
-        procs[i].in_call.load(std::memory_order_acquire) != 0)
+  for (unsigned i = 0; i < nslots; i++) {
+    const ProcStatus status = procs[i].status.load(std::memory_order_acquire);
+    const ThreadRecord* binder = procs[i].binder.load(std::memory_order_acquire);
+    if (status == ProcStatus::running || (status == ProcStatus::bound && binder != nullptr &&
+                                          binder->in_call.load(std::memory_order_acquire) != 0))
       busy++;
+  }
   if (busy != 0) {
     report(this, ErrorKind::misuse, nullptr,
            "heap destroyed while {} P(s) are inside heap calls; waiting for them to leave", busy);
@@ -499,7 +502,7 @@ void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
   bump(p.cache.allocs, 1);
   bump(p.cache.alloc_bytes, p.cache.alloc[c]->elem_size);
   if (SPANHEAP_UNLIKELY(!bound)) return leave_then_return(heap, p, obj);
-  p.in_call.store(0, std::memory_order_release);
+  leave_bound();
   if (SPANHEAP_UNLIKELY(heap.pacer.requested.load(std::memory_order_relaxed)))
     return pace_then_return(heap, obj);
   return obj;
@@ -536,7 +539,7 @@ void free_fast(HeapState& heap, void* ptr) {
         bump(p.cache.free_bytes, s->elem_size);
         poison_memory(heap, ptr, s->elem_size);
         if (SPANHEAP_UNLIKELY(!bound)) return leave_call(heap, p);
-        p.in_call.store(0, std::memory_order_release);
+        leave_bound();
         return;
       }
     }

@@ -19,7 +19,7 @@ namespace spanheap::detail {
 
 // The thread's most recent heap, checked first: the common case is one heap per thread.
 constinit thread_local ProcAffinity last_used_proc;
-constinit thread_local std::uint64_t thread_token = 0;
+constinit thread_local ThreadRecord* this_thread_record = nullptr;
 
 namespace {
 
@@ -51,7 +51,25 @@ void remember(const HeapState& heap, unsigned p) noexcept {
   affinity[affinity_next++ % affinity_slots] = Affinity{heap.uid, p};
 }
 
-std::atomic<std::uint64_t> next_thread_token{1};
+// Records for threads that may bind (types.hpp). Static: a revoker may read the record of a
+// thread that has exited, and taking one must not allocate from a heap. Threads beyond the pool
+// run unbound.
+constexpr std::size_t max_thread_records = 4096;
+ThreadRecord thread_records[max_thread_records];
+
+// Gives the record back when its thread exits.
+struct RecordReturner {
+  bool armed = false;
+  ~RecordReturner() {
+    if (ThreadRecord* r = this_thread_record) {
+      // Later calls of this thread (other thread-exit handlers free memory) take Ps by CAS.
+      last_used_proc.bound = false;
+      this_thread_record = nullptr;
+      r->used.store(false, std::memory_order_release);
+    }
+  }
+};
+thread_local RecordReturner record_returner;
 
 // membarrier registration of this process: 0 not tried, 1 registered, 2 unavailable.
 std::atomic<int> membarrier_state{0};
@@ -138,6 +156,7 @@ ProcState& acquire_among(HeapState& heap, unsigned first, unsigned count, unsign
 }  // namespace
 
 ProcState& acquire_any_proc_slow(HeapState& heap) {
+  if (heap.binding != ProcBinding::off) ensure_thread_record();  // before we hold a P
   const unsigned start = preferred_proc(heap);
   ProcState& p = acquire_among(heap, 0, heap.nprocs, start);
   if (SPANHEAP_UNLIKELY(last_used_proc.uid != heap.uid || p.index != start))
@@ -158,6 +177,23 @@ ProcState& acquire_sweep_slot(HeapState& heap) {
   return acquire_among(heap, heap.nprocs, slots, static_cast<unsigned>(h % slots));
 }
 
+void ensure_thread_record() noexcept {
+  if (SPANHEAP_LIKELY(this_thread_record != nullptr)) return;
+  static thread_local bool tried = false;  // one scan per thread, and no re-entry from the handler
+  if (tried) return;
+  tried = true;
+  for (ThreadRecord& r : thread_records) {
+    bool expected = false;
+    if (!r.used.load(std::memory_order_relaxed) &&
+        r.used.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+      r.in_call.store(0, std::memory_order_relaxed);
+      this_thread_record = &r;
+      record_returner.armed = true;  // registers the thread-exit handler (it may allocate)
+      return;
+    }
+  }
+}
+
 bool begin_revoke(ProcState& p) noexcept {
   ProcStatus expected = ProcStatus::bound;
   return p.status.compare_exchange_strong(expected, ProcStatus::revoking, std::memory_order_seq_cst,
@@ -165,20 +201,22 @@ bool begin_revoke(ProcState& p) noexcept {
 }
 
 void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatus to) noexcept {
-  // Our own binding needs no barrier: we are not inside a call on it (enter_bound refuses a
-  // nested call), and our own stores are ordered.
+  // Our own binding needs no barrier: we are not inside a bound call (enter_bound refuses a
+  // nested one), and our own stores are ordered.
   bool others = false;
   for (unsigned i = 0; i < n; i++)
-    others |= ps[i]->binder.load(std::memory_order_relaxed) != thread_token;
+    others |= ps[i]->binder.load(std::memory_order_relaxed) != this_thread_record;
   if (others && heap.binding == ProcBinding::automatic) process_barrier(heap);
   for (unsigned i = 0; i < n; i++) {
     ProcState& p = *ps[i];
+    ThreadRecord* binder = p.binder.load(std::memory_order_relaxed);
     unsigned spins = 0;
-    while (p.in_call.load(std::memory_order_seq_cst) != 0) backoff(spins);
-    if (p.binder.load(std::memory_order_relaxed) == thread_token &&
-        last_used_proc.uid == heap.uid && last_used_proc.p == p.index)
+    // The binder may be inside a call on another P or heap: waiting for it is only slower.
+    while (binder->in_call.load(std::memory_order_seq_cst) != 0) backoff(spins);
+    if (binder == this_thread_record && last_used_proc.uid == heap.uid &&
+        last_used_proc.p == p.index)
       last_used_proc.bound = false;
-    p.binder.store(0, std::memory_order_relaxed);
+    p.binder.store(nullptr, std::memory_order_relaxed);
     heap.counters.revocations.fetch_add(1, std::memory_order_relaxed);
     p.status.store(to, std::memory_order_release);
   }
@@ -189,12 +227,11 @@ void leave_call(HeapState& heap, ProcState& p) noexcept {
       p.status.load(std::memory_order_relaxed) == ProcStatus::running) {
     if (p.bind_veto != 0) {
       p.bind_veto--;
-    } else if (last_used_proc.uid == heap.uid && last_used_proc.p == p.index) {
+    } else if (this_thread_record != nullptr && last_used_proc.uid == heap.uid &&
+               last_used_proc.p == p.index) {
       SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
                       "binding a P whose cache is stale (INV-P1)");
-      if (thread_token == 0)
-        thread_token = next_thread_token.fetch_add(1, std::memory_order_relaxed);
-      p.binder.store(thread_token, std::memory_order_relaxed);
+      p.binder.store(this_thread_record, std::memory_order_relaxed);
       last_used_proc.bound = true;
       p.status.store(ProcStatus::bound, std::memory_order_release);
       return;

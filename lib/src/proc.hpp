@@ -22,33 +22,43 @@ struct ProcAffinity {
   bool bound = false;
 };
 extern constinit thread_local ProcAffinity last_used_proc;
-// The calling thread's binder token (0 until its first binding; never reused).
-extern constinit thread_local std::uint64_t thread_token;
+// The calling thread's record (types.hpp), nullptr until ensure_thread_record gives it one.
+extern constinit thread_local ThreadRecord* this_thread_record;
+// Gives the calling thread a record if it has none and one is free; call it holding no P (it may
+// register a thread-exit handler, which may allocate). A thread without a record never binds.
+void ensure_thread_record() noexcept;
 
 // Enters P `p` through the calling thread's binding (last_used_proc.bound). True: the thread is
 // inside a call on `p`, which it leaves with release_proc. False: the binding is gone (revoked,
-// or the thread is already inside a call on `p`); the thread must acquire a P. The store of
+// or the thread is already inside a bound call); the thread must acquire a P. The store of
 // in_call and the load of status are the two halves of a Dekker handshake whose other halves are
-// in revoke (proc.cpp): under ProcBinding::automatic the revoker's membarrier orders them, so
-// this side needs only a compiler barrier; under fenced both sides are sequentially consistent.
+// in finish_revokes (proc.cpp): under ProcBinding::automatic the revoker's membarrier orders
+// them, so this side needs only a compiler barrier; under fenced both sides are sequentially
+// consistent.
 inline bool enter_bound(ProcBinding mode, ProcState& p) noexcept {
-  if (SPANHEAP_UNLIKELY(p.in_call.load(std::memory_order_relaxed) != 0)) return false;
+  ThreadRecord* me = this_thread_record;
+  if (SPANHEAP_UNLIKELY(me->in_call.load(std::memory_order_relaxed) != 0)) return false;
   if (mode == ProcBinding::automatic) {
-    p.in_call.store(1, std::memory_order_relaxed);
+    me->in_call.store(1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (SPANHEAP_LIKELY(p.status.load(std::memory_order_acquire) == ProcStatus::bound &&
-                        p.binder.load(std::memory_order_relaxed) == thread_token))
+                        p.binder.load(std::memory_order_relaxed) == me))
       return true;
   } else {
-    p.in_call.store(1, std::memory_order_seq_cst);
+    me->in_call.store(1, std::memory_order_seq_cst);
     if (p.status.load(std::memory_order_seq_cst) == ProcStatus::bound &&
-        p.binder.load(std::memory_order_relaxed) == thread_token)
+        p.binder.load(std::memory_order_relaxed) == me)
       return true;
   }
-  p.in_call.store(0, std::memory_order_release);
+  me->in_call.store(0, std::memory_order_release);
   last_used_proc.bound = false;
   return false;
 }
+// Leaves a call entered through enter_bound.
+inline void leave_bound() noexcept {
+  this_thread_record->in_call.store(0, std::memory_order_release);
+}
+
 // Acquires P `i` specifically (explicit Proc handles), waiting while it is busy or stopped.
 ProcState& acquire_proc(HeapState& heap, unsigned i);
 // Acquires a sweeper slot (a P without a cache): blocks the world like a P does.
@@ -62,7 +72,7 @@ inline void release_proc(ProcState& p) noexcept {
   if (SPANHEAP_LIKELY(p.status.load(std::memory_order_relaxed) == ProcStatus::running)) {
     p.status.store(ProcStatus::idle, std::memory_order_release);
   } else {
-    p.in_call.store(0, std::memory_order_release);
+    leave_bound();
   }
 }
 // release_proc at the end of a call that took any P (the thread's own): a P taken with a CAS is

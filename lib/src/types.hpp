@@ -198,10 +198,21 @@ struct Central {
 // (idle -> stopped); the ragged barrier takes it (idle -> running) to flush it.
 //
 // Binding (docs/design.md "P binding"): a thread leaving a call may keep its P (running -> bound,
-// binder = its token). While bound, that thread enters and leaves calls by writing in_call alone;
-// anyone else who needs the P revokes it (bound -> revoking, then a process-wide barrier, then
-// waits for in_call == 0) and owns it as if it had taken it idle. INV-P1: a bound P is never
-// stale (it was flushed by the call that bound it, and a stop-the-world revokes every binding).
+// binder = its ThreadRecord). While bound, that thread enters and leaves calls by writing its own
+// record's in_call alone; anyone else who needs the P revokes it (bound -> revoking, then a
+// process-wide barrier, then waits for the binder's in_call == 0) and owns it as if it had taken
+// it idle. INV-P1: a bound P is never stale (it was flushed by the call that bound it, and a
+// stop-the-world revokes every binding).
+//
+// in_call lives in the thread's record, not in the P: a thread whose binding was revoked (and
+// which may not know it yet) writes only its own flag, never the flag of the P's next binder.
+// Records come from a static pool and go back to it at thread exit, so a binding of a thread that
+// has exited points to a valid record (idle, or reused by a thread that then only makes revokers
+// wait for its own calls).
+struct alignas(64) ThreadRecord {
+  std::atomic<std::uint32_t> in_call{0};  // written by the record's thread: 1 inside a bound call
+  std::atomic<bool> used{false};
+};
 enum class ProcStatus : std::uint32_t {
   idle = 0,
   running = 1,
@@ -224,11 +235,10 @@ struct Cache {
 
 struct alignas(64) ProcState {
   std::atomic<ProcStatus> status{ProcStatus::idle};  // atomic (acq/rel): the P's state
-  std::atomic<std::uint32_t> in_call{0};  // written by the binder only: 1 inside a bound call
-  std::atomic<std::uint64_t> binder{0};   // the bound thread's token; changed only while unbound
-  std::uint32_t bind_veto = 0;            // holder: calls left before this P may be bound again
-  unsigned index = 0;                     // immutable after init
-  bool has_cache = true;                  // false for sweeper slots (immutable after init)
+  std::atomic<ThreadRecord*> binder{nullptr};        // the bound thread; changed only while unbound
+  std::uint32_t bind_veto = 0;  // holder: calls left before this P may be bound again
+  unsigned index = 0;           // immutable after init
+  bool has_cache = true;        // false for sweeper slots (immutable after init)
   Cache cache;
 };
 
