@@ -60,7 +60,7 @@ TEST(Binding, AStopOfTheWorldRevokesEveryBindingAndTheThreadBindsAgain) {
   heap.collect();
   EXPECT_GE(heap.stats().revocations, 1u);
   EXPECT_FALSE(testing::proc_bound(heap, 0) || testing::proc_bound(heap, 1));
-  EXPECT_VERIFIED(heap);  // INV-P1: with the world stopped no P is bound
+  EXPECT_VERIFIED(heap);  // INV-B1: with the world stopped no P is bound
   heap.free(a);
   void* b = heap.allocate(64);
   EXPECT_TRUE(testing::proc_bound(heap, 0) || testing::proc_bound(heap, 1));

@@ -108,7 +108,7 @@ inline ProcState& acquire_fast(HeapState& heap) {
     ProcState& p = heap.proc(last_used_proc.p);
     bool bound;
     if (SPANHEAP_LIKELY(enter_own(heap, p, bound))) {
-      // INV-P1: only a P taken with the CAS can be stale.
+      // INV-B1: only a P taken with the CAS can be stale.
       if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache)))
         cache_flush(heap, p, FlushKind::lazy);
       return p;

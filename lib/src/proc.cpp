@@ -230,7 +230,7 @@ void leave_call(HeapState& heap, ProcState& p) noexcept {
     } else if (this_thread_record != nullptr && last_used_proc.uid == heap.uid &&
                last_used_proc.p == p.index) {
       SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
-                      "binding a P whose cache is stale (INV-P1)");
+                      "binding a P whose cache is stale (INV-B1)");
       p.binder.store(this_thread_record, std::memory_order_relaxed);
       last_used_proc.bound = true;
       p.status.store(ProcStatus::bound, std::memory_order_release);

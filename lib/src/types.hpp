@@ -201,7 +201,7 @@ struct Central {
 // binder = its ThreadRecord). While bound, that thread enters and leaves calls by writing its own
 // record's in_call alone; anyone else who needs the P revokes it (bound -> revoking, then a
 // process-wide barrier, then waits for the binder's in_call == 0) and owns it as if it had taken
-// it idle. INV-P1: a bound P is never stale (it was flushed by the call that bound it, and a
+// it idle. INV-B1: a bound P is never stale (it was flushed by the call that bound it, and a
 // stop-the-world revokes every binding).
 //
 // in_call lives in the thread's record, not in the P: a thread whose binding was revoked (and
