@@ -186,7 +186,9 @@ void ensure_thread_record() noexcept {
     bool expected = false;
     if (!r.used.load(std::memory_order_relaxed) &&
         r.used.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
-      r.in_call.store(0, std::memory_order_relaxed);
+      // Release: a revoker that reads this 0 (the record's last binding may be the previous
+      // thread's) synchronizes with that thread through our acquire of `used` above.
+      r.in_call.store(0, std::memory_order_release);
       this_thread_record = &r;
       record_returner.armed = true;  // registers the thread-exit handler (it may allocate)
       return;
