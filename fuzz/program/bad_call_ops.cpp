@@ -114,6 +114,8 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_bad_call(const B
 
 // A second free of an object whose slot the heap has reclaimed (and not handed out again).
 std::optional<ProgramExecution::BadCall> ProgramExecution::pick_reclaimed(const BadFree& op) {
+  scan_pending();  // objects collected since the last boundary (owner reuse) count as reclaimed
+  if (!out_.ok) return std::nullopt;
   const auto& reclaimed = shadow_.reclaimed();
   if (reclaimed.empty()) return skip("nothing reclaimed: skipped");
   const FreedObject& f = reclaimed[op.pick % reclaimed.size()];
@@ -151,6 +153,8 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_reclaimed(const 
 // it empties it (the pointer is judged against the span's slots, docs/design.md "The free and
 // sweep path").
 std::optional<ProgramExecution::BadCall> ProgramExecution::pick_freed_interior(const BadFree& op) {
+  scan_pending();
+  if (!out_.ok) return std::nullopt;
   const bool pending = op.kind == BadKind::pending_interior;
   const auto& from = pending ? shadow_.pending() : shadow_.reclaimed();
   if (from.empty())
