@@ -278,6 +278,17 @@ void reuse_seeds(Seeds& out, Target target) {
     p.ops.push_back(RaggedBarrier{});
     p.ops.push_back(SweepOne{});
     out["owner_collect_t9_t10"] = p;
+    // T6 of a span with a pending free (flush_all) puts it on the partial list (INV-R1), where
+    // the next refill collects it (T9b).
+    Program u{.target = target,
+              .config = reuse_config(2, FlushPolicy::lazy, ReusePolicy::owner),
+              .ops = {}};
+    for (int i = 0; i < 4; ++i) u.ops.push_back(Alloc{.proc = 0, .size = four_slot, .align = 16});
+    u.ops.push_back(Free{.proc = 1, .pick = 2});
+    u.ops.push_back(FlushAll{});
+    u.ops.push_back(Alloc{.proc = 1, .size = four_slot, .align = 16});
+    u.ops.push_back(FlushAll{});
+    out["owner_uncache_pending"] = u;
     return;
   }
   if (target != Target::bad_free) return;
@@ -339,6 +350,21 @@ void reuse_seeds(Seeds& out, Target target) {
   t9.ops.push_back(Collect{});
   t9.ops.push_back(BadFree{.kind = BadKind::double_reclaimed, .proc = 1, .pick = 2, .offset = 0});
   out["owner_collected_double_frees"] = t9;
+  // A slot reclaimed by a collection, then a cycle, then another collection of the span (T9b, a
+  // slot below it taken): the second free of the first object is still double_free.
+  Program again{.target = target,
+                .config = reuse_config(2, FlushPolicy::lazy, ReusePolicy::owner),
+                .ops = {}};
+  for (int i = 0; i < 4; ++i) again.ops.push_back(Alloc{.proc = 0, .size = four_slot, .align = 16});
+  again.ops.push_back(Free{.proc = 1, .pick = 0});
+  again.ops.push_back(Free{.proc = 1, .pick = 2});
+  again.ops.push_back(Alloc{.proc = 0, .size = four_slot, .align = 16});  // T9a: slots 0 and 3
+  again.ops.push_back(Collect{});
+  again.ops.push_back(Free{.proc = 1, .pick = 0});
+  again.ops.push_back(Alloc{.proc = 1, .size = four_slot, .align = 16});  // T9b: slot 1
+  again.ops.push_back(
+      BadFree{.kind = BadKind::double_reclaimed, .proc = 1, .pick = 1, .offset = 0});
+  out["owner_double_free_across_collections"] = again;
 }
 
 void page_heap_seeds(Seeds& out) {
