@@ -187,10 +187,12 @@ void CheckedHeap::check_span_move(StepDiff& d, const SpanInfo& x) {
   const std::string id = describe(x) + " -> " + (c ? describe(*c) : std::string("gone"));
   if (d.bump) return check_cycle_move(d, x, c, id);
   const std::int64_t d0 = x.sweepgen_delta;
-  // T10 (owner reuse): the free of a large object returns its swept span to the page heap at once.
-  if (!c && d0 == 0 && x.span_class == 0 && d.step.op == Op::free && d.step.ptr == x.base &&
-      oracle::ReusePolicy{setup_.reuse}.reclaimed_at_free(true)) {
+  // T10 (owner reuse): the free of a large object returns its span to the page heap at once
+  // (swept first on demand when it was unswept, as every free does: Go's ensureSwept).
+  if (!c && (d0 == 0 || d0 == -2) && x.span_class == 0 && d.step.op == Op::free &&
+      d.step.ptr == x.base && oracle::ReusePolicy{setup_.reuse}.reclaimed_at_free(true)) {
     d.released_at_free.insert(x.base);
+    if (d0 == -2) d.sweep(x.base);
     return;
   }
   if (!c) {
