@@ -253,6 +253,14 @@ HeapConfig reuse_config(unsigned procs, FlushPolicy flush, ReusePolicy reuse) {
   return c;
 }
 std::string rname(ReusePolicy r) { return r == ReusePolicy::owner ? "owner" : "next_cycle"; }
+// Two Ps under owner reuse, P0 caching one full span of four slots.
+Program one_full_span(Target target) {
+  Program p{.target = target,
+            .config = reuse_config(2, FlushPolicy::lazy, ReusePolicy::owner),
+            .ops = {}};
+  for (int i = 0; i < 4; ++i) p.ops.push_back(Alloc{.proc = 0, .size = four_slot, .align = 16});
+  return p;
+}
 
 void reuse_seeds(Seeds& out, Target target) {
   if (target == Target::procs_interleave) {
@@ -280,10 +288,7 @@ void reuse_seeds(Seeds& out, Target target) {
     out["owner_collect_t9_t10"] = p;
     // T6 of a span with a pending free (flush_all) puts it on the partial list (INV-R1), where
     // the next refill collects it (T9b).
-    Program u{.target = target,
-              .config = reuse_config(2, FlushPolicy::lazy, ReusePolicy::owner),
-              .ops = {}};
-    for (int i = 0; i < 4; ++i) u.ops.push_back(Alloc{.proc = 0, .size = four_slot, .align = 16});
+    Program u = one_full_span(target);
     u.ops.push_back(Free{.proc = 1, .pick = 2});
     u.ops.push_back(FlushAll{});
     u.ops.push_back(Alloc{.proc = 1, .size = four_slot, .align = 16});
@@ -330,10 +335,7 @@ void reuse_seeds(Seeds& out, Target target) {
   }
   // Owner reuse: frees collected by the owner (T9a), a second free of a collected slot that was
   // not handed out again, and of one that was; a large object's pages back at its free (T10).
-  Program t9{.target = target,
-             .config = reuse_config(2, FlushPolicy::lazy, ReusePolicy::owner),
-             .ops = {}};
-  for (int i = 0; i < 4; ++i) t9.ops.push_back(Alloc{.proc = 0, .size = four_slot, .align = 16});
+  Program t9 = one_full_span(target);
   t9.ops.push_back(Free{.proc = 0, .pick = 0});
   t9.ops.push_back(Free{.proc = 1, .pick = 0});
   t9.ops.push_back(BadFree{.kind = BadKind::double_pending, .proc = 1, .pick = 0, .offset = 0});
@@ -352,10 +354,7 @@ void reuse_seeds(Seeds& out, Target target) {
   out["owner_collected_double_frees"] = t9;
   // A slot reclaimed by a collection, then a cycle, then another collection of the span (T9b, a
   // slot below it taken): the second free of the first object is still double_free.
-  Program again{.target = target,
-                .config = reuse_config(2, FlushPolicy::lazy, ReusePolicy::owner),
-                .ops = {}};
-  for (int i = 0; i < 4; ++i) again.ops.push_back(Alloc{.proc = 0, .size = four_slot, .align = 16});
+  Program again = one_full_span(target);
   again.ops.push_back(Free{.proc = 1, .pick = 0});
   again.ops.push_back(Free{.proc = 1, .pick = 2});
   again.ops.push_back(Alloc{.proc = 0, .size = four_slot, .align = 16});  // T9a: slots 0 and 3
