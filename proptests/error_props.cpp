@@ -222,7 +222,8 @@ struct BadInput : Command {
       if (heap.proc(proc).allocate(max_alloc_size + 1 + pick) != nullptr)
         RC_FAIL("size overflow allocated");
     } else if (used == Target::bad_alignment) {
-      const std::size_t align = pick % 2 ? 3 * (pick % 100 + 1) : 2 * page_size;
+      // Not a power of two, or a power of two past max_alloc_size (the largest alignment honoured).
+      const std::size_t align = pick % 2 ? 3 * (pick % 100 + 1) : 2 * max_alloc_size;
       if (heap.proc(proc).allocate(64, align) != nullptr) RC_FAIL("bad alignment allocated");
     } else {
       heap.proc(proc).free(reinterpret_cast<void*>(step.ptr));

@@ -180,8 +180,13 @@ void ProgramExecution::exec(const Alloc& op) {
   }
   if (!admit(p, usable)) return;
   const std::uint64_t seed = oracle::mix(++next_id_ * 0x2545f4914f6cdd1dull);
-  const LiveObject o{next_id_ - 1, static_cast<std::byte*>(p), op.size, op.align, usable, seed,
-                     op.proc};
+  // The span life it joins (for the exact kind of a later double free, shadow.hpp): a span
+  // released during this allocation may have been replaced by the one it landed in.
+  const std::uint32_t life = shadow_.join_span_life(testing::span_start(heap(), p), cls,
+                                                    span_releases_ != span_releases_before_);
+  const LiveObject o{
+      next_id_ - 1, static_cast<std::byte*>(p), op.size, op.align, usable, seed, op.proc, cls == 0,
+      life};
   bool good = true;
   oracle::for_each_sampled_region(o.size, [&](std::size_t from, std::size_t len) {
     good = good && accessible(o, from, len);
@@ -241,7 +246,18 @@ void ProgramExecution::exec(const Free& op) {
   if (!expect_no_reports("a valid free")) return;
   const FreedObject& freed = shadow_.free_live(index, heap().stats().cycles);
   ++frees_;
-  if (!still_pending(freed)) {
+  large_frees_ += o.large ? 1 : 0;
+  if (shadow_.policy().reclaimed_at_free(o.large)) {
+    // T10: the free returned the span to the page heap (coalesced into a free run).
+    const PointerInfo info = heap().find_object(o.p);
+    if (info.kind != PointerKind::free_pages) {
+      fail(CheckId::large_free_returned,
+           "just after free(#{}) of a large object under owner reuse, find_object = {{kind {}, "
+           "base {}, pending {}}}, expected free pages (T10)",
+           o.id, kind_name(info.kind), info.base, info.pending_free);
+      return;
+    }
+  } else if (!still_pending(freed)) {
     const PointerInfo info = heap().find_object(o.p);
     fail(CheckId::free_pending,
          "just after free(#{}), find_object = {{kind {}, base {}, pending {}}}, expected a "

@@ -47,9 +47,7 @@ void ProgramExecution::exec(const BadFree& op) {
   } else {
     do_free(op.proc, call->ptr);
   }
-  if (call->either_invalid && rec_.count() == 1 && rec_.count(ErrorKind::invalid_free) == 1) {
-    want = ErrorKind::invalid_free;
-  }
+  if (call->or_kind && rec_.count() == 1 && rec_.count(*call->or_kind) == 1) want = *call->or_kind;
   if (!expect_one_report(want, call->ptr, call->usable_call ? "usable_size(interior)" : "bad free"))
     return;
   if (!unchanged(before, "a bad free")) return;
@@ -94,6 +92,9 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_bad_call(const B
     }
     case BadKind::double_reclaimed:
       return pick_reclaimed(op);
+    case BadKind::pending_interior:
+    case BadKind::reclaimed_interior:
+      return pick_freed_interior(op);
     case BadKind::foreign: {
       void* bad = foreign_buffer + op.offset % sizeof foreign_buffer;
       if (heap().owns(bad) || heap().find_object(bad).kind != PointerKind::foreign) {
@@ -113,6 +114,8 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_bad_call(const B
 
 // A second free of an object whose slot the heap has reclaimed (and not handed out again).
 std::optional<ProgramExecution::BadCall> ProgramExecution::pick_reclaimed(const BadFree& op) {
+  scan_pending();  // objects collected since the last boundary (owner reuse) count as reclaimed
+  if (!out_.ok) return std::nullopt;
   const auto& reclaimed = shadow_.reclaimed();
   if (reclaimed.empty()) return skip("nothing reclaimed: skipped");
   const FreedObject& f = reclaimed[op.pick % reclaimed.size()];
@@ -124,18 +127,72 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_reclaimed(const 
   }
   const PointerInfo info = heap().find_object(f.p);
   // Free pages that held the object: the heap's page history says "freed", so it must say
-  // double_free. A free slot at the object's start: double_free while the span that
-  // reclaimed it is still there, but if the span went back to the page heap and a new
-  // span of the same class took the pages, the new span never allocated that slot and
-  // invalid_free is right. The model cannot see span identity, so it accepts either there.
+  // double_free. A free slot at the object's start: double_free while the span that reclaimed
+  // it is still there (its reclaimed bit), which the model knows when that span held a live
+  // object whenever a span was released (shadow.hpp, span lives). Otherwise the span may have
+  // gone back to the page heap and a new span of the same class taken the pages: the new span
+  // never allocated that slot (invalid_free) unless an object of its own was reclaimed there
+  // (double_free), which only its reclaimed bits record — the one place the model accepts either.
   BadCall call{f.p, ErrorKind::double_free};
   if (info.kind == PointerKind::free_slot && info.base == f.p) {
-    call.either_invalid = true;
+    if (!shadow_.span_life_intact(f)) call.or_kind = ErrorKind::invalid_free;
   } else if (info.kind != PointerKind::free_pages) {
     note("#{}'s pages were reused ({}): skipped", f.id, kind_name(info.kind));
     return std::nullopt;
   }
-  note("#{} again, after its slot was reclaimed ({})", f.id, kind_name(info.kind));
+  note("#{} again, after its slot was reclaimed ({}{})", f.id, kind_name(info.kind),
+       call.or_kind ? ", its span may be new" : "");
+  return call;
+}
+
+// A pointer inside a freed object (pending or reclaimed), not at its start. Whether the heap
+// calls it interior_free (the slot is still allocated: its free is pending), invalid_free (the
+// slot is free) or double_free (its pages went back to the page heap) depends on whether the free
+// sweeps the span first, which the model knows: a pending object freed before the current cycle is
+// reclaimed by the free's own on-demand sweep (ensure_swept), which must keep the span even when
+// it empties it (the pointer is judged against the span's slots, docs/design.md "The free and
+// sweep path").
+std::optional<ProgramExecution::BadCall> ProgramExecution::pick_freed_interior(const BadFree& op) {
+  scan_pending();
+  if (!out_.ok) return std::nullopt;
+  const bool pending = op.kind == BadKind::pending_interior;
+  const auto& from = pending ? shadow_.pending() : shadow_.reclaimed();
+  if (from.empty())
+    return skip(pending ? "nothing pending: skipped" : "nothing reclaimed: skipped");
+  const FreedObject& f = from[op.pick % from.size()];
+  if (f.usable < 2) return skip("a 1-byte object has no interior: skipped");
+  std::byte* q = f.p + 1 + op.offset % (f.usable - 1);
+  if (shadow_.live_overlap(addr(q), 1) != nullptr) {
+    note("#{}'s memory is live again: skipped", f.id);
+    return std::nullopt;
+  }
+  const PointerInfo info = heap().find_object(q);
+  BadCall call{q, ErrorKind::invalid_free};
+  if (info.kind == PointerKind::free_pages) {
+    call.want = ErrorKind::double_free;  // the pages held f: their history says freed
+  } else if (info.kind == PointerKind::interior && info.pending_free) {
+    // The slot holds a pending object (f, or an object allocated there since and freed).
+    const FreedObject* owner = shadow_.pending_at(info.base);
+    if (owner == nullptr) return skip("pending in the heap, not in the model: skipped");
+    if (owner->freed_in_cycle == stats_.cycles) {
+      call.want = ErrorKind::interior_free;  // its span is swept for this cycle: no sweep first
+    } else if (owner->large) {
+      call.want = ErrorKind::double_free;  // the free's sweep releases a large span
+    }
+  } else if (!(info.kind == PointerKind::free_slot && info.base != q) &&
+             info.kind != PointerKind::span_tail) {
+    // A slot start of a span laid out differently since: its answer is that span's history.
+    note("#{}'s pages were reused ({}): skipped", f.id, kind_name(info.kind));
+    return std::nullopt;
+  }
+  // A stale P flushes at acquire, and that flush releases a span it empties (a free's own sweep
+  // keeps it): whether this P caches the span is the heap's business, so either kind is right.
+  if (call.want == ErrorKind::invalid_free &&
+      (!stale_known_ || (op.proc < stale_.size() && stale_[op.proc]))) {
+    call.or_kind = ErrorKind::double_free;
+  }
+  note("#{} + {} ({}{})", f.id, q - f.p, kind_name(info.kind),
+       info.pending_free ? ", pending" : "");
   return call;
 }
 

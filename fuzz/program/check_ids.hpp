@@ -36,6 +36,7 @@
   X(alloc_find_object)                            \
   /* free, flush and sweep calls */               \
   X(free_pending)                                 \
+  X(large_free_returned)                          \
   X(barrier_flush_count)                          \
   X(flush_idle_counter)                           \
   X(flush_idle_answer)                            \
@@ -76,6 +77,7 @@
   X(flushes_barrier)                              \
   X(stats_counters)                               \
   X(stats_live)                                   \
+  X(reuse_counters)                               \
   X(sweep_done_pending)                           \
   X(free_run_live)                                \
   X(snapshot_stale)                               \

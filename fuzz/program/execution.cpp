@@ -28,7 +28,10 @@ const char* kind_name(PointerKind k) {
 }
 
 ProgramExecution::ProgramExecution(const Program& program, const RunOptions& options)
-    : prog_(program), opts_(options), explicit_procs_(program.target == Target::procs_interleave) {
+    : prog_(program),
+      opts_(options),
+      explicit_procs_(program.target == Target::procs_interleave),
+      shadow_(oracle::ReusePolicy{program.config.reuse}) {
   // At most one object per operation: no reallocation while the program runs (each one is an
   // ASan malloc with a stack trace, in every execution).
   shadow_.reserve(program.ops.size());
@@ -48,6 +51,7 @@ Outcome ProgramExecution::run() {
   for (step_ = 0; step_ < prog_.ops.size() && out_.ok; ++step_) {
     line_.clear();
     expected_lazy_flushes_ = 0;
+    span_releases_before_ = span_releases_;
     const Op& op = prog_.ops[step_];
     // Operations that only read the heap, or only write inside a live object, leave the last
     // verify() standing.
@@ -76,9 +80,8 @@ void ProgramExecution::make_heap() {
   o.procs = c.procs;
   o.sweepers = 0;
   o.flush = c.flush;
-  // The shadow model predicts reuse by the quarantine rule (oracle ReusePolicy); owner reuse is
-  // covered by the unit tests and the stress drivers (docs/design.md "Reuse").
-  o.reuse = ReusePolicy::next_cycle;
+  // The input chooses the policy; the shadow model's oracle::ReusePolicy says what each allows.
+  o.reuse = c.reuse;
   o.gc_percent = c.gc_percent;
   o.memory_limit = std::size_t{c.memory_limit_mib} << 20;
   o.error_handler = rec_.handler();
@@ -103,6 +106,9 @@ void ProgramExecution::make_heap() {
   }
   options_ = o;
   heap_.emplace(o);
+  testing::set_protocol_hook(*heap_, [this](testing::ProtocolPoint point) {
+    if (point == testing::ProtocolPoint::page_free_begin) ++span_releases_;
+  });
   stats_ = heap_->stats();
   stale_.fill(false);
 }

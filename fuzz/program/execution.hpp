@@ -105,13 +105,16 @@ class ProgramExecution {
   struct BadCall {
     void* ptr = nullptr;
     ErrorKind want = ErrorKind::invalid_free;
-    bool either_invalid = false;  // invalid_free is right too (see pick_reclaimed)
-    bool usable_call = false;     // usable_size(ptr), not free(ptr)
+    // Where the model cannot see the heap's choice (pick_reclaimed, pick_freed_interior), a
+    // second kind that is right too.
+    std::optional<ErrorKind> or_kind = std::nullopt;
+    bool usable_call = false;  // usable_size(ptr), not free(ptr)
   };
   void exec(const BadAlloc& op);
   void exec(const BadFree& op);
   std::optional<BadCall> pick_bad_call(const BadFree& op);
   std::optional<BadCall> pick_reclaimed(const BadFree& op);
+  std::optional<BadCall> pick_freed_interior(const BadFree& op);
   std::optional<BadCall> pick_other_heap(const BadFree& op);
   std::optional<BadCall> pick_span_tail(const BadFree& op);
   std::nullopt_t skip(const char* why) {
@@ -133,6 +136,7 @@ class ProgramExecution {
   void after_step(const Op& op);
   bool check_flush_counters(const Op& op, const Stats& before);
   bool check_counts();
+  bool check_reclaim_counters();
   void boundary_check(const char* when);
   void check_snapshot(const testing::HeapSnapshot& snap);
 
@@ -156,6 +160,12 @@ class ProgramExecution {
   std::uint64_t next_id_ = 0;
   std::uint64_t allocations_ = 0;
   std::uint64_t frees_ = 0;
+  std::uint64_t large_frees_ = 0;  // large objects freed (T10 returns each at its free: owner)
+  // Spans the heap returned to the page heap (testing::ProtocolPoint::page_free_begin), and the
+  // count when the last step began: the model's span lives (oracle::ShadowHeap) need to know
+  // whether a step released any.
+  std::uint64_t span_releases_ = 0;
+  std::uint64_t span_releases_before_ = 0;
   Stats stats_;
   std::size_t rotor_ = 0;        // next live object for the per-step rotating check
   bool dirty_ = true;            // something ran since the last verify()

@@ -16,6 +16,7 @@ std::string proc_cpp(unsigned proc) {
   return proc == via_heap ? "via_heap" : fmt::format("{}", proc);
 }
 const char* flush_name(FlushPolicy f) { return f == FlushPolicy::lazy ? "lazy" : "eager"; }
+const char* reuse_name(ReusePolicy r) { return r == ReusePolicy::owner ? "owner" : "next_cycle"; }
 
 }  // namespace
 
@@ -77,9 +78,10 @@ std::string describe(const Op& any) {
 std::string describe_config(const Program& p) {
   if (!has_heap(p.target)) return "no heap";
   const HeapConfig& c = p.config;
-  return fmt::format("procs={} flush={} gc_percent={} arena={}MiB fake_os={} memory_limit={}MiB",
-                     c.procs, flush_name(c.flush), c.gc_percent, c.arena_mib, c.fake_os,
-                     c.memory_limit_mib);
+  return fmt::format(
+      "procs={} flush={} gc_percent={} arena={}MiB fake_os={} memory_limit={}MiB reuse={}", c.procs,
+      flush_name(c.flush), c.gc_percent, c.arena_mib, c.fake_os, c.memory_limit_mib,
+      reuse_name(c.reuse));
 }
 
 std::string to_trace(const Program& p) {
@@ -158,9 +160,9 @@ std::string to_cpp(const Program& p) {
       has_heap(p.target)
           ? fmt::format(
                 "{{.procs = {}, .flush = FlushPolicy::{}, .gc_percent = {}, .arena_mib = {},\n"
-                "               .fake_os = {}, .memory_limit_mib = {}}}",
+                "               .fake_os = {}, .memory_limit_mib = {}, .reuse = ReusePolicy::{}}}",
                 c.procs, flush_name(c.flush), c.gc_percent, c.arena_mib, c.fake_os,
-                c.memory_limit_mib)
+                c.memory_limit_mib, reuse_name(c.reuse))
           : std::string("{}");
   std::string out = fmt::format(
       "Program{{\n"

@@ -255,6 +255,12 @@ Op read_op(ByteReader& r, const Program& p, std::size_t index) {
       op.proc = read_proc(r, p);
       op.pick = r.u8();
       op.offset = r.u16();
+      if ((op.offset & freed_interior_bit) != 0 &&
+          (op.kind == BadKind::double_pending || op.kind == BadKind::double_reclaimed)) {
+        op.kind = op.kind == BadKind::double_pending ? BadKind::pending_interior
+                                                     : BadKind::reclaimed_interior;
+        op.offset &= freed_interior_bit - 1;
+      }
       return op;
     }
     case op_index<BadAlloc>: {
@@ -365,10 +371,20 @@ bool write_op(Writer& w, const Program& p, const Op& any) {
           w.u16(static_cast<unsigned>(op.bytes / 64));
           return true;
         } else if constexpr (std::is_same_v<T, BadFree>) {
-          w.u8(static_cast<unsigned>(op.kind));
+          const bool interior =
+              op.kind == BadKind::pending_interior || op.kind == BadKind::reclaimed_interior;
+          const bool doubled =
+              op.kind == BadKind::double_pending || op.kind == BadKind::double_reclaimed;
+          // A double free's offset has bit 15 clear: set, it would decode as an interior kind.
+          if ((interior || doubled) && op.offset >= freed_interior_bit) return false;
+          const BadKind written = op.kind == BadKind::pending_interior ? BadKind::double_pending
+                                  : op.kind == BadKind::reclaimed_interior
+                                      ? BadKind::double_reclaimed
+                                      : op.kind;
+          w.u8(static_cast<unsigned>(written));
           if (!write_proc(w, p, op.proc) || op.pick > 255 || op.offset > 0xffff) return false;
           w.u8(op.pick);
-          w.u16(static_cast<unsigned>(op.offset));
+          w.u16(static_cast<unsigned>(op.offset | (interior ? freed_interior_bit : 0u)));
           return true;
         } else if constexpr (std::is_same_v<T, BadAlloc>) {
           if (!write_proc(w, p, op.proc)) return false;
@@ -485,6 +501,10 @@ const char* to_string(BadKind kind) noexcept {
       return "span_tail";
     case BadKind::usable_interior:
       return "usable_interior";
+    case BadKind::pending_interior:
+      return "pending_interior";
+    case BadKind::reclaimed_interior:
+      return "reclaimed_interior";
   }
   return "?";
 }
@@ -503,7 +523,8 @@ const char* to_string(OsFault fault) noexcept {
 
 // Header (heap targets; size_classes and pacing have none):
 //   byte 0: bits 0-2 procs-1, bit 3 eager flush, bit 4 pacing, bit 5 fake OS, bits 6-7 arena MiB-1
-//   byte 1: bits 0-3 gc_percent = 5 + 10*n when pacing, bits 4-7 memory limit = 4*n MiB (0 = none)
+//   byte 1: bits 0-2 gc_percent = 5 + 10*n when pacing, bit 3 ReusePolicy::owner (clear:
+//           next_cycle), bits 4-7 memory limit = 4*n MiB (0 = none)
 // then opcodes (low 4 bits index the target's table) each followed by its operands.
 Program decode(Target target, std::span<const std::uint8_t> bytes) {
   ByteReader r(bytes);
@@ -514,7 +535,8 @@ Program decode(Target target, std::span<const std::uint8_t> bytes) {
     const unsigned b1 = r.u8();
     p.config.procs = 1 + (b0 & 7);
     p.config.flush = (b0 & 8) ? FlushPolicy::eager : FlushPolicy::lazy;
-    p.config.gc_percent = (b0 & 16) ? 5 + 10 * (b1 & 15) : 0;
+    p.config.gc_percent = (b0 & 16) ? 5 + 10 * (b1 & 7) : 0;
+    p.config.reuse = (b1 & 8) ? ReusePolicy::owner : ReusePolicy::next_cycle;
     p.config.fake_os = (b0 & 32) != 0;
     p.config.arena_mib = 1 + (b0 >> 6);
     p.config.memory_limit_mib = 4 * (b1 >> 4);
@@ -543,14 +565,14 @@ std::optional<std::vector<std::uint8_t>> encode(const Program& p) {
     if (c.memory_limit_mib % 4 != 0 || c.memory_limit_mib / 4 > 15) return std::nullopt;
     unsigned gc = 0;
     if (c.gc_percent != 0) {
-      if (c.gc_percent < 5 || (c.gc_percent - 5) % 10 != 0 || (c.gc_percent - 5) / 10 > 15) {
+      if (c.gc_percent < 5 || (c.gc_percent - 5) % 10 != 0 || (c.gc_percent - 5) / 10 > 7) {
         return std::nullopt;
       }
       gc = (c.gc_percent - 5) / 10;
     }
     w.u8((c.procs - 1) | (c.flush == FlushPolicy::eager ? 8u : 0u) |
          (c.gc_percent != 0 ? 16u : 0u) | (c.fake_os ? 32u : 0u) | ((c.arena_mib - 1) << 6));
-    w.u8(gc | ((c.memory_limit_mib / 4) << 4));
+    w.u8(gc | (c.reuse == ReusePolicy::owner ? 8u : 0u) | ((c.memory_limit_mib / 4) << 4));
   } else if (!(p.config == HeapConfig{})) {
     return std::nullopt;
   }

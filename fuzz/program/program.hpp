@@ -46,7 +46,7 @@ std::optional<Target> target_from_string(std::string_view name) noexcept;
 inline constexpr unsigned via_heap = 255;
 
 // Heap options chosen by the first two input bytes. Everything else is fixed by the executor:
-// sweepers = 0, checks = expensive, debug.clobber_freed = true, so nothing happens that the
+// sweepers = 0, checks = debug, debug.clobber_freed = true, so nothing happens that the
 // program did not ask for.
 struct HeapConfig {
   unsigned procs = 1;  // 1..8
@@ -55,6 +55,9 @@ struct HeapConfig {
   unsigned arena_mib = 1;         // Options::arena_bytes in MiB, 1..4
   bool fake_os = false;           // testing::FakeOsMemory (failure injection) as the OS
   unsigned memory_limit_mib = 0;  // Options::memory_limit in MiB; 0 = none
+  // Options::reuse. next_cycle unless the input sets its header bit, so inputs written before the
+  // bit existed keep their meaning.
+  ReusePolicy reuse = ReusePolicy::next_cycle;
   bool operator==(const HeapConfig&) const = default;
 };
 
@@ -123,8 +126,15 @@ enum class BadKind : std::uint8_t {
   other_heap,        // an object of a second heap                    -> misuse
   span_tail,         // past the last object of a span with tail waste -> invalid_free
   usable_interior,   // usable_size(live + offset)                   -> misuse, returns 0
+  // Decoded from the two double frees with bit 15 of the offset set (so the kinds above keep
+  // their byte values): a pointer inside a freed object, after its free.
+  pending_interior,    // inside an object still pending -> interior_free, or invalid_free
+                       // once the free's own sweep reclaims it (per model)
+  reclaimed_interior,  // inside a reclaimed object      -> invalid_free / double_free (per model)
 };
+// The kinds an input's kind byte selects (mod this); the interior ones come from the offset.
 inline constexpr unsigned bad_kind_count = 7;
+inline constexpr unsigned freed_interior_bit = 0x8000;
 const char* to_string(BadKind kind) noexcept;
 
 struct BadFree {

@@ -48,7 +48,24 @@ TEST(ProgramCodec, HeaderChoosesHeapOptions) {
                                   .gc_percent = 25,
                                   .arena_mib = 3,
                                   .fake_os = true,
-                                  .memory_limit_mib = 8}));
+                                  .memory_limit_mib = 8,
+                                  .reuse = ReusePolicy::next_cycle}));
+  // Bit 3 of byte 1 selects owner reuse; clear (every input written before it), next_cycle.
+  const std::uint8_t owner[] = {0, 8};
+  EXPECT_EQ(decode(Target::bad_free, owner).config.reuse, ReusePolicy::owner);
+}
+
+TEST(ProgramCodec, FreedInteriorKindsComeFromTheOffsetsTopBit) {
+  // BadFree opcode of bad_free (table slot 7), kind double_pending (1), P0, pick 2, offset 0x8005.
+  const std::uint8_t bytes[] = {0, 0, 7, 1, 0, 2, 0x05, 0x80};
+  const Program p = decode(Target::bad_free, bytes);
+  ASSERT_EQ(p.ops.size(), 1u);
+  EXPECT_EQ(std::get<BadFree>(p.ops[0]),
+            (BadFree{.kind = BadKind::pending_interior, .proc = 0, .pick = 2, .offset = 5}));
+  EXPECT_EQ(encode(p), std::vector<std::uint8_t>(std::begin(bytes), std::end(bytes)));
+  Program doubled = p;
+  doubled.ops[0] = BadFree{.kind = BadKind::double_pending, .proc = 0, .pick = 2, .offset = 0x8005};
+  EXPECT_FALSE(encode(doubled).has_value());  // it would decode as pending_interior
 }
 
 TEST(ProgramCodec, TestOnlyOperationsDoNotEncode) {
@@ -65,7 +82,8 @@ const Program kPrinted =
                        .gc_percent = 0,
                        .arena_mib = 1,
                        .fake_os = false,
-                       .memory_limit_mib = 0},
+                       .memory_limit_mib = 0,
+                       .reuse = ReusePolicy::next_cycle},
             .ops = {
                 Alloc{.proc = 1, .size = 48, .align = 16},
                 BeginCycle{},
@@ -81,7 +99,7 @@ TEST(ProgramPrinter, CppFormIsPinnedAndCompiles) {
       "Program{\n"
       "    .target = Target::procs_interleave,\n"
       "    .config = {.procs = 2, .flush = FlushPolicy::lazy, .gc_percent = 0, .arena_mib = 1,\n"
-      "               .fake_os = false, .memory_limit_mib = 0},\n"
+      "               .fake_os = false, .memory_limit_mib = 0, .reuse = ReusePolicy::next_cycle},\n"
       "    .ops = {\n"
       "        Alloc{.proc = 1, .size = 48, .align = 16},\n"
       "        BeginCycle{},\n"
@@ -95,7 +113,7 @@ TEST(ProgramPrinter, CppFormIsPinnedAndCompiles) {
 TEST(ProgramPrinter, TraceIsOneNumberedLinePerOperation) {
   EXPECT_EQ(to_trace(kPrinted),
             "program procs_interleave: procs=2 flush=lazy gc_percent=0 arena=1MiB fake_os=false "
-            "memory_limit=0MiB, 6 ops\n"
+            "memory_limit=0MiB reuse=next_cycle, 6 ops\n"
             "     0  P1.allocate(size=48, align=16)\n"
             "     1  testing::begin_cycle()\n"
             "     2  P0.free(live[0])\n"

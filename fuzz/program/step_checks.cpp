@@ -65,7 +65,8 @@ void ProgramExecution::after_step(const Op& op) {
     stale_known_ = false;
     cycle_done();
   }
-  if (!check_flush_counters(op, before) || !check_counts()) return;
+  if (span_releases_ != span_releases_before_) shadow_.spans_released();
+  if (!check_flush_counters(op, before) || !check_counts() || !check_reclaim_counters()) return;
   // Between boundaries: the ends of a few live objects per step, round robin, so an object
   // clobbered by a step is seen within live/2 steps even in a program without cycles; the
   // objects a step touched were checked in full by the step itself.
@@ -140,6 +141,25 @@ bool ProgramExecution::check_counts() {
   return true;
 }
 
+// The reuse counters against the model. Under next_cycle nothing is collected and no large span
+// goes back at its free (T9 and T10 are owner's); under owner every large free returned its
+// span (T10), and collections reclaim only objects that were freed.
+bool ProgramExecution::check_reclaim_counters() {
+  const bool owner = shadow_.policy().collects();
+  const std::uint64_t large = owner ? large_frees_ : 0;
+  if ((!owner && (stats_.collections != 0 || stats_.collected_objects != 0)) ||
+      stats_.large_frees != large || stats_.collected_objects + large > frees_ ||
+      stats_.collections > stats_.collected_objects) {
+    fail(CheckId::reuse_counters,
+         "stats: {} collections of {} objects and {} large frees under reuse={}, but the model "
+         "freed {} objects, {} of them large",
+         stats_.collections, stats_.collected_objects, stats_.large_frees,
+         owner ? "owner" : "next_cycle", frees_, large_frees_);
+    return false;
+  }
+  return true;
+}
+
 // The whole-heap check at a boundary (a cycle operation, a Verify operation, the end): every
 // live object's sampled contents and find_object, the pending frees, the snapshot's span and P
 // states (explicit-P and page-heap targets) and heap.verify(), unless nothing ran since the
@@ -171,12 +191,24 @@ void ProgramExecution::boundary_check(const char* when) {
          stats_.live_objects, stats_.pending_frees, live.size(), pending.size());
     return;
   }
+  // What the heap reclaimed (the model has just read it, object by object) came from sweeps,
+  // collections and large frees; before the first cycle nothing was swept, so the collections
+  // and large frees counted are exactly what was reclaimed (INV-C for owner reuse).
+  const std::uint64_t reclaimed = frees_ - pending.size();
+  const std::uint64_t counted = stats_.collected_objects + stats_.large_frees;
+  if (counted > reclaimed || (stats_.cycles == 0 && counted != reclaimed)) {
+    fail(CheckId::reuse_counters,
+         "{} objects reclaimed (model), but stats count {} collected and {} large frees in {} "
+         "cycles",
+         reclaimed, stats_.collected_objects, stats_.large_frees, stats_.cycles);
+    return;
+  }
   for (const LiveObject& o : live) {
     if (!check_contents(o, true) || !check_found(o)) return;
   }
   if (testing::sweep_done(heap())) {
     for (const FreedObject& f : pending) {
-      if (oracle::ReusePolicy::must_be_reclaimed(f, stats_.cycles, true)) {
+      if (shadow_.policy().must_be_reclaimed(f, stats_.cycles, true)) {
         fail(CheckId::sweep_done_pending,
              "sweep_done() holds but #{} (freed in cycle {}, now {}) is still pending", f.id,
              f.freed_in_cycle, stats_.cycles);

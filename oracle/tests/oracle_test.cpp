@@ -136,5 +136,44 @@ TEST(Shadow, ASlotHandedOutTwiceAndAnEarlyReuseAreCaught) {
   EXPECT_EQ(shadow.reclaimed().size(), 1u);
 }
 
+TEST(Shadow, OwnerReuseAllowsReuseAtOnceAndReclaimsLargeObjectsAtTheirFree) {
+  std::array<std::byte, 256> mem{};
+  ShadowHeap shadow(ReusePolicy{spanheap::ReusePolicy::owner});
+  shadow.reserve(4);
+  const auto at = [&](std::size_t o) { return reinterpret_cast<std::uintptr_t>(mem.data() + o); };
+  shadow.add_live(LiveObject{0, mem.data(), 32, 16, 32, 1, 0});
+  shadow.free_live(0, /*now=*/0);
+  const auto same_cycle = shadow.check_new(at(0), 32, 0);  // a collection may reuse it at once
+  EXPECT_EQ(same_cycle.reused_too_early, nullptr);
+  EXPECT_EQ(shadow.reclaimed().size(), 1u);
+  shadow.add_live(LiveObject{1, mem.data() + 64, 100000, 16, 106496, 2, 0, /*large=*/true});
+  shadow.free_live(0, 0);  // T10: reclaimed by its free, never pending
+  EXPECT_TRUE(shadow.pending().empty());
+  EXPECT_EQ(shadow.reclaimed().size(), 2u);
+  // "Sweep done" still reclaims only what was freed before the cycle.
+  const FreedObject f{2, mem.data(), 32, 32, /*freed_in_cycle=*/3};
+  EXPECT_FALSE(shadow.policy().must_be_reclaimed(f, 3, true));
+  EXPECT_TRUE(shadow.policy().must_be_reclaimed(f, 4, true));
+}
+
+TEST(Shadow, ASpanLifeEndsOnlyWhenAReleaseFindsItWithoutLiveObjects) {
+  std::array<std::byte, 256> mem{};
+  ShadowHeap shadow;
+  shadow.reserve(8);
+  const std::uintptr_t span = reinterpret_cast<std::uintptr_t>(mem.data());
+  const std::uint32_t life = shadow.join_span_life(span, 5, false);
+  shadow.add_live(LiveObject{0, mem.data(), 16, 16, 16, 1, 0, false, life});
+  shadow.add_live(LiveObject{1, mem.data() + 16, 16, 16, 16, 1, 0, false,
+                             shadow.join_span_life(span, 5, false)});
+  ASSERT_EQ(shadow.join_span_life(span, 5, true), life);  // it holds live objects: the same span
+  const FreedObject& f = shadow.free_live(0, 0);
+  shadow.spans_released();  // #1 keeps the span alive
+  EXPECT_TRUE(shadow.span_life_intact(f));
+  shadow.free_live(0, 0);
+  shadow.spans_released();  // now it may have gone back to the page heap
+  EXPECT_FALSE(shadow.span_life_intact(shadow.pending().front()));
+  EXPECT_NE(shadow.join_span_life(span, 5, false), life);  // a new object starts a new life
+}
+
 }  // namespace
 }  // namespace spanheap::oracle

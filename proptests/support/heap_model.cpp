@@ -289,8 +289,11 @@ void run_script(const std::vector<CommandPtr>& commands, Model& model, Sut& sut)
 }
 
 void check_stateful(const HeapSetup& setup, const CommandMix& mix, CheckSet checks) {
-  Sut sut(setup, checks);
-  Model model(setup);
+  HeapSetup s = setup;
+  s.reuse = *rc::gen::element(ReusePolicy::next_cycle, ReusePolicy::owner);
+  RC_TAG(s.reuse == ReusePolicy::owner ? "reuse=owner" : "reuse=next_cycle");
+  Sut sut(s, checks);
+  Model model(s);
   check_generated(model, sut, mix);
 }
 

@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 #include <spanheap/oracle/content.hpp>
+#include <spanheap/oracle/shadow.hpp>
 #include <spanheap/oracle/snapshot_check.hpp>
 
 #include <algorithm>
@@ -363,22 +364,58 @@ void CheckedHeap::check_predicted_slot(StepDiff& d, const SpanInfo& sp, std::uin
                         sbase, slot, describe(sp)));
 }
 
-// The object table: pending objects reused only after their span's sweep, pending objects in
-// swept spans reclaimed, everything else exactly as tracked, and per span tracked objects (live
-// and pending) == alloc_count.
+// Collections (T9, ReusePolicy::owner): a span that an allocating step left with none of its
+// pending frees and did not sweep was collected, and a collection takes every pending free of
+// its span. The counters must say exactly that: one collection per such span, its pending frees
+// as collected objects, one large free per T10; under next_cycle none of them moves.
+void CheckedHeap::check_collections(StepDiff& d) {
+  const Step& step = d.step;
+  const oracle::ReusePolicy policy{setup_.reuse};
+  std::uint64_t collected_objects = 0;
+  if (policy.collects() && (step.op == Op::allocate || step.op == Op::fill)) {
+    for (const auto& [base, x] : d.prev_spans) {
+      auto it = d.cur_spans.find(base);
+      if (d.swept.count(base) || it == d.cur_spans.end()) continue;
+      const unsigned left = it->second->pending_frees;
+      if (left == x->pending_frees) continue;  // not collected
+      if (left != 0) d.bad("a collection left pending frees in its span: " + describe(*it->second));
+      d.collected.insert(base);
+      collected_objects += x->pending_frees;
+    }
+  }
+  const Stats& s0 = d.before.stats;
+  const Stats& s1 = d.cur.stats;
+  if (s1.collections - s0.collections != d.collected.size() ||
+      s1.collected_objects - s0.collected_objects != collected_objects ||
+      s1.large_frees - s0.large_frees != d.released_at_free.size())
+    d.bad(fmt::format(
+        "reuse counters: {} collections of {} objects and {} large frees in this step, the "
+        "snapshots show {} spans collected holding {} pending frees and {} large spans released",
+        s1.collections - s0.collections, s1.collected_objects - s0.collected_objects,
+        s1.large_frees - s0.large_frees, d.collected.size(), collected_objects,
+        d.released_at_free.size()));
+}
+
+// The object table: pending objects reused only after their span's sweep (or, under owner
+// reuse, its collection), pending objects in swept or collected spans reclaimed, everything else
+// exactly as tracked, and per span tracked objects (live and pending) == alloc_count.
 void CheckedHeap::check_objects(StepDiff& d) {
   const Step& step = d.step;
   for (std::uintptr_t o : reused_pending_) {
     const SpanInfo* was = span_containing(d.before, o);
-    if (!was || !d.swept.count(was->base))
-      d.bad(fmt::format("quarantine: pending object {:#x} reused without a sweep of its span", o));
+    if (!was || !(d.swept.count(was->base) || d.collected.count(was->base)))
+      d.bad(fmt::format("quarantine: pending object {:#x} reused without a sweep{} of its span", o,
+                        oracle::ReusePolicy{setup_.reuse}.collects() ? " or collection" : ""));
   }
   reused_pending_.clear();
   for (auto it = objects_.begin(); it != objects_.end();) {
     TrackedObject& o = it->second;
     const SpanInfo* was = span_containing(d.before, o.base);
-    const bool reclaimed = o.pending && was && d.swept.count(was->base) &&
-                           !(step.op == Op::free && step.ptr == o.base);
+    const bool freed_now = step.op == Op::free && step.ptr == o.base;
+    const bool reclaimed =
+        o.pending && was &&
+        (((d.swept.count(was->base) || d.collected.count(was->base)) && !freed_now) ||
+         (freed_now && d.released_at_free.count(was->base)));
     if (reclaimed) {
       it = objects_.erase(it);
       continue;

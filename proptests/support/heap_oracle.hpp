@@ -30,8 +30,8 @@ struct HeapSetup {
   CheckLevel checks = CheckLevel::expensive;
   std::size_t arena_bytes = std::size_t{4} << 20;  // small arenas: growth crosses arenas quickly
   unsigned release_after_cycles = 2;
-  // The Tracker's quarantine checks model ReusePolicy::next_cycle; ReusePolicy::owner runs the
-  // same snapshot invariants without them (reuse_props).
+  // When a freed slot may come back (oracle::ReusePolicy says what each policy allows);
+  // check_stateful draws it for every generated case.
   ReusePolicy reuse = ReusePolicy::next_cycle;
 };
 
@@ -141,6 +141,7 @@ class CheckedHeap {
   void check_flushes(StepDiff& d);
   // heap_oracle.cpp: the objects.
   void check_allocations(StepDiff& d);
+  void check_collections(StepDiff& d);
   void check_predicted_slot(StepDiff& d, const SpanInfo& span, std::uintptr_t p);
   void check_objects(StepDiff& d);
 

@@ -27,6 +27,10 @@ struct CheckedHeap::StepDiff {
   std::set<std::uintptr_t> swept;  // spans swept in this step
   std::uint64_t expected_sweeps = 0;
   std::vector<std::string>& v;
+  // Spans whose pending frees an owner collected in this step (ReusePolicy::owner: T9), and the
+  // large spans whose own free returned them to the page heap (T10).
+  std::set<std::uintptr_t> collected = {};
+  std::set<std::uintptr_t> released_at_free = {};
   void bad(std::string m) { v.push_back(fmt::format("[{}] {}", to_string(step.op), std::move(m))); }
   void sweep(std::uintptr_t base) {
     ++expected_sweeps;

@@ -3,6 +3,7 @@
 // sweepgen moves (judged by the oracle library's moves table, oracle/sweepgen_moves.hpp), new
 // spans, sweeps, flushes, allocations and the object table. See heap_oracle.hpp.
 #include <fmt/format.h>
+#include <spanheap/oracle/shadow.hpp>
 #include <spanheap/oracle/snapshot_check.hpp>
 #include <spanheap/oracle/sweepgen_moves.hpp>
 
@@ -74,6 +75,7 @@ std::vector<std::string> CheckedHeap::finish(const Step& step) {
   check_sweeps(d);
   check_flushes(d);
   check_allocations(d);
+  check_collections(d);
   check_objects(d);
   if (!v.empty()) v.push_back("before:\n" + describe(last_) + "after:\n" + describe(cur));
   for (const SpanInfo& s : cur.spans)
@@ -185,6 +187,14 @@ void CheckedHeap::check_span_move(StepDiff& d, const SpanInfo& x) {
   const std::string id = describe(x) + " -> " + (c ? describe(*c) : std::string("gone"));
   if (d.bump) return check_cycle_move(d, x, c, id);
   const std::int64_t d0 = x.sweepgen_delta;
+  // T10 (owner reuse): the free of a large object returns its span to the page heap at once
+  // (swept first on demand when it was unswept, as every free does: Go's ensureSwept).
+  if (!c && (d0 == 0 || d0 == -2) && x.span_class == 0 && d.step.op == Op::free &&
+      d.step.ptr == x.base && oracle::ReusePolicy{setup_.reuse}.reclaimed_at_free(true)) {
+    d.released_at_free.insert(x.base);
+    if (d0 == -2) d.sweep(x.base);
+    return;
+  }
   if (!c) {
     if (d0 != -2 && d0 != 1) d.bad("a swept span vanished without a sweep: " + id);
     d.sweep(x.base);
