@@ -223,17 +223,11 @@ TEST(VerifyEachCycle, ReportsWhatTheVerifierFindsAtEveryCycle) {
 #if defined(SPANHEAP_ASAN)
 // poison_freed: any access to a freed object, at its first or last byte, is caught by ASan at the
 // access, for the smallest class, the largest class and a large object.
-Options poisoning_heap() {
-  Options o;
-  o.procs = 1;
-  o.sweepers = 0;
-  o.gc_percent = 0;
-  o.debug.poison_freed = true;
-  return o;
-}
-
 void read_after_free(std::size_t size, std::size_t byte) {
-  Heap heap(poisoning_heap());
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(1, rec);
+  o.debug.poison_freed = true;
+  Heap heap(o);
   void* anchor = heap.allocate(size, 8);
   auto* p = static_cast<volatile unsigned char*>(heap.allocate(size, 8));
   heap.free(const_cast<unsigned char*>(p));
