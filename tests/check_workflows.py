@@ -10,7 +10,10 @@ For every workflow in .github/workflows:
     tag cannot change what runs and dependabot can still bump it;
   - setup-profiles: every step that runs ci/setup names `--profile P`, and P (a literal or a
     `${{ matrix.KEY }}` resolved through every matrix row) is a profile ci/setup knows
-    (`ci/setup --list-profiles`, or --profiles A,B,...).
+    (`ci/setup --list-profiles`, or --profiles A,B,...);
+  - soak-matrix: soak.yml's `fuzz` and `stress` jobs have one matrix row per item of that part of
+    ci/soak's plan (`ci/soak --dry-run --part P`), so a new fuzz target or stress driver cannot be
+    left out of the long runs.
 With --extract DIR it also writes every `run:` block to DIR/<workflow>.<job>.<step>.sh as a bash
 script (GitHub runs them with bash -e; `${{ ... }}` expressions become placeholders of the same
 length, as actionlint does) so that ci/lint can shellcheck them.
@@ -110,6 +113,27 @@ def check_profiles(wf, job_id, job, profiles, problems):
                                         f"profiles ({', '.join(sorted(profiles))})")
 
 
+def soak_plan(root, part):
+    """The item names of one part of ci/soak's plan, from its dry run."""
+    out = subprocess.run([os.path.join(root, "ci", "soak"), "--dry-run", "--part", part,
+                          f"--{part}-seconds", "1"], check=True, capture_output=True, text=True,
+                         timeout=60).stdout
+    return [line.split()[1] for line in out.splitlines() if line.startswith(part + " ")]
+
+
+def check_soak_matrix(root, wf, jobs, problems):
+    for part in ("fuzz", "stress"):
+        job = jobs.get(part)
+        if not isinstance(job, dict):
+            problems.append(f"{wf}: no '{part}' job (one matrix row per ci/soak {part} item)")
+            continue
+        want = sorted(soak_plan(root, part))
+        have = sorted(str(v) for v in matrix_values(job, "target"))
+        if have != want:
+            problems.append(f"{wf}: jobs.{part}: matrix targets {have} but ci/soak's {part} "
+                            f"items are {want}")
+
+
 def extract_runs(wf, jobs, out_dir):
     written = 0
     base = os.path.splitext(wf)[0]
@@ -165,6 +189,8 @@ def main():
         for job_id, job in jobs.items():
             check_git_first(wf, job_id, job, problems)
             check_profiles(wf, job_id, job, profiles, problems)
+        if wf == "soak.yml":
+            check_soak_matrix(args.root, wf, jobs, problems)
         if args.extract:
             runs += extract_runs(wf, jobs, args.extract)
 

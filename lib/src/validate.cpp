@@ -10,6 +10,7 @@
 
 #include "central.hpp"
 #include "heap_state.hpp"
+#include "pacing.hpp"
 #include "page_heap.hpp"
 #include "report.hpp"
 #include "size_classes.hpp"
@@ -268,6 +269,7 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
                      std::vector<Violation>& out) NO_THREAD_SAFETY_ANALYSIS {
   const std::uint32_t sg = heap.sg();
   std::uint64_t objects = 0, bytes = 0, pending = 0, in_use_pages = 0, free_pages = 0, released = 0;
+  std::uint64_t unswept_pages = 0, small_span_bytes = 0;
   std::int64_t unswept = 0;
   const Span* prev = nullptr;
   for (const CensusEntry& e : census) {
@@ -292,7 +294,11 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
       continue;
     }
     in_use_pages += s->npages;
-    if (s->sweepgen.load(std::memory_order_relaxed) == sg - 2) unswept++;
+    if (s->sweepgen.load(std::memory_order_relaxed) == sg - 2) {
+      unswept++;
+      unswept_pages += s->npages;
+    }
+    if (!s->is_large()) small_span_bytes += std::uint64_t{s->nelems} * s->elem_size;
     // Allocation state (INV-A2, A3; A1 is a span rule).
     const std::uint32_t fi = s->free_index.load(std::memory_order_relaxed);
     const std::uint32_t counted = count_allocated(*s);
@@ -375,6 +381,22 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
   if (const PageHeap& ph = heap.pages; ph.free_pages.load() != free_pages)
     fail(&out, "INV-C", "page heap free_pages {} but free runs cover {}", ph.free_pages.load(),
          free_pages);
+  // Pacing.
+  testing::PacingFacts pf;
+  pf.eager_flush = heap.options.flush == FlushPolicy::eager;
+  pf.owner_reuse = heap.options.reuse == ReusePolicy::owner;
+  pf.pages_to_sweep = ss.pages_to_sweep.load();
+  pf.unswept_pages = unswept_pages;
+  pf.pages_swept = ss.pages_swept.load();
+  for (unsigned c = 1; c < num_size_classes(); c++) pf.cache_pages += size_class(c).npages;
+  pf.cache_pages *= heap.nprocs;
+  pf.pages_per_byte = ss.pages_per_byte.load();
+  pf.sweep_charged = ss.bytes_allocated.load();
+  pf.pacer_allocated = heap.pacer.allocated.load();
+  pf.small_span_bytes = small_span_bytes;
+  for (unsigned i = 0; i < heap.nslots; i++)
+    pf.allocated_bytes += heap.proc(i).cache.alloc_bytes.load(std::memory_order_relaxed);
+  testing::pacing_violations(pf, out);
 }
 
 VerifyResult verify_heap(HeapState& heap) {
@@ -474,6 +496,35 @@ void span_violations(const SpanFacts& f, std::vector<Violation>& out) {
   else if (f.free_index > f.alloc_count)
     fail(&out, "INV-A1", "span {} free_index {} beyond its {} allocated slots (one below is free)",
          at, f.free_index, f.alloc_count);
+}
+
+void pacing_violations(const PacingFacts& p, std::vector<Violation>& out) {
+  if (p.pages_per_byte > 0) {
+    const std::uint64_t owed = detail::sweep_target(p.pages_per_byte, p.sweep_charged);
+    if (p.pages_swept < owed)
+      fail(&out, "INV-P1",
+           "proportional sweep owes {} pages for {} bytes charged but {} pages were swept", owed,
+           p.sweep_charged, p.pages_swept);
+  }
+  if (p.unswept_pages > p.pages_to_sweep) {
+    fail(&out, "INV-P2", "{} pages unswept but only {} were left to sweep at the bump",
+         p.unswept_pages, p.pages_to_sweep);
+  } else {
+    const std::uint64_t left_lists = p.pages_to_sweep - p.unswept_pages;
+    const std::uint64_t by_flush = p.eager_flush ? 0 : p.cache_pages;
+    if (p.pages_swept < left_lists || p.pages_swept - left_lists > by_flush)
+      fail(&out, "INV-P2",
+           "{} pages counted swept since the bump; {} left the unswept lists and flushes can "
+           "have swept at most {} more",
+           p.pages_swept, left_lists, by_flush);
+  }
+  // Next-cycle reuse charges every refill, and a forced flush (testing::flush_all) can hand the
+  // same free slots out twice in a cycle: no bound from the spans holds there.
+  if (p.owner_reuse && p.pacer_allocated > p.small_span_bytes + p.allocated_bytes)
+    fail(&out, "INV-P3",
+         "the pacer charged {} bytes since the bump, more than the small spans' {} bytes of "
+         "slots and the {} bytes ever allocated",
+         p.pacer_allocated, p.small_span_bytes, p.allocated_bytes);
 }
 
 void flush_gen_violations(unsigned proc, std::int64_t delta, std::vector<Violation>& out) {

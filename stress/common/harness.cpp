@@ -136,7 +136,7 @@ void watchdog_main() {
         if (t != 0 && now - t > idle) idle = now - t;
       }
       if (idle <= g_collect_limit_ns.load()) continue;
-      what = "a collect() call has not returned";
+      what = "a collect() call (or a heap's destruction) has not returned";
     }
     std::fprintf(stderr,
                  "\nFAIL [%s]: %s for %.0f s: the world looks stuck (a deadlock in a stop, a "
@@ -452,7 +452,16 @@ double Run::elapsed_seconds() const {
 
 void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const PauseLog& pauses,
                   const std::function<void()>& periodic) {
+  monitor(
+      gun, [&heap] { return heap.stats(); }, tally, pauses, periodic);
+}
+
+void Run::monitor(StartGun& gun, const std::function<Stats()>& stats, const SharedTally& tally,
+                  const PauseLog& pauses, const std::function<void()>& periodic) {
   using namespace std::chrono;
+  // Started before the gun: drivers that count the process's threads see it from their start.
+  static std::once_flag watchdog_started;
+  std::call_once(watchdog_started, [] { std::thread(watchdog_main).detach(); });
   start_ = steady_clock::now();
   gun.fire();  // publishes start_ to every worker (fail() reads it)
   fmt::print(
@@ -471,7 +480,6 @@ void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const Pau
       duration_cast<nanoseconds>(seconds(under_sanitizer() ? 60 : 30)).count());
   g_watch_mark_ns.store(now_ns());
   g_watch_phase.store(1);
-  std::thread(watchdog_main).detach();
   std::uint64_t driver_mark = 0;
   while (!stopping()) {
     std::this_thread::sleep_for(milliseconds(100));
@@ -489,7 +497,7 @@ void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const Pau
       g_watch_mark_ns.store(now_ns());
     }
     if (now >= next_line || stopping()) {
-      Stats s = heap.stats();
+      Stats s = stats();
       double dt = duration<double>(now - (next_line - seconds(1))).count();
       fmt::print(
           "[{} {:6.1f}s] cycles {} (+{:.0f}/s) ops {} ({}/s) collect() {} live {} / {} obj "
@@ -507,6 +515,7 @@ void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const Pau
       next_line = now + seconds(1);
     }
   }
+  ended_ = steady_clock::now();
   // Wind-down (joins, final cycle and sweep, verify, the heap's destructor) gets its own budget.
   g_watch_limit_ns.store(duration_cast<nanoseconds>(seconds(under_sanitizer() ? 120 : 45)).count());
   g_watch_mark_ns.store(now_ns());
@@ -516,7 +525,6 @@ void Run::monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const Pau
 int Run::finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
                 std::uint64_t outstanding, const std::vector<std::string>& extra_lines) {
   using namespace std::chrono;
-  double elapsed = elapsed_seconds();
   check_reports();
 
   // Let one more cycle reclaim every free, then sweep to the end so the accounting is exact.
@@ -552,8 +560,14 @@ int Run::finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
     fail(fmt::format("final verify() found {} violations:\n{}", vr.violations.size(),
                      vr.to_string()));
   check_reports();
-  s = heap.stats();
+  return summarize(heap.stats(), tally, pauses, extra_lines);
+}
 
+int Run::summarize(const Stats& s, const SharedTally& tally, const PauseLog& pauses,
+                   const std::vector<std::string>& extra_lines) {
+  // The timed loop's length (the wind-down is not part of the rates).
+  const double elapsed = std::chrono::duration<double>(ended_ - start_).count();
+  std::uint64_t allocs = tally.allocs.load(), frees = tally.frees.load();
   auto coll = pauses.sorted();
   std::uint64_t hist_total = 0;
   for (auto c : s.pause_histogram) hist_total += c;

@@ -128,12 +128,19 @@ class Run {
   // ms.
   void monitor(StartGun& gun, Heap& heap, const SharedTally& tally, const PauseLog& pauses,
                const std::function<void()>& periodic = {});
+  // The same, for drivers whose heaps come and go: `stats` supplies the progress line's numbers.
+  void monitor(StartGun& gun, const std::function<Stats()>& stats, const SharedTally& tally,
+               const PauseLog& pauses, const std::function<void()>& periodic = {});
 
   // End of run, world quiet (workers joined, their objects freed): sweeps everything, checks the
   // heap's accounting against the driver's own counts (`outstanding` objects still allocated by
   // the driver, normally 0), runs verify(), prints the summary and returns the exit code.
   int finish(Heap& heap, const SharedTally& tally, const PauseLog& pauses,
              std::uint64_t outstanding, const std::vector<std::string>& extra_lines = {});
+  // The summary and RESULT line of finish() alone, from `s` (the numbers of the run's heaps, summed
+  // by a driver that destroyed them itself); returns the exit code.
+  int summarize(const Stats& s, const SharedTally& tally, const PauseLog& pauses,
+                const std::vector<std::string>& extra_lines = {});
 
   std::chrono::steady_clock::time_point started() const { return start_; }
   double elapsed_seconds() const;
@@ -148,6 +155,7 @@ class Run {
   std::atomic<std::uint64_t> failures_{0};
   std::mutex fail_mu_;
   std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point ended_;  // when the timed loop stopped (monitor)
 };
 
 // Names of the build this binary came from (CMake passes them in).

@@ -232,6 +232,30 @@ struct SpanTotals {
 void accounting_violations(const SpanTotals& spans, const Stats& stats,
                            std::vector<Violation>& out);
 
+// What the pacer and the proportional sweeper have counted since the last bump, beside what the
+// spans show, with the world stopped (docs/design.md "The cycle", step 6).
+struct PacingFacts {
+  bool eager_flush = false;  // FlushPolicy::eager: no cache is stale, no flush sweeps
+  bool owner_reuse = false;  // ReusePolicy::owner: only fresh spans are charged to the pacer
+  std::uint64_t pages_to_sweep = 0;    // pages on the unswept lists at the bump
+  std::uint64_t unswept_pages = 0;     // pages of spans still at sg-2
+  std::uint64_t pages_swept = 0;       // pages swept since the bump, by anyone
+  std::uint64_t cache_pages = 0;       // the most pages the Ps' caches hold (a span per class)
+  double pages_per_byte = 0;           // the proportional sweep ratio (0 once nothing is left)
+  std::uint64_t sweep_charged = 0;     // bytes charged to proportional sweep since the bump
+  std::uint64_t pacer_allocated = 0;   // bytes the pacer has charged since the bump
+  std::uint64_t small_span_bytes = 0;  // slots of every in-use small span (nelems * elem_size)
+  std::uint64_t allocated_bytes = 0;   // bytes ever allocated (usable sizes)
+};
+// INV-P1: proportional sweep has paid its debt — pages swept cover the sweep target of the bytes
+// charged (Go's deductSweepCredit), unless the ratio was dropped because nothing was left.
+// INV-P2: every page that left the unswept lists was swept and counted, and nothing else was but
+// the stale cached spans a flush swept: none under the eager policy, at most the caches' pages.
+// INV-P3 (owner reuse): the pacer charged at most the slots of the spans born since the bump and
+// the large objects allocated, so at most the small spans' slots plus every byte ever allocated:
+// a charge credited back after the bump reset it (an unsigned underflow) cannot hide.
+void pacing_violations(const PacingFacts& pacing, std::vector<Violation>& out);
+
 // The size-class table (read-only view), for property tests and fuzzers.
 struct SizeClassInfo {
   unsigned span_class;
