@@ -6,6 +6,8 @@
 // shim's) shows up as a hang, never as a stuck test.
 //
 //   fork_malloc_stress [--smoke] [--seconds S] [--threads N] [--seed N] [--child-timeout S]
+#include <spanheap/version.hpp>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -177,6 +179,7 @@ std::string reap(pid_t pid, double timeout) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (spanheap::print_version_if_asked(argc, argv)) return 0;
   const Config cfg = parse(argc, argv);
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < cfg.threads; t++) threads.emplace_back(mutator, cfg.seed * 1000 + t);

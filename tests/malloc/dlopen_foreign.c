@@ -13,6 +13,11 @@ typedef void* (*realloc_fn)(void*, size_t);
 typedef size_t (*usable_fn)(void*);
 
 int main(int argc, char** argv) {
+  if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+    const char* slash = strrchr(argv[0], '/');
+    printf("%s (spanheap %s)\n", slash != NULL ? slash + 1 : argv[0], SPANHEAP_VERSION);
+    return 0;
+  }
   if (argc != 2) {
     fprintf(stderr, "usage: %s <libspanheap_malloc.so>\n", argv[0]);
     return 2;

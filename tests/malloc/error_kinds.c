@@ -41,6 +41,11 @@ static int bad_free(const char* kind) {
 }
 
 int main(int argc, char** argv) {
+  if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+    const char* slash = strrchr(argv[0], '/');
+    printf("%s (spanheap %s)\n", slash != NULL ? slash + 1 : argv[0], SPANHEAP_VERSION);
+    return 0;
+  }
   if (argc != 2) {
     fprintf(stderr, "usage: %s double_free|invalid_free|interior_free|foreign_free\n", argv[0]);
     return 2;

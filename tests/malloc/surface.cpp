@@ -3,6 +3,8 @@
 // calloc on reused memory, realloc in place, and cross-thread frees. ctest runs it twice: with the
 // shim preloaded (malloc.surface) and with the override objects linked in (malloc.surface_linked).
 // Both runs set SPANHEAP_ON_ERROR=report; the last check proves spanheap is the malloc in use.
+#include <spanheap/version.hpp>
+
 #include <malloc.h>
 #include <unistd.h>
 
@@ -198,7 +200,8 @@ void served_by_spanheap() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (spanheap::print_version_if_asked(argc, argv)) return 0;
   malloc_calloc_realloc();
   alignment();
   cxx_forms();
