@@ -157,7 +157,11 @@ TEST(Binding, AStopWaitsForTheBinderToLeaveItsCall) {
     return test::span_containing(snap, v[0])->nelems;
   }();
   while (v.size() < nelems) v.push_back(heap.allocate(256));
-  void* keep = heap.allocate(256);  // refill: the full span goes to central's full list
+  // The full span is parked, then evicted to central's full list.
+  const std::vector<void*> keep = test::evict_to_central(
+      heap, 256, v[0], [&](std::size_t n) { return heap.allocate(n); });
+  // Its snapshots stopped the world, which revoked the binding: calls bind the thread again.
+  for (int i = 0; i < 4096 && !testing::proc_bound(heap, 0); i++) heap.free(heap.allocate(16));
   ASSERT_TRUE(testing::proc_bound(heap, 0));
   const std::size_t quarter = std::max<std::size_t>(1, v.size() / 4);
   for (std::size_t i = 0; i + 1 < quarter; i++) heap.free(v[i]);
@@ -181,7 +185,7 @@ TEST(Binding, AStopWaitsForTheBinderToLeaveItsCall) {
   EXPECT_TRUE(cycle_done.load());
   EXPECT_GE(heap.stats().revocations, 1u);
   for (std::size_t i = quarter; i < v.size(); i++) heap.free(v[i]);
-  heap.free(keep);
+  for (void* k : keep) heap.free(k);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
 }

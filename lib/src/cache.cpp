@@ -17,19 +17,81 @@ void cache_init(HeapState& heap, Cache& cache, std::uint32_t sg) noexcept {
 
 namespace {
 
-// Go's mcache.refill: give back the full span, take a swept one with free slots from central.
+void owned_push_front(OwnedSpans& owned, Span* s) noexcept {
+  s->prev = nullptr;
+  s->next = owned.first;
+  if (owned.first != nullptr) {
+    owned.first->prev = s;
+  } else {
+    owned.last = s;
+  }
+  owned.first = s;
+  owned.count++;
+}
+
+void owned_remove(OwnedSpans& owned, Span* s) noexcept {
+  if (s->prev != nullptr) {
+    s->prev->next = s->next;
+  } else {
+    owned.first = s->next;
+  }
+  if (s->next != nullptr) {
+    s->next->prev = s->prev;
+  } else {
+    owned.last = s->prev;
+  }
+  s->next = s->prev = nullptr;
+  owned.count--;
+}
+
+// Parks the current span of class c, which allocation exhausted, in the P's owned set. Past the
+// bound, the span parked longest ago goes back to central (T6), on the partial list if it is
+// worth collecting by then.
+void park(HeapState& heap, ProcState& p, unsigned c, Span* s) {
+  OwnedSpans& owned = p.cache.owned[c];
+  owned_push_front(owned, s);
+  if (owned.count > max_owned_spans) {
+    Span* evicted = owned.last;
+    owned_remove(owned, evicted);
+    uncache_span(heap, heap.central[c], evicted);
+  }
+}
+
+// The first owned span worth collecting, taken off the owned list; nullptr when none is. Its
+// pending frees only grow meanwhile (only this P collects it), so the collection finds them.
+Span* take_owned(OwnedSpans& owned) noexcept {
+  for (Span* s = owned.first; s != nullptr; s = s->next) {
+    if (worth_collecting(*s)) {
+      owned_remove(owned, s);
+      return s;
+    }
+  }
+  return nullptr;
+}
+
+// C6/C7 for a span the cache is done allocating from.
+void check_exhausted(HeapState& heap, const Span* s) {
+  SPANHEAP_CHECK(&heap, s->alloc_count == s->nelems,
+                 "refill of span with free space remaining (C6)");
+  // C7: a P never refills (so never allocates) from a stale cache: its span must be sg+3.
+  SPANHEAP_CHECK(&heap, s->sweepgen.load(std::memory_order_relaxed) == heap.sg() + 3,
+                 "bad sweepgen in refill (C7)");
+}
+
+// Go's mcache.refill: give back the full span (park it, under owner reuse), take a swept one with
+// free slots from central.
 bool refill(HeapState& heap, ProcState& p, unsigned c) {
   Cache& cache = p.cache;
   const std::uint32_t sg = heap.sg();
   Span* old = cache.alloc[c];
   if (old != &empty_span) {
-    SPANHEAP_CHECK(&heap, old->alloc_count == old->nelems,
-                   "refill of span with free space remaining (C6)");
-    // C7: a P never refills (so never allocates) from a stale cache: its span must be sg+3.
-    SPANHEAP_CHECK(&heap, old->sweepgen.load(std::memory_order_relaxed) == sg + 3,
-                   "bad sweepgen in refill (C7)");
-    uncache_span(heap, heap.central[c], old);
+    check_exhausted(heap, old);
     cache.alloc[c] = &empty_span;
+    if (heap.options.reuse == ReusePolicy::owner) {
+      park(heap, p, c, old);
+    } else {
+      uncache_span(heap, heap.central[c], old);
+    }
   }
   Span* span = cache_span(heap, heap.central[c]);
   if (span == nullptr) return false;
@@ -38,6 +100,11 @@ bool refill(HeapState& heap, ProcState& p, unsigned c) {
   span->sweepgen.store(sg + 3, std::memory_order_release);  // T5
   cache.alloc[c] = span;
   return true;
+}
+
+bool owns_span(HeapState& heap, const ProcState& p, const Span& s) noexcept {
+  return s.sweepgen.load(std::memory_order_relaxed) == heap.sg() + 3 &&
+         s.cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index);
 }
 
 }  // namespace
@@ -61,12 +128,23 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
       // T9a: reuse the span's own pending frees before giving it back. Only this P may: the
       // span is ours at sg+3 (checked), so no sweeper and no other P can collect it.
       if (heap.options.reuse == ReusePolicy::owner && worth_collecting(*s)) {
-        SPANHEAP_DCHECK(
-            &heap,
-            s->sweepgen.load(std::memory_order_relaxed) == heap.sg() + 3 &&
-                s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index),
-            "collection of a span this P does not cache (T9a)");
+        SPANHEAP_DCHECK(&heap, owns_span(heap, p, *s),
+                        "collection of a span this P does not cache (T9a)");
         if (span_collect(heap, *s) != 0) continue;
+      }
+    }
+    // T9a on an owned span: it becomes the current one, the exhausted one is parked.
+    if (heap.options.reuse == ReusePolicy::owner) {
+      if (Span* o = take_owned(cache.owned[c])) {
+        if (s != &empty_span) {
+          check_exhausted(heap, s);
+          park(heap, p, c, s);
+        }
+        cache.alloc[c] = o;
+        SPANHEAP_DCHECK(&heap, owns_span(heap, p, *o),
+                        "collection of a span this P does not cache (T9a)");
+        span_collect(heap, *o);
+        continue;
       }
     }
     if (!refill(heap, p, c)) return nullptr;
@@ -82,12 +160,21 @@ void cache_flush(HeapState& heap, ProcState& p, FlushKind kind, bool keep_empty)
   SPANHEAP_CHECK(&heap, fg == sg || fg == sg - 2, "bad flush_gen (C9)");
   const unsigned ncls = num_size_classes();
   for (unsigned c = 1; c < ncls; c++) {
-    Span* s = cache.alloc[c];
-    if (s == &empty_span) continue;
-    cache.alloc[c] = &empty_span;
-    uncache_span(heap, heap.central[c], s, keep_empty);
-    if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-      heap.protocol_hook(testing::ProtocolPoint::flush_released_span);
+    // The current span, then the owned ones (a failed refill can leave owned spans behind an
+    // empty current one).
+    if (Span* s = cache.alloc[c]; s != &empty_span) {
+      cache.alloc[c] = &empty_span;
+      uncache_span(heap, heap.central[c], s, keep_empty);
+      if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
+        heap.protocol_hook(testing::ProtocolPoint::flush_released_span);
+    }
+    OwnedSpans& owned = cache.owned[c];
+    while (Span* o = owned.first) {
+      owned_remove(owned, o);
+      uncache_span(heap, heap.central[c], o, keep_empty);
+      if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
+        heap.protocol_hook(testing::ProtocolPoint::flush_released_span);
+    }
   }
   // Publish flush_gen only after every span went back (and stale ones were swept): whoever reads
   // flush_gen == sg (the next cycle's INV-G1 check, "sweep done") may rely on that.

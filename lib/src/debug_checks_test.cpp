@@ -133,7 +133,9 @@ TEST(ClobberLargestClass, LastByteAfterASweepDoneForAFree) {
   Heap heap(debug_heap(rec, ReusePolicy::owner));
   const std::size_t size = largest_class_size();
   auto* x = static_cast<unsigned char*>(heap.allocate(size));
-  void* y = heap.allocate(size);  // the refill returns x's full span to central
+  void* y = heap.allocate(size);  // the refill parks x's full span
+  const std::vector<void*> evicted = test::evict_to_central(
+      heap, size, x, [&](std::size_t n) { return heap.allocate(n); });  // ... then evicts it
   heap.free(x);
   heap.collect();  // x's span waits unswept on its central list
   heap.free(x);    // its sweep (for this free) reclaims and clobbers x, keeps the span
@@ -145,6 +147,7 @@ TEST(ClobberLargestClass, LastByteAfterASweepDoneForAFree) {
   ASSERT_EQ(again, x);
   expect_write_after_free(rec.take(), size, size - 1);
   heap.free(again);
+  for (void* e : evicted) heap.free(e);
 }
 
 // Large objects are not clobbered: their pages go back to the page heap when they are freed (or

@@ -391,7 +391,8 @@ TEST(FindObject, IsExactForLiveObjectsWhileOtherThreadsChurn) {
   for (std::thread& t : churn) t.join();
   EXPECT_EQ(mismatches, 0u);
   EXPECT_EQ(rec.count(), 0u);
-  EXPECT_TRUE(heap.verify().ok());
+  const VerifyResult v = heap.verify();
+  EXPECT_TRUE(v.ok()) << v.to_string();
 }
 
 }  // namespace

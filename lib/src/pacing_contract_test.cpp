@@ -80,10 +80,11 @@ TEST(PacingContract, AGrowingProgramCyclesWhenTheTriggerSaysAndLeavesNothingToTe
   EXPECT_EQ(end.cycles, 3u);
   // Every bump found the previous cycle's sweeping finished before it (by proportional sweep and
   // by the sweeps on demand of refills and of the page heap before it grows): nothing was left to
-  // termination, and the 256 spans of 128-byte objects were swept in each of cycles 1 and 2.
+  // termination, and the 256 spans of 128-byte objects were swept in each of cycles 1 and 2 (the
+  // few the P owned at the bump by its flush). How much of it was proportional depends on how
+  // far ahead the sweeps on demand ran; the first test pins the proportional share exactly.
   EXPECT_EQ(end.swept_termination, 0u);
-  EXPECT_GE(end.swept_proportional + end.swept_on_demand, 2u * 256u);
-  EXPECT_GT(end.swept_proportional, 0u);
+  EXPECT_GE(end.swept_proportional + end.swept_on_demand + end.swept_by_flush, 2u * 256u);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
   for (void* p : keep) heap.free(p);

@@ -98,7 +98,8 @@ TEST(Reuse, FreesIntoAFullCentralSpanMakeItARefillCandidate) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(2, rec, ReusePolicy::owner));
   std::vector<void*> first = fill_span(heap, heap.proc(0), 256);
-  heap.proc(0).allocate(256);  // refill: the full span goes to central's swept full list
+  // P0 parks the full span, then evicts it to central's swept full list.
+  test::evict_to_central(heap, heap.proc(0), 256, first[0]);
   auto where = [&](void* p) {
     const auto snap = testing::snapshot(heap);
     return test::span_containing(snap, p)->location;
@@ -140,7 +141,8 @@ TEST(Reuse, ALateMoveToPartialRechecksTheSpan) {
   Heap heap(with_reuse(2, rec, ReusePolicy::owner));
   const std::vector<void*> a = fill_span(heap, heap.proc(0), 256);
   const auto in_a = [&](void* p) { return std::find(a.begin(), a.end(), p) != a.end(); };
-  ASSERT_FALSE(in_a(heap.proc(0).allocate(256)));  // refill: A goes to central's swept full list
+  // P0 parks A, then evicts it to central's swept full list.
+  for (void* p : test::evict_to_central(heap, heap.proc(0), 256, a[0])) ASSERT_FALSE(in_a(p));
   const std::size_t quarter = std::max<std::size_t>(1, a.size() / 4);
   ASSERT_LT(quarter + 1, a.size());
   for (std::size_t i = 0; i + 1 < quarter; i++) heap.proc(1).free(a[i]);
@@ -154,7 +156,10 @@ TEST(Reuse, ALateMoveToPartialRechecksTheSpan) {
     for (std::size_t i = 0; i < 4 * a.size() && !in_a(p); i++) p = heap.proc(0).allocate(256);
     ASSERT_TRUE(in_a(p));
     for (std::size_t i = 0; i < quarter; i++) ASSERT_TRUE(in_a(heap.proc(0).allocate(256)));
-    ASSERT_FALSE(in_a(heap.proc(0).allocate(256)));  // A is full: back to the full list (T6)
+    // A is full: P0 parks it, and once it has exhausted max_owned_spans() fresh spans after it,
+    // evicts it to the full list (T6). (No snapshot here: P1 is held by the waiting free.)
+    for (std::size_t i = 0; i < testing::max_owned_spans() * a.size() + 1; i++)
+      ASSERT_FALSE(in_a(heap.proc(0).allocate(256)));
   });
   heap.proc(1).free(a[quarter - 1]);  // worth collecting: waits in the hook, then moves
   testing::set_protocol_hook(heap, {});

@@ -98,7 +98,9 @@ TEST_F(SweepgenTest, LazyFlushWalksT1ThroughT8) {
 }
 
 TEST_F(SweepgenTest, RefillUncachesFullSpanAtSgT6) {
-  Heap heap(test::deterministic(1, rec));
+  Options o = test::deterministic(1, rec);
+  o.reuse = ReusePolicy::next_cycle;  // under owner reuse the P parks it (the next test)
+  Heap heap(o);
   Proc p = heap.proc(0);
   const auto& classes = testing::size_classes();
   const testing::SizeClassInfo* sc = nullptr;
@@ -117,6 +119,54 @@ TEST_F(SweepgenTest, RefillUncachesFullSpanAtSgT6) {
   EXPECT_EQ(second->sweepgen_delta, 3);
   EXPECT_EQ(second->location, SpanLocation::cached);
   EXPECT_VERIFIED(heap);
+}
+
+// Owner reuse: the refill parks the full span in the P's owned set, at sg+3 with the P as owner
+// (INV-S4); once the P has exhausted max_owned_spans() more spans after it, it leaves for central
+// at sg (T6), and a flush returns every owned span (T6 for each).
+TEST_F(SweepgenTest, RefillParksFullSpanThenEvictsItToCentralAtSgT6) {
+  Heap heap(test::deterministic(1, rec));
+  Proc p = heap.proc(0);
+  const testing::SizeClassInfo* sc = nullptr;
+  const auto classes = testing::size_classes();
+  for (const auto& c : classes)
+    if (c.size == 1024) sc = &c;
+  ASSERT_NE(sc, nullptr);
+  std::vector<void*> objs;
+  for (unsigned i = 0; i <= sc->nelems; i++) objs.push_back(p.allocate(1024));
+  auto snap = testing::snapshot(heap);
+  const testing::SpanInfo* first = test::span_containing(snap, objs.front());
+  const testing::SpanInfo* second = test::span_containing(snap, objs.back());
+  ASSERT_NE(first, second);
+  EXPECT_EQ(first->sweepgen_delta, 3);
+  EXPECT_EQ(first->location, SpanLocation::cached);
+  EXPECT_EQ(first->cache_proc, 0);
+  EXPECT_TRUE(first->owned);
+  EXPECT_EQ(first->alloc_count, sc->nelems);
+  EXPECT_EQ(second->location, SpanLocation::cached);
+  EXPECT_FALSE(second->owned);
+  EXPECT_EQ(snap.procs[0].cached_spans, 2u);
+  EXPECT_VERIFIED(heap);
+  // One span short of the bound: still owned.
+  for (unsigned i = 0; i < (testing::max_owned_spans() - 1) * sc->nelems; i++)
+    objs.push_back(p.allocate(1024));
+  snap = testing::snapshot(heap);
+  EXPECT_TRUE(test::span_containing(snap, objs.front())->owned);
+  EXPECT_EQ(snap.procs[0].cached_spans, testing::max_owned_spans() + 1);
+  // The current span holds one object: its other slots, then the allocation that parks it.
+  for (unsigned i = 0; i < sc->nelems; i++) objs.push_back(p.allocate(1024));
+  snap = testing::snapshot(heap);
+  first = test::span_containing(snap, objs.front());
+  EXPECT_EQ(first->location, SpanLocation::central_full_swept);
+  EXPECT_EQ(first->sweepgen_delta, 0);
+  EXPECT_EQ(snap.procs[0].cached_spans, testing::max_owned_spans() + 1);
+  EXPECT_VERIFIED(heap);
+  testing::flush_all(heap);
+  snap = testing::snapshot(heap);
+  EXPECT_EQ(snap.procs[0].cached_spans, 0u);
+  for (const testing::SpanInfo& s : snap.spans) EXPECT_NE(s.location, SpanLocation::cached);
+  EXPECT_VERIFIED(heap);
+  for (void* o : objs) p.free(o);
 }
 
 TEST_F(SweepgenTest, EagerFlushEmptiesCachesInsideThePause) {

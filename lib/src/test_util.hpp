@@ -32,6 +32,25 @@ inline const testing::SpanInfo* span_containing(const testing::HeapSnapshot& sna
   return nullptr;
 }
 
+// Allocates objects of `size` with `allocate(size)` until the span holding `obj` (owned by, or
+// current in, the allocating P's cache) leaves that cache for central: the P exhausts
+// max_owned_spans() more spans of the class after it. Returns what it allocated (the caller frees
+// it).
+template <typename Allocate>
+std::vector<void*> evict_to_central(Heap& heap, std::size_t size, const void* obj,
+                                    Allocate allocate) {
+  std::vector<void*> out;
+  for (;;) {
+    const testing::HeapSnapshot snap = testing::snapshot(heap);
+    const testing::SpanInfo* s = span_containing(snap, obj);
+    if (s == nullptr || s->location != testing::SpanLocation::cached) return out;
+    for (unsigned i = 0; i < s->nelems; i++) out.push_back(allocate(size));
+  }
+}
+inline std::vector<void*> evict_to_central(Heap& heap, Proc p, std::size_t size, const void* obj) {
+  return evict_to_central(heap, size, obj, [&](std::size_t n) { return p.allocate(n); });
+}
+
 #define EXPECT_VERIFIED(heap)                             \
   do {                                                    \
     const ::spanheap::VerifyResult vr_ = (heap).verify(); \

@@ -210,6 +210,7 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
     info.in_use = s->state.load(std::memory_order_relaxed) == detail::SpanState::in_use;
     info.location = e.location;
     info.cache_proc = e.cache_proc;
+    info.owned = e.owned;
     info.released = s->released;
     info.need_zero = s->need_zero;
     if (info.in_use) {
@@ -234,7 +235,7 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
         static_cast<std::int32_t>(p.cache.flush_gen.load(std::memory_order_relaxed) - sg);
     pi.idle = true;  // every P is stopped by us, so none is inside a call
     for (unsigned c = 1; c < detail::num_size_classes(); c++)
-      if (p.cache.alloc[c] != &detail::empty_span) pi.cached_spans++;
+      pi.cached_spans += (p.cache.alloc[c] != &detail::empty_span) + p.cache.owned[c].count;
     snap.procs.push_back(pi);
   }
   snap.sweep_done = detail::sweep_done(h);
@@ -243,6 +244,8 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
   detail::start_the_world(h, std::move(stopped));
   return snap;
 }
+
+unsigned max_owned_spans() noexcept { return detail::max_owned_spans; }
 
 std::vector<SizeClassInfo> size_classes() {
   std::vector<SizeClassInfo> out;

@@ -125,7 +125,8 @@ struct Span {
   std::size_t npages = 0;              // page heap lock
   std::uint64_t free_since = 0;        // free spans: cycle number when freed (page heap lock)
 
-  // Intrusive list links: central lists (central lock) or page heap free lists (page heap lock).
+  // Intrusive list links: central lists (central lock), page heap free lists (page heap lock) or
+  // a P's owned list (Cache::owned: the P).
   Span* next = nullptr;
   Span* prev = nullptr;
   std::atomic<SpanList*> list{nullptr};  // the list holding it; written under that list's
@@ -221,8 +222,18 @@ enum class ProcStatus : std::uint32_t {
   revoking = 4
 };
 
+// The spans a P owns besides its current one, per class (ReusePolicy::owner; cache.cpp): each
+// is full (allocation exhausted it) and at the cache's sweepgen, with cache_owner = the P. Linked
+// through Span::next/prev; Span::list stays nullptr. Owner: the P.
+struct OwnedSpans {
+  Span* first = nullptr;  // most recently parked
+  Span* last = nullptr;   // parked longest ago: the one evicted to central first
+  std::uint32_t count = 0;
+};
+
 struct Cache {
   Span* alloc[max_size_classes] = {};       // owner: P; &empty_span when none
+  OwnedSpans owned[max_size_classes] = {};  // owner: P
   std::atomic<std::uint32_t> flush_gen{0};  // owner writes (release: spans are flushed); the cycle
                                             // reads while stopped
   // Counters: single writer (the P holding it), read racily by stats().

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "cache.hpp"
 #include "central.hpp"
 #include "heap_state.hpp"
 #include "pacing.hpp"
@@ -111,6 +112,7 @@ testing::SpanFacts span_facts(HeapState& heap, const CensusEntry& e) NO_THREAD_S
   f.in_use = s->state.load(std::memory_order_relaxed) == SpanState::in_use;
   f.location = e.places == 0 ? SpanLocation::nowhere : e.location;
   f.cache_proc = e.cache_proc;
+  f.owned = e.owned;
   f.sweepgen_delta = static_cast<std::int32_t>(s->sweepgen.load(std::memory_order_relaxed) - sg);
   if (e.cache_proc >= 0) {
     const std::uint32_t fg = heap.proc(static_cast<unsigned>(e.cache_proc))
@@ -161,7 +163,7 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
       }
       if (index_of(s) != unlisted) fail(out, "page_map", "span {} mapped at two places", addr(s));
       s->census_index = static_cast<std::uint32_t>(where.size());
-      where.push_back(CensusEntry{s, SpanLocation::nowhere, -1, 0});
+      where.push_back(CensusEntry{s, SpanLocation::nowhere, -1, 0, false});
       page += s->npages;
     }
     if (const std::size_t page =
@@ -170,7 +172,7 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
       fail(out, "page_map", "uncommitted page {} of arena {:#x} maps to a span", page, arena.base);
     }
   });
-  auto place = [&](Span* s, SpanLocation loc, int proc) {
+  auto place = [&](Span* s, SpanLocation loc, int proc, bool owned = false) {
     const std::uint32_t i = index_of(s);
     if (i == unlisted) {
       fail(out, "INV-L1", "span {} found in {} but not in any page table", addr(s),
@@ -184,6 +186,7 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
     }
     e.location = loc;
     e.cache_proc = proc;
+    e.owned = owned;
   };
   // 2. Central lists.
   const std::uint32_t sg = heap.sg();
@@ -230,6 +233,29 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
         fail(out, "INV-S3", "span {} cached by P{} names owner {}", addr(s), i,
              s->cache_owner.load(std::memory_order_relaxed));
     });
+    // The owned sets (every class: a failed refill can leave them behind an empty current span).
+    for (unsigned c = 1; c < num_size_classes(); c++) {
+      const OwnedSpans& owned = cache.owned[c];
+      std::uint32_t count = 0;
+      const Span* prev = nullptr;
+      for (Span* s = owned.first; s != nullptr && count <= max_owned_spans; s = s->next) {
+        count++;
+        place(s, SpanLocation::cached, static_cast<int>(i), /*owned=*/true);
+        if (s->cls() != c)
+          fail(out, "INV-S4", "span {} of class {} owned as class {} by P{}", addr(s), s->cls(),
+               c, i);
+        if (s->prev != prev) fail(out, "INV-S4", "P{}'s owned list of class {} is broken", i, c);
+        if (s->list.load(std::memory_order_relaxed) != nullptr)
+          fail(out, "INV-L2", "owned span {} is also on a list", addr(s));
+        if (s->cache_owner.load(std::memory_order_relaxed) != static_cast<int>(i))
+          fail(out, "INV-S4", "span {} owned by P{} names owner {}", addr(s), i,
+               s->cache_owner.load(std::memory_order_relaxed));
+        prev = s;
+      }
+      if (count != owned.count || count > max_owned_spans || owned.last != prev)
+        fail(out, "INV-S4", "P{} owns {} spans of class {} (bound {}) but counts {}", i, count, c,
+             max_owned_spans, owned.count);
+    }
   }
   // 4. Page heap free runs.
   PageHeap& ph = heap.pages;
@@ -389,7 +415,8 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
   pf.unswept_pages = unswept_pages;
   pf.pages_swept = ss.pages_swept.load();
   for (unsigned c = 1; c < num_size_classes(); c++) pf.cache_pages += size_class(c).npages;
-  pf.cache_pages *= heap.nprocs;
+  // A current span and, under owner reuse, up to max_owned_spans owned ones per class and P.
+  pf.cache_pages *= heap.nprocs * (pf.owner_reuse ? 1 + max_owned_spans : 1);
   pf.pages_per_byte = ss.pages_per_byte.load();
   pf.sweep_charged = ss.bytes_allocated.load();
   pf.pacer_allocated = heap.pacer.allocated.load();
@@ -469,6 +496,10 @@ void span_violations(const SpanFacts& f, std::vector<Violation>& out) {
            "span {} cached by P{} (flush_gen sg{:+d}) has sweepgen sg{:+d}, want sg{:+d}", at,
            f.cache_proc, f.cache_flush_gen_delta, d, want);
     if (f.large) fail(&out, "INV-S1", "large span {} is cached by P{}", at, f.cache_proc);
+    // INV-S4: a P parks only spans that allocation exhausted, and only it collects them.
+    if (f.owned && (f.alloc_count != f.nelems || f.free_index != f.nelems))
+      fail(&out, "INV-S4", "span {} owned by P{} has free slots ({} of {}, free_index {})", at,
+           f.cache_proc, f.alloc_count, f.nelems, f.free_index);
   } else if (partial || full) {
     const bool swept =
         loc == SpanLocation::central_partial_swept || loc == SpanLocation::central_full_swept;

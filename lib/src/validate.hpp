@@ -21,6 +21,7 @@ struct CensusEntry {
   testing::SpanLocation location;
   int cache_proc;
   int places;  // how many structures hold it (1 when healthy)
+  bool owned;  // cached: in the P's owned set (Cache::owned), not its current span
 };
 std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped& stopped,
                                      std::vector<Violation>* violations);

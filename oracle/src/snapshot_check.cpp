@@ -26,6 +26,7 @@ testing::SpanFacts facts(const HeapSnapshot& snap, const SpanInfo& s) {
   f.in_use = s.in_use;
   f.location = s.location;
   f.cache_proc = s.cache_proc;
+  f.owned = s.owned;
   f.sweepgen_delta = s.sweepgen_delta;
   if (s.cache_proc >= 0 && static_cast<std::size_t>(s.cache_proc) < snap.procs.size())
     f.cache_flush_gen_delta = snap.procs[static_cast<std::size_t>(s.cache_proc)].flush_gen_delta;
@@ -92,6 +93,7 @@ void cache_violations(const HeapSnapshot& snap, std::vector<Violation>& out) {
     }
     const auto p = static_cast<std::size_t>(s.cache_proc);
     ++cached[p];
+    if (s.owned) continue;  // any number of owned spans of a class beside the current one
     for (unsigned c : classes[p]) {
       if (c == s.span_class)
         fail(out, "INV-S3", "P{} caches two spans of class {} ({:#x})", p, c, s.base);

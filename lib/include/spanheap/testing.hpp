@@ -147,6 +147,7 @@ struct SpanInfo {
   std::int64_t sweepgen_delta = 0;  // span.sweepgen - heap sweepgen: -2, -1, 0, +1 or +3
   SpanLocation location = SpanLocation::nowhere;
   int cache_proc = -1;    // the P caching it, when cached
+  bool owned = false;     // cached in the P's owned set (full, parked), not its current span
   bool released = false;  // free run whose pages were returned to the OS
   bool need_zero = false;
 };
@@ -173,6 +174,11 @@ struct HeapSnapshot {
 // pay for one walk of the heap instead of two.
 HeapSnapshot snapshot(Heap& heap, VerifyResult* verify = nullptr);
 
+// How many full spans a P owns per class besides its current one under ReusePolicy::owner
+// (docs/design.md "Owned spans"): a span leaves its P's owned set for central once this many
+// more spans of its class were exhausted after it.
+unsigned max_owned_spans() noexcept;
+
 // The first address of the span holding `p`, or 0 when no in-use span of `heap` holds it. Exact
 // only while that span cannot be freed, e.g. while the caller holds a live object in it: stress
 // drivers use it to keep an anchor object beside an object they free twice.
@@ -191,6 +197,7 @@ struct SpanFacts {
   bool in_use = false;  // false: a free page run
   SpanLocation location = SpanLocation::nowhere;
   int cache_proc = -1;
+  bool owned = false;                      // cached in the P's owned set, not its current span
   std::int64_t sweepgen_delta = 0;         // span.sweepgen - sg
   std::int64_t cache_flush_gen_delta = 0;  // the caching P's flush_gen - sg (when cached)
   bool large = false;                      // span class 0
@@ -203,7 +210,7 @@ struct SpanFacts {
 };
 // Span state and membership with the world stopped (DESIGN §3, §8): INV-S1 (sweepgen in the
 // table, large spans never cached, a central set agrees with the sweepgen), INV-S3 (a cached span
-// is at sg+3 in a flushed cache, sg+1 in a stale one), INV-L1 (in some structure), INV-L3 (partial
+// is at sg+3 in a flushed cache, sg+1 in a stale one), INV-S4 (an owned span is full), INV-L1 (in some structure), INV-L3 (partial
 // sets hold spans with free slots, full sets none; under owner reuse a full span worth collecting
 // is partial, INV-R1), INV-L4 (free runs only in the page heap, with
 // no objects), INV-A1 (free_index and alloc_count within nelems).
@@ -240,7 +247,7 @@ struct PacingFacts {
   std::uint64_t pages_to_sweep = 0;    // pages on the unswept lists at the bump
   std::uint64_t unswept_pages = 0;     // pages of spans still at sg-2
   std::uint64_t pages_swept = 0;       // pages swept since the bump, by anyone
-  std::uint64_t cache_pages = 0;       // the most pages the Ps' caches hold (a span per class)
+  std::uint64_t cache_pages = 0;       // the most pages the Ps' caches hold (current + owned)
   double pages_per_byte = 0;           // the proportional sweep ratio (0 once nothing is left)
   std::uint64_t sweep_charged = 0;     // bytes charged to proportional sweep since the bump
   std::uint64_t pacer_allocated = 0;   // bytes the pacer has charged since the bump
