@@ -227,13 +227,12 @@ enum class ProcStatus : std::uint32_t {
 // through Span::next/prev; Span::list stays nullptr. Owner: the P.
 struct OwnedSpans {
   Span* first = nullptr;  // most recently parked
-  Span* last = nullptr;   // parked longest ago: the one evicted to central first
+  Span* last = nullptr;   // parked longest ago: the one collected, or evicted, first
   std::uint32_t count = 0;
 };
 
 struct Cache {
   Span* alloc[max_size_classes] = {};       // owner: P; &empty_span when none
-  OwnedSpans owned[max_size_classes] = {};  // owner: P
   std::atomic<std::uint32_t> flush_gen{0};  // owner writes (release: spans are flushed); the cycle
                                             // reads while stopped
   // Counters: single writer (the P holding it), read racily by stats().
@@ -242,6 +241,8 @@ struct Cache {
   std::atomic<std::uint64_t> frees{0};
   std::atomic<std::uint64_t> free_bytes{0};
   std::uint64_t collect_every_bytes = 0;  // owner: debug.collect_every accounting
+  // Last: the fast paths' fields above share cache lines; this is touched at refills only.
+  OwnedSpans owned[max_size_classes] = {};  // owner: P
 };
 
 struct alignas(64) ProcState {
