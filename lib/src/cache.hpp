@@ -19,7 +19,7 @@ void cache_init(HeapState& heap, Cache& cache, std::uint32_t sg) noexcept;
 // owner). A P frees into the spans it owns as their owner — one fetch_or, no free_lock — and
 // collects them without central's lock. What a parked span holds is live objects and fewer pending
 // frees than a collection wants; the bound keeps the flush of a cycle, and other Ps' frees that
-// only the owner's collection or an eviction makes reusable, to a few dozen spans a class (INV-S4).
+// only the owner's collection or an eviction makes reusable, to a few dozen spans a class (INV-S5).
 inline constexpr std::uint32_t max_owned_spans = 64;
 
 // Allocates one object of class `c` from the cache's span; nullptr when the span is full (the

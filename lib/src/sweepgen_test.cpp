@@ -122,7 +122,7 @@ TEST_F(SweepgenTest, RefillUncachesFullSpanAtSgT6) {
 }
 
 // Owner reuse: the refill parks the full span in the P's owned set, at sg+3 with the P as owner
-// (INV-S4); once the P has exhausted max_owned_spans() more spans after it, it leaves for central
+// (INV-S5); once the P has exhausted max_owned_spans() more spans after it, it leaves for central
 // at sg (T6), and a flush returns every owned span (T6 for each).
 TEST_F(SweepgenTest, RefillParksFullSpanThenEvictsItToCentralAtSgT6) {
   Heap heap(test::deterministic(1, rec));

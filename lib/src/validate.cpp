@@ -242,18 +242,18 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
         count++;
         place(s, SpanLocation::cached, static_cast<int>(i), /*owned=*/true);
         if (s->cls() != c)
-          fail(out, "INV-S4", "span {} of class {} owned as class {} by P{}", addr(s), s->cls(),
+          fail(out, "INV-S5", "span {} of class {} owned as class {} by P{}", addr(s), s->cls(),
                c, i);
-        if (s->prev != prev) fail(out, "INV-S4", "P{}'s owned list of class {} is broken", i, c);
+        if (s->prev != prev) fail(out, "INV-S5", "P{}'s owned list of class {} is broken", i, c);
         if (s->list.load(std::memory_order_relaxed) != nullptr)
           fail(out, "INV-L2", "owned span {} is also on a list", addr(s));
         if (s->cache_owner.load(std::memory_order_relaxed) != static_cast<int>(i))
-          fail(out, "INV-S4", "span {} owned by P{} names owner {}", addr(s), i,
+          fail(out, "INV-S5", "span {} owned by P{} names owner {}", addr(s), i,
                s->cache_owner.load(std::memory_order_relaxed));
         prev = s;
       }
       if (count != owned.count || count > max_owned_spans || owned.last != prev)
-        fail(out, "INV-S4", "P{} owns {} spans of class {} (bound {}) but counts {}", i, count, c,
+        fail(out, "INV-S5", "P{} owns {} spans of class {} (bound {}) but counts {}", i, count, c,
              max_owned_spans, owned.count);
     }
   }
@@ -496,9 +496,9 @@ void span_violations(const SpanFacts& f, std::vector<Violation>& out) {
            "span {} cached by P{} (flush_gen sg{:+d}) has sweepgen sg{:+d}, want sg{:+d}", at,
            f.cache_proc, f.cache_flush_gen_delta, d, want);
     if (f.large) fail(&out, "INV-S1", "large span {} is cached by P{}", at, f.cache_proc);
-    // INV-S4: a P parks only spans that allocation exhausted, and only it collects them.
+    // INV-S5: a P parks only spans that allocation exhausted, and only it collects them.
     if (f.owned && (f.alloc_count != f.nelems || f.free_index != f.nelems))
-      fail(&out, "INV-S4", "span {} owned by P{} has free slots ({} of {}, free_index {})", at,
+      fail(&out, "INV-S5", "span {} owned by P{} has free slots ({} of {}, free_index {})", at,
            f.cache_proc, f.alloc_count, f.nelems, f.free_index);
   } else if (partial || full) {
     const bool swept =

@@ -210,7 +210,7 @@ struct SpanFacts {
 };
 // Span state and membership with the world stopped (DESIGN §3, §8): INV-S1 (sweepgen in the
 // table, large spans never cached, a central set agrees with the sweepgen), INV-S3 (a cached span
-// is at sg+3 in a flushed cache, sg+1 in a stale one), INV-S4 (an owned span is full), INV-L1 (in some structure), INV-L3 (partial
+// is at sg+3 in a flushed cache, sg+1 in a stale one), INV-S5 (an owned span is full), INV-L1 (in some structure), INV-L3 (partial
 // sets hold spans with free slots, full sets none; under owner reuse a full span worth collecting
 // is partial, INV-R1), INV-L4 (free runs only in the page heap, with
 // no objects), INV-A1 (free_index and alloc_count within nelems).
