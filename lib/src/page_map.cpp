@@ -77,6 +77,34 @@ void page_map_set(Arena& arena, std::uintptr_t start, std::size_t npages, Span* 
     arena.spans[first + i].store(span, std::memory_order_release);
 }
 
+namespace {
+
+// The span part of find_object. Requires: the page heap lock, and `span` in use as loaded (acquire)
+// under it. Every writer of the fields read here (page_free, coalescing, carving, span_init_*)
+// either holds that lock or writes before the release that makes the span in use, so they are
+// stable for as long as the lock is held; the bitmaps and free_index are atomics.
+PointerInfo classify_in_span(const Span& span, std::uintptr_t addr) noexcept {
+  PointerInfo info;
+  info.span_class = span.cls();
+  if (addr >= span.limit()) {
+    info.kind = PointerKind::span_tail;
+    return info;
+  }
+  const std::uint32_t i = slot_of(span, addr);
+  const std::uintptr_t base = span.start + i * span.elem_size;
+  info.base = reinterpret_cast<void*>(base);
+  info.size = span.elem_size;
+  if (!slot_allocated(span, i)) {
+    info.kind = PointerKind::free_slot;
+    return info;
+  }
+  info.kind = addr == base ? PointerKind::object_start : PointerKind::interior;
+  info.pending_free = slot_pending(span, i);
+  return info;
+}
+
+}  // namespace
+
 PointerInfo find_object(const HeapState& heap, const void* p) noexcept {
   PointerInfo info;
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
@@ -90,29 +118,22 @@ PointerInfo find_object(const HeapState& heap, const void* p) noexcept {
     return info;
   }
   const std::size_t page = (addr - arena->base) >> page_shift;
-  Span* span = page < arena->table_pages.load(std::memory_order_acquire)
-                   ? arena->spans[page].load(std::memory_order_acquire)
-                   : nullptr;
+  // The page heap lock keeps the span from being returned to the page heap (page_free marks it
+  // free under this lock, then rewrites nelems, start and npages) while its fields are read: the
+  // answer is the span's classification before or after the release, never a mix. A free or a
+  // sweep does not need this (it holds a P and the span swept; docs/design.md "Bad input"); a
+  // caller of the public find_object may hold nothing.
+  LockGuard g(const_cast<HeapState&>(heap).pages.mu);
+  const Span* span = page < arena->table_pages.load(std::memory_order_acquire)
+                         ? arena->spans[page].load(std::memory_order_acquire)
+                         : nullptr;
   if (span == nullptr || span->state.load(std::memory_order_acquire) != SpanState::in_use) {
     info.kind = PointerKind::free_pages;
     return info;
   }
-  info.span_class = span->cls();
-  if (addr >= span->limit()) {
-    info.kind = PointerKind::span_tail;
-    return info;
-  }
-  const std::uint32_t i = slot_of(*span, addr);
-  const std::uintptr_t base = span->start + i * span->elem_size;
-  info.base = reinterpret_cast<void*>(base);
-  info.size = span->elem_size;
-  if (!slot_allocated(*span, i)) {
-    info.kind = PointerKind::free_slot;
-    return info;
-  }
-  info.kind = addr == base ? PointerKind::object_start : PointerKind::interior;
-  info.pending_free = slot_pending(*span, i);
-  return info;
+  if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
+    heap.protocol_hook(testing::ProtocolPoint::find_object_span_read);
+  return classify_in_span(*span, addr);
 }
 
 }  // namespace spanheap::detail

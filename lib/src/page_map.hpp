@@ -50,8 +50,9 @@ Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out = nu
 // Requires: page heap lock.
 void page_map_set(Arena& arena, std::uintptr_t start, std::size_t npages, Span* span) noexcept;
 
-// Classifies `p` for `heap` (Heap::find_object). Racy by nature when other threads run; exact
-// when the world is stopped or the caller holds a P and the span is swept.
+// Classifies `p` for `heap` (Heap::find_object): safe for any pointer while other threads run.
+// Holds the page heap lock while it reads the span, so the span's fields are those of one use of
+// it (docs/design.md "Bad input" says what is exact). Requires: the caller holds no heap lock.
 PointerInfo find_object(const HeapState& heap, const void* p) noexcept;
 
 }  // namespace spanheap::detail

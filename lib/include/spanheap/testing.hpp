@@ -109,6 +109,8 @@ enum class ProtocolPoint : std::uint8_t {
   page_free_begin,       // a swept, emptied span is about to be returned to the page heap
   free_move_to_partial,  // a free found a swept full span worth collecting and released its
                          // free_lock; it has not yet taken central's lock to move the span
+  find_object_span_read,  // Heap::find_object found an in-use span and is about to read its
+                          // fields (runs on the classifying thread)
 };
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook);
 // The heap's Options::binding as resolved at construction (automatic without membarrier is off,
