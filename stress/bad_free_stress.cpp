@@ -373,6 +373,7 @@ int main(int argc, char** argv) {
     reported_message = r.message;
   };
   Heap heap(opts);
+  run.arm(heap);  // --yield-at-points
   Options other_opts;
   other_opts.procs = 1;
   other_opts.sweepers = 0;

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   opts.release_after_cycles = 1;  // free page runs go back to the OS one cycle after they are freed
   opts.gc_percent = 25;           // pacing adds cycles of its own between the collector's
   Heap heap(opts);
+  run.arm(heap);  // --yield-at-points
 
   Slots slots(2 * cfg.threads);
   StartGun gun;

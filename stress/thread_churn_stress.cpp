@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   Run run("thread_churn_stress", argc, argv, defaults());
   const Config& cfg = run.config();
   Heap heap(run.heap_options(2));
+  run.arm(heap);  // --yield-at-points
 
   Slots transfer(2 * cfg.threads);
   Slots survivors(8 * cfg.threads);

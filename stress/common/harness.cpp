@@ -2,6 +2,7 @@
 #include "harness.hpp"
 
 #include "format.hpp"
+#include "yield_points.hpp"
 
 #include <fmt/format.h>
 #include <spanheap/version.hpp>
@@ -186,6 +187,7 @@ const char* usage_text =
     "  --sweep-threads N    threads calling sweep_one() in a loop\n"
     "  --checks release|debug|expensive   library check tier (default expensive)\n"
     "  --max-large BYTES    largest object drawn\n"
+    "  --yield-at-points N  pause at the heap's protocol points (N per mille sleep, 3N yield)\n"
     "  --help\n";
 
 [[noreturn]] void usage(std::string_view driver, int code, std::string_view error = {}) {
@@ -254,7 +256,7 @@ Run::Run(std::string_view driver, int argc, char** argv, const Defaults& default
       static constexpr std::string_view known[] = {
           "--threads", "--seconds",         "--seed",         "--flush",      "--sweepers",
           "--procs",   "--verify-every-ms", "--stw-every-us", "--collectors", "--sweep-threads",
-          "--checks",  "--max-large"};
+          "--checks",  "--max-large",       "--yield-at-points"};
       if (std::find(std::begin(known), std::end(known), flag) == std::end(known)) {
         usage(driver_, 2, fmt::format("unknown flag {}", flag));
       }
@@ -301,6 +303,9 @@ Run::Run(std::string_view driver, int argc, char** argv, const Defaults& default
         usage(driver_, 2, "--checks takes release, debug or expensive");
     } else if (flag == "--max-large") {
       cfg_.max_large = parse_uint<std::size_t>(driver_, flag, value);
+    } else if (flag == "--yield-at-points") {
+      cfg_.yield_at_points = parse_uint<unsigned>(driver_, flag, value);
+      if (cfg_.yield_at_points > 250) usage(driver_, 2, "--yield-at-points takes 0 to 250 (per mille)");
     } else {
       usage(driver_, 2, fmt::format("unknown flag {}", flag));
     }
@@ -339,6 +344,8 @@ Options Run::heap_options(unsigned default_procs) {
   return o;
 }
 
+void Run::arm(Heap& heap) const { arm_yield_points(heap, cfg_.seed, cfg_.yield_at_points); }
+
 std::string Run::repro() const {
   std::string cmd;
   std::string_view preset = build_preset();
@@ -366,6 +373,7 @@ std::string Run::repro() const {
       cfg_.seed, cfg_.threads, cfg_.seconds, to_flag(cfg_.flush), cfg_.sweepers, cfg_.procs,
       cfg_.verify_every_ms, cfg_.stw_every_us, cfg_.collectors, cfg_.sweep_threads,
       to_flag(cfg_.checks), cfg_.max_large);
+  if (cfg_.yield_at_points != 0) cmd += fmt::format(" --yield-at-points {}", cfg_.yield_at_points);
   return cmd;
 }
 
@@ -558,6 +566,8 @@ int Run::summarize(const Stats& s, const SharedTally& tally, const PauseLog& pau
   fmt::print("  memory      mapped {}, released {}, reserved {}, span {}\n", mib(s.mapped_bytes),
              mib(s.released_bytes), mib(s.reserved_bytes), mib(s.span_bytes));
   for (const auto& l : extra_lines) fmt::print("  {}\n", l);
+  if (const YieldCounts y = yield_counts(); y.points != 0)
+    fmt::print("  protocol points {}: yielded at {}, slept at {}\n", y.points, y.yields, y.sleeps);
   fmt::print("  errors      heap reports {}, driver failures {}\n", s.errors, failures());
   fmt::print(
       "RESULT {} {} seed={} seconds={:.1f} cycles={} ops_per_s={:.0f} pause_p99={} "

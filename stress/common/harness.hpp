@@ -37,6 +37,7 @@ struct Config {
   unsigned sweep_threads = 2;      // threads calling sweep_one() in a loop (concurrent_sweep)
   CheckLevel checks = CheckLevel::expensive;
   std::size_t max_large = std::size_t{1} << 20;  // largest object size drawn
+  unsigned yield_at_points = 0;  // per mille: pauses at protocol points (yield_points.hpp); 0 = off
 };
 
 struct Defaults {
@@ -98,6 +99,8 @@ class Run {
   // Options for the heap under test: the run's flags, the recording error handler, expensive
   // checks and the debug modes that suit the build (clobber always, poison under ASan).
   Options heap_options(unsigned default_procs);
+  // Arms --yield-at-points on a heap built from heap_options(): call it right after construction.
+  void arm(Heap& heap) const;
   testing::RecordingHandler& recorder() { return recorder_; }
 
   // The timed loop's stop condition: deadline passed or some failure recorded.
