@@ -236,7 +236,7 @@ bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Free
                      addr - base);
   }
   const std::uint64_t bit = std::uint64_t{1} << (i % 64);
-  const std::uint64_t old = s->free_bits[i / 64].fetch_or(bit, std::memory_order_acq_rel);
+  const std::uint64_t old = s->bits[i / 64].free.fetch_or(bit, std::memory_order_acq_rel);
   if ((old & bit) != 0) {
     return fail_free(out, ErrorKind::double_free,
                      "object already freed, not yet reclaimed (pending)", s, 0);
@@ -281,7 +281,7 @@ void free_large_span(HeapState& heap, Span* s) {
   // a store, like T3's stale flush). page_free publishes sg after its last write; a freer that sees
   // sg-1 meanwhile waits in ensure_swept, one holding free_lock sees the state change.
   s->sweepgen.store(heap.sg() - 1, std::memory_order_release);
-  s->free_bits[0].store(0, std::memory_order_relaxed);
+  s->bits[0].free.store(0, std::memory_order_relaxed);
   s->alloc_count = 0;
   heap.counters.large_frees.fetch_add(1, std::memory_order_relaxed);
   heap.counters.reclaimed_objects.fetch_add(1, std::memory_order_relaxed);
@@ -533,7 +533,7 @@ void free_fast(HeapState& heap, void* ptr) {
       const std::uint64_t bit = std::uint64_t{1} << (i % 64);
       // A free bit already set (a double free) goes to free_holding, which reports it.
       if (SPANHEAP_LIKELY(addr == s->start + i * s->elem_size && slot_allocated(*s, i) &&
-                          (s->free_bits[i / 64].fetch_or(bit, std::memory_order_acq_rel) & bit) ==
+                          (s->bits[i / 64].free.fetch_or(bit, std::memory_order_acq_rel) & bit) ==
                               0)) {
         bump(p.cache.frees, 1);
         bump(p.cache.free_bytes, s->elem_size);

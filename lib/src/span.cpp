@@ -17,8 +17,8 @@ namespace {
 
 void clear_bits(Span& s) noexcept {
   for (unsigned w = 0; w < bitmap_words; w++) {
-    s.alloc_bits[w].store(0, std::memory_order_relaxed);
-    s.free_bits[w].store(0, std::memory_order_relaxed);
+    s.bits[w].alloc.store(0, std::memory_order_relaxed);
+    s.bits[w].free.store(0, std::memory_order_relaxed);
     s.reclaimed_bits[w].store(0, std::memory_order_relaxed);
   }
 }
@@ -92,7 +92,7 @@ std::uint32_t next_free_index(Span& s) noexcept {
 
 std::uint32_t first_free_slot(const Span& s, std::uint32_t from) noexcept {
   for (std::uint32_t w = from / 64; w < words_for(s.nelems); w++) {
-    std::uint64_t free = ~s.alloc_bits[w].load(std::memory_order_relaxed) & ~mask_below(from, w);
+    std::uint64_t free = ~s.bits[w].alloc.load(std::memory_order_relaxed) & ~mask_below(from, w);
     if (free != 0) {
       const std::uint32_t i = w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(free));
       return i < s.nelems ? i : s.nelems;
@@ -112,14 +112,14 @@ std::uint32_t sweep_bits(HeapState& heap, Span& s,
   for (unsigned w = 0; w < nwords; w++) {
     const std::uint64_t valid = mask_below(n, w);
     const std::uint64_t allocated =
-        (s.alloc_bits[w].load(std::memory_order_relaxed) | mask_below(fi, w)) & valid;
-    const std::uint64_t pending = s.free_bits[w].load(std::memory_order_relaxed);
+        (s.bits[w].alloc.load(std::memory_order_relaxed) | mask_below(fi, w)) & valid;
+    const std::uint64_t pending = s.bits[w].free.load(std::memory_order_relaxed);
     // free() only records frees of allocated slots; anything else is corrupted metadata.
     SPANHEAP_CHECK(&heap, (pending & ~allocated) == 0, "pending free of an unallocated slot");
     const std::uint64_t dead = pending & allocated;
     const std::uint64_t live = allocated & ~dead;
-    s.alloc_bits[w].store(live, std::memory_order_relaxed);
-    s.free_bits[w].store(0, std::memory_order_relaxed);
+    s.bits[w].alloc.store(live, std::memory_order_relaxed);
+    s.bits[w].free.store(0, std::memory_order_relaxed);
     s.reclaimed_bits[w].store(s.reclaimed_bits[w].load(std::memory_order_relaxed) | dead,
                               std::memory_order_relaxed);
     freed_slots[w] = dead;
@@ -148,7 +148,7 @@ bool worth_collecting(const Span& s) noexcept {
   std::uint32_t pending = 0;
   for (unsigned w = 0; w < words_for(s.nelems) && pending < want; w++)
     pending +=
-        static_cast<std::uint32_t>(popcount64(s.free_bits[w].load(std::memory_order_relaxed)));
+        static_cast<std::uint32_t>(popcount64(s.bits[w].free.load(std::memory_order_relaxed)));
   return pending >= want;
 }
 
@@ -190,7 +190,7 @@ std::uint32_t count_allocated(const Span& s) noexcept {
   std::uint32_t count = 0;
   for (unsigned w = 0; w < words_for(s.nelems); w++) {
     const std::uint64_t allocated =
-        (s.alloc_bits[w].load(std::memory_order_relaxed) | mask_below(fi, w)) &
+        (s.bits[w].alloc.load(std::memory_order_relaxed) | mask_below(fi, w)) &
         mask_below(s.nelems, w);
     count += static_cast<std::uint32_t>(popcount64(allocated));
   }
@@ -200,7 +200,7 @@ std::uint32_t count_allocated(const Span& s) noexcept {
 std::uint32_t count_pending(const Span& s) noexcept {
   std::uint32_t count = 0;
   for (unsigned w = 0; w < words_for(s.nelems); w++)
-    count += static_cast<std::uint32_t>(popcount64(s.free_bits[w].load(std::memory_order_relaxed)));
+    count += static_cast<std::uint32_t>(popcount64(s.bits[w].free.load(std::memory_order_relaxed)));
   return count;
 }
 

@@ -22,7 +22,7 @@ void span_init_large(Span& span) noexcept;
 
 // alloc_cache = ~alloc_bits[word] (Go's refillAllocCache).
 inline void refill_alloc_cache(Span& span, std::uint32_t word) noexcept {
-  span.alloc_cache = ~span.alloc_bits[word].load(std::memory_order_relaxed);
+  span.alloc_cache = ~span.bits[word].alloc.load(std::memory_order_relaxed);
 }
 
 // Positions free_index/alloc_cache at the first free slot at or after free_index and returns
@@ -32,10 +32,10 @@ std::uint32_t next_free_index(Span& span) noexcept;
 // allocated(i) as seen by a freer holding a P while the span is swept for this cycle.
 inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
   return i < span.free_index.load(std::memory_order_acquire) ||
-         (span.alloc_bits[i / 64].load(std::memory_order_relaxed) >> (i % 64) & 1) != 0;
+         (span.bits[i / 64].alloc.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0;
 }
 inline bool slot_pending(const Span& span, std::uint32_t i) noexcept {
-  return (span.free_bits[i / 64].load(std::memory_order_acquire) >> (i % 64) & 1) != 0;
+  return (span.bits[i / 64].free.load(std::memory_order_acquire) >> (i % 64) & 1) != 0;
 }
 inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
   return (span.reclaimed_bits[i / 64].load(std::memory_order_relaxed) >> (i % 64) & 1) != 0;

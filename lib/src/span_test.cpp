@@ -29,7 +29,7 @@ struct SpanTest : ::testing::Test {
   // Naive model: the first slot ≥ free_index that is not allocated.
   std::uint32_t naive_next() const {
     for (std::uint32_t i = span.free_index.load(); i < span.nelems; i++)
-      if (!(span.alloc_bits[i / 64].load() >> (i % 64) & 1)) return i;
+      if (!(span.bits[i / 64].alloc.load() >> (i % 64) & 1)) return i;
     return span.nelems;
   }
   void TearDown() override { EXPECT_EQ(rec.count(), 0u); }
@@ -54,7 +54,7 @@ TEST_F(SpanTest, NextFreeIndexMatchesANaiveScanUnderRandomSweeps) {
       std::uint32_t freed = 0;
       for (std::uint32_t i = 0; i < span.nelems; i++) {
         if (slot_allocated(span, i) && rng() % 3 == 0) {
-          span.free_bits[i / 64].fetch_or(std::uint64_t{1} << (i % 64));
+          span.bits[i / 64].free.fetch_or(std::uint64_t{1} << (i % 64));
           freed++;
         }
       }
@@ -66,8 +66,8 @@ TEST_F(SpanTest, NextFreeIndexMatchesANaiveScanUnderRandomSweeps) {
       EXPECT_EQ(span.alloc_count, before - freed);
       EXPECT_EQ(count_allocated(span), span.alloc_count);
       EXPECT_EQ(count_pending(span), 0u);
-      EXPECT_EQ(span.alloc_cache, ~span.alloc_bits[0].load());
-      for (unsigned w = 0; w < bitmap_words; w++) EXPECT_EQ(out[w] & span.alloc_bits[w].load(), 0u);
+      EXPECT_EQ(span.alloc_cache, ~span.bits[0].alloc.load());
+      for (unsigned w = 0; w < bitmap_words; w++) EXPECT_EQ(out[w] & span.bits[w].alloc.load(), 0u);
     }
   }
 }
@@ -78,7 +78,7 @@ TEST_F(SpanTest, ReclaimedBitsRememberFreedSlots) {
     next_free_index(span);
     span.alloc_count++;
   }
-  span.free_bits[0].fetch_or(0b010);
+  span.bits[0].free.fetch_or(0b010);
   std::uint64_t out[bitmap_words];
   sweep_bits(h, span, out);
   EXPECT_TRUE(slot_allocated(span, 0));
@@ -91,7 +91,7 @@ TEST_F(SpanTest, ReclaimedBitsRememberFreedSlots) {
 
 TEST_F(SpanTest, SweepRejectsAPendingFreeOfAnUnallocatedSlot) {
   init(size_to_class(64, 16));
-  span.free_bits[0].fetch_or(0b100);  // corrupted: slot 2 was never allocated
+  span.bits[0].free.fetch_or(0b100);  // corrupted: slot 2 was never allocated
   std::uint64_t out[bitmap_words];
   sweep_bits(h, span, out);
   auto reports = rec.take();
@@ -109,7 +109,7 @@ TEST_F(SpanTest, LargeSpanHoldsOneObject) {
   EXPECT_EQ(span.elem_size, 5 * page_size);
   EXPECT_TRUE(slot_allocated(span, 0));
   EXPECT_EQ(slot_of(span, span.start + 12345), 0u);
-  span.free_bits[0].fetch_or(1);
+  span.bits[0].free.fetch_or(1);
   std::uint64_t out[bitmap_words];
   EXPECT_EQ(sweep_bits(h, span, out), 1u);
   EXPECT_EQ(span.alloc_count, 0u);

@@ -102,8 +102,15 @@ enum class SpanState : std::uint8_t { dead = 0, in_use = 1, free = 2 };
 struct SpanList;
 struct Arena;
 
-struct Span {
-  // Fast-path fields first (one cache line with the allocation loop's working set).
+// One word of a span's slot bitmaps: its allocation and pending-free bits side by side, so that a
+// free's "is it allocated" load and its fetch_or touch one cache line.
+struct alignas(16) SlotWord {
+  std::atomic<std::uint64_t> alloc{0};  // written by sweep (owner) and init (see Span below)
+  std::atomic<std::uint64_t> free{0};   // fetch_or by freers; cleared by sweep
+};
+
+struct alignas(64) Span {
+  // Line 0: everything the allocation and free fast paths read.
   std::uint64_t alloc_cache = 0;             // owner: cache's P (or sweep owner)
   std::atomic<std::uint32_t> free_index{0};  // owner writes; freers read (acq/rel: slots below are
                                              // allocated)
@@ -112,7 +119,6 @@ struct Span {
   std::uint32_t div_mul = 0;                 // immutable after init
   std::uintptr_t start = 0;                  // immutable after init
   std::size_t elem_size = 0;                 // immutable after init (large: npages * page_size)
-
   std::atomic<std::uint32_t> sweepgen{0};  // the protocol word (table above); atomic (acq/rel)
   std::atomic<SpanState> state{SpanState::dead};  // atomic (acq/rel): in_use publishes the
                                                   // fields written by span_init_*
@@ -121,10 +127,12 @@ struct Span {
   std::atomic<bool> free_lock{false};  // spin lock (above); never reset, the struct may be recycled
                                        // while a stale freer waits on it
   bool need_zero = false;              // owner; memory may be dirty
+  std::atomic<int> cache_owner{-1};    // owner: the caching P (-1 = none); the free fast path's test
+  std::uint32_t census_index = 0;      // world: scratch for the verifier's census
   bool released = false;               // free spans: pages returned to the OS (page heap lock)
-  std::size_t npages = 0;              // page heap lock
-  std::uint64_t free_since = 0;        // free spans: cycle number when freed (page heap lock)
 
+  std::size_t npages = 0;        // page heap lock
+  std::uint64_t free_since = 0;  // free spans: cycle number when freed (page heap lock)
   // Intrusive list links: central lists (central lock), page heap free lists (page heap lock) or
   // a P's owned list (Cache::owned: the P).
   Span* next = nullptr;
@@ -132,14 +140,11 @@ struct Span {
   std::atomic<SpanList*> list{nullptr};  // the list holding it; written under that list's
                                          // lock, read by membership checks under a central lock
   Arena* arena = nullptr;                // immutable after init
-  std::atomic<int> cache_owner{-1};      // owner: the caching P (debug bookkeeping, -1 = none)
-  std::uint32_t census_index = 0;        // world: scratch for the verifier's census
 
-  // Bitmaps. alloc_bits and reclaimed_bits are written only by sweep (owner) and init, read by
+  // Bitmaps. The alloc bits and reclaimed_bits are written only by sweep (owner) and init, read by
   // freers once the span is swept and racily by find_object (relaxed; sweep publishes its new
   // bits with the release store of free_index = 0).
-  std::atomic<std::uint64_t> alloc_bits[bitmap_words] = {};
-  std::atomic<std::uint64_t> free_bits[bitmap_words] = {};  // fetch_or by freers; cleared by sweep
+  SlotWord bits[bitmap_words] = {};
   std::atomic<std::uint64_t> reclaimed_bits[bitmap_words] = {};
 
   std::size_t bytes() const noexcept { return npages << page_shift; }

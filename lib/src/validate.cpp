@@ -337,8 +337,8 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
       if (s->nelems > lo) valid = s->nelems - lo >= 64 ? ~0ull : (1ull << (s->nelems - lo)) - 1;
       std::uint64_t below = 0;
       if (fi > lo) below = fi - lo >= 64 ? ~0ull : (1ull << (fi - lo)) - 1;
-      const std::uint64_t ab = s->alloc_bits[w].load(std::memory_order_relaxed);
-      const std::uint64_t fb = s->free_bits[w].load(std::memory_order_relaxed);
+      const std::uint64_t ab = s->bits[w].alloc.load(std::memory_order_relaxed);
+      const std::uint64_t fb = s->bits[w].free.load(std::memory_order_relaxed);
       if ((ab | fb) & ~valid)
         fail(&out, "INV-A2", "span {} has bits set past nelems in word {}", addr(s), w);
       if (fb & ~(ab | below) & valid)
@@ -348,7 +348,7 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
     if (e.location == SpanLocation::cached && fi < s->nelems) {
       const std::uint32_t base = fi & ~63u;
       const std::uint64_t expect =
-          ~s->alloc_bits[base / 64].load(std::memory_order_relaxed) >> (fi - base);
+          ~s->bits[base / 64].alloc.load(std::memory_order_relaxed) >> (fi - base);
       const std::uint32_t valid_bits = std::min<std::uint32_t>(64 - (fi - base), s->nelems - fi);
       const std::uint64_t mask = valid_bits >= 64 ? ~0ull : (1ull << valid_bits) - 1;
       if ((expect & mask) != (s->alloc_cache & mask))

@@ -85,9 +85,9 @@ TEST_F(ValidateTest, StatsThatDisagreeWithSpansAreINV_C) {
 
 TEST_F(ValidateTest, APendingFreeOfAnUnallocatedSlotIsReported) {
   Span* s = span_of_ptr(heap.allocate(64));
-  s->free_bits[0].fetch_or(std::uint64_t{1} << 40);
+  s->bits[0].free.fetch_or(std::uint64_t{1} << 40);
   EXPECT_TRUE(names(heap.verify(), "free_bits"));
-  s->free_bits[0].fetch_and(~(std::uint64_t{1} << 40));
+  s->bits[0].free.fetch_and(~(std::uint64_t{1} << 40));
 }
 
 // The census walks only the exact free lists the page heap's bitmap marks, and only the classes
