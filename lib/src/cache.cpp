@@ -165,14 +165,14 @@ void cache_flush(HeapState& heap, ProcState& p, FlushKind kind, bool keep_empty)
       cache.alloc[c] = &empty_span;
       uncache_span(heap, heap.central[c], s, keep_empty);
       if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-        heap.protocol_hook(testing::ProtocolPoint::flush_released_span);
+        heap.protocol_hook(ProtocolPoint::flush_released_span);
     }
     OwnedSpans& owned = cache.owned[c];
     while (Span* o = owned.first) {
       owned_remove(owned, o);
       uncache_span(heap, heap.central[c], o, keep_empty);
       if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-        heap.protocol_hook(testing::ProtocolPoint::flush_released_span);
+        heap.protocol_hook(ProtocolPoint::flush_released_span);
     }
   }
   // Publish flush_gen only after every span went back (and stale ones were swept): whoever reads

@@ -6,6 +6,7 @@
 #include "report.hpp"
 #include "size_classes.hpp"
 #include "span.hpp"
+#include "sweep.hpp"
 #include "sweeper.hpp"
 
 namespace spanheap::detail {
@@ -65,7 +66,7 @@ Span* cache_span(HeapState& heap, Central& central) {
     }
     if (!owner) break;
     Span* s = owner.span();
-    sweep(heap, std::move(owner), SweepKind::on_demand, /*preserve=*/true);
+    sweep_for_cache(heap, std::move(owner));
     if (s->alloc_count < s->nelems) {
       span = s;
     } else {
@@ -108,8 +109,7 @@ void uncache_span(HeapState& heap, Central& central, Span* span, bool keep_empty
     // Stale (T3): the cache's owner is the only one who may touch it; it enters sg-1 by a plain
     // store, not a CAS, and is swept right here, which puts it on the right list or frees it.
     span->sweepgen.store(sg - 1, std::memory_order_release);
-    sweep(heap, SweepOwner(span), SweepKind::by_flush, /*preserve=*/false, /*stale=*/true,
-          keep_empty);
+    sweep_stale(heap, SweepOwner(span), keep_empty);
     return;
   }
   LockGuard g2(central.mu);

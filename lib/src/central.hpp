@@ -3,7 +3,7 @@
 // slot (sweeping what it picks); uncache_span takes one back (sweeping it if stale).
 #pragma once
 
-#include "sweeper.hpp"
+#include "sweep.hpp"
 #include "types.hpp"
 
 namespace spanheap::detail {

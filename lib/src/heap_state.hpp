@@ -3,7 +3,6 @@
 #pragma once
 
 #include <spanheap/spanheap.hpp>
-#include <spanheap/testing.hpp>
 
 #include <atomic>
 #include <functional>
@@ -12,9 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "page_heap.hpp"
+#include "protocol_points.hpp"
 #include "types.hpp"
-#include "world.hpp"
 
 namespace spanheap::detail {
 
@@ -74,7 +72,7 @@ class HeapState {
   std::optional<WorldStopped> fork_stopped;  // the world as stopped by the fork prepare handler
   // Test seams (testing::set_protocol_hook): called at protocol points where another thread could
   // observe the heap mid-transition. Set only while no heap call runs; null in normal use.
-  std::function<void(testing::ProtocolPoint)> protocol_hook;
+  ProtocolHook protocol_hook;
 };
 
 // Range-checks heap.options (options.cpp): each value outside its range is a misuse report

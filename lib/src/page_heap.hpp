@@ -13,37 +13,6 @@ namespace spanheap::detail {
 
 class HeapState;
 
-// Runs of fewer pages than this have an exact-size free list; longer ones share one list.
-inline constexpr std::size_t free_list_exact = 128;
-
-struct PageHeap {
-  RankedMutex mu{LockRank::page_heap};
-  Arena* arenas GUARDED_BY(mu) = nullptr;
-  Arena* current GUARDED_BY(mu) = nullptr;             // the arena new pages are committed from
-  SpanList free_runs[free_list_exact] GUARDED_BY(mu);  // [n] = free runs of exactly n pages
-  SpanList free_long GUARDED_BY(mu);                   // free runs of ≥ free_list_exact pages
-  // Bit n: free_runs[n] is non-empty (set and cleared with the list; the verifier checks it).
-  std::uint64_t nonempty[free_list_exact / 64] GUARDED_BY(mu) = {};
-  Span* span_pool GUARDED_BY(mu) = nullptr;  // recycled Span structs (sweepgen kept)
-  struct Chunk {
-    void* base;
-    std::size_t size;
-    Chunk* next;
-  };
-  Chunk* chunks GUARDED_BY(mu) = nullptr;  // metadata reservations (span pool)
-  std::byte* chunk_cursor GUARDED_BY(mu) = nullptr;
-  std::byte* chunk_end GUARDED_BY(mu) = nullptr;
-  // Accounting (written under mu, read racily by stats()).
-  std::atomic<std::size_t> reserved_bytes{0};   // arenas + metadata reservations
-  std::atomic<std::size_t> committed_bytes{0};  // committed arena pages, released or not
-  // Committed metadata: arena headers and page tables, Span struct chunks. Counted against
-  // Options::memory_limit with committed_bytes (Stats::metadata_bytes).
-  std::atomic<std::size_t> meta_bytes{0};
-  std::atomic<std::size_t> released_bytes{0};  // free pages currently returned to the OS
-  std::atomic<std::size_t> in_use_pages{0};    // pages in in-use spans
-  std::atomic<std::size_t> free_pages{0};      // pages in free runs
-};
-
 // Allocates a run of `npages` pages as a span (sweepgen sg, start/npages/arena/need_zero set, page
 // map entries pointing at it, state still dead: span_init_* publishes it in_use), or nullptr when
 // the OS or the memory limit says no (the caller reports). Sweeps on demand before growing.

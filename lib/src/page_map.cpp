@@ -132,7 +132,7 @@ PointerInfo find_object(const HeapState& heap, const void* p) noexcept {
     return info;
   }
   if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-    heap.protocol_hook(testing::ProtocolPoint::find_object_span_read);
+    heap.protocol_hook(ProtocolPoint::find_object_span_read);
   return classify_in_span(*span, addr);
 }
 

@@ -5,8 +5,6 @@
 #include <cstdlib>
 #include <exception>
 
-#include "heap_state.hpp"
-
 namespace spanheap {
 
 const char* to_string(ErrorKind kind) noexcept {
@@ -63,12 +61,13 @@ void deliver_report(const HeapState* heap, ErrorKind kind, const void* ptr, fmt:
   auto r = fmt::format_to_n(line, sizeof line - 1, "spanheap: {}: {}", to_string(kind), text);
   const std::size_t n = r.size < sizeof line - 1 ? r.size : sizeof line - 1;
   ErrorReport report{kind, ptr, std::string(line, n)};
+  const ErrorHandler* handler = nullptr;
   if (heap != nullptr) {
-    const_cast<HeapState*>(heap)->counters.errors.fetch_add(1, std::memory_order_relaxed);
+    const ReportTarget target = report_target(*heap);
+    target.errors->fetch_add(1, std::memory_order_relaxed);
+    handler = target.handler;
   }
-  if (report_depth > 0 || heap == nullptr || !heap->options.error_handler) {
-    default_error_handler(report);
-  }
+  if (report_depth > 0 || handler == nullptr || !*handler) default_error_handler(report);
   // The handler must not throw: a report can come from inside a heap call, with a P, the cycle
   // lock or a central lock held, and unwinding through them would wedge the heap. Rejected
   // alternative: exception safety on every path that reports (guards for each P, lock and
@@ -76,7 +75,7 @@ void deliver_report(const HeapState* heap, ErrorKind kind, const void* ptr, fmt:
   // nothing useful by throwing. So a throw is itself a report, and fatal.
   report_depth++;
   try {
-    heap->options.error_handler(report);
+    (*handler)(report);
   } catch (const std::exception& e) {
     handler_threw(report, e.what());
   } catch (...) {

@@ -6,11 +6,21 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 namespace spanheap::detail {
 
 class HeapState;
+
+// What a report needs of the heap it concerns: the error counter and the handler. Defined with the
+// aggregate (heap_state.cpp), so that report, the bottom layer, does not depend on HeapState.
+struct ReportTarget {
+  std::atomic<std::uint64_t>* errors;
+  const ErrorHandler* handler;
+};
+ReportTarget report_target(const HeapState& heap) noexcept;
 
 // Formats into a stack buffer (never allocating from spanheap) and delivers the report to the
 // heap's handler, or to the default handler when `heap` is null. Re-entrant reports (a handler

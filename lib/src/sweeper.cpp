@@ -1,7 +1,6 @@
 // sweeper: see sweeper.hpp.
 #include "sweeper.hpp"
 
-#include <cstring>
 #include <new>
 #include <system_error>
 #include <thread>
@@ -10,72 +9,12 @@
 #include "central.hpp"
 #include "heap_state.hpp"
 #include "pacing.hpp"
-#include "page_heap.hpp"
-#include "poison.hpp"
 #include "proc.hpp"
 #include "report.hpp"
 #include "size_classes.hpp"
-#include "span.hpp"
+#include "sweep.hpp"
 
 namespace spanheap::detail {
-
-SweepOwner try_acquire(HeapState& heap, Central& central, Span* span) {
-  const std::uint32_t sg = heap.sg();
-  const unsigned u = unswept_index(sg);
-  SpanList* list = span->list.load(std::memory_order_relaxed);
-  if (list != &central.partial[u] && list != &central.full[u]) return SweepOwner{};
-  if (span->sweepgen.load(std::memory_order_acquire) != sg - 2) return SweepOwner{};
-  // Register before the CAS: "sweep done" readers see unswept == 0 only after some owner's CAS,
-  // and that owner is already counted active (Go 1.17's sweepLocker).
-  heap.sweep.active.fetch_add(1, std::memory_order_seq_cst);
-  std::uint32_t expected = sg - 2;
-  if (!span->sweepgen.compare_exchange_strong(expected, sg - 1, std::memory_order_acq_rel)) {
-    heap.sweep.active.fetch_sub(1, std::memory_order_seq_cst);
-    return SweepOwner{};
-  }
-  heap.sweep.unswept.fetch_sub(1, std::memory_order_seq_cst);
-  list_remove(*list, span);
-  return SweepOwner(span);
-}
-
-bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, bool stale,
-           bool keep_empty) {
-  Span* s = owner.span();
-  const std::uint32_t sg = heap.sg();
-  SPANHEAP_CHECK(&heap,
-                 s->state.load(std::memory_order_relaxed) == SpanState::in_use &&
-                     s->sweepgen.load(std::memory_order_relaxed) == sg - 1,
-                 "mspan.sweep: bad span state (C17)");
-  SPANHEAP_DCHECK(&heap, s->list.load(std::memory_order_relaxed) == nullptr,
-                  "sweeping a span that is still listed");
-  if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-    heap.protocol_hook(testing::ProtocolPoint::sweep_owned);
-  std::uint64_t freed[bitmap_words];
-  const std::uint32_t nfreed = sweep_bits(heap, *s, freed);
-  heap.counters.reclaimed_objects.fetch_add(nfreed, std::memory_order_relaxed);
-  heap.counters.reclaimed_bytes.fetch_add(std::uint64_t{nfreed} * s->elem_size,
-                                          std::memory_order_relaxed);
-  heap.counters.swept[static_cast<unsigned>(kind)].fetch_add(1, std::memory_order_relaxed);
-  heap.sweep.pages_swept.fetch_add(s->npages, std::memory_order_relaxed);
-
-  // keep_empty only matters for small spans: a large span's one object classifies the same
-  // either way (reclaimed slot or released pages: double_free), and large spans stay "full".
-  const bool release_span = !preserve && s->alloc_count == 0 && !(keep_empty && !s->is_large());
-  if (nfreed != 0 && !release_span) scrub_reclaimed(heap, *s, freed);
-  if (release_span) {
-    // T8 with T4 last: page_free publishes sg only after its final write to the span. At sg a
-    // freer skips ensure_swept and reads nelems/start, which page_free and coalescing rewrite.
-    page_free(heap, s);
-  } else if (preserve) {
-    s->sweepgen.store(sg, std::memory_order_release);  // the caller (cache_span) caches it
-  } else {
-    Central& central = heap.central[s->cls()];
-    LockGuard g(central.mu);
-    central_put_swept(heap, central, s);
-  }
-  if (!stale) heap.sweep.active.fetch_sub(1, std::memory_order_seq_cst);
-  return release_span;
-}
 
 bool sweep_one(HeapState& heap, SweepKind kind) {
   SweepState& ss = heap.sweep;
@@ -90,7 +29,7 @@ bool sweep_one(HeapState& heap, SweepKind kind) {
       owner = central_take_unswept(heap, central, ci % 2 == 0);
     }
     if (owner) {
-      sweep(heap, std::move(owner), kind, /*preserve=*/false);
+      sweep_span(heap, std::move(owner), kind);
       return true;
     }
     ss.cursor.compare_exchange_strong(ci, ci + 1, std::memory_order_acq_rel);
@@ -140,10 +79,9 @@ bool ensure_swept(HeapState& heap, Span* span, ProcState* self) {
         owner = try_acquire(heap, central, span);
       }
       if (owner) {
-        // keep_empty: free() judges the pointer against this span's slots, so the span must not
-        // vanish into the page heap because our own sweep emptied it (the next cycle frees it).
-        sweep(heap, std::move(owner), SweepKind::by_free, /*preserve=*/false, /*stale=*/false,
-              /*keep_empty=*/true);
+        // free() judges the pointer against this span's slots, so the span must not vanish into
+        // the page heap because our own sweep emptied it (the next cycle frees it).
+        sweep_for_free(heap, std::move(owner));
         return false;  // the span may have been freed: the caller looks the pointer up again
       }
     } else if (g == sg + 1) {

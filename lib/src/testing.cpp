@@ -171,8 +171,26 @@ bool proc_bound(const Heap& heap, unsigned i) {
          detail::ProcStatus::bound;
 }
 
+// The product names its protocol points in its own enum (protocol_points.hpp); these keep the
+// seam's public names in step with it.
+static_assert(static_cast<int>(ProtocolPoint::sweep_owned) ==
+              static_cast<int>(detail::ProtocolPoint::sweep_owned));
+static_assert(static_cast<int>(ProtocolPoint::flush_released_span) ==
+              static_cast<int>(detail::ProtocolPoint::flush_released_span));
+static_assert(static_cast<int>(ProtocolPoint::page_free_begin) ==
+              static_cast<int>(detail::ProtocolPoint::page_free_begin));
+static_assert(static_cast<int>(ProtocolPoint::free_move_to_partial) ==
+              static_cast<int>(detail::ProtocolPoint::free_move_to_partial));
+static_assert(static_cast<int>(ProtocolPoint::find_object_span_read) ==
+              static_cast<int>(detail::ProtocolPoint::find_object_span_read));
+
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook) {
-  heap.state().protocol_hook = std::move(hook);
+  detail::ProtocolHook& slot = heap.state().protocol_hook;
+  if (!hook) {
+    slot = nullptr;
+    return;
+  }
+  slot = [hook = std::move(hook)](detail::ProtocolPoint p) { hook(static_cast<ProtocolPoint>(p)); };
 }
 
 std::uintptr_t span_start(const Heap& heap, const void* p) {

@@ -185,6 +185,39 @@ struct Arena {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Page heap (page_heap.cpp). Go's mheap, without the spans it hands out.
+// Runs of fewer pages than this have an exact-size free list; longer ones share one list.
+inline constexpr std::size_t free_list_exact = 128;
+
+struct PageHeap {
+  RankedMutex mu{LockRank::page_heap};
+  Arena* arenas GUARDED_BY(mu) = nullptr;
+  Arena* current GUARDED_BY(mu) = nullptr;             // the arena new pages are committed from
+  SpanList free_runs[free_list_exact] GUARDED_BY(mu);  // [n] = free runs of exactly n pages
+  SpanList free_long GUARDED_BY(mu);                   // free runs of ≥ free_list_exact pages
+  // Bit n: free_runs[n] is non-empty (set and cleared with the list; the verifier checks it).
+  std::uint64_t nonempty[free_list_exact / 64] GUARDED_BY(mu) = {};
+  Span* span_pool GUARDED_BY(mu) = nullptr;  // recycled Span structs (sweepgen kept)
+  struct Chunk {
+    void* base;
+    std::size_t size;
+    Chunk* next;
+  };
+  Chunk* chunks GUARDED_BY(mu) = nullptr;  // metadata reservations (span pool)
+  std::byte* chunk_cursor GUARDED_BY(mu) = nullptr;
+  std::byte* chunk_end GUARDED_BY(mu) = nullptr;
+  // Accounting (written under mu, read racily by stats()).
+  std::atomic<std::size_t> reserved_bytes{0};   // arenas + metadata reservations
+  std::atomic<std::size_t> committed_bytes{0};  // committed arena pages, released or not
+  // Committed metadata: arena headers and page tables, Span struct chunks. Counted against
+  // Options::memory_limit with committed_bytes (Stats::metadata_bytes).
+  std::atomic<std::size_t> meta_bytes{0};
+  std::atomic<std::size_t> released_bytes{0};  // free pages currently returned to the OS
+  std::atomic<std::size_t> in_use_pages{0};    // pages in in-use spans
+  std::atomic<std::size_t> free_pages{0};      // pages in free runs
+};
+
+// ---------------------------------------------------------------------------------------------
 // Central (central.cpp). Go's mcentral, with the four sets of Go 1.15 kept as locked lists:
 // partial[sg/2 % 2] = swept spans with a free slot, partial[1 - sg/2 % 2] = unswept, and the same
 // for full. A cycle's bump turns every swept list into an unswept one without touching a span.
@@ -295,6 +328,30 @@ struct SweepState {
   // in the child blocked for ever).
   std::atomic<std::uint32_t> work_epoch{0};
   std::atomic<bool> shutdown{false};  // atomic (acq/rel): set once, before the last epoch bump
+};
+
+// ---------------------------------------------------------------------------------------------
+// World (world.cpp): the stop-the-world state and its proof.
+class HeapState;
+
+struct World {
+  RankedMutex cycle_mu{LockRank::cycle};  // one cycle / verify / flush_all at a time
+  std::atomic<bool> stopped{false};       // atomic (acq/rel): world-written state
+};
+
+// Proof that the world is stopped: only stop_the_world makes one; functions that need the world
+// stopped take a `const WorldStopped&`.
+class WorldStopped {
+ public:
+  WorldStopped(const WorldStopped&) = delete;
+  WorldStopped& operator=(const WorldStopped&) = delete;
+  WorldStopped(WorldStopped&&) = default;
+  std::uint64_t start_ns() const noexcept { return start_ns_; }
+
+ private:
+  friend WorldStopped stop_the_world(HeapState& heap);
+  explicit WorldStopped(std::uint64_t start_ns) : start_ns_(start_ns) {}
+  std::uint64_t start_ns_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -426,15 +426,6 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
   testing::pacing_violations(pf, out);
 }
 
-VerifyResult verify_heap(HeapState& heap) {
-  VerifyResult result;
-  LockGuard g(heap.world.cycle_mu);
-  WorldStopped stopped = stop_the_world(heap);
-  validate_stopped(heap, stopped, result.violations);
-  start_the_world(heap, std::move(stopped));
-  return result;
-}
-
 void check_cycle_preconditions(HeapState& heap, const WorldStopped& stopped) {
   std::vector<Violation> out;
   const std::vector<CensusEntry> census = take_census(heap, stopped, &out);

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "types.hpp"
-#include "world.hpp"
 
 namespace spanheap::detail {
 
@@ -31,9 +30,6 @@ void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<
 // The same, over a census already taken (the world still stopped).
 void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
                      std::vector<Violation>& out);
-
-// Stops the world, validates, restarts. Requires: no heap call in progress on this thread.
-VerifyResult verify_heap(HeapState& heap);
 
 // INV-G1 right before a bump: every span at sg or sg+3, on top of validate_stopped. Violations
 // are reported as corruption.

@@ -250,6 +250,15 @@ void flush_all(HeapState& heap) {
   start_the_world(heap, std::move(stopped));
 }
 
+VerifyResult verify_heap(HeapState& heap) {
+  VerifyResult result;
+  LockGuard g(heap.world.cycle_mu);
+  WorldStopped stopped = stop_the_world(heap);
+  validate_stopped(heap, stopped, result.violations);
+  start_the_world(heap, std::move(stopped));
+  return result;
+}
+
 void maybe_collect(HeapState& heap) {
   if (!heap.pacer.requested.exchange(false, std::memory_order_acq_rel)) return;
   if (!heap.world.cycle_mu.try_lock()) return;  // a cycle is already running

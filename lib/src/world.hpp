@@ -11,26 +11,6 @@ namespace spanheap::detail {
 
 class HeapState;
 
-struct World {
-  RankedMutex cycle_mu{LockRank::cycle};  // one cycle / verify / flush_all at a time
-  std::atomic<bool> stopped{false};       // atomic (acq/rel): world-written state
-};
-
-// Proof that the world is stopped: only stop_the_world makes one; functions that need the world
-// stopped take a `const WorldStopped&`.
-class WorldStopped {
- public:
-  WorldStopped(const WorldStopped&) = delete;
-  WorldStopped& operator=(const WorldStopped&) = delete;
-  WorldStopped(WorldStopped&&) = default;
-  std::uint64_t start_ns() const noexcept { return start_ns_; }
-
- private:
-  friend WorldStopped stop_the_world(HeapState& heap);
-  explicit WorldStopped(std::uint64_t start_ns) : start_ns_(start_ns) {}
-  std::uint64_t start_ns_;
-};
-
 // Requires: the caller holds world.cycle_mu and no P.
 WorldStopped stop_the_world(HeapState& heap);
 void start_the_world(HeapState& heap, WorldStopped stopped);
@@ -43,6 +23,10 @@ void collect(HeapState& heap);
 // The ragged barrier's body. Requires: world.cycle_mu held by the caller.
 void ragged_barrier_locked(HeapState& heap);
 void flush_all(HeapState& heap);
+
+// Stops the world, validates (validate.hpp), restarts. Requires: no heap call in progress on this
+// thread.
+VerifyResult verify_heap(HeapState& heap);
 
 // Called after a heap call released its P: starts a cycle if pacing asked for one.
 void maybe_collect(HeapState& heap);
