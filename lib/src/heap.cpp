@@ -235,9 +235,7 @@ bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Free
     return fail_free(out, ErrorKind::interior_free, "pointer into the middle of a live object", s,
                      addr - base);
   }
-  const std::uint64_t bit = std::uint64_t{1} << (i % 64);
-  const std::uint64_t old = s->bits[i / 64].free.fetch_or(bit, std::memory_order_acq_rel);
-  if ((old & bit) != 0) {
+  if (test_and_set_bit(s->bits[i / 64].free, i % 64)) {
     return fail_free(out, ErrorKind::double_free,
                      "object already freed, not yet reclaimed (pending)", s, 0);
   }
@@ -530,11 +528,9 @@ void free_fast(HeapState& heap, void* ptr) {
             s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index) &&
             addr < s->limit())) {
       const std::uint32_t i = slot_of(*s, addr);
-      const std::uint64_t bit = std::uint64_t{1} << (i % 64);
       // A free bit already set (a double free) goes to free_holding, which reports it.
       if (SPANHEAP_LIKELY(addr == s->start + i * s->elem_size && slot_allocated(*s, i) &&
-                          (s->bits[i / 64].free.fetch_or(bit, std::memory_order_acq_rel) & bit) ==
-                              0)) {
+                          !test_and_set_bit(s->bits[i / 64].free, i % 64))) {
         bump(p.cache.frees, 1);
         bump(p.cache.free_bytes, s->elem_size);
         poison_memory(heap, ptr, s->elem_size);
