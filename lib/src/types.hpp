@@ -11,7 +11,8 @@
 //   sg          the heap's sweepgen; +2 per cycle, written only while the world is stopped.
 //   P           a processor (Go's p): owns a cache; a thread holds a P for the length of a heap
 //               call.
-//   cache       a P's mcache: one span per class, the allocation fast path, flush_gen.
+//   cache       a P's mcache: a current span per class (and its owned spans), the allocation fast
+//               path, flush_gen.
 //   central     per span class, the spans that are not cached: partial/full x swept/unswept.
 //   cycle       stop the world, sg += 2, start the world, ragged barrier; then sweeping.
 //   pending     a freed object: its free bit is set; its slot is reused once a collection or
