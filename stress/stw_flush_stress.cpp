@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   Run run("stw_flush_stress", argc, argv, defaults());
   const Config& cfg = run.config();
   Heap heap(run.heap_options(cfg.threads));  // one P per mutator: every P can go idle
-  run.arm(heap);  // --yield-at-points
+  run.arm(heap);                             // --yield-at-points
 
   Slots slots(4 * cfg.threads);
   StartGun gun;

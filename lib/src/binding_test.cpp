@@ -158,8 +158,8 @@ TEST(Binding, AStopWaitsForTheBinderToLeaveItsCall) {
   }();
   while (v.size() < nelems) v.push_back(heap.allocate(256));
   // The full span is parked, then evicted to central's full list.
-  const std::vector<void*> keep = test::evict_to_central(
-      heap, 256, v[0], [&](std::size_t n) { return heap.allocate(n); });
+  const std::vector<void*> keep =
+      test::evict_to_central(heap, 256, v[0], [&](std::size_t n) { return heap.allocate(n); });
   // Its snapshots stopped the world, which revoked the binding: calls bind the thread again.
   for (int i = 0; i < 4096 && !testing::proc_bound(heap, 0); i++) heap.free(heap.allocate(16));
   ASSERT_TRUE(testing::proc_bound(heap, 0));

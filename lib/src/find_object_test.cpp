@@ -85,8 +85,7 @@ TEST(FindObject, IsOldOrNewWhileALargeFreeReleasesTheSpan) {
   constexpr std::size_t size = max_small_size + 3 * page_size;  // one large object: its own span
   auto* big = static_cast<char*>(heap.allocate(size));
   auto* neighbour = static_cast<char*>(heap.allocate(size));  // a live span after it
-  const PointerInfo info =
-      classify_across_release(heap, big + page_size, [&] { heap.free(big); });
+  const PointerInfo info = classify_across_release(heap, big + page_size, [&] { heap.free(big); });
   EXPECT_EQ(info.kind, PointerKind::interior) << static_cast<int>(info.kind);
   EXPECT_EQ(info.base, big);
   EXPECT_EQ(info.size, size);

@@ -158,7 +158,8 @@ TEST(StopTheWorldProgress, AThreadWaitingForAPWhileTheWorldStopsIsWokenAtTheRest
     testing::flush_all(heap);
   });
   s.spawn("waiter (wants P0 while it is stopped)", [&] {
-    wait_until([&] { return status_of(heap, 0) == detail::ProcStatus::stopped; }, std::chrono::seconds(10));
+    wait_until([&] { return status_of(heap, 0) == detail::ProcStatus::stopped; },
+               std::chrono::seconds(10));
     waiter_started = true;
     z = heap.proc(0).allocate(64);
   });

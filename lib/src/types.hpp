@@ -120,7 +120,7 @@ struct alignas(64) Span {
   std::uint32_t div_mul = 0;                 // immutable after init
   std::uintptr_t start = 0;                  // immutable after init
   std::size_t elem_size = 0;                 // immutable after init (large: npages * page_size)
-  std::atomic<std::uint32_t> sweepgen{0};  // the protocol word (table above); atomic (acq/rel)
+  std::atomic<std::uint32_t> sweepgen{0};    // the protocol word (table above); atomic (acq/rel)
   std::atomic<SpanState> state{SpanState::dead};  // atomic (acq/rel): in_use publishes the
                                                   // fields written by span_init_*
   std::atomic<std::uint8_t> span_class{0};  // immutable after init; atomic because free() reads
@@ -128,9 +128,9 @@ struct alignas(64) Span {
   std::atomic<bool> free_lock{false};  // spin lock (above); never reset, the struct may be recycled
                                        // while a stale freer waits on it
   bool need_zero = false;              // owner; memory may be dirty
-  std::atomic<int> cache_owner{-1};    // owner: the caching P (-1 = none); the free fast path's test
-  std::uint32_t census_index = 0;      // world: scratch for the verifier's census
-  bool released = false;               // free spans: pages returned to the OS (page heap lock)
+  std::atomic<int> cache_owner{-1};  // owner: the caching P (-1 = none); the free fast path's test
+  std::uint32_t census_index = 0;    // world: scratch for the verifier's census
+  bool released = false;             // free spans: pages returned to the OS (page heap lock)
 
   std::size_t npages = 0;        // page heap lock
   std::uint64_t free_since = 0;  // free spans: cycle number when freed (page heap lock)

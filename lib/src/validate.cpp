@@ -242,8 +242,8 @@ std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
         count++;
         place(s, SpanLocation::cached, static_cast<int>(i), /*owned=*/true);
         if (s->cls() != c)
-          fail(out, "INV-S5", "span {} of class {} owned as class {} by P{}", addr(s), s->cls(),
-               c, i);
+          fail(out, "INV-S5", "span {} of class {} owned as class {} by P{}", addr(s), s->cls(), c,
+               i);
         if (s->prev != prev) fail(out, "INV-S5", "P{}'s owned list of class {} is broken", i, c);
         if (s->list.load(std::memory_order_relaxed) != nullptr)
           fail(out, "INV-L2", "owned span {} is also on a list", addr(s));

@@ -254,8 +254,8 @@ Run::Run(std::string_view driver, int argc, char** argv, const Defaults& default
       value = a.substr(eq + 1);
     } else {
       static constexpr std::string_view known[] = {
-          "--threads", "--seconds",         "--seed",         "--flush",      "--sweepers",
-          "--procs",   "--verify-every-ms", "--stw-every-us", "--collectors", "--sweep-threads",
+          "--threads", "--seconds",         "--seed",           "--flush",      "--sweepers",
+          "--procs",   "--verify-every-ms", "--stw-every-us",   "--collectors", "--sweep-threads",
           "--checks",  "--max-large",       "--yield-at-points"};
       if (std::find(std::begin(known), std::end(known), flag) == std::end(known)) {
         usage(driver_, 2, fmt::format("unknown flag {}", flag));
@@ -305,7 +305,8 @@ Run::Run(std::string_view driver, int argc, char** argv, const Defaults& default
       cfg_.max_large = parse_uint<std::size_t>(driver_, flag, value);
     } else if (flag == "--yield-at-points") {
       cfg_.yield_at_points = parse_uint<unsigned>(driver_, flag, value);
-      if (cfg_.yield_at_points > 250) usage(driver_, 2, "--yield-at-points takes 0 to 250 (per mille)");
+      if (cfg_.yield_at_points > 250)
+        usage(driver_, 2, "--yield-at-points takes 0 to 250 (per mille)");
     } else {
       usage(driver_, 2, fmt::format("unknown flag {}", flag));
     }

@@ -104,11 +104,11 @@ bool sweep_done(const Heap& heap);
 // what an observer would see there ("sweep done" must be false mid-flush and mid-sweep: Go
 // #45315/#46500). Set it only while no heap call runs; pass an empty function to remove it.
 enum class ProtocolPoint : std::uint8_t {
-  sweep_owned,           // a span is owned (sg-1), its sweep not yet published
-  flush_released_span,   // a flushing P has returned one cached span, others may remain
-  page_free_begin,       // a swept, emptied span is about to be returned to the page heap
-  free_move_to_partial,  // a free found a swept full span worth collecting and released its
-                         // free_lock; it has not yet taken central's lock to move the span
+  sweep_owned,            // a span is owned (sg-1), its sweep not yet published
+  flush_released_span,    // a flushing P has returned one cached span, others may remain
+  page_free_begin,        // a swept, emptied span is about to be returned to the page heap
+  free_move_to_partial,   // a free found a swept full span worth collecting and released its
+                          // free_lock; it has not yet taken central's lock to move the span
   find_object_span_read,  // Heap::find_object found an in-use span and is about to read its
                           // fields (runs on the classifying thread)
 };
@@ -212,10 +212,10 @@ struct SpanFacts {
 };
 // Span state and membership with the world stopped (DESIGN §3, §8): INV-S1 (sweepgen in the
 // table, large spans never cached, a central set agrees with the sweepgen), INV-S3 (a cached span
-// is at sg+3 in a flushed cache, sg+1 in a stale one), INV-S5 (an owned span is full), INV-L1 (in some structure), INV-L3 (partial
-// sets hold spans with free slots, full sets none; under owner reuse a full span worth collecting
-// is partial, INV-R1), INV-L4 (free runs only in the page heap, with
-// no objects), INV-A1 (free_index and alloc_count within nelems).
+// is at sg+3 in a flushed cache, sg+1 in a stale one), INV-S5 (an owned span is full), INV-L1 (in
+// some structure), INV-L3 (partial sets hold spans with free slots, full sets none; under owner
+// reuse a full span worth collecting is partial, INV-R1), INV-L4 (free runs only in the page heap,
+// with no objects), INV-A1 (free_index and alloc_count within nelems).
 void span_violations(const SpanFacts& span, std::vector<Violation>& out);
 
 // INV-G4: a P's flush_gen is sg (flushed) or sg-2 (stale).
