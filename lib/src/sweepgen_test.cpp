@@ -97,25 +97,35 @@ TEST_F(SweepgenTest, LazyFlushWalksT1ThroughT8) {
   EXPECT_VERIFIED(heap);
 }
 
+// The class of objects of `size` bytes (one that exists: the tests pick sizes of the table).
+testing::SizeClassInfo class_of_size(std::size_t size) {
+  for (const testing::SizeClassInfo& c : testing::size_classes())
+    if (c.size == size) return c;
+  ADD_FAILURE() << "no class of " << size << " bytes";
+  return testing::size_classes().front();
+}
+
+// Fills P p's span of class `sc` and allocates one more object (in the next span): returns them.
+std::vector<void*> fill_span_and_one(Proc p, const testing::SizeClassInfo& sc) {
+  std::vector<void*> objs;
+  for (unsigned i = 0; i <= sc.nelems; i++) objs.push_back(p.allocate(sc.size));
+  return objs;
+}
+
 TEST_F(SweepgenTest, RefillUncachesFullSpanAtSgT6) {
   Options o = test::deterministic(1, rec);
   o.reuse = ReusePolicy::next_cycle;  // under owner reuse the P parks it (the next test)
   Heap heap(o);
   Proc p = heap.proc(0);
-  const auto& classes = testing::size_classes();
-  const testing::SizeClassInfo* sc = nullptr;
-  for (const auto& c : classes)
-    if (c.size == 1024) sc = &c;
-  ASSERT_NE(sc, nullptr);
-  std::vector<void*> objs;
-  for (unsigned i = 0; i <= sc->nelems; i++) objs.push_back(p.allocate(1024));
+  const testing::SizeClassInfo sc = class_of_size(1024);
+  std::vector<void*> objs = fill_span_and_one(p, sc);
   auto snap = testing::snapshot(heap);
   const testing::SpanInfo* first = test::span_containing(snap, objs.front());
   const testing::SpanInfo* second = test::span_containing(snap, objs.back());
   ASSERT_NE(first, second);
   EXPECT_EQ(first->sweepgen_delta, 0);
   EXPECT_EQ(first->location, SpanLocation::central_full_swept);
-  EXPECT_EQ(first->alloc_count, sc->nelems);
+  EXPECT_EQ(first->alloc_count, sc.nelems);
   EXPECT_EQ(second->sweepgen_delta, 3);
   EXPECT_EQ(second->location, SpanLocation::cached);
   EXPECT_VERIFIED(heap);
@@ -127,13 +137,8 @@ TEST_F(SweepgenTest, RefillUncachesFullSpanAtSgT6) {
 TEST_F(SweepgenTest, RefillParksFullSpanThenEvictsItToCentralAtSgT6) {
   Heap heap(test::deterministic(1, rec));
   Proc p = heap.proc(0);
-  const testing::SizeClassInfo* sc = nullptr;
-  const auto classes = testing::size_classes();
-  for (const auto& c : classes)
-    if (c.size == 1024) sc = &c;
-  ASSERT_NE(sc, nullptr);
-  std::vector<void*> objs;
-  for (unsigned i = 0; i <= sc->nelems; i++) objs.push_back(p.allocate(1024));
+  const testing::SizeClassInfo sc = class_of_size(1024);
+  std::vector<void*> objs = fill_span_and_one(p, sc);
   auto snap = testing::snapshot(heap);
   const testing::SpanInfo* first = test::span_containing(snap, objs.front());
   const testing::SpanInfo* second = test::span_containing(snap, objs.back());
@@ -142,19 +147,19 @@ TEST_F(SweepgenTest, RefillParksFullSpanThenEvictsItToCentralAtSgT6) {
   EXPECT_EQ(first->location, SpanLocation::cached);
   EXPECT_EQ(first->cache_proc, 0);
   EXPECT_TRUE(first->owned);
-  EXPECT_EQ(first->alloc_count, sc->nelems);
+  EXPECT_EQ(first->alloc_count, sc.nelems);
   EXPECT_EQ(second->location, SpanLocation::cached);
   EXPECT_FALSE(second->owned);
   EXPECT_EQ(snap.procs[0].cached_spans, 2u);
   EXPECT_VERIFIED(heap);
   // One span short of the bound: still owned.
-  for (unsigned i = 0; i < (testing::max_owned_spans() - 1) * sc->nelems; i++)
+  for (unsigned i = 0; i < (testing::max_owned_spans() - 1) * sc.nelems; i++)
     objs.push_back(p.allocate(1024));
   snap = testing::snapshot(heap);
   EXPECT_TRUE(test::span_containing(snap, objs.front())->owned);
   EXPECT_EQ(snap.procs[0].cached_spans, testing::max_owned_spans() + 1);
   // The current span holds one object: its other slots, then the allocation that parks it.
-  for (unsigned i = 0; i < sc->nelems; i++) objs.push_back(p.allocate(1024));
+  for (unsigned i = 0; i < sc.nelems; i++) objs.push_back(p.allocate(1024));
   snap = testing::snapshot(heap);
   first = test::span_containing(snap, objs.front());
   EXPECT_EQ(first->location, SpanLocation::central_full_swept);
