@@ -17,6 +17,9 @@ void cache_init(HeapState& heap, Cache& cache, std::uint32_t sg) noexcept {
 
 namespace {
 
+// The owned lists link spans through Span::next/prev like a SpanList, but are not one: the list
+// functions of page_heap.cpp set Span::list, which must stay nullptr for an owned span (the free
+// path reads it to tell a central full list, INV-L2), and keep a page count nobody needs here.
 void owned_push_front(OwnedSpans& owned, Span* s) noexcept {
   s->prev = nullptr;
   s->next = owned.first;

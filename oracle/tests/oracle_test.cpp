@@ -63,6 +63,32 @@ TEST(SnapshotCheck, CachedSpanAtTheWrongSweepgenIsInvS3) {
   EXPECT_TRUE(names(snapshot_violations(snap), "INV-S3"));
 }
 
+// A P's owned spans (besides its current one) are full: parking is for spans allocation exhausted.
+TEST(SnapshotCheck, OwnedSpanWithFreeSlotsIsInvS5) {
+  HeapSnapshot snap = healthy_snapshot();
+  snap.spans[0].owned = true;  // one object of nelems: not full
+  EXPECT_TRUE(names(snapshot_violations(snap), "INV-S5"));
+  snap.spans[0].free_index = snap.spans[0].nelems;
+  snap.spans[0].alloc_count = snap.spans[0].nelems;
+  snap.stats.live_objects = snap.spans[0].nelems;
+  snap.stats.live_bytes = snap.spans[0].nelems * snap.spans[0].elem_size;
+  const auto v = snapshot_violations(snap);
+  EXPECT_FALSE(names(v, "INV-S5")) << join(v);
+}
+
+// One current span per class per P; owned spans of the class beside it are not a second one.
+TEST(SnapshotCheck, TwoCurrentSpansOfAClassAreInvS3ButOwnedOnesAreNot) {
+  HeapSnapshot snap = healthy_snapshot();
+  SpanInfo second = snap.spans[0];
+  second.base += snap.spans[0].npages * page_size;
+  snap.spans.push_back(second);
+  snap.procs[0].cached_spans = 2;
+  EXPECT_TRUE(names(snapshot_violations(snap), "INV-S3"));
+  snap.spans[1].owned = true;
+  snap.spans[1].free_index = snap.spans[1].alloc_count = snap.spans[1].nelems;
+  EXPECT_FALSE(names(snapshot_violations(snap), "INV-S3"));
+}
+
 TEST(SnapshotCheck, SweepDoneWithAStalePIsInvG6) {
   HeapSnapshot snap = healthy_snapshot();
   snap.procs[0].flush_gen_delta = -2;
