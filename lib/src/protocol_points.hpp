@@ -14,6 +14,7 @@ enum class ProtocolPoint : std::uint8_t {
   page_free_begin,
   free_move_to_partial,
   find_object_span_read,
+  stop_found_idle_proc,
 };
 
 // Set only while no heap call runs; null in normal use.

@@ -177,5 +177,61 @@ TEST(StopTheWorldProgress, AThreadWaitingForAPWhileTheWorldStopsIsWokenAtTheRest
   EXPECT_VERIFIED(heap);
 }
 
+// A thread takes P0 between the stopper's read of it as idle and the stopper's take: the take must
+// fail and the stop wait for that thread's call. A stop that took the P by a plain store would run
+// the pause (here a snapshot's, which only reads) while the thread is inside its call.
+TEST(StopTheWorldProgress, AStopWaitsForAThreadThatTookAnIdlePBeforeTheStopDid) {
+  testing::RecordingHandler rec;
+  Heap heap(two_procs(rec));
+  void* x = heap.proc(0).allocate(64);
+  testing::begin_cycle(heap);  // P0 stale: the taker's lazy flush at acquire is its pause point
+
+  std::atomic<std::thread::id> stopper_id{};
+  std::atomic<std::thread::id> taker_id{};
+  std::atomic<bool> window_seen{false};
+  std::atomic<bool> take_now{false};
+  std::atomic<bool> taker_in_call{false};
+  std::atomic<bool> release_taker{false};
+  std::atomic<bool> stop_done{false};
+  testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
+    const std::thread::id me = std::this_thread::get_id();
+    if (point == testing::ProtocolPoint::stop_found_idle_proc && me == stopper_id.load() &&
+        !window_seen.exchange(true)) {
+      // The stopper has read P0 as idle: let the taker acquire it now, before the take.
+      take_now = true;
+      wait_until([&] { return taker_in_call.load(); }, std::chrono::seconds(10));
+    } else if (point == testing::ProtocolPoint::flush_released_span && me == taker_id.load() &&
+               !taker_in_call.exchange(true)) {
+      wait_until([&] { return release_taker.load(); }, std::chrono::seconds(10));
+    }
+  });
+  Scenario s;
+  s.spawn("taker (acquires P0 inside the stopper's window)", [&] {
+    taker_id = std::this_thread::get_id();
+    wait_until([&] { return take_now.load(); }, std::chrono::seconds(10));
+    heap.proc(0).free(x);
+  });
+  s.spawn("stopper (a snapshot)", [&] {
+    stopper_id = std::this_thread::get_id();
+    (void)testing::snapshot(heap);
+    stop_done = true;
+  });
+  // While the taker is inside its call on P0, the stop cannot have completed. 200 ms is far more
+  // than a stop that ignored the taker needs; the correct stop waits however long this is.
+  EXPECT_TRUE(wait_until([&] { return taker_in_call.load(); }, std::chrono::seconds(10)))
+      << "the taker never got inside its call on P0";
+  const bool stopped_around_the_taker =
+      wait_until([&] { return stop_done.load(); }, std::chrono::milliseconds(200));
+  // Reported before the taker goes on: after such a stop its P's state is no longer its own.
+  EXPECT_FALSE(stopped_around_the_taker)
+      << "the world stopped while another thread was inside a call on P0";
+  release_taker = true;
+  s.join_all("a stop whose idle P was taken before the stop took it");
+  testing::set_protocol_hook(heap, {});
+  EXPECT_TRUE(window_seen.load()) << "the stopper never read P0 as idle";
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_VERIFIED(heap);
+}
+
 }  // namespace
 }  // namespace spanheap

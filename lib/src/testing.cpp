@@ -183,6 +183,8 @@ static_assert(static_cast<int>(ProtocolPoint::free_move_to_partial) ==
               static_cast<int>(detail::ProtocolPoint::free_move_to_partial));
 static_assert(static_cast<int>(ProtocolPoint::find_object_span_read) ==
               static_cast<int>(detail::ProtocolPoint::find_object_span_read));
+static_assert(static_cast<int>(ProtocolPoint::stop_found_idle_proc) ==
+              static_cast<int>(detail::ProtocolPoint::stop_found_idle_proc));
 
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook) {
   detail::ProtocolHook& slot = heap.state().protocol_hook;

@@ -39,10 +39,16 @@ WorldStopped stop_the_world(HeapState& heap) {
     ProcState& p = heap.proc(i);
     unsigned spins = 0;
     for (;;) {
-      ProcStatus expected = ProcStatus::idle;
-      if (p.status.compare_exchange_weak(expected, ProcStatus::stopped, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
-        break;
+      ProcStatus expected = p.status.load(std::memory_order_relaxed);
+      if (expected == ProcStatus::idle) {
+        // Another thread may take the P between this read and the take: only the CAS makes the
+        // take exclusive, and a failed CAS waits for that thread's call like any running P.
+        if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
+          heap.protocol_hook(ProtocolPoint::stop_found_idle_proc);
+        if (p.status.compare_exchange_weak(expected, ProcStatus::stopped, std::memory_order_acquire,
+                                           std::memory_order_relaxed))
+          break;
+      }
       if (expected == ProcStatus::bound && begin_revoke(p)) {
         bound[nbound++] = &p;
         break;

@@ -111,6 +111,8 @@ enum class ProtocolPoint : std::uint8_t {
                           // free_lock; it has not yet taken central's lock to move the span
   find_object_span_read,  // Heap::find_object found an in-use span and is about to read its
                           // fields (runs on the classifying thread)
+  stop_found_idle_proc,   // a stop-the-world read a P as idle and has not yet taken it (runs
+                          // on the stopping thread; another thread may still take that P)
 };
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook);
 // The heap's Options::binding as resolved at construction (automatic without membarrier is off,
