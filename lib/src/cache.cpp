@@ -98,7 +98,12 @@ bool refill(HeapState& heap, ProcState& p, unsigned c) {
   Span* span = cache_span(heap, heap.central[c]);
   if (span == nullptr) return false;
   SPANHEAP_CHECK(&heap, span->alloc_count < span->nelems, "span has no free space (C8)");
-  span->cache_owner.store(static_cast<int>(p.index), std::memory_order_relaxed);
+  {
+    // Under free_lock: a free by another P that saw the span uncached has set its bit in `free`
+    // before this P starts writing `free` without a lock, and every later one sees the owner.
+    SpanLock lock(*span);
+    span->cache_owner.store(static_cast<int>(p.index), std::memory_order_relaxed);
+  }
   span->sweepgen.store(sg + 3, std::memory_order_release);  // T5
   cache.alloc[c] = span;
   return true;

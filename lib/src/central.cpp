@@ -104,7 +104,15 @@ void uncache_span(HeapState& heap, Central& central, Span* span, bool keep_empty
   const std::uint32_t g = span->sweepgen.load(std::memory_order_relaxed);
   SPANHEAP_CHECK(&heap, g == sg + 1 || g == sg + 3, "uncache_span of a span that is not cached");
   SPANHEAP_DCHECK(&heap, span->alloc_count > 0, "uncaching span with alloc_count == 0 (C12)");
-  span->cache_owner.store(-1, std::memory_order_relaxed);
+  std::uint64_t raced[bitmap_words];
+  unsigned nraced;
+  {
+    // The other Ps' frees join the owner's before anyone else may write `free` (INV-S6).
+    SpanLock lock(*span);
+    nraced = merge_remote_frees(*span, raced);
+    span->cache_owner.store(-1, std::memory_order_relaxed);
+  }
+  if (SPANHEAP_UNLIKELY(nraced != 0)) report_raced_double_frees(heap, *span, raced, nraced);
   if (g == sg + 1) {
     // Stale (T3): the cache's owner is the only one who may touch it; it enters sg-1 by a plain
     // store, not a CAS, and is swept right here, which puts it on the right list or frees it.

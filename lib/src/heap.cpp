@@ -211,11 +211,17 @@ bool fail_free(FreeResult& out, ErrorKind kind, const char* cause, const Span* s
   return false;
 }
 
-// Classifies `addr` against a span that is swept for this cycle and records the free (its free
-// bit, set with one fetch_or so that of two frees of one object exactly one wins). Requires: the
-// caller owns the span's object state against collection — its P caches the span, or it holds
-// free_lock — and holds a P (no sweep can start).
-bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, FreeResult& out) {
+// Who records a free: the P caching the span (no lock), or any other P holding free_lock.
+enum class Freer : std::uint8_t { owner, locked };
+
+// Classifies `addr` against a span that is swept for this cycle and records the free. The owner
+// sets the slot's bit in `free` without a locked instruction (owner_mark_pending); a free under
+// free_lock sets it with one fetch_or — in `remote` when another P caches the span, so that of two
+// such frees of one object exactly one wins, and one racing with the owner's is found by the merge.
+// Requires: the caller owns the span's object state against collection — its P caches the span,
+// or it holds free_lock — and holds a P (no sweep can start).
+bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Freer freer,
+               FreeResult& out) {
   if (addr >= s->limit()) {
     return fail_free(out, ErrorKind::invalid_free,
                      "pointer into the tail of a span, past its last object", s, addr - s->start);
@@ -235,7 +241,18 @@ bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Free
     return fail_free(out, ErrorKind::interior_free, "pointer into the middle of a live object", s,
                      addr - base);
   }
-  if (test_and_set_bit(s->bits[i / 64].free, i % 64)) {
+  bool pending;
+  if (freer == Freer::owner) {
+    pending = owner_mark_pending(*s, i);
+  } else if (s->cache_owner.load(std::memory_order_relaxed) < 0) {
+    pending = test_and_set_bit(s->bits[i / 64].free, i % 64);
+  } else {
+    // Another P caches the span: its frees are in `free`, ours go to `remote` (INV-S6).
+    pending = (s->bits[i / 64].free.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0 ||
+              test_and_set_bit(s->remote_bits[i / 64], i % 64);
+    s->remote_pending.store(true, std::memory_order_relaxed);
+  }
+  if (pending) {
     return fail_free(out, ErrorKind::double_free,
                      "object already freed, not yet reclaimed (pending)", s, 0);
   }
@@ -309,7 +326,7 @@ bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t 
     const std::uint32_t sg = heap.sg();
     // Our own cached span: only this P collects it, so the slot check needs no lock.
     if (g == sg + 3 && s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index))
-      return mark_free(heap, p, s, addr, out);
+      return mark_free(heap, p, s, addr, Freer::owner, out);
     if (SPANHEAP_UNLIKELY(g != sg && g != sg + 3) && !ensure_swept(heap, s, &p)) continue;
     // Swept for this cycle, and we hold a P: nothing can sweep this span until we release it.
     // Under free_lock no collection runs either; confirm the page still maps to the span (the
@@ -320,7 +337,8 @@ bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t 
       if (arena.spans[page].load(std::memory_order_acquire) != s ||
           s->state.load(std::memory_order_acquire) != SpanState::in_use)
         continue;
-      if (!mark_free(heap, p, s, addr, out) || heap.options.reuse != ReusePolicy::owner)
+      if (!mark_free(heap, p, s, addr, Freer::locked, out) ||
+          heap.options.reuse != ReusePolicy::owner)
         return out.verdict == FreeVerdict::ok;
       if (s->is_large()) {
         to_partial = false;
@@ -528,9 +546,9 @@ void free_fast(HeapState& heap, void* ptr) {
             s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index) &&
             addr < s->limit())) {
       const std::uint32_t i = slot_of(*s, addr);
-      // A free bit already set (a double free) goes to free_holding, which reports it.
+      // A slot already pending (a double free) goes to free_holding, which reports it.
       if (SPANHEAP_LIKELY(addr == s->start + i * s->elem_size && slot_allocated(*s, i) &&
-                          !test_and_set_bit(s->bits[i / 64].free, i % 64))) {
+                          !owner_mark_pending(*s, i))) {
         bump(p.cache.frees, 1);
         bump(p.cache.free_bytes, s->elem_size);
         poison_memory(heap, ptr, s->elem_size);

@@ -19,8 +19,18 @@ void clear_bits(Span& s) noexcept {
   for (unsigned w = 0; w < bitmap_words; w++) {
     s.bits[w].alloc.store(0, std::memory_order_relaxed);
     s.bits[w].free.store(0, std::memory_order_relaxed);
+    s.remote_bits[w].store(0, std::memory_order_relaxed);
     s.reclaimed_bits[w].store(0, std::memory_order_relaxed);
   }
+  s.remote_pending.store(false, std::memory_order_relaxed);
+}
+
+// Pending frees of word w: the owner's and the other Ps'. A slot in both counts twice, as the
+// free counters count it until the merge finds it.
+inline std::uint32_t pending_in_word(const Span& s, unsigned w, bool remote) noexcept {
+  return static_cast<std::uint32_t>(
+      popcount64(s.bits[w].free.load(std::memory_order_relaxed)) +
+      (remote ? popcount64(s.remote_bits[w].load(std::memory_order_relaxed)) : 0));
 }
 
 // Bits of word w for slots below `below` (slots w*64 .. w*64+63).
@@ -114,6 +124,9 @@ std::uint32_t sweep_bits(HeapState& heap, Span& s,
     const std::uint64_t allocated =
         (s.bits[w].alloc.load(std::memory_order_relaxed) | mask_below(fi, w)) & valid;
     const std::uint64_t pending = s.bits[w].free.load(std::memory_order_relaxed);
+    // INV-S6: a sweep or collection sees the other Ps' frees merged (merge_remote_frees).
+    SPANHEAP_DCHECK(&heap, s.remote_bits[w].load(std::memory_order_relaxed) == 0,
+                    "unmerged remote frees at a sweep or collection (INV-S6)");
     // free() only records frees of allocated slots; anything else is corrupted metadata.
     SPANHEAP_CHECK(&heap, (pending & ~allocated) == 0, "pending free of an unallocated slot");
     const std::uint64_t dead = pending & allocated;
@@ -146,19 +159,60 @@ void SpanLock::wait() noexcept {
 bool worth_collecting(const Span& s) noexcept {
   const std::uint32_t want = s.nelems < 4 ? 1 : s.nelems / 4;
   std::uint32_t pending = 0;
+  const bool remote = s.remote_pending.load(std::memory_order_relaxed);
   for (unsigned w = 0; w < words_for(s.nelems) && pending < want; w++)
-    pending +=
-        static_cast<std::uint32_t>(popcount64(s.bits[w].free.load(std::memory_order_relaxed)));
+    pending += pending_in_word(s, w, remote);
   return pending >= want;
+}
+
+unsigned merge_remote_frees(Span& s, std::uint64_t (&raced)[bitmap_words]) noexcept {
+  for (unsigned w = 0; w < bitmap_words; w++) raced[w] = 0;
+  // A P's own frees never cost it a scan of the remote bits.
+  if (!s.remote_pending.load(std::memory_order_relaxed)) return 0;
+  s.remote_pending.store(false, std::memory_order_relaxed);
+  unsigned n = 0;
+  for (unsigned w = 0; w < words_for(s.nelems); w++) {
+    const std::uint64_t theirs = s.remote_bits[w].load(std::memory_order_relaxed);
+    if (theirs == 0) continue;
+    const std::uint64_t mine = s.bits[w].free.load(std::memory_order_relaxed);
+    raced[w] = mine & theirs;
+    n += popcount64(raced[w]);
+    s.bits[w].free.store(mine | theirs, std::memory_order_relaxed);
+    s.remote_bits[w].store(0, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+void report_raced_double_frees(HeapState& heap, const Span& s,
+                               const std::uint64_t (&raced)[bitmap_words], unsigned n) {
+  // Both frees were counted; the slot is reclaimed once (Stats subtract these).
+  heap.counters.raced_double_frees.fetch_add(n, std::memory_order_relaxed);
+  heap.counters.raced_double_free_bytes.fetch_add(std::uint64_t{n} * s.elem_size,
+                                                  std::memory_order_relaxed);
+  for (unsigned w = 0; w < bitmap_words; w++) {
+    for (std::uint64_t bits = raced[w]; bits != 0; bits &= bits - 1) {
+      const unsigned i = w * 64 + static_cast<unsigned>(__builtin_ctzll(bits));
+      void* obj = reinterpret_cast<void*>(s.start + i * s.elem_size);
+      report(&heap, ErrorKind::double_free, obj,
+             "object freed twice at once, by the P caching its span and by another P (found "
+             "when the owner merged the other Ps' frees; reclaimed once) (ptr={}, span={:#x}, "
+             "class={}, size={})",
+             obj, s.start, s.cls(), s.elem_size);
+    }
+  }
 }
 
 std::uint32_t span_collect(HeapState& heap, Span& s) {
   std::uint64_t freed[bitmap_words];
+  std::uint64_t raced[bitmap_words];
   std::uint32_t nfreed;
+  unsigned nraced;
   {
     SpanLock lock(s);
+    nraced = merge_remote_frees(s, raced);
     nfreed = sweep_bits(heap, s, freed);
   }
+  if (SPANHEAP_UNLIKELY(nraced != 0)) report_raced_double_frees(heap, s, raced, nraced);
   if (nfreed == 0) return 0;
   scrub_reclaimed(heap, s, freed);
   HeapCounters& c = heap.counters;
@@ -199,8 +253,7 @@ std::uint32_t count_allocated(const Span& s) noexcept {
 
 std::uint32_t count_pending(const Span& s) noexcept {
   std::uint32_t count = 0;
-  for (unsigned w = 0; w < words_for(s.nelems); w++)
-    count += static_cast<std::uint32_t>(popcount64(s.bits[w].free.load(std::memory_order_relaxed)));
+  for (unsigned w = 0; w < words_for(s.nelems); w++) count += pending_in_word(s, w, true);
   return count;
 }
 

@@ -35,7 +35,10 @@ inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
          (span.bits[i / 64].alloc.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0;
 }
 inline bool slot_pending(const Span& span, std::uint32_t i) noexcept {
-  return (span.bits[i / 64].free.load(std::memory_order_acquire) >> (i % 64) & 1) != 0;
+  return ((span.bits[i / 64].free.load(std::memory_order_acquire) |
+           span.remote_bits[i / 64].load(std::memory_order_acquire)) >>
+              (i % 64) &
+          1) != 0;
 }
 inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
   return (span.reclaimed_bits[i / 64].load(std::memory_order_relaxed) >> (i % 64) & 1) != 0;
@@ -49,6 +52,33 @@ inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
   const std::uint64_t bit = std::uint64_t{1} << b;
   return (word.fetch_or(bit, std::memory_order_acq_rel) & bit) != 0;
 }
+
+// The free of slot `i` by the P that caches the span: true if the slot is already pending (a
+// double free, by this P or by another whose free came first), else it sets the slot's bit in
+// `free` with a plain load and store. Only the caching P writes `free` (types.hpp, SlotWord), so
+// nothing is lost; a free by another P racing with this one may set `remote` meanwhile, and the
+// merge reports that slot (merge_remote_frees).
+[[gnu::always_inline]] inline bool owner_mark_pending(Span& span, std::uint32_t i) noexcept {
+  SlotWord& w = span.bits[i / 64];
+  const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+  const std::uint64_t mine = w.free.load(std::memory_order_relaxed);
+  if ((mine & bit) != 0) return true;
+  if (SPANHEAP_UNLIKELY(span.remote_pending.load(std::memory_order_relaxed)) &&
+      (span.remote_bits[i / 64].load(std::memory_order_relaxed) & bit) != 0)
+    return true;
+  w.free.store(mine | bit, std::memory_order_relaxed);
+  return false;
+}
+
+// Moves the other Ps' frees (`remote`) into `free`; `raced` receives the slots that were in both:
+// each is one object freed twice, by the owner and by another P at the same time. Returns how
+// many. Requires: the span's owner (its caching P, or the sweep or collection owning it), holding
+// free_lock.
+unsigned merge_remote_frees(Span& span, std::uint64_t (&raced)[bitmap_words]) noexcept;
+// Reports each slot of `raced` (n of them) as a double free and takes the second free out of the
+// free counters. Called after free_lock is released.
+void report_raced_double_frees(HeapState& heap, const Span& span,
+                               const std::uint64_t (&raced)[bitmap_words], unsigned n);
 
 // Population count in a few ALU instructions: x86-64's baseline has no POPCNT instruction, and
 // there GCC's __builtin_popcountll is a call into libgcc (a third of worth_collecting's cost).

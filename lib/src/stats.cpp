@@ -1,6 +1,8 @@
 // stats: see stats.hpp.
 #include "stats.hpp"
 
+#include <algorithm>
+
 #include "heap_state.hpp"
 
 namespace spanheap::detail {
@@ -18,6 +20,10 @@ ProcTotals proc_totals(const HeapState& heap) {
     t.frees += c.frees.load(std::memory_order_relaxed);
     t.free_bytes += c.free_bytes.load(std::memory_order_relaxed);
   }
+  // A double free whose two frees raced was counted by both; one of them freed nothing.
+  t.frees -= std::min(t.frees, heap.counters.raced_double_frees.load(std::memory_order_relaxed));
+  t.free_bytes -=
+      std::min(t.free_bytes, heap.counters.raced_double_free_bytes.load(std::memory_order_relaxed));
   return t;
 }
 }  // namespace
@@ -29,13 +35,8 @@ std::uint64_t pending_bytes(const HeapState& heap) {
 }
 
 std::uint64_t surviving_bytes(const HeapState& heap) {
-  std::uint64_t allocated = 0, freed = 0;
-  for (unsigned i = 0; i < heap.nslots; i++) {
-    const Cache& c = heap.procs[i].cache;
-    allocated += c.alloc_bytes.load(std::memory_order_relaxed);
-    freed += c.free_bytes.load(std::memory_order_relaxed);
-  }
-  return allocated > freed ? allocated - freed : 0;
+  const ProcTotals t = proc_totals(heap);
+  return t.alloc_bytes > t.free_bytes ? t.alloc_bytes - t.free_bytes : 0;
 }
 
 Stats collect_stats(const HeapState& heap) {

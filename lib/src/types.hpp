@@ -88,6 +88,9 @@ inline constexpr unsigned bitmap_words = max_nelems / 64;
 //   allocated(i)  = i < free_index || alloc_bits[i]
 //   alloc_count   = #{ i : allocated(i) }                         (INV-A2)
 //   free_bits     ⊆ allocated                                      (pending frees)
+//   remote_bits   ⊆ allocated; 0 unless the span is cached         (INV-S6)
+//   pending       = free_bits | remote_bits; a slot in both is a double free whose two frees
+//                   raced (the owner's and another P's): reported when the owner merges them
 //   while free_index < nelems (cached span):
 //     alloc_cache = ~alloc_bits[B..B+63] >> (free_index - B), B = free_index & ~63   (INV-A3)
 //   after sweep: free_index = 0, free_bits = 0,
@@ -95,19 +98,24 @@ inline constexpr unsigned bitmap_words = max_nelems / 64;
 //   reclaimed_bits[i]: slot i was reclaimed by a sweep or a collection since the span was
 //                      initialised (it tells a double free from a free of a never-allocated slot).
 //   free_lock: held by every free that does not own the span (validate the slot, set its free
-//              bit) and by every collection, so "allocated" cannot shrink under such a free's
-//              check. The owning P frees into its own cached span without it: only it may collect
-//              there.
+//              bit, or its remote bit when another P caches the span), by every collection and
+//              merge, and by every change of cache_owner, so "allocated" cannot shrink under such
+//              a free's check and it cannot write `free` while an owner writes it without a
+//              lock. The owning P frees into its own cached span without it: only it may
+//              collect there.
 enum class SpanState : std::uint8_t { dead = 0, in_use = 1, free = 2 };
 
 struct SpanList;
 struct Arena;
 
 // One word of a span's slot bitmaps: its allocation and pending-free bits side by side, so that a
-// free's "is it allocated" load and its fetch_or touch one cache line.
+// free's checks and its bit touch one cache line. While a P caches the span, `free` is that P's
+// alone (its frees set bits with a plain load and store: no locked instruction, which would wait
+// for every store before it) and other Ps' frees go to Span::remote_bits; the owner merges those
+// into `free` under free_lock when it collects or uncaches the span.
 struct alignas(16) SlotWord {
   std::atomic<std::uint64_t> alloc{0};  // written by sweep (owner) and init (see Span below)
-  std::atomic<std::uint64_t> free{0};   // fetch_or by freers; cleared by sweep
+  std::atomic<std::uint64_t> free{0};   // cached: the owner's frees; else fetch_or by freers
 };
 
 struct alignas(64) Span {
@@ -131,6 +139,9 @@ struct alignas(64) Span {
   std::atomic<int> cache_owner{-1};  // owner: the caching P (-1 = none); the free fast path's test
   std::uint32_t census_index = 0;    // world: scratch for the verifier's census
   bool released = false;             // free spans: pages returned to the OS (page heap lock)
+  // Some remote_bits may be set: written under free_lock; read without it by the owner's free
+  // (a stale false is a free racing with the owner's, which the merge finds) and by collection.
+  std::atomic<bool> remote_pending{false};
 
   std::size_t npages = 0;        // page heap lock
   std::uint64_t free_since = 0;  // free spans: cycle number when freed (page heap lock)
@@ -147,6 +158,9 @@ struct alignas(64) Span {
   // bits with the release store of free_index = 0).
   SlotWord bits[bitmap_words] = {};
   std::atomic<std::uint64_t> reclaimed_bits[bitmap_words] = {};
+  // While a P caches the span: other Ps' pending frees (fetch_or under free_lock); 0 otherwise
+  // (INV-S6). Apart from `free`, so that a P freeing into its own spans never reads this line.
+  std::atomic<std::uint64_t> remote_bits[bitmap_words] = {};
 
   std::size_t bytes() const noexcept { return npages << page_shift; }
   std::uintptr_t limit() const noexcept { return start + elem_size * nelems; }
@@ -374,6 +388,9 @@ struct HeapCounters {
   std::atomic<std::uint64_t> large_frees{0};
   std::atomic<std::uint64_t> revocations{0};
   std::atomic<std::uint64_t> errors{0};
+  // Double frees whose two frees raced (merge_remote_frees): both were counted as frees.
+  std::atomic<std::uint64_t> raced_double_frees{0};
+  std::atomic<std::uint64_t> raced_double_free_bytes{0};
 };
 
 }  // namespace spanheap::detail

@@ -339,10 +339,14 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
       if (fi > lo) below = fi - lo >= 64 ? ~0ull : (1ull << (fi - lo)) - 1;
       const std::uint64_t ab = s->bits[w].alloc.load(std::memory_order_relaxed);
       const std::uint64_t fb = s->bits[w].free.load(std::memory_order_relaxed);
-      if ((ab | fb) & ~valid)
+      const std::uint64_t rb = s->remote_bits[w].load(std::memory_order_relaxed);
+      if ((ab | fb | rb) & ~valid)
         fail(&out, "INV-A2", "span {} has bits set past nelems in word {}", addr(s), w);
-      if (fb & ~(ab | below) & valid)
+      if ((fb | rb) & ~(ab | below) & valid)
         fail(&out, "free_bits", "span {} has a pending free of an unallocated slot (word {})",
+             addr(s), w);
+      if (rb != 0 && e.location != SpanLocation::cached)
+        fail(&out, "INV-S6", "span {} is not cached but holds other Ps' frees to merge (word {})",
              addr(s), w);
     }
     if (e.location == SpanLocation::cached && fi < s->nelems) {
