@@ -543,12 +543,11 @@ void free_fast(HeapState& heap, void* ptr) {
     if (SPANHEAP_LIKELY(
             s != nullptr && s->state.load(std::memory_order_acquire) == SpanState::in_use &&
             s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3 &&
-            s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index) &&
-            addr < s->limit())) {
-      const std::uint32_t i = slot_of(*s, addr);
+            s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index))) {
+      const std::uint32_t i = slot_of(*s, addr);  // past the last object: i >= nelems
       // A slot already pending (a double free) goes to free_holding, which reports it.
-      if (SPANHEAP_LIKELY(addr == s->start + i * s->elem_size && slot_allocated(*s, i) &&
-                          !owner_mark_pending(*s, i))) {
+      if (SPANHEAP_LIKELY(i < s->nelems && addr == s->start + i * s->elem_size &&
+                          slot_allocated(*s, i) && !owner_mark_pending(*s, i))) {
         bump(p.cache.frees, 1);
         bump(p.cache.free_bytes, s->elem_size);
         poison_memory(heap, ptr, s->elem_size);

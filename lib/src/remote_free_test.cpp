@@ -104,7 +104,8 @@ void raced_double_free_is_reported_at_the_merge(std::uint64_t (*merge)(Heap&, vo
   heap.proc(0).free(x);
   std::uint64_t bit = 0;
   detail::Span& s = span_of(heap, x);
-  const auto i = static_cast<unsigned>((reinterpret_cast<std::uintptr_t>(x) - s.start) / s.elem_size);
+  const auto i =
+      static_cast<unsigned>((reinterpret_cast<std::uintptr_t>(x) - s.start) / s.elem_size);
   ASSERT_NE(remote_word(heap, x, bit) & bit, 0u);
   s.remote_bits[i / 64].fetch_and(~bit);  // P1's check runs before P0's bit is visible...
   heap.proc(1).free(x);
@@ -119,7 +120,8 @@ void raced_double_free_is_reported_at_the_merge(std::uint64_t (*merge)(Heap&, vo
   EXPECT_EQ(reports[0].ptr, x);
   EXPECT_EQ(heap.stats().frees, frees_before - 1 + frees_made)
       << "the raced second free still counts as a free";
-  EXPECT_FALSE(heap.find_object(x).kind == PointerKind::object_start && !heap.find_object(x).pending_free)
+  EXPECT_FALSE(heap.find_object(x).kind == PointerKind::object_start &&
+               !heap.find_object(x).pending_free)
       << "x is live again after the merge";
   heap.free(keep);
   EXPECT_VERIFIED(heap);
@@ -158,7 +160,8 @@ TEST(RemoteFrees, RemoteBitsOnAnUncachedSpanAreInvS6) {
   std::uint64_t bit = 0;
   remote_word(heap, y, bit);
   detail::Span& s = span_of(heap, y);
-  const auto i = static_cast<unsigned>((reinterpret_cast<std::uintptr_t>(y) - s.start) / s.elem_size);
+  const auto i =
+      static_cast<unsigned>((reinterpret_cast<std::uintptr_t>(y) - s.start) / s.elem_size);
   s.remote_bits[i / 64].fetch_or(bit);
   const VerifyResult vr = heap.verify();
   EXPECT_FALSE(vr.ok());

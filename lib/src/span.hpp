@@ -94,8 +94,8 @@ inline unsigned popcount64(std::uint64_t x) noexcept {
 }
 
 // Slot index of address `p` inside `span` (p within [start, limit)).
+// A large span's div_mul is 0: its one object is slot 0 with no test for largeness.
 inline std::uint32_t slot_of(const Span& span, std::uintptr_t p) noexcept {
-  if (span.is_large()) return 0;
   return static_cast<std::uint32_t>((static_cast<std::uint64_t>(p - span.start) * span.div_mul) >>
                                     32);
 }
