@@ -159,9 +159,12 @@ void SpanLock::wait() noexcept {
 bool worth_collecting(const Span& s) noexcept {
   const std::uint32_t want = s.nelems < 4 ? 1 : s.nelems / 4;
   std::uint32_t pending = 0;
-  const bool remote = s.remote_pending.load(std::memory_order_relaxed);
-  for (unsigned w = 0; w < words_for(s.nelems) && pending < want; w++)
-    pending += pending_in_word(s, w, remote);
+  const unsigned nwords = words_for(s.nelems);
+  if (SPANHEAP_UNLIKELY(s.remote_pending.load(std::memory_order_relaxed))) {
+    for (unsigned w = 0; w < nwords && pending < want; w++) pending += pending_in_word(s, w, true);
+  } else {
+    for (unsigned w = 0; w < nwords && pending < want; w++) pending += pending_in_word(s, w, false);
+  }
   return pending >= want;
 }
 
