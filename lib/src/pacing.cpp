@@ -7,6 +7,13 @@
 
 namespace spanheap::detail {
 
+std::uint64_t retained_goal(std::uint64_t survivors, std::uint64_t trigger) noexcept {
+  if (trigger == 0) return 0;
+  constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+  const std::uint64_t goal = survivors > max - trigger ? max : survivors + trigger;
+  return goal > max - goal / 10 ? max : goal + goal / 10;
+}
+
 PacingPlan plan_pacing(std::uint64_t survivors, unsigned gc_percent, std::uint64_t memory_limit,
                        std::uint64_t committed, std::uint64_t pages_to_sweep) noexcept {
   PacingPlan plan;

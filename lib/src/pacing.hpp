@@ -25,6 +25,12 @@ struct PacingPlan {
 PacingPlan plan_pacing(std::uint64_t survivors, unsigned gc_percent, std::uint64_t memory_limit,
                        std::uint64_t committed, std::uint64_t pages_to_sweep) noexcept;
 
+// The memory the scavenger lets a paced heap keep committed: the heap goal (the survivors of the
+// last bump plus the allocation distance to the next one) and 10 % more (Go's retainExtraPercent),
+// saturating. Free pages within it stay committed, so memory freed and allocated again between
+// cycles is not released and faulted back in; 0 when there is no trigger (no goal).
+std::uint64_t retained_goal(std::uint64_t survivors, std::uint64_t trigger) noexcept;
+
 // Pages that should have been swept once `allocated` bytes were allocated this cycle: the ratio
 // times the bytes, rounded down, saturating at UINT64_MAX (a cast of a larger double is
 // undefined). Monotone in `allocated`.

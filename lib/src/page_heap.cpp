@@ -5,6 +5,7 @@
 #include <new>
 
 #include "heap_state.hpp"
+#include "pacing.hpp"
 #include "page_map.hpp"
 #include "poison.hpp"
 #include "report.hpp"
@@ -487,9 +488,21 @@ void page_free(HeapState& heap, Span* s) {
 }
 
 void page_scavenge(HeapState& heap, std::uint64_t cycle) {
+  // A paced heap keeps free pages up to its retained goal: releasing memory it will allocate
+  // again before the next cycle only costs a page fault per page (large objects freed and
+  // allocated between cycles paid one on every allocation). Without a goal (gc_percent = 0 and
+  // no memory limit) idle time alone decides, as it does for pages past the goal.
+  const std::uint64_t goal = retained_goal(heap.pacer.live_at_bump.load(std::memory_order_relaxed),
+                                           heap.pacer.trigger.load(std::memory_order_relaxed));
   LockGuard g(heap.pages.mu);
+  auto retained = [&] {
+    const std::uint64_t committed = heap.pages.committed_bytes.load(std::memory_order_relaxed);
+    const std::uint64_t released = heap.pages.released_bytes.load(std::memory_order_relaxed);
+    return committed > released ? committed - released : 0;
+  };
   auto scan = [&](SpanList& list) REQUIRES(heap.pages.mu) {
     for (Span* s = list.first; s != nullptr; s = s->next) {
+      if (goal != 0 && retained() <= goal) return;
       if (s->released || cycle - s->free_since < heap.options.release_after_cycles) continue;
       heap.os->release(reinterpret_cast<void*>(s->start), s->bytes());
       s->released = true;
