@@ -11,6 +11,9 @@ For every workflow in .github/workflows:
   - setup-profiles: every step that runs ci/setup names `--profile P`, and P (a literal or a
     `${{ matrix.KEY }}` resolved through every matrix row) is a profile ci/setup knows
     (`ci/setup --list-profiles`, or --profiles A,B,...);
+  - docs-map: every job (its name, a matrix expression in it shown as <KEY>, a name that is only
+    `${{ matrix.KEY }}` taken value by value) has a row in docs/ci.md whose first cell names it in
+    backquotes and which names a `ci/` command: the command that runs the job locally;
   - soak-matrix: soak.yml's `fuzz` and `stress` jobs have one matrix row per item of that part of
     ci/soak's plan (`ci/soak --dry-run --part P`), so a new fuzz target or stress driver cannot be
     left out of the long runs.
@@ -113,6 +116,39 @@ def check_profiles(wf, job_id, job, profiles, problems):
                                         f"profiles ({', '.join(sorted(profiles))})")
 
 
+def job_names(job_id, job):
+    """The names docs/ci.md must list for a job: its name with each `${{ matrix.KEY }}` shown as
+    <KEY>, or every value of KEY when the name is nothing but that expression."""
+    name = str(job.get("name", job_id))
+    whole = MATRIX_REF.match(name.strip())
+    if whole:
+        # dict.fromkeys: include rows repeat the values of the axis they extend.
+        return list(dict.fromkeys(str(v) for v in matrix_values(job, whole.group(1)) if v is not None))
+    return [re.sub(r"\$\{\{\s*matrix\.([\w-]+)\s*\}\}", r"<\1>", name)]
+
+
+def doc_rows(root):
+    """First-cell name -> the table rows of docs/ci.md that name it there (a setup profile and a
+    job may share a name)."""
+    rows = {}
+    with open(os.path.join(root, "docs", "ci.md"), encoding="utf-8") as f:
+        for line in f:
+            cells = line.strip().split("|")
+            if len(cells) > 2 and not line.startswith("|---"):
+                for name in re.findall(r"`([^`]+)`", cells[1]):
+                    rows.setdefault(name, []).append(line)
+    return rows
+
+
+def check_docs_map(wf, job_id, job, rows, problems):
+    for name in job_names(job_id, job):
+        found = rows.get(name)
+        if not found:
+            problems.append(f"{wf}: job '{name}' has no row in docs/ci.md (job -> local command)")
+        elif not any(re.search(r"`ci/[\w.-]+", row) for row in found):
+            problems.append(f"docs/ci.md: the row of job '{name}' names no ci/ command")
+
+
 def soak_plan(root, part):
     """The item names of one part of ci/soak's plan, from its dry run."""
     out = subprocess.run([os.path.join(root, "ci", "soak"), "--dry-run", "--part", part,
@@ -176,6 +212,7 @@ def main():
     if args.extract:
         os.makedirs(args.extract, exist_ok=True)
     pins = runs = 0
+    rows = doc_rows(args.root)
     for wf in files:
         with open(os.path.join(wf_dir, wf), encoding="utf-8") as f:
             text = f.read()
@@ -189,6 +226,7 @@ def main():
         for job_id, job in jobs.items():
             check_git_first(wf, job_id, job, problems)
             check_profiles(wf, job_id, job, profiles, problems)
+            check_docs_map(wf, job_id, job, rows, problems)
         if wf == "soak.yml":
             check_soak_matrix(args.root, wf, jobs, problems)
         if args.extract:

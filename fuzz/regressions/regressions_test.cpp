@@ -69,5 +69,31 @@ TEST(FuzzRegression, pacing_5215ae5a6691) {
   EXPECT_TRUE(outcome.ok) << outcome.report(program);
 }
 
+// The scavenger must release exactly a free span's pages. With it releasing one page more (the
+// planted bug of ci/mutants.d/17), the span freed in step 1 is released two collections later,
+// taking with it the first page of the 2048-byte-aligned object of step 3, whose contents read
+// back as zeros: 'Check failed: contents_intact'. Found by alloc_free in its first second against
+// that mutant (ci/oss-fuzz-check --src --expect-crash), minimised to 13 bytes.
+TEST(FuzzRegression, alloc_free_5c5a750447f8) {
+  const Program program = Program{.target = Target::alloc_free,
+                                  .config = {.procs = 2,
+                                             .flush = FlushPolicy::eager,
+                                             .gc_percent = 0,
+                                             .arena_mib = 1,
+                                             .fake_os = false,
+                                             .memory_limit_mib = 0,
+                                             .reuse = ReusePolicy::next_cycle},
+                                  .ops = {
+                                      Alloc{.proc = via_heap, .size = 54, .align = 16},
+                                      Free{.proc = via_heap, .pick = 110},
+                                      Collect{},
+                                      Alloc{.proc = via_heap, .size = 11, .align = 2048},
+                                      Collect{},
+                                      Collect{},
+                                  }};
+  const Outcome outcome = run(program);
+  EXPECT_TRUE(outcome.ok) << outcome.report(program);
+}
+
 }  // namespace
 }  // namespace spanheap::fuzz
