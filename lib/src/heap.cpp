@@ -107,12 +107,9 @@ inline ProcState& acquire_fast(HeapState& heap) {
   if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) {
     ProcState& p = heap.proc(last_used_proc.p);
     bool bound;
-    if (SPANHEAP_LIKELY(enter_own(heap, p, bound))) {
-      // INV-B1: only a P taken with the CAS can be stale.
-      if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache)))
-        cache_flush(heap, p, FlushKind::lazy);
-      return p;
-    }
+    // A stale cache (INV-B1: only a P taken with the CAS can be stale) is flushed by the one
+    // caller, allocate_holding or free_holding, first thing.
+    if (SPANHEAP_LIKELY(enter_own(heap, p, bound))) return p;
   }
   return acquire_any_proc_slow(heap);
 }
