@@ -492,8 +492,13 @@ void page_scavenge(HeapState& heap, std::uint64_t cycle) {
   // again before the next cycle only costs a page fault per page (large objects freed and
   // allocated between cycles paid one on every allocation). Without a goal (gc_percent = 0 and
   // no memory limit) idle time alone decides, as it does for pages past the goal.
-  const std::uint64_t goal = retained_goal(heap.pacer.live_at_bump.load(std::memory_order_relaxed),
-                                           heap.pacer.trigger.load(std::memory_order_relaxed));
+  // The heap's size at the bump is what its spans occupy, fragmentation included (Go's
+  // heapInUse), when that exceeds the bytes its objects hold.
+  const std::uint64_t in_use =
+      std::uint64_t{heap.pages.in_use_pages.load(std::memory_order_relaxed)} * page_size;
+  const std::uint64_t goal =
+      retained_goal(std::max(in_use, heap.pacer.live_at_bump.load(std::memory_order_relaxed)),
+                    heap.pacer.trigger.load(std::memory_order_relaxed));
   LockGuard g(heap.pages.mu);
   auto retained = [&] {
     const std::uint64_t committed = heap.pages.committed_bytes.load(std::memory_order_relaxed);
