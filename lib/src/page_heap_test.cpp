@@ -70,14 +70,18 @@ void collect_and_sweep(Heap& heap, int cycles) {
   }
 }
 
-TEST(PageHeap, APacedHeapKeepsIdleRunsWithinItsRetainedGoal) {
-  testing::RecordingHandler rec;
-  testing::FakeOsMemory os;
+Options paced(testing::RecordingHandler& rec, testing::FakeOsMemory& os) {
   Options o = test::deterministic(1, rec);
   o.os = &os;
   o.gc_percent = 100;
   o.release_after_cycles = 2;
-  Heap heap(o);
+  return o;
+}
+
+TEST(PageHeap, APacedHeapKeepsIdleRunsWithinItsRetainedGoal) {
+  testing::RecordingHandler rec;
+  testing::FakeOsMemory os;
+  Heap heap(paced(rec, os));
   heap.free(heap.allocate(200000));
   collect_and_sweep(heap, 4);
   EXPECT_EQ(heap.stats().released_bytes, 0u) << "idle pages within the goal were released";
@@ -89,11 +93,7 @@ TEST(PageHeap, APacedHeapKeepsIdleRunsWithinItsRetainedGoal) {
 TEST(PageHeap, APacedHeapReleasesIdleRunsPastItsRetainedGoal) {
   testing::RecordingHandler rec;
   testing::FakeOsMemory os;
-  Options o = test::deterministic(1, rec);
-  o.os = &os;
-  o.gc_percent = 100;
-  o.release_after_cycles = 2;
-  Heap heap(o);
+  Heap heap(paced(rec, os));
   std::vector<void*> big;
   for (int i = 0; i < 40; i++) big.push_back(heap.allocate(256 << 10));  // 10 MiB
   for (void* p : big) heap.free(p);
