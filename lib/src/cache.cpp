@@ -60,15 +60,22 @@ void park(HeapState& heap, ProcState& p, unsigned c, Span* s) {
   }
 }
 
-// The owned span parked longest ago, taken off the owned list if it is worth collecting; nullptr
-// otherwise. The oldest has had the longest time to gather frees (the P's own and other Ps'), so a
-// collection of it yields the most slots; checking it alone keeps a refill O(1) in the bound.
-// Its pending frees only grow meanwhile (only this P collects it), so the collection finds them.
+// An owned span worth collecting, taken off the owned list; nullptr when none of the `owned_scan`
+// parked longest ago is. Those have had the longest time to gather frees (the P's own and other
+// Ps'), so a collection yields the most slots, and a bounded look keeps a refill O(1) in the bound.
+// A span looked at and not worth collecting goes to the front, as if parked now: where spans hold
+// few objects, a span whose one or two long-lived objects stay would otherwise sit at the back for
+// good, and every refill would take a fresh span while younger owned ones sat empty. The back is
+// then the span parked or looked at longest ago, which is the one park() evicts. Pending frees only
+// grow meanwhile (only this P collects its owned spans), so the collection finds them.
 Span* take_owned(OwnedSpans& owned) noexcept {
-  Span* s = owned.last;
-  if (s == nullptr || !worth_collecting(*s)) return nullptr;
-  owned_remove(owned, s);
-  return s;
+  for (unsigned looked = 0; looked < owned_scan && owned.last != nullptr; looked++) {
+    Span* s = owned.last;
+    owned_remove(owned, s);
+    if (worth_collecting(*s)) return s;
+    owned_push_front(owned, s);
+  }
+  return nullptr;
 }
 
 // C6/C7 for a span the cache is done allocating from.

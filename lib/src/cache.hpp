@@ -21,6 +21,8 @@ void cache_init(HeapState& heap, Cache& cache, std::uint32_t sg) noexcept;
 // frees than a collection wants; the bound keeps the flush of a cycle, and other Ps' frees that
 // only the owner's collection or an eviction makes reusable, to a few dozen spans a class (INV-S5).
 inline constexpr std::uint32_t max_owned_spans = 64;
+// How many of the oldest owned spans a refill looks at for one worth collecting (take_owned).
+inline constexpr unsigned owned_scan = 4;
 
 // Allocates one object of class `c` from the cache's span; nullptr when the span is full (the
 // caller goes to cache_alloc_slow). Go's nextFreeFast. Requires: owner P, flushed cache.

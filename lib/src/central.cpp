@@ -74,9 +74,7 @@ Span* cache_span(HeapState& heap, Central& central) {
       central_put_swept(heap, central, s);
     }
   }
-  bool fresh = false;
   if (span == nullptr) {
-    fresh = true;
     span = page_alloc(heap, sc.npages);
     if (span == nullptr) return nullptr;
     span_init_small(*span, cls);
@@ -90,9 +88,10 @@ Span* cache_span(HeapState& heap, Central& central) {
   span->free_index.store(fi, std::memory_order_release);
   span->alloc_cache = ~span->bits[fi / 64].alloc.load(std::memory_order_relaxed) >> (fi % 64);
   // Pacing (Go's heap_live): the free bytes handed to a cache count as allocated. Under
-  // ReusePolicy::owner only a fresh span's do — slots that were reclaimed without a cycle are
-  // reused memory, and counting them would run cycles that an explicit-free heap does not need.
-  if (fresh || heap.options.reuse == ReusePolicy::next_cycle)
+  // ReusePolicy::owner the page heap charges the pages it hands out instead (Pacer::allocated):
+  // slots reclaimed without a cycle are reused memory, and counting them would run cycles that an
+  // explicit-free heap does not need.
+  if (heap.options.reuse == ReusePolicy::next_cycle)
     heap.pacer.allocated.fetch_add(
         std::uint64_t{span->nelems - span->alloc_count} * span->elem_size,
         std::memory_order_relaxed);

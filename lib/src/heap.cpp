@@ -135,7 +135,9 @@ void* alloc_large(HeapState& heap, std::size_t size, std::size_t align, std::siz
   elem = s->elem_size;
   // Unpoisoned by on_allocate_debug, as every object is (a second pass here doubled the shadow
   // writes of every large allocation).
-  heap.pacer.allocated.fetch_add(bytes, std::memory_order_relaxed);
+  // Under owner reuse page_alloc charged the pages, and free_large_span's page_free credits them.
+  if (heap.options.reuse == ReusePolicy::next_cycle)
+    heap.pacer.allocated.fetch_add(bytes, std::memory_order_relaxed);
   Central& central = heap.central[0];
   {
     LockGuard g(central.mu);

@@ -17,8 +17,11 @@
 namespace spanheap::detail {
 
 struct Pacer {
-  std::atomic<std::uint64_t> allocated{0};  // bytes handed out since the last bump (refills
-                                            // count a span's free bytes, like Go's heap_live)
+  // Bytes charged since the last bump. ReusePolicy::next_cycle: every refill's free bytes and
+  // every large object (Go's heap_live). ReusePolicy::owner: the pages the page heap handed out
+  // net of those it took back, never below 0 (written under the page heap's lock): freed memory
+  // is reused without a cycle, so only growth of the heap's spans brings the next one.
+  std::atomic<std::uint64_t> allocated{0};
   std::atomic<std::uint64_t> trigger{0};    // start a cycle when allocated reaches it (0 = off)
   std::atomic<bool> requested{false};
   std::atomic<std::uint64_t> live_at_bump{0};

@@ -90,5 +90,97 @@ TEST(PacingContract, AGrowingProgramCyclesWhenTheTriggerSaysAndLeavesNothingToTe
   for (void* p : keep) heap.free(p);
 }
 
+// Under ReusePolicy::owner the pacer charges the pages the page heap hands out, net of those it
+// takes back (never below 0): memory freed and allocated again brings no cycle, growth does.
+class OwnerPacing : public ::testing::Test {
+ protected:
+  static Options options(testing::RecordingHandler& rec) {
+    Options o = paced(rec);
+    o.arena_bytes = std::size_t{64} << 20;  // room for the large objects in one arena
+    return o;
+  }
+  static constexpr std::size_t sizes[] = {40 << 10, 64 << 10, 100 << 10, 256 << 10};
+  // Large objects only, each a whole number of pages: the charge moves by exactly their sizes.
+  static std::size_t draw(std::uint64_t& state) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return sizes[(state >> 33) % std::size(sizes)];
+  }
+  testing::RecordingHandler rec;
+  Heap heap{options(rec)};
+};
+
+TEST_F(OwnerPacing, ReplacingObjectsRunsNoCycleAndGrowingByTheTriggerRunsOne) {
+  std::uint64_t state = 1;
+  std::vector<void*> ring(256);  // about 29 MiB live
+  for (void*& p : ring) p = heap.allocate(draw(state));
+  heap.collect();  // a bump with the ring as its survivors: the trigger is the ring's size
+  const testing::HeapSnapshot bump = testing::snapshot(heap);
+  ASSERT_GE(bump.pacer_trigger, bump.pacer_live_at_bump);
+  ASSERT_EQ(bump.pacer_charged, 0u);
+  // Replacing objects moves the live size by a few MiB either way (the sum of 256 draws), far
+  // from the trigger: no cycle, however much is allocated. (Counting every allocation, as a
+  // heap without reuse must, would run a cycle every ~256 replacements.)
+  for (int op = 0; op < 4000; op++) {
+    void*& slot = ring[draw(state) % ring.size()];
+    heap.free(slot);
+    slot = heap.allocate(draw(state));
+  }
+  EXPECT_EQ(heap.stats().cycles, bump.stats.cycles);
+  // Growth: the charge reaches the trigger after exactly this many more 256 KiB objects, and the
+  // allocation that reaches it runs the cycle (nothing runs one before).
+  const testing::HeapSnapshot before = testing::snapshot(heap);
+  ASSERT_LT(before.pacer_charged, before.pacer_trigger);
+  const std::size_t big = sizes[3];
+  const std::uint64_t more = (before.pacer_trigger - before.pacer_charged + big - 1) / big;
+  std::vector<void*> grown;
+  for (std::uint64_t i = 0; i + 1 < more; i++) grown.push_back(heap.allocate(big));
+  const testing::HeapSnapshot short_of = testing::snapshot(heap);
+  EXPECT_EQ(short_of.stats.cycles, bump.stats.cycles);
+  EXPECT_EQ(short_of.pacer_charged, before.pacer_charged + (more - 1) * big);
+  grown.push_back(heap.allocate(big));
+  EXPECT_EQ(heap.stats().cycles, bump.stats.cycles + 1);
+  EXPECT_VERIFIED(heap);
+  for (void* p : grown) heap.free(p);
+  for (void* p : ring) heap.free(p);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST_F(OwnerPacing, MemoryFreedAfterTheBumpCreditsNothingBelowZero) {
+  std::uint64_t state = 7;
+  std::vector<void*> old;
+  for (int i = 0; i < 32; i++) old.push_back(heap.allocate(draw(state)));
+  heap.collect();
+  const std::uint64_t cycles = heap.stats().cycles;
+  ASSERT_EQ(testing::snapshot(heap).pacer_charged, 0u);
+  // Objects allocated before the bump were charged to the previous cycle: freeing them leaves
+  // the charge at 0 (an unsigned credit would wrap it to a cycle at every slow allocation), and
+  // banks nothing for later growth.
+  for (void* p : old) heap.free(p);
+  EXPECT_EQ(testing::snapshot(heap).pacer_charged, 0u);
+  EXPECT_VERIFIED(heap);  // INV-P3: the charge is within the pages the spans hold
+  void* p = heap.allocate(64 << 10);
+  EXPECT_EQ(testing::snapshot(heap).pacer_charged, std::uint64_t{64} << 10);
+  heap.free(p);
+  EXPECT_EQ(testing::snapshot(heap).pacer_charged, 0u);
+  EXPECT_EQ(heap.stats().cycles, cycles);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+TEST(PacingContract, NextCycleReuseChargesEveryAllocationAndCreditsNoFree) {
+  testing::RecordingHandler rec;
+  Options o = paced(rec);
+  o.reuse = ReusePolicy::next_cycle;
+  Heap heap(o);
+  // Quarantine: a freed object's memory is reused only after the next cycle's sweep, so every
+  // allocation is new memory until then and counts (Go's heap_live).
+  void* a = heap.allocate(64 << 10);
+  heap.free(a);
+  void* b = heap.allocate(64 << 10);
+  EXPECT_EQ(testing::snapshot(heap).pacer_charged, std::uint64_t{128} << 10);
+  heap.free(b);
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 }  // namespace
 }  // namespace spanheap

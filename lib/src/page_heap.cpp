@@ -63,6 +63,25 @@ constexpr std::size_t span_chunk_bytes = 64 * 1024;
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 
+// The pacer's charge under ReusePolicy::owner (heap_state.hpp Pacer::allocated): pages handed out
+// since the bump net of those taken back. The page heap's lock orders every write but the bump's
+// reset, which runs with every P and sweeper stopped.
+void pacer_charge_pages(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
+  std::atomic<std::uint64_t>& charged = heap.pacer.allocated;
+  charged.store(charged.load(std::memory_order_relaxed) + (std::uint64_t{npages} << page_shift),
+                std::memory_order_relaxed);
+}
+
+// Saturating: pages charged before the bump were reset with it, and giving them back would wrap
+// the charge to a cycle at every slow allocation (INV-P3). Memory freed past 0 banks no credit:
+// the heap grows by at most the trigger from wherever it shrank to.
+void pacer_credit_pages(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
+  std::atomic<std::uint64_t>& charged = heap.pacer.allocated;
+  const std::uint64_t bytes = std::uint64_t{npages} << page_shift;
+  const std::uint64_t now = charged.load(std::memory_order_relaxed);
+  charged.store(now > bytes ? now - bytes : 0, std::memory_order_relaxed);
+}
+
 Span* new_span_struct(HeapState& heap) REQUIRES(heap.pages.mu) {
   if (heap.pages.span_pool != nullptr) {
     Span* s = heap.pages.span_pool;
@@ -390,6 +409,7 @@ Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu
   out->released = false;
   heap.pages.free_pages.fetch_sub(npages, std::memory_order_relaxed);
   heap.pages.in_use_pages.fetch_add(npages, std::memory_order_relaxed);
+  if (heap.options.reuse == ReusePolicy::owner) pacer_charge_pages(heap, npages);
   set_history(*out->arena, out->start, npages, PageHistory::in_use);
   // Reset allocation state; sweepgen becomes sg (T1) before the span is published anywhere.
   out->alloc_cache = 0;
@@ -474,6 +494,7 @@ void page_free(HeapState& heap, Span* s) {
   }
   LockGuard g(heap.pages.mu);
   heap.pages.in_use_pages.fetch_sub(s->npages, std::memory_order_relaxed);
+  if (heap.options.reuse == ReusePolicy::owner) pacer_credit_pages(heap, s->npages);
   heap.pages.free_pages.fetch_add(s->npages, std::memory_order_relaxed);
   set_history(*s->arena, s->start, s->npages, PageHistory::freed);
   s->state.store(SpanState::free, std::memory_order_release);

@@ -83,6 +83,39 @@ TEST(Reuse, TooFewPendingFreesRefillInsteadOfCollecting) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// T9a on owned spans: a refill looks at the owned spans parked longest ago, not only the oldest.
+// Where a span's objects live on (spans of large classes hold one to six), the oldest is often
+// not worth collecting while a younger one is, and a refill that stopped at the oldest took fresh
+// pages instead.
+TEST(Reuse, ARefillCollectsAnOwnedSpanBehindAnOlderOneWithNothingToCollect) {
+  testing::RecordingHandler rec;
+  Heap heap(with_reuse(1, rec, ReusePolicy::owner));
+  Proc p = heap.proc(0);
+  const std::vector<void*> oldest = fill_span(heap, p, 1024);
+  const std::vector<void*> younger = fill_span(heap, p, 1024);  // parks `oldest`
+  const std::vector<void*> current = fill_span(heap, p, 1024);  // parks `younger`
+  const std::vector<void*> freed = free_quarter(p, younger);
+  auto in_use_spans = [&] {
+    std::size_t n = 0;
+    for (const testing::SpanInfo& s : testing::snapshot(heap).spans) n += s.in_use;
+    return n;
+  };
+  const std::size_t spans_before = in_use_spans();
+  // `current` is exhausted with nothing pending, `oldest` has nothing to collect: the slots freed
+  // in `younger` are next, lowest first, and no page leaves the page heap.
+  for (void* obj : freed) EXPECT_EQ(p.allocate(1024), obj);
+  EXPECT_EQ(in_use_spans(), spans_before);
+  const testing::HeapSnapshot snap = testing::snapshot(heap);
+  EXPECT_TRUE(test::span_containing(snap, oldest[0])->owned);
+  EXPECT_FALSE(test::span_containing(snap, younger[0])->owned);  // the current span now
+  EXPECT_TRUE(test::span_containing(snap, current[0])->owned);
+  EXPECT_EQ(heap.stats().collections, 1u);
+  EXPECT_VERIFIED(heap);
+  for (const auto* v : {&oldest, &younger, &current})
+    for (void* obj : *v) p.free(obj);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 TEST(Reuse, AnotherPsFreesAreCollectedByTheOwner) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(2, rec, ReusePolicy::owner));

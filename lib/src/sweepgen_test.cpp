@@ -132,8 +132,8 @@ TEST_F(SweepgenTest, RefillUncachesFullSpanAtSgT6) {
 }
 
 // Owner reuse: the refill parks the full span in the P's owned set, at sg+3 with the P as owner
-// (INV-S5); once the P has exhausted max_owned_spans() more spans after it, it leaves for central
-// at sg (T6), and a flush returns every owned span (T6 for each).
+// (INV-S5); once the set holds max_owned_spans(), every further refill evicts one owned span to
+// central at sg (T6), and a flush returns every owned span (T6 for each).
 TEST_F(SweepgenTest, RefillParksFullSpanThenEvictsItToCentralAtSgT6) {
   Heap heap(test::deterministic(1, rec));
   Proc p = heap.proc(0);
@@ -152,20 +152,34 @@ TEST_F(SweepgenTest, RefillParksFullSpanThenEvictsItToCentralAtSgT6) {
   EXPECT_FALSE(second->owned);
   EXPECT_EQ(snap.procs[0].cached_spans, 2u);
   EXPECT_VERIFIED(heap);
-  // One span short of the bound: still owned.
+  // One span short of the bound: nothing has left the cache.
   for (unsigned i = 0; i < (testing::max_owned_spans() - 1) * sc.nelems; i++)
     objs.push_back(p.allocate(1024));
   snap = testing::snapshot(heap);
   EXPECT_TRUE(test::span_containing(snap, objs.front())->owned);
   EXPECT_EQ(snap.procs[0].cached_spans, testing::max_owned_spans() + 1);
-  // The current span holds one object: its other slots, then the allocation that parks it.
-  for (unsigned i = 0; i < sc.nelems; i++) objs.push_back(p.allocate(1024));
-  snap = testing::snapshot(heap);
-  first = test::span_containing(snap, objs.front());
-  EXPECT_EQ(first->location, SpanLocation::central_full_swept);
-  EXPECT_EQ(first->sweepgen_delta, 0);
-  EXPECT_EQ(snap.procs[0].cached_spans, testing::max_owned_spans() + 1);
-  EXPECT_VERIFIED(heap);
+  auto in_central = [](const testing::HeapSnapshot& hs) {
+    std::vector<testing::SpanInfo> out;
+    for (const testing::SpanInfo& s : hs.spans)
+      if (s.in_use && s.location != SpanLocation::cached) out.push_back(s);
+    return out;
+  };
+  EXPECT_TRUE(in_central(snap).empty());
+  // Each refill past the bound evicts exactly one owned span: full, at sg, on central's swept
+  // full list (T6); the P still caches the bound and its current span.
+  for (std::size_t evicted = 1; evicted <= 3; evicted++) {
+    for (unsigned i = 0; i < sc.nelems; i++) objs.push_back(p.allocate(1024));
+    snap = testing::snapshot(heap);
+    const std::vector<testing::SpanInfo> central = in_central(snap);
+    ASSERT_EQ(central.size(), evicted);
+    for (const testing::SpanInfo& s : central) {
+      EXPECT_EQ(s.location, SpanLocation::central_full_swept);
+      EXPECT_EQ(s.sweepgen_delta, 0);
+      EXPECT_EQ(s.alloc_count, sc.nelems);
+    }
+    EXPECT_EQ(snap.procs[0].cached_spans, testing::max_owned_spans() + 1);
+    EXPECT_VERIFIED(heap);
+  }
   testing::flush_all(heap);
   snap = testing::snapshot(heap);
   EXPECT_EQ(snap.procs[0].cached_spans, 0u);

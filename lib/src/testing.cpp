@@ -261,6 +261,9 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
   snap.sweep_done = detail::sweep_done(h);
   snap.active_sweepers = static_cast<unsigned>(h.sweep.active.load());
   snap.stats = detail::collect_stats(h);
+  snap.pacer_trigger = h.pacer.trigger.load(std::memory_order_relaxed);
+  snap.pacer_charged = h.pacer.allocated.load(std::memory_order_relaxed);
+  snap.pacer_live_at_bump = h.pacer.live_at_bump.load(std::memory_order_relaxed);
   detail::start_the_world(h, std::move(stopped));
   return snap;
 }

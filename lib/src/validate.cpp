@@ -295,7 +295,7 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
                      std::vector<Violation>& out) NO_THREAD_SAFETY_ANALYSIS {
   const std::uint32_t sg = heap.sg();
   std::uint64_t objects = 0, bytes = 0, pending = 0, in_use_pages = 0, free_pages = 0, released = 0;
-  std::uint64_t unswept_pages = 0, small_span_bytes = 0;
+  std::uint64_t unswept_pages = 0;
   std::int64_t unswept = 0;
   const Span* prev = nullptr;
   for (const CensusEntry& e : census) {
@@ -324,7 +324,6 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
       unswept++;
       unswept_pages += s->npages;
     }
-    if (!s->is_large()) small_span_bytes += std::uint64_t{s->nelems} * s->elem_size;
     // Allocation state (INV-A2, A3; A1 is a span rule).
     const std::uint32_t fi = s->free_index.load(std::memory_order_relaxed);
     const std::uint32_t counted = count_allocated(*s);
@@ -424,9 +423,7 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
   pf.pages_per_byte = ss.pages_per_byte.load();
   pf.sweep_charged = ss.bytes_allocated.load();
   pf.pacer_allocated = heap.pacer.allocated.load();
-  pf.small_span_bytes = small_span_bytes;
-  for (unsigned i = 0; i < heap.nslots; i++)
-    pf.allocated_bytes += heap.proc(i).cache.alloc_bytes.load(std::memory_order_relaxed);
+  pf.span_bytes = in_use_pages * page_size;
   testing::pacing_violations(pf, out);
 }
 
@@ -546,11 +543,11 @@ void pacing_violations(const PacingFacts& p, std::vector<Violation>& out) {
   }
   // Next-cycle reuse charges every refill, and a forced flush (testing::flush_all) can hand the
   // same free slots out twice in a cycle: no bound from the spans holds there.
-  if (p.owner_reuse && p.pacer_allocated > p.small_span_bytes + p.allocated_bytes)
+  if (p.owner_reuse && p.pacer_allocated > p.span_bytes)
     fail(&out, "INV-P3",
-         "the pacer charged {} bytes since the bump, more than the small spans' {} bytes of "
-         "slots and the {} bytes ever allocated",
-         p.pacer_allocated, p.small_span_bytes, p.allocated_bytes);
+         "the pacer charged {} bytes since the bump, more than the {} bytes of pages the spans "
+         "hold: pages handed out since the bump net of those taken back cannot exceed them",
+         p.pacer_allocated, p.span_bytes);
 }
 
 void flush_gen_violations(unsigned proc, std::int64_t delta, std::vector<Violation>& out) {

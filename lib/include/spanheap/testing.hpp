@@ -171,6 +171,13 @@ struct HeapSnapshot {
   bool sweep_done = false;
   unsigned active_sweepers = 0;
   Stats stats;
+  // The pacer since the last bump (docs/design.md "The cycle", step 6): a cycle is requested once
+  // `pacer_charged` reaches `pacer_trigger` (0 = no pacing). Under ReusePolicy::owner the charge
+  // is the pages handed out net of those taken back, never below 0; under next_cycle every
+  // refill's free bytes and every large object.
+  std::uint64_t pacer_trigger = 0;
+  std::uint64_t pacer_charged = 0;
+  std::uint64_t pacer_live_at_bump = 0;  // the survivors the trigger was planned from
 };
 
 // With `verify`, also checks the heap from the same census in the same stop of the world and
@@ -247,7 +254,7 @@ void accounting_violations(const SpanTotals& spans, const Stats& stats,
 // spans show, with the world stopped (docs/design.md "The cycle", step 6).
 struct PacingFacts {
   bool eager_flush = false;  // FlushPolicy::eager: no cache is stale, no flush sweeps
-  bool owner_reuse = false;  // ReusePolicy::owner: only fresh spans are charged to the pacer
+  bool owner_reuse = false;  // ReusePolicy::owner: the pacer charges pages, not refills
   std::uint64_t pages_to_sweep = 0;    // pages on the unswept lists at the bump
   std::uint64_t unswept_pages = 0;     // pages of spans still at sg-2
   std::uint64_t pages_swept = 0;       // pages swept since the bump, by anyone
@@ -255,16 +262,15 @@ struct PacingFacts {
   double pages_per_byte = 0;           // the proportional sweep ratio (0 once nothing is left)
   std::uint64_t sweep_charged = 0;     // bytes charged to proportional sweep since the bump
   std::uint64_t pacer_allocated = 0;   // bytes the pacer has charged since the bump
-  std::uint64_t small_span_bytes = 0;  // slots of every in-use small span (nelems * elem_size)
-  std::uint64_t allocated_bytes = 0;   // bytes ever allocated (usable sizes)
+  std::uint64_t span_bytes = 0;        // the pages of every in-use span, small and large
 };
 // INV-P1: proportional sweep has paid its debt — pages swept cover the sweep target of the bytes
 // charged (Go's deductSweepCredit), unless the ratio was dropped because nothing was left.
 // INV-P2: every page that left the unswept lists was swept and counted, and nothing else was but
 // the stale cached spans a flush swept: none under the eager policy, at most the caches' pages.
-// INV-P3 (owner reuse): the pacer charged at most the slots of the spans born since the bump and
-// the large objects allocated, so at most the small spans' slots plus every byte ever allocated:
-// a charge credited back after the bump reset it (an unsigned underflow) cannot hide.
+// INV-P3 (owner reuse): the pacer's charge, the pages handed out since the bump net of those
+// taken back, is at most the pages the spans hold now: a charge credited back after the bump reset
+// it (an unsigned underflow) or never credited at all cannot hide.
 void pacing_violations(const PacingFacts& pacing, std::vector<Violation>& out);
 
 // The size-class table (read-only view), for property tests and fuzzers.
