@@ -22,7 +22,7 @@ struct Pacer {
   // net of those it took back, never below 0 (written under the page heap's lock): freed memory
   // is reused without a cycle, so only growth of the heap's spans brings the next one.
   std::atomic<std::uint64_t> allocated{0};
-  std::atomic<std::uint64_t> trigger{0};    // start a cycle when allocated reaches it (0 = off)
+  std::atomic<std::uint64_t> trigger{0};  // start a cycle when allocated reaches it (0 = off)
   std::atomic<bool> requested{false};
   std::atomic<std::uint64_t> live_at_bump{0};
 };

@@ -253,16 +253,16 @@ void accounting_violations(const SpanTotals& spans, const Stats& stats,
 // What the pacer and the proportional sweeper have counted since the last bump, beside what the
 // spans show, with the world stopped (docs/design.md "The cycle", step 6).
 struct PacingFacts {
-  bool eager_flush = false;  // FlushPolicy::eager: no cache is stale, no flush sweeps
-  bool owner_reuse = false;  // ReusePolicy::owner: the pacer charges pages, not refills
-  std::uint64_t pages_to_sweep = 0;    // pages on the unswept lists at the bump
-  std::uint64_t unswept_pages = 0;     // pages of spans still at sg-2
-  std::uint64_t pages_swept = 0;       // pages swept since the bump, by anyone
-  std::uint64_t cache_pages = 0;       // the most pages the Ps' caches hold (current + owned)
-  double pages_per_byte = 0;           // the proportional sweep ratio (0 once nothing is left)
-  std::uint64_t sweep_charged = 0;     // bytes charged to proportional sweep since the bump
-  std::uint64_t pacer_allocated = 0;   // bytes the pacer has charged since the bump
-  std::uint64_t span_bytes = 0;        // the pages of every in-use span, small and large
+  bool eager_flush = false;           // FlushPolicy::eager: no cache is stale, no flush sweeps
+  bool owner_reuse = false;           // ReusePolicy::owner: the pacer charges pages, not refills
+  std::uint64_t pages_to_sweep = 0;   // pages on the unswept lists at the bump
+  std::uint64_t unswept_pages = 0;    // pages of spans still at sg-2
+  std::uint64_t pages_swept = 0;      // pages swept since the bump, by anyone
+  std::uint64_t cache_pages = 0;      // the most pages the Ps' caches hold (current + owned)
+  double pages_per_byte = 0;          // the proportional sweep ratio (0 once nothing is left)
+  std::uint64_t sweep_charged = 0;    // bytes charged to proportional sweep since the bump
+  std::uint64_t pacer_allocated = 0;  // bytes the pacer has charged since the bump
+  std::uint64_t span_bytes = 0;       // the pages of every in-use span, small and large
 };
 // INV-P1: proportional sweep has paid its debt — pages swept cover the sweep target of the bytes
 // charged (Go's deductSweepCredit), unless the ratio was dropped because nothing was left.
