@@ -33,19 +33,23 @@ inline const testing::SpanInfo* span_containing(const testing::HeapSnapshot& sna
 }
 
 // Allocates objects of `size` with `allocate(size)` until the span holding `obj` (owned by, or
-// current in, the allocating P's cache) leaves that cache for central: the P exhausts
+// current in, the allocating P's cache) leaves that cache for central: the P exhausts about
 // max_owned_spans() more spans of the class after it. Returns what it allocated (the caller frees
-// it).
+// it). Fails the test, rather than hanging, when the span is still cached after four times that
+// many spans.
 template <typename Allocate>
 std::vector<void*> evict_to_central(Heap& heap, std::size_t size, const void* obj,
                                     Allocate allocate) {
   std::vector<void*> out;
-  for (;;) {
+  for (unsigned spans = 0; spans <= 4 * testing::max_owned_spans(); spans++) {
     const testing::HeapSnapshot snap = testing::snapshot(heap);
     const testing::SpanInfo* s = span_containing(snap, obj);
     if (s == nullptr || s->location != testing::SpanLocation::cached) return out;
     for (unsigned i = 0; i < s->nelems; i++) out.push_back(allocate(size));
   }
+  ADD_FAILURE() << "the span holding " << obj << " is still cached after "
+                << 4 * testing::max_owned_spans() << " more spans of its class";
+  return out;
 }
 inline std::vector<void*> evict_to_central(Heap& heap, Proc p, std::size_t size, const void* obj) {
   return evict_to_central(heap, size, obj, [&](std::size_t n) { return p.allocate(n); });
