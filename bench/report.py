@@ -74,6 +74,7 @@ def load_throughput(folder):
                 entry = {
                     "ops": statistics.median(r["items_per_second"] for r in reps),
                     "rss": statistics.median(r.get("peak_rss_mib", 0.0) for r in reps),
+                    "faults": statistics.median(r.get("minflt_per_kop", 0.0) for r in reps),
                     "reps": len(reps),
                 }
                 if alloc == "spanheap":
@@ -142,11 +143,20 @@ def main():
         cells = [f"{table[w][a]['rss']:.1f}" if a in table[w] else "-" for a in allocs]
         out.append(f"| {w} | " + " | ".join(cells) + " |")
     out.append("")
+    out.append("Minor page faults of the process during the measured loop, per 1,000 ops (getrusage "
+               "ru_minflt; the workload's setup is not counted).\n")
+    out.append("| workload | " + " | ".join(allocs) + " |")
+    out.append("|---|" + "---:|" * len(allocs))
+    for w in order:
+        cells = [f"{table[w][a]['faults']:.3g}" if a in table[w] else "-" for a in allocs]
+        out.append(f"| {w} | " + " | ".join(cells) + " |")
+    out.append("")
     if "spanheap" in allocs:
-        out.append("spanheap as a ratio (ops/s: higher is better; RSS: lower is better).\n")
+        out.append("spanheap as a ratio (ops/s: higher is better; RSS and faults: lower is better; a "
+                   "fault ratio against a peer with no faults in the loop is n/a).\n")
         out.append("| workload | ops/s vs mimalloc | ops/s vs glibc | RSS vs mimalloc | RSS vs glibc "
-                   "| cycles | longest pause (us) |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|")
+                   "| faults/kop | faults vs mimalloc | cycles | longest pause (us) |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for w in order:
             s = table[w].get("spanheap")
             if not s:
@@ -154,6 +164,7 @@ def main():
             m, g = table[w].get("mimalloc", {}), table[w].get("glibc", {})
             out.append(f"| {w} | {fmt_ratio(s['ops'], m.get('ops'))} | {fmt_ratio(s['ops'], g.get('ops'))} "
                        f"| {fmt_ratio(s['rss'], m.get('rss'))} | {fmt_ratio(s['rss'], g.get('rss'))} "
+                       f"| {s['faults']:.3g} | {fmt_ratio(s['faults'], m.get('faults'))} "
                        f"| {s['cycles']:.0f} | {s['pause_max_us']:.1f} |")
         out.append("")
     out.append("![throughput relative to mimalloc](throughput_ratio.png)\n")

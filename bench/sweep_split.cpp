@@ -4,12 +4,15 @@
 // For each sweeper count: a heap with default options but `sweepers` (pacing on, gc_percent=100,
 // lazy flush, one P per CPU) and `threads` mutator threads, each churning a private ring of live
 // objects of random size 8-512 B (one random slot freed and reallocated per op) for the time
-// budget. Reported: mutator ops/s, cycles, pauses (mean and max exact; p50/p99 as the upper bound
-// of their power-of-two histogram bucket) and the spans swept by background sweepers,
-// proportional sweep, on-demand sweep, stale-cache flushes and sweep termination.
-// Checks: no heap errors; with 0 sweepers nothing was swept in the background; cycles ran (the
-// workload allocates far past the 4 MiB trigger floor) and every cycle's spans were swept by
-// someone.
+// budget, the sizes drifting through the classes (a window of 128 B moved by 16 B every
+// `drift_ops` ops): under ReusePolicy::owner a heap whose live size holds reuses what it frees and
+// runs no cycle at all, so the drift makes it grow by the spans of the classes it leaves until a
+// cycle sweeps them back to the page heap, as a program moving between phases does. Reported:
+// mutator ops/s, cycles, pauses (mean and max exact; p50/p99 as the upper bound of their
+// power-of-two histogram bucket) and the spans swept by background sweepers, proportional sweep,
+// on-demand sweep, stale-cache flushes and sweep termination. Checks: no heap errors; with 0
+// sweepers nothing was swept in the background; cycles ran (the workload allocates far past the 4
+// MiB trigger floor) and every cycle's spans were swept by someone.
 //
 //   sweep_split [--smoke] [--seed N] [--seconds S] [--csv FILE] [--sweepers 0,1,2] [--threads T]
 #include <fmt/core.h>
@@ -30,7 +33,8 @@ constexpr const char* usage =
     "usage: sweep_split [--smoke] [--seed N] [--seconds S] [--csv FILE] [--sweepers 0,1,2] "
     "[--threads T]\n";
 
-constexpr std::size_t ring_size = 1 << 16;  // ~17 MiB live per thread
+constexpr std::size_t ring_size = 1 << 16;    // ~17 MiB live per thread
+constexpr std::uint64_t drift_ops = 1 << 14;  // a thread's ops between two moves of its sizes
 
 struct Row {
   unsigned sweepers = 0;
@@ -92,11 +96,12 @@ Row run(const DriverArgs& args, unsigned sweepers, unsigned threads, double seco
       while (ready.load() != threads + 1) std::this_thread::yield();  // the start gun
       std::uint64_t n = 0;
       while (!stop.load(std::memory_order_relaxed)) {
+        const std::uint64_t lo = 8 + (n / drift_ops * 16) % 384;  // sizes [lo, lo + 128)
         for (int k = 0; k < 256; k++) {
           const std::uint64_t r = splitmix(rng);
           void*& slot = ring[r % ring_size];
           heap.free(slot);
-          slot = allocate(8 + (r >> 32) % 505);
+          slot = allocate(lo + (r >> 32) % 128);
         }
         n += 256;
       }

@@ -16,7 +16,9 @@
 //   sizes/<lo>-<hi> churn over a ring of objects whose sizes are spanheap's size classes in
 //                   (lo, hi], and into large objects (sizes/large): covers every class.
 // Every benchmark also reports peak_rss_mib (getrusage ru_maxrss of the process, so ci/bench runs
-// each benchmark in its own process) and, for spanheap, the cycles it ran and its longest pause.
+// each benchmark in its own process), minflt_per_kop (the process's minor page faults during the
+// measured loop per 1,000 ops: an allocator that gives pages back and faults them in again pays
+// here) and, for spanheap, the cycles it ran and its longest pause.
 //
 // Besides the --benchmark_* flags: --smoke (tiny run time, for ctest), --seconds S (minimum time
 // per benchmark), --seed N (the random sizes and slots; default 1).
@@ -110,6 +112,13 @@ double peak_rss_mib() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
+// Minor page faults of the whole process so far (every thread's).
+long minor_faults() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+
 void* checked_allocate(benchmark::State& state, std::size_t size) {
   void* p = Allocator::allocate(size);
   if (p == nullptr) {
@@ -123,15 +132,27 @@ void* checked_allocate(benchmark::State& state, std::size_t size) {
   return p;
 }
 
-// Per-benchmark extras. peak RSS is the process's, so every thread reports the same value and
-// the average over threads is that value.
+// Per-benchmark extras. peak RSS is the process's, so every thread reports the same value and the
+// average over threads is that value; page faults are the process's too, counted by thread 0.
+// start() goes right before the measured loop, so that setting up the workload (filling a ring)
+// is not counted as its faults.
 struct Extras {
 #if SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_SPANHEAP
   spanheap::Stats before = bench_heap().stats();
 #endif
-  void finish(benchmark::State& state) {
+  long faults_at_start = 0;
+  void start() { faults_at_start = minor_faults(); }
+  // `items`: this thread's ops, as given to SetItemsProcessed.
+  void finish(benchmark::State& state, std::int64_t items) {
     state.counters["peak_rss_mib"] =
         benchmark::Counter(peak_rss_mib(), benchmark::Counter::kAvgThreads);
+    // Thread 0 alone: it starts counting after the shared setup (xthread_exchange's slots), and
+    // every thread has left the loop (a barrier) before it reads the count again.
+    if (state.thread_index() == 0) {
+      const double ops = static_cast<double>(items) * state.threads();
+      state.counters["minflt_per_kop"] =
+          ops > 0 ? static_cast<double>(minor_faults() - faults_at_start) * 1000.0 / ops : 0.0;
+    }
 #if SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_SPANHEAP
     if (state.thread_index() == 0) {
       const spanheap::Stats after = bench_heap().stats();
@@ -154,6 +175,7 @@ void ring_churn(benchmark::State& state, std::size_t ring_size,
   Rng fill(g_seed + 7);
   for (auto& p : ring) p = checked_allocate(state, sizes[fill.next() % sizes.size()]);
   std::size_t i = 0;
+  extras.start();
   for (auto _ : state) {
     const std::size_t k = i++ & (Draws::count - 1);
     void*& slot = ring[draws.slot[k]];
@@ -162,7 +184,7 @@ void ring_churn(benchmark::State& state, std::size_t ring_size,
   }
   for (void* p : ring) Allocator::deallocate(p);
   state.SetItemsProcessed(state.iterations());
-  extras.finish(state);
+  extras.finish(state, state.iterations());
 }
 
 constexpr std::size_t churn_ring = 1 << 16;  // ~17 MiB live per thread at 8-512 B
@@ -206,6 +228,7 @@ void BM_xthread_exchange(benchmark::State& state) {
     for (std::size_t j = 0; j < exchange_slots; j++) g_slots[j].store(checked_allocate(state, 64));
   }
   std::size_t i = static_cast<std::size_t>(state.thread_index()) * 7919;
+  extras.start();
   for (auto _ : state) {
     const std::size_t k = i++ & (Draws::count - 1);
     void* fresh = checked_allocate(state, draws.size[k]);
@@ -217,7 +240,7 @@ void BM_xthread_exchange(benchmark::State& state) {
     g_slots.reset();
   }
   state.SetItemsProcessed(state.iterations());
-  extras.finish(state);
+  extras.finish(state, state.iterations());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,6 +278,7 @@ void BM_xthread_pc(benchmark::State& state) {
   const Draws draws(g_seed * 1000003, 1, sizes);
   if (state.thread_index() == 0) g_queue = std::make_unique<SpscQueue>();
   std::size_t i = 0;
+  extras.start();
   if (state.thread_index() == 0) {
     for (auto _ : state)
       g_queue->push(checked_allocate(state, draws.size[i++ & (Draws::count - 1)]));
@@ -263,7 +287,7 @@ void BM_xthread_pc(benchmark::State& state) {
   }
   if (state.thread_index() == 0) g_queue.reset();
   state.SetItemsProcessed(state.iterations());
-  extras.finish(state);
+  extras.finish(state, state.iterations());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,12 +299,13 @@ void BM_burst(benchmark::State& state) {
   const Draws draws(g_seed * 1000003, 1, range_sizes(8, 512));
   std::vector<void*> batch(burst_objects);
   std::size_t i = 0;
+  extras.start();
   for (auto _ : state) {
     for (auto& p : batch) p = checked_allocate(state, draws.size[i++ & (Draws::count - 1)]);
     for (void* p : batch) Allocator::deallocate(p);
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(burst_objects));
-  extras.finish(state);
+  extras.finish(state, state.iterations() * static_cast<std::int64_t>(burst_objects));
 }
 
 void register_benchmarks() {
