@@ -23,8 +23,10 @@ struct Pacer {
   // is reused without a cycle, so only growth of the heap's spans brings the next one.
   std::atomic<std::uint64_t> allocated{0};
   std::atomic<std::uint64_t> trigger{0};  // start a cycle when allocated reaches it (0 = off)
-  std::atomic<bool> requested{false};
   std::atomic<std::uint64_t> live_at_bump{0};
+  // Read by every allocation, written once a cycle: apart from the charge, which refills and page
+  // allocations write.
+  alignas(64) std::atomic<bool> requested{false};
 };
 
 class HeapState {
@@ -53,7 +55,9 @@ class HeapState {
   ProcBinding binding = ProcBinding::off;
 
   std::atomic<std::uint32_t> sweepgen{0};  // world: written only while stopped
-  PageHeap pages;
+  // A line of its own: the fast paths read the fields above on every call, and the page heap's
+  // lock is written by every page allocation and free.
+  alignas(64) PageHeap pages;
   Central central[max_size_classes];
   // Bit c: a span of small class c has existed (set in cache_span before the span is published;
   // read with the world stopped). Only these classes can have listed or cached spans, so the
@@ -62,8 +66,11 @@ class HeapState {
   std::unique_ptr<ProcState[]> procs;
   World world;
   SweepState sweep;
-  Pacer pacer;
-  HeapCounters counters;
+  // Lines of their own: `pacer.requested` is read by every allocation, and the counters are written
+  // by every collection and sweep on any thread; sharing a line, two threads' collections made
+  // every allocation of the other miss (2 threads ran slower than 1).
+  alignas(64) Pacer pacer;
+  alignas(64) HeapCounters counters;
   // Background sweepers (sweeper.cpp): started at the first cycle, restarted in a fork() child.
   // Guarded by world.cycle_mu (the cycle wakes them; fork handlers and destruction hold it too).
   std::vector<std::thread> sweeper_threads;

@@ -236,8 +236,9 @@ struct PageHeap {
 // Central (central.cpp). Go's mcentral, with the four sets of Go 1.15 kept as locked lists:
 // partial[sg/2 % 2] = swept spans with a free slot, partial[1 - sg/2 % 2] = unswept, and the same
 // for full. A cycle's bump turns every swept list into an unswept one without touching a span.
-// Cached spans are in no list. Class 0 holds large-object spans (always "full").
-struct Central {
+// Cached spans are in no list. Class 0 holds large-object spans (always "full"). Cache-line
+// aligned: threads refilling different classes do not contend for one line of locks.
+struct alignas(64) Central {
   RankedMutex mu{LockRank::central};
   SpanList partial[2] GUARDED_BY(mu);
   SpanList full[2] GUARDED_BY(mu);
