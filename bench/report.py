@@ -136,21 +136,19 @@ def main():
             cells.append(f"{e['ops'] / 1e6:.2f} ({1e9 / e['ops']:.0f})" if e else "-")
         out.append(f"| {w} | " + " | ".join(cells) + " |")
     out.append("")
-    out.append("Peak RSS of the process, MiB (getrusage ru_maxrss; includes the harness's own ~5 MiB).\n")
-    out.append("| workload | " + " | ".join(allocs) + " |")
-    out.append("|---|" + "---:|" * len(allocs))
-    for w in order:
-        cells = [f"{table[w][a]['rss']:.1f}" if a in table[w] else "-" for a in allocs]
-        out.append(f"| {w} | " + " | ".join(cells) + " |")
-    out.append("")
-    out.append("Minor page faults of the process during the measured loop, per 1,000 ops (getrusage "
-               "ru_minflt; the workload's setup is not counted).\n")
-    out.append("| workload | " + " | ".join(allocs) + " |")
-    out.append("|---|" + "---:|" * len(allocs))
-    for w in order:
-        cells = [f"{table[w][a]['faults']:.3g}" if a in table[w] else "-" for a in allocs]
-        out.append(f"| {w} | " + " | ".join(cells) + " |")
-    out.append("")
+    def per_allocator(title, key, fmt):
+        out.append(title + "\n")
+        out.append("| workload | " + " | ".join(allocs) + " |")
+        out.append("|---|" + "---:|" * len(allocs))
+        for w in order:
+            cells = [format(table[w][a][key], fmt) if a in table[w] else "-" for a in allocs]
+            out.append(f"| {w} | " + " | ".join(cells) + " |")
+        out.append("")
+
+    per_allocator("Peak RSS of the process, MiB (getrusage ru_maxrss; includes the harness's own ~5 MiB).",
+                  "rss", ".1f")
+    per_allocator("Minor page faults of the process during the measured loop, per 1,000 ops (getrusage "
+                  "ru_minflt; the workload's setup is not counted).", "faults", ".3g")
     if "spanheap" in allocs:
         out.append("spanheap as a ratio (ops/s: higher is better; RSS and faults: lower is better; a "
                    "fault ratio against a peer with no faults in the loop is n/a).\n")
