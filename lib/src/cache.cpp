@@ -102,7 +102,7 @@ bool refill(HeapState& heap, ProcState& p, unsigned c) {
       uncache_span(heap, heap.central[c], old);
     }
   }
-  Span* span = cache_span(heap, heap.central[c]);
+  Span* span = cache_span(heap, cache, heap.central[c]);
   if (span == nullptr) return false;
   SPANHEAP_CHECK(&heap, span->alloc_count < span->nelems, "span has no free space (C8)");
   {
@@ -144,7 +144,7 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
       if (heap.options.reuse == ReusePolicy::owner && worth_collecting(*s)) {
         SPANHEAP_DCHECK(&heap, owns_span(heap, p, *s),
                         "collection of a span this P does not cache (T9a)");
-        if (span_collect(heap, *s) != 0) continue;
+        if (span_collect(heap, cache, *s) != 0) continue;
       }
     }
     // T9a on an owned span: it becomes the current one, the exhausted one is parked.
@@ -157,7 +157,7 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
         cache.alloc[c] = o;
         SPANHEAP_DCHECK(&heap, owns_span(heap, p, *o),
                         "collection of a span this P does not cache (T9a)");
-        span_collect(heap, *o);
+        span_collect(heap, cache, *o);
         continue;
       }
     }

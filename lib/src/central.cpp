@@ -43,7 +43,7 @@ SweepOwner central_take_unswept(HeapState& heap, Central& central, bool partial)
   return SweepOwner{};
 }
 
-Span* cache_span(HeapState& heap, Central& central) {
+Span* cache_span(HeapState& heap, Cache& by, Central& central) {
   const unsigned cls = central.span_class;
   const SizeClass& sc = size_class(cls);
   deduct_sweep_credit(heap, std::size_t{sc.npages} << page_shift);
@@ -54,7 +54,7 @@ Span* cache_span(HeapState& heap, Central& central) {
     span = list_pop_front(central.partial[swept_index(sg)]);
   }
   // T9b: the span is in no list and no cache; collect the frees it gathered while in central.
-  if (span != nullptr && heap.options.reuse == ReusePolicy::owner) span_collect(heap, *span);
+  if (span != nullptr && heap.options.reuse == ReusePolicy::owner) span_collect(heap, by, *span);
   // Sweep unswept spans of this class on demand: partial ones always have a free slot after the
   // sweep; full ones may turn out to have one.
   for (int budget = span_budget; span == nullptr && budget > 0; budget--) {

@@ -16,7 +16,8 @@ inline unsigned unswept_index(std::uint32_t sg) noexcept { return 1 - (sg / 2) %
 // Returns a span of this class, swept (sweepgen == sg), in no list, with at least one free slot and
 // its alloc_cache positioned; or nullptr when the page heap could not grow (caller reports).
 // Charges proportional sweep first; sweeps unswept spans of this class it picks (on demand).
-Span* cache_span(HeapState& heap, Central& central);
+// A span from the swept partial list is collected first, counted in `by` (the caller's cache).
+Span* cache_span(HeapState& heap, Cache& by, Central& central);
 
 // Takes a span back from a cache (flush or refill). Stale (sg+1): stores sg-1 and sweeps it here
 // (the only non-CAS entry into sg-1, by the cache's owner). Current (sg+3): stores sg and puts it

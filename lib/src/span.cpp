@@ -8,6 +8,7 @@
 #include "poison.hpp"
 #include "report.hpp"
 #include "size_classes.hpp"
+#include "stats.hpp"
 
 namespace spanheap::detail {
 
@@ -205,7 +206,7 @@ void report_raced_double_frees(HeapState& heap, const Span& s,
   }
 }
 
-std::uint32_t span_collect(HeapState& heap, Span& s) {
+std::uint32_t span_collect(HeapState& heap, Cache& by, Span& s) {
   std::uint64_t freed[bitmap_words];
   std::uint64_t raced[bitmap_words];
   std::uint32_t nfreed;
@@ -218,11 +219,9 @@ std::uint32_t span_collect(HeapState& heap, Span& s) {
   if (SPANHEAP_UNLIKELY(nraced != 0)) report_raced_double_frees(heap, s, raced, nraced);
   if (nfreed == 0) return 0;
   scrub_reclaimed(heap, s, freed);
-  HeapCounters& c = heap.counters;
-  c.collections.fetch_add(1, std::memory_order_relaxed);
-  c.collected_objects.fetch_add(nfreed, std::memory_order_relaxed);
-  c.reclaimed_objects.fetch_add(nfreed, std::memory_order_relaxed);
-  c.reclaimed_bytes.fetch_add(std::uint64_t{nfreed} * s.elem_size, std::memory_order_relaxed);
+  bump(by.collections, 1);
+  bump(by.collected_objects, nfreed);
+  bump(by.collected_bytes, std::uint64_t{nfreed} * s.elem_size);
   return nfreed;
 }
 

@@ -130,10 +130,11 @@ bool worth_collecting(const Span& span) noexcept;
 
 // Collection (T9, ReusePolicy::owner): turns the span's pending frees into free slots, as a sweep
 // does, without changing its sweepgen; then scrubs the reclaimed slots (debug modes) and counts
-// them. Returns the number of objects reclaimed. Requires: the caller owns the span's object state
-// (its P caches it at sg+3, or took it from central and it is in no list) and does not hold
-// free_lock. Leaves free_index = 0 and the alloc cache at slot 0, like a sweep.
-std::uint32_t span_collect(HeapState& heap, Span& span);
+// them in `by`, the cache of the P that collects. Returns the number of objects reclaimed.
+// Requires: the caller holds that P and owns the span's object state (the P caches it at sg+3, or
+// took it from central and it is in no list) and does not hold free_lock. Leaves free_index = 0
+// and the alloc cache at slot 0, like a sweep.
+std::uint32_t span_collect(HeapState& heap, Cache& by, Span& span);
 
 // Reclaimed memory is filled with this byte when DebugOptions::clobber_freed is on, and checked at
 // allocation (Go's clobberfree uses 0xdeadbeef; one byte keeps the check simple).

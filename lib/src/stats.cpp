@@ -10,6 +10,9 @@ namespace spanheap::detail {
 namespace {
 struct ProcTotals {
   std::uint64_t allocs = 0, alloc_bytes = 0, frees = 0, free_bytes = 0;
+  std::uint64_t collections = 0, collected_objects = 0, collected_bytes = 0;
+  // Everything reclaimed: by sweeps and large frees (HeapCounters) and by collections (per P).
+  std::uint64_t reclaimed_objects = 0, reclaimed_bytes = 0;
 };
 ProcTotals proc_totals(const HeapState& heap) {
   ProcTotals t;
@@ -19,7 +22,14 @@ ProcTotals proc_totals(const HeapState& heap) {
     t.alloc_bytes += c.alloc_bytes.load(std::memory_order_relaxed);
     t.frees += c.frees.load(std::memory_order_relaxed);
     t.free_bytes += c.free_bytes.load(std::memory_order_relaxed);
+    t.collections += c.collections.load(std::memory_order_relaxed);
+    t.collected_objects += c.collected_objects.load(std::memory_order_relaxed);
+    t.collected_bytes += c.collected_bytes.load(std::memory_order_relaxed);
   }
+  t.reclaimed_objects =
+      heap.counters.reclaimed_objects.load(std::memory_order_relaxed) + t.collected_objects;
+  t.reclaimed_bytes =
+      heap.counters.reclaimed_bytes.load(std::memory_order_relaxed) + t.collected_bytes;
   // A double free whose two frees raced was counted by both; one of them freed nothing.
   t.frees -= std::min(t.frees, heap.counters.raced_double_frees.load(std::memory_order_relaxed));
   t.free_bytes -=
@@ -30,8 +40,7 @@ ProcTotals proc_totals(const HeapState& heap) {
 
 std::uint64_t pending_bytes(const HeapState& heap) {
   const ProcTotals t = proc_totals(heap);
-  const std::uint64_t reclaimed = heap.counters.reclaimed_bytes.load(std::memory_order_relaxed);
-  return t.free_bytes > reclaimed ? t.free_bytes - reclaimed : 0;
+  return t.free_bytes > t.reclaimed_bytes ? t.free_bytes - t.reclaimed_bytes : 0;
 }
 
 std::uint64_t surviving_bytes(const HeapState& heap) {
@@ -43,8 +52,8 @@ Stats collect_stats(const HeapState& heap) {
   Stats s;
   const HeapCounters& c = heap.counters;
   const ProcTotals t = proc_totals(heap);
-  const std::uint64_t rec_objects = c.reclaimed_objects.load(std::memory_order_relaxed);
-  const std::uint64_t rec_bytes = c.reclaimed_bytes.load(std::memory_order_relaxed);
+  const std::uint64_t rec_objects = t.reclaimed_objects;
+  const std::uint64_t rec_bytes = t.reclaimed_bytes;
   s.cycles = c.cycles.load(std::memory_order_relaxed);
   s.sweepgen = heap.sg();
   // Racy reads can momentarily see a reclaim before the matching allocation count; clamp.
@@ -82,8 +91,8 @@ Stats collect_stats(const HeapState& heap) {
   s.swept_on_demand = swept(SweepKind::on_demand) + swept(SweepKind::by_free);
   s.swept_by_flush = swept(SweepKind::by_flush);
   s.swept_termination = swept(SweepKind::termination);
-  s.collections = c.collections.load(std::memory_order_relaxed);
-  s.collected_objects = c.collected_objects.load(std::memory_order_relaxed);
+  s.collections = t.collections;
+  s.collected_objects = t.collected_objects;
   s.large_frees = c.large_frees.load(std::memory_order_relaxed);
   s.revocations = c.revocations.load(std::memory_order_relaxed);
   s.errors = c.errors.load(std::memory_order_relaxed);

@@ -294,6 +294,12 @@ struct Cache {
   std::atomic<std::uint64_t> alloc_bytes{0};
   std::atomic<std::uint64_t> frees{0};
   std::atomic<std::uint64_t> free_bytes{0};
+  // This P's collections (span_collect) and what they reclaimed: per P, not in HeapCounters,
+  // because a collection runs every few dozen allocations and two Ps' locked adds to one line
+  // cost each of them a cache miss there.
+  std::atomic<std::uint64_t> collections{0};
+  std::atomic<std::uint64_t> collected_objects{0};
+  std::atomic<std::uint64_t> collected_bytes{0};
   std::uint64_t collect_every_bytes = 0;  // owner: debug.collect_every accounting
   // Last: the fast paths' fields above share cache lines; this is touched at refills only.
   OwnedSpans owned[max_size_classes] = {};  // owner: P
@@ -374,6 +380,7 @@ class WorldStopped {
 // Heap counters (stats.cpp): cumulative, read racily by stats(); exact when the world is stopped.
 struct HeapCounters {
   std::atomic<std::uint64_t> cycles{0};
+  // Reclaimed by sweeps and large frees; collections count theirs per P (Cache::collected_*).
   std::atomic<std::uint64_t> reclaimed_objects{0};
   std::atomic<std::uint64_t> reclaimed_bytes{0};
   std::atomic<std::uint64_t> pause_last_ns{0};
@@ -384,8 +391,6 @@ struct HeapCounters {
   std::atomic<std::uint64_t> flushes_barrier{0};
   std::atomic<std::uint64_t> flushes_eager{0};
   std::array<std::atomic<std::uint64_t>, 6> swept{};  // by SweepKind
-  std::atomic<std::uint64_t> collections{0};
-  std::atomic<std::uint64_t> collected_objects{0};
   std::atomic<std::uint64_t> large_frees{0};
   std::atomic<std::uint64_t> revocations{0};
   std::atomic<std::uint64_t> errors{0};
