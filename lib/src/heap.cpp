@@ -105,7 +105,7 @@ inline bool enter_own(HeapState& heap, ProcState& p, bool& bound) noexcept {
 // The common case of acquire_any_proc_slow, inlined: the thread's last P is bound to it or free.
 inline ProcState& acquire_fast(HeapState& heap) {
   if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) {
-    ProcState& p = heap.proc(last_used_proc.p);
+    ProcState& p = *last_used_proc.state;
     bool bound;
     // A stale cache (INV-B1: only a P taken with the CAS can be stale) is flushed by the one
     // caller, allocate_holding or free_holding, first thing.
@@ -507,7 +507,7 @@ void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
                         last_used_proc.uid != heap.uid))
     return heap_allocate(heap, -1, size, align);
   const unsigned c = size_to_class16(size);
-  ProcState& p = heap.proc(last_used_proc.p);
+  ProcState& p = *last_used_proc.state;
   bool bound;
   if (SPANHEAP_UNLIKELY(!enter_own(heap, p, bound))) return heap_allocate(heap, -1, size, align);
   void* obj;
@@ -529,7 +529,7 @@ void free_fast(HeapState& heap, void* ptr) {
   if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap ||
                         last_used_proc.uid != heap.uid))
     return heap_free(heap, -1, ptr);
-  ProcState& p = heap.proc(last_used_proc.p);
+  ProcState& p = *last_used_proc.state;
   bool bound;
   if (SPANHEAP_UNLIKELY(!enter_own(heap, p, bound))) return heap_free(heap, -1, ptr);
   // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so

@@ -41,7 +41,7 @@ unsigned preferred_proc(const HeapState& heap) noexcept {
 }
 
 void remember(const HeapState& heap, unsigned p) noexcept {
-  last_used_proc = ProcAffinity{heap.uid, p};
+  last_used_proc = ProcAffinity{heap.uid, p, false, &heap.procs[p]};
   for (Affinity& a : affinity) {
     if (a.uid == heap.uid) {
       a.p = p;

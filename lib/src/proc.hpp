@@ -20,6 +20,9 @@ struct ProcAffinity {
   std::uint64_t uid = 0;
   unsigned p = 0;
   bool bound = false;
+  // &heap.proc(p), valid while uid matches a live heap (uids are never reused): the fast paths
+  // load it instead of indexing the heap's P array (a multiply and two adds on every call).
+  ProcState* state = nullptr;
 };
 extern constinit thread_local ProcAffinity last_used_proc;
 // The calling thread's record (types.hpp), nullptr until ensure_thread_record gives it one.

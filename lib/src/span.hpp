@@ -72,8 +72,9 @@ inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
 
 // Moves the other Ps' frees (`remote`) into `free`; `raced` receives the slots that were in both:
 // each is one object freed twice, by the owner and by another P at the same time. Returns how
-// many. Requires: the span's owner (its caching P, or the sweep or collection owning it), holding
-// free_lock.
+// many; `raced` is written only when there were remote frees to merge, so read it only when the
+// count is not 0. Requires: the span's owner (its caching P, or the sweep or collection owning
+// it), holding free_lock.
 unsigned merge_remote_frees(Span& span, std::uint64_t (&raced)[bitmap_words]) noexcept;
 // Reports each slot of `raced` (n of them) as a double free and takes the second free out of the
 // free counters. Called after free_lock is released.
@@ -102,7 +103,8 @@ inline std::uint32_t slot_of(const Span& span, std::uintptr_t p) noexcept {
 
 // The bit work of a sweep: turns pending frees into free slots, recounts, resets free_index and
 // alloc_cache. Returns the number of objects reclaimed; `freed_slots` receives their indexes as
-// a bitmap (for poisoning / clobbering). Requires: sweep owner (sweepgen == sg-1).
+// a bitmap (for poisoning / clobbering) in its first words_for(nelems) words, the only ones
+// written. Requires: sweep owner (sweepgen == sg-1).
 std::uint32_t sweep_bits(HeapState& heap, Span& span,
                          std::uint64_t (&freed_slots)[bitmap_words]) noexcept;
 
