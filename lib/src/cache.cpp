@@ -109,7 +109,7 @@ bool refill(HeapState& heap, ProcState& p, unsigned c) {
     // Under free_lock: a free by another P that saw the span uncached has set its bit in `free`
     // before this P starts writing `free` without a lock, and every later one sees the owner.
     SpanLock lock(*span);
-    span->cache_owner.store(static_cast<int>(p.index), std::memory_order_relaxed);
+    span->cache_owner.store(static_cast<std::int16_t>(p.index), std::memory_order_relaxed);
   }
   span->sweepgen.store(sg + 3, std::memory_order_release);  // T5
   cache.alloc[c] = span;

@@ -119,7 +119,8 @@ struct alignas(16) SlotWord {
 };
 
 struct alignas(64) Span {
-  // Line 0: everything the allocation and free fast paths read.
+  // Line 0: everything the allocation and free fast paths read, then the first bitmap word, so
+  // that a free into a span of at most 64 slots (objects of 128 B and up) touches this line alone.
   std::uint64_t alloc_cache = 0;             // owner: cache's P (or sweep owner)
   std::atomic<std::uint32_t> free_index{0};  // owner writes; freers read (acq/rel: slots below are
                                              // allocated)
@@ -129,22 +130,28 @@ struct alignas(64) Span {
   std::uintptr_t start = 0;                  // immutable after init
   std::size_t elem_size = 0;                 // immutable after init (large: npages * page_size)
   std::atomic<std::uint32_t> sweepgen{0};    // the protocol word (table above); atomic (acq/rel)
+  // owner: the caching P (-1 = none); the free fast path's test. 16 bits hold every P index
+  // (max_procs) and keep line 0 within 48 bytes.
+  std::atomic<std::int16_t> cache_owner{-1};
+  // Some remote_bits may be set: written under free_lock; read without it by the owner's free
+  // (a stale false is a free racing with the owner's, which the merge finds) and by collection.
+  std::atomic<bool> remote_pending{false};
   std::atomic<SpanState> state{SpanState::dead};  // atomic (acq/rel): in_use publishes the
                                                   // fields written by span_init_*
+  // Bitmaps. The alloc bits and reclaimed_bits are written only by sweep (owner) and init, read by
+  // freers once the span is swept and racily by find_object (relaxed; sweep publishes its new
+  // bits with the release store of free_index = 0).
+  SlotWord bits[bitmap_words] = {};
+
   std::atomic<std::uint8_t> span_class{0};  // immutable after init; atomic because free() reads
                                             // it before it knows the struct is stable
   std::atomic<bool> free_lock{false};  // spin lock (above); never reset, the struct may be recycled
                                        // while a stale freer waits on it
   bool need_zero = false;              // owner; memory may be dirty
-  std::atomic<int> cache_owner{-1};  // owner: the caching P (-1 = none); the free fast path's test
-  std::uint32_t census_index = 0;    // world: scratch for the verifier's census
-  bool released = false;             // free spans: pages returned to the OS (page heap lock)
-  // Some remote_bits may be set: written under free_lock; read without it by the owner's free
-  // (a stale false is a free racing with the owner's, which the merge finds) and by collection.
-  std::atomic<bool> remote_pending{false};
-
-  std::size_t npages = 0;        // page heap lock
-  std::uint64_t free_since = 0;  // free spans: cycle number when freed (page heap lock)
+  bool released = false;               // free spans: pages returned to the OS (page heap lock)
+  std::uint32_t census_index = 0;      // world: scratch for the verifier's census
+  std::size_t npages = 0;              // page heap lock
+  std::uint64_t free_since = 0;        // free spans: cycle number when freed (page heap lock)
   // Intrusive list links: central lists (central lock), page heap free lists (page heap lock) or
   // a P's owned list (Cache::owned: the P).
   Span* next = nullptr;
@@ -153,10 +160,6 @@ struct alignas(64) Span {
                                          // lock, read by membership checks under a central lock
   Arena* arena = nullptr;                // immutable after init
 
-  // Bitmaps. The alloc bits and reclaimed_bits are written only by sweep (owner) and init, read by
-  // freers once the span is swept and racily by find_object (relaxed; sweep publishes its new
-  // bits with the release store of free_index = 0).
-  SlotWord bits[bitmap_words] = {};
   std::atomic<std::uint64_t> reclaimed_bits[bitmap_words] = {};
   // While a P caches the span: other Ps' pending frees (fetch_or under free_lock); 0 otherwise
   // (INV-S6). Apart from `free`, so that a P freeing into its own spans never reads this line.
@@ -167,6 +170,8 @@ struct alignas(64) Span {
   unsigned cls() const noexcept { return span_class.load(std::memory_order_relaxed); }
   bool is_large() const noexcept { return cls() == 0; }
 };
+static_assert(offsetof(Span, bits) == 48, "line 0 holds the fast paths' fields and bits[0]");
+static_assert(max_procs <= 32767, "Span::cache_owner holds a P index in 16 bits");
 
 // An intrusive doubly-linked list of spans. GUARDED_BY the owner's lock (central or page heap).
 struct SpanList {
