@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 namespace spanheap::test {
@@ -25,11 +27,19 @@ inline Options deterministic(unsigned procs, testing::RecordingHandler& rec,
   return o;
 }
 
-inline const testing::SpanInfo* span_containing(const testing::HeapSnapshot& snap, const void* p) {
+// The snapshot's span holding `p`, or nullptr.
+inline const testing::SpanInfo* find_span(const testing::HeapSnapshot& snap, const void* p) {
   const auto a = reinterpret_cast<std::uintptr_t>(p);
   for (const testing::SpanInfo& s : snap.spans)
     if (a >= s.base && a < s.base + s.npages * page_size) return &s;
   return nullptr;
+}
+// The same, for a `p` that must be in a span. Never null: callers dereference it, so a pointer in
+// no span stops the test binary here, naming the pointer, rather than as a null dereference.
+inline const testing::SpanInfo* span_containing(const testing::HeapSnapshot& snap, const void* p) {
+  if (const testing::SpanInfo* s = find_span(snap, p)) return s;
+  std::fprintf(stderr, "test::span_containing: no span of the snapshot holds %p\n", p);
+  std::abort();
 }
 
 // Allocates objects of `size` with `allocate(size)` until the span holding `obj` (owned by, or
@@ -43,7 +53,7 @@ std::vector<void*> evict_to_central(Heap& heap, std::size_t size, const void* ob
   std::vector<void*> out;
   for (unsigned spans = 0; spans <= 4 * testing::max_owned_spans(); spans++) {
     const testing::HeapSnapshot snap = testing::snapshot(heap);
-    const testing::SpanInfo* s = span_containing(snap, obj);
+    const testing::SpanInfo* s = find_span(snap, obj);
     if (s == nullptr || s->location != testing::SpanLocation::cached) return out;
     for (unsigned i = 0; i < s->nelems; i++) out.push_back(allocate(size));
   }
