@@ -22,6 +22,7 @@ install(TARGETS ${_spanheap_targets}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES
   ${PROJECT_SOURCE_DIR}/lib/include/spanheap/spanheap.hpp
+  ${PROJECT_SOURCE_DIR}/lib/include/spanheap/invariants.hpp
   ${PROJECT_SOURCE_DIR}/lib/include/spanheap/testing.hpp
   ${SPANHEAP_VERSION_HEADER}
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/spanheap)

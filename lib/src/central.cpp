@@ -7,7 +7,6 @@
 #include "size_classes.hpp"
 #include "span.hpp"
 #include "sweep.hpp"
-#include "sweeper.hpp"
 
 namespace spanheap::detail {
 namespace {
@@ -17,31 +16,6 @@ namespace {
 constexpr int span_budget = 100;
 
 }  // namespace
-
-void central_put_swept(HeapState& heap, Central& central, Span* span) {
-  const std::uint32_t sg = heap.sg();
-  const unsigned i = swept_index(sg);
-  if (span->alloc_count < span->nelems || span->is_large() ||
-      heap.options.reuse != ReusePolicy::owner) {
-    list_push_back(span->alloc_count < span->nelems ? central.partial[i] : central.full[i], span);
-  } else {
-    // A full span with pending frees is a refill candidate (collected by cache_span). Decided
-    // under free_lock: a free that lands after this sees the span on the full list and moves it.
-    SpanLock lock(*span);
-    list_push_back(worth_collecting(*span) ? central.partial[i] : central.full[i], span);
-  }
-  span->sweepgen.store(sg, std::memory_order_release);  // T4 / T6: published after the list move
-}
-
-SweepOwner central_take_unswept(HeapState& heap, Central& central, bool partial) {
-  const unsigned u = unswept_index(heap.sg());
-  SpanList& list = partial ? central.partial[u] : central.full[u];
-  // Every listed span is at sg-2: an owner always takes its span off the list under this lock.
-  for (Span* s = list.first; s != nullptr; s = s->next) {
-    if (SweepOwner owner = try_acquire(heap, central, s)) return owner;
-  }
-  return SweepOwner{};
-}
 
 Span* cache_span(HeapState& heap, Cache& by, Central& central) {
   const unsigned cls = central.span_class;
@@ -75,7 +49,7 @@ Span* cache_span(HeapState& heap, Cache& by, Central& central) {
     }
   }
   if (span == nullptr) {
-    span = page_alloc(heap, sc.npages);
+    span = page_alloc(heap, sc.npages, sweep_one);
     if (span == nullptr) return nullptr;
     span_init_small(*span, cls);
     heap.classes_used[cls / 64].fetch_or(std::uint64_t{1} << (cls % 64), std::memory_order_relaxed);

@@ -10,9 +10,6 @@ namespace spanheap::detail {
 
 class HeapState;
 
-inline unsigned swept_index(std::uint32_t sg) noexcept { return (sg / 2) % 2; }
-inline unsigned unswept_index(std::uint32_t sg) noexcept { return 1 - (sg / 2) % 2; }
-
 // Returns a span of this class, swept (sweepgen == sg), in no list, with at least one free slot and
 // its alloc_cache positioned; or nullptr when the page heap could not grow (caller reports).
 // Charges proportional sweep first; sweeps unswept spans of this class it picks (on demand).
@@ -23,15 +20,6 @@ Span* cache_span(HeapState& heap, Cache& by, Central& central);
 // (the only non-CAS entry into sg-1, by the cache's owner). Current (sg+3): stores sg and puts it
 // on the swept partial or full list. Requires: the caller holds the P that cached it.
 void uncache_span(HeapState& heap, Central& central, Span* span, bool keep_empty = false);
-
-// Puts a swept span on the swept list matching its fill, then publishes sweepgen = sg.
-// Requires: central.mu held; span in no list.
-void central_put_swept(HeapState& heap, Central& central, Span* span) REQUIRES(central.mu);
-
-// Takes the first unswept span of the partial (or full) list, owned (CAS sg-2 -> sg-1) and
-// registered as an active sweep; an empty owner when the list is empty.
-SweepOwner central_take_unswept(HeapState& heap, Central& central, bool partial)
-    REQUIRES(central.mu);
 
 // Number of spans on the swept / unswept lists (world stopped: exact).
 std::size_t central_count(Central& central, unsigned index);

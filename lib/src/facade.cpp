@@ -7,7 +7,7 @@
 #include "proc.hpp"
 #include "report.hpp"
 #include "stats.hpp"
-#include "sweeper.hpp"
+#include "sweep.hpp"
 #include "validate.hpp"
 #include "world.hpp"
 

@@ -17,6 +17,7 @@
 #include "size_classes.hpp"
 #include "span.hpp"
 #include "stats.hpp"
+#include "sweep.hpp"
 #include "sweeper.hpp"
 #include "validate.hpp"
 #include "world.hpp"
@@ -129,7 +130,7 @@ void* alloc_large(HeapState& heap, std::size_t size, std::size_t align, std::siz
   if (npages == 0) npages = 1;
   const std::size_t bytes = npages << page_shift;
   deduct_sweep_credit(heap, bytes);
-  Span* s = page_alloc(heap, npages, std::max(align, page_size));
+  Span* s = page_alloc(heap, npages, sweep_one, std::max(align, page_size));
   if (s == nullptr) return nullptr;
   span_init_large(*s);
   elem = s->elem_size;

@@ -9,7 +9,6 @@
 #include "page_map.hpp"
 #include "poison.hpp"
 #include "report.hpp"
-#include "sweeper.hpp"
 
 namespace spanheap::detail {
 
@@ -448,7 +447,7 @@ Span* carve_aligned(HeapState& heap, Span* s, std::size_t npages, std::size_t al
 
 }  // namespace
 
-Span* page_alloc(HeapState& heap, std::size_t npages, std::size_t align) {
+Span* page_alloc(HeapState& heap, std::size_t npages, Reclaim reclaim, std::size_t align) {
   // Any run of this many pages holds `npages` pages starting at a multiple of `align`.
   const std::size_t need = npages + (align >> page_shift) - 1;
   {
@@ -458,7 +457,7 @@ Span* page_alloc(HeapState& heap, std::size_t npages, std::size_t align) {
   // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim). Bounded
   // like cache_span's budget: the caller holds a P, so a stop-the-world waits for this loop, and
   // unbounded it could sweep the whole heap first; the rest is left to sweepers and termination.
-  for (int budget = page_sweep_budget; budget > 0 && sweep_one(heap, SweepKind::on_demand);
+  for (int budget = page_sweep_budget; budget > 0 && reclaim(heap, SweepKind::on_demand);
        budget--) {
     LockGuard g(heap.pages.mu);
     if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);

@@ -13,11 +13,18 @@ namespace spanheap::detail {
 
 class HeapState;
 
+// How the page heap sweeps on demand before it grows (Go's mheap.reclaim): one span per call,
+// false when none is left. The sweep frees spans into the page heap, so it sits above it and the
+// caller passes it down (sweep_one); called only when no free run fits.
+using Reclaim = bool (&)(HeapState& heap, SweepKind kind);
+
 // Allocates a run of `npages` pages as a span (sweepgen sg, start/npages/arena/need_zero set, page
 // map entries pointing at it, state still dead: span_init_* publishes it in_use), or nullptr when
-// the OS or the memory limit says no (the caller reports). Sweeps on demand before growing.
+// the OS or the memory limit says no (the caller reports). Before growing, sweeps on demand with
+// `reclaim` (a bounded number of spans), taking a run that the sweep freed if one fits.
 // The span starts at a multiple of `align` (a power of two ≥ page_size).
-Span* page_alloc(HeapState& heap, std::size_t npages, std::size_t align = page_size);
+Span* page_alloc(HeapState& heap, std::size_t npages, Reclaim reclaim,
+                 std::size_t align = page_size);
 
 // Returns an in-use span to the free runs, coalescing with its neighbours, and publishes it at
 // sg (T4) after its last write. Requires: the caller's sweep owns it (sweepgen == sg-1) and

@@ -312,8 +312,14 @@ TEST(PageHeap, PageAllocSweepsABoundedNumberOfSpansBeforeGrowing) {
   testing::RecordingHandler rec;
   Heap heap(test::deterministic(1, rec));
   std::vector<void*> live;
-  for (int i = 0; i < 400; i++) live.push_back(heap.allocate(8192));  // one span each
+  // Large objects, one span each: a P caches no large span, so all 400 stay on central's lists
+  // (small spans would wait in the P's owned set and be swept by its flush instead).
+  for (int i = 0; i < 400; i++) live.push_back(heap.allocate(max_small_size + 1));
   heap.collect();  // all 400 unswept, none with anything to free
+  std::size_t unswept = 0;
+  for (const testing::SpanInfo& s : testing::snapshot(heap).spans)
+    unswept += s.in_use && s.sweepgen_delta == -2;
+  ASSERT_GT(unswept, 100u);  // more than the budget: an unbounded sweep would show
   const std::uint64_t before = heap.stats().swept_on_demand;
   void* big = heap.allocate(std::size_t{8} << 20);  // fits no free run: sweep, then grow
   ASSERT_NE(big, nullptr);

@@ -1,10 +1,11 @@
 // sweep: see sweep.hpp.
 #include "sweep.hpp"
 
-#include "central.hpp"
 #include "heap_state.hpp"
+#include "pacing.hpp"
 #include "page_heap.hpp"
 #include "report.hpp"
+#include "size_classes.hpp"
 #include "span.hpp"
 
 namespace spanheap::detail {
@@ -92,6 +93,71 @@ bool sweep_for_free(HeapState& heap, SweepOwner owner) {
 bool sweep_stale(HeapState& heap, SweepOwner owner, bool keep_empty) {
   return sweep(heap, std::move(owner), SweepKind::by_flush, /*preserve=*/false, /*stale=*/true,
                keep_empty);
+}
+
+void central_put_swept(HeapState& heap, Central& central, Span* span) {
+  const std::uint32_t sg = heap.sg();
+  const unsigned i = swept_index(sg);
+  if (span->alloc_count < span->nelems || span->is_large() ||
+      heap.options.reuse != ReusePolicy::owner) {
+    list_push_back(span->alloc_count < span->nelems ? central.partial[i] : central.full[i], span);
+  } else {
+    // A full span with pending frees is a refill candidate (collected by cache_span). Decided
+    // under free_lock: a free that lands after this sees the span on the full list and moves it.
+    SpanLock lock(*span);
+    list_push_back(worth_collecting(*span) ? central.partial[i] : central.full[i], span);
+  }
+  span->sweepgen.store(sg, std::memory_order_release);  // T4 / T6: published after the list move
+}
+
+SweepOwner central_take_unswept(HeapState& heap, Central& central, bool partial) {
+  const unsigned u = unswept_index(heap.sg());
+  SpanList& list = partial ? central.partial[u] : central.full[u];
+  // Every listed span is at sg-2: an owner always takes its span off the list under this lock.
+  for (Span* s = list.first; s != nullptr; s = s->next) {
+    if (SweepOwner owner = try_acquire(heap, central, s)) return owner;
+  }
+  return SweepOwner{};
+}
+
+bool sweep_one(HeapState& heap, SweepKind kind) {
+  SweepState& ss = heap.sweep;
+  const unsigned ncls = num_size_classes();
+  while (ss.unswept.load(std::memory_order_acquire) > 0) {
+    unsigned ci = ss.cursor.load(std::memory_order_acquire);
+    if (ci >= 2 * ncls) return false;
+    Central& central = heap.central[ci / 2];
+    SweepOwner owner;
+    {
+      LockGuard g(central.mu);
+      owner = central_take_unswept(heap, central, ci % 2 == 0);
+    }
+    if (owner) {
+      sweep_span(heap, std::move(owner), kind);
+      return true;
+    }
+    ss.cursor.compare_exchange_strong(ci, ci + 1, std::memory_order_acq_rel);
+  }
+  return false;
+}
+
+unsigned deduct_sweep_credit(HeapState& heap, std::size_t bytes) {
+  SweepState& ss = heap.sweep;
+  const double ratio = ss.pages_per_byte.load(std::memory_order_relaxed);
+  if (ratio <= 0.0) return 0;
+  // Both counters only grow within a cycle: the debt cannot underflow (Go #57523).
+  const std::uint64_t allocated =
+      ss.bytes_allocated.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  const std::uint64_t target = sweep_target(ratio, allocated);
+  unsigned swept = 0;
+  while (ss.pages_swept.load(std::memory_order_relaxed) < target) {
+    if (!sweep_one(heap, SweepKind::proportional)) {
+      ss.pages_per_byte.store(0.0, std::memory_order_relaxed);
+      break;
+    }
+    swept++;
+  }
+  return swept;
 }
 
 }  // namespace spanheap::detail

@@ -6,55 +6,12 @@
 #include <thread>
 
 #include "cache.hpp"
-#include "central.hpp"
 #include "heap_state.hpp"
-#include "pacing.hpp"
 #include "proc.hpp"
 #include "report.hpp"
-#include "size_classes.hpp"
 #include "sweep.hpp"
 
 namespace spanheap::detail {
-
-bool sweep_one(HeapState& heap, SweepKind kind) {
-  SweepState& ss = heap.sweep;
-  const unsigned ncls = num_size_classes();
-  while (ss.unswept.load(std::memory_order_acquire) > 0) {
-    unsigned ci = ss.cursor.load(std::memory_order_acquire);
-    if (ci >= 2 * ncls) return false;
-    Central& central = heap.central[ci / 2];
-    SweepOwner owner;
-    {
-      LockGuard g(central.mu);
-      owner = central_take_unswept(heap, central, ci % 2 == 0);
-    }
-    if (owner) {
-      sweep_span(heap, std::move(owner), kind);
-      return true;
-    }
-    ss.cursor.compare_exchange_strong(ci, ci + 1, std::memory_order_acq_rel);
-  }
-  return false;
-}
-
-unsigned deduct_sweep_credit(HeapState& heap, std::size_t bytes) {
-  SweepState& ss = heap.sweep;
-  const double ratio = ss.pages_per_byte.load(std::memory_order_relaxed);
-  if (ratio <= 0.0) return 0;
-  // Both counters only grow within a cycle: the debt cannot underflow (Go #57523).
-  const std::uint64_t allocated =
-      ss.bytes_allocated.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  const std::uint64_t target = sweep_target(ratio, allocated);
-  unsigned swept = 0;
-  while (ss.pages_swept.load(std::memory_order_relaxed) < target) {
-    if (!sweep_one(heap, SweepKind::proportional)) {
-      ss.pages_per_byte.store(0.0, std::memory_order_relaxed);
-      break;
-    }
-    swept++;
-  }
-  return swept;
-}
 
 bool sweep_done(const HeapState& heap) noexcept {
   const SweepState& ss = heap.sweep;

@@ -1,22 +1,14 @@
-// sweeper: the sweep driver (Go's mgcsweep.go above mspan.sweep): sweep_one over all classes,
-// proportional sweep charged to allocation, "sweep done", ensure-swept for free(), and the
-// background sweeper threads. The span-level sweep it drives is in sweep.hpp.
+// sweeper: how the rest of the heap waits for the sweep and runs it in the background (Go's
+// mgcsweep.go around mspan.sweep): "sweep done", ensure-swept for free() (which may help flush an
+// idle P, hence its rank above proc), and the background sweeper threads (which sweep in sweeper
+// slots). The sweep itself (sweep_one, proportional sweep, the span-level sweep) is in sweep.hpp.
 #pragma once
-
-#include <cstddef>
 
 #include "types.hpp"
 
 namespace spanheap::detail {
 
 class HeapState;
-
-// Sweeps one unswept span of any class; false when none is left.
-bool sweep_one(HeapState& heap, SweepKind kind);
-
-// Proportional sweep: before taking `bytes` of new span memory, sweep until the pages swept this
-// cycle keep pace with bytes allocated (Go's deductSweepCredit). Returns spans swept.
-unsigned deduct_sweep_credit(HeapState& heap, std::size_t bytes);
 
 // Every span swept, no stale cache, no sweep in flight. Exact (see SweepState::active).
 bool sweep_done(const HeapState& heap) noexcept;

@@ -14,6 +14,7 @@
 #include "size_classes.hpp"
 #include "span.hpp"
 #include "stats.hpp"
+#include "sweep.hpp"
 #include "sweeper.hpp"
 #include "validate.hpp"
 #include "world.hpp"
@@ -266,6 +267,20 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
   snap.pacer_live_at_bump = h.pacer.live_at_bump.load(std::memory_order_relaxed);
   detail::start_the_world(h, std::move(stopped));
   return snap;
+}
+
+// Declared with the shared rules (spanheap/invariants.hpp), but it reads a snapshot's SpanInfo,
+// which only the seam has: the verifier sums its census itself.
+void SpanTotals::add(const SpanInfo& s) {
+  const std::uint64_t bytes = std::uint64_t{s.npages} * page_size;
+  if (!s.in_use) {
+    (s.released ? released_bytes : free_bytes) += bytes;
+    return;
+  }
+  in_use_bytes += bytes;
+  objects += s.alloc_count;
+  object_bytes += std::uint64_t{s.alloc_count} * s.elem_size;
+  pending_frees += s.pending_frees;
 }
 
 unsigned max_owned_spans() noexcept { return detail::max_owned_spans; }

@@ -21,8 +21,8 @@
 
 namespace spanheap::testing {
 
-// Declared in spanheap/testing.hpp but defined here, in the product library: the verifier names
-// span locations in its violation messages, and the product must not depend on the testing target.
+// Declared in spanheap/invariants.hpp and defined here, in the product library: the verifier names
+// span locations in its violation messages.
 const char* to_string(SpanLocation location) noexcept {
   switch (location) {
     case SpanLocation::cached:
@@ -447,7 +447,7 @@ void check_cycle_preconditions(HeapState& heap, const WorldStopped& stopped) {
 
 namespace spanheap {
 // ---------------------------------------------------------------------------------------------
-// The rules shared with the toolkit's oracle (spanheap/testing.hpp).
+// The rules shared with the toolkit's oracle (spanheap/invariants.hpp).
 
 namespace testing {
 
@@ -562,18 +562,6 @@ void sweep_done_violations(bool sweep_done, std::uint64_t unswept, std::uint64_t
          unswept, stale, active);
   if (!sweep_done && unswept == 0 && stale == 0 && active == 0)
     fail(&out, "INV-G6", "sweep not done although no span is unswept and no P is stale");
-}
-
-void SpanTotals::add(const SpanInfo& s) {
-  const std::uint64_t bytes = std::uint64_t{s.npages} * page_size;
-  if (!s.in_use) {
-    (s.released ? released_bytes : free_bytes) += bytes;
-    return;
-  }
-  in_use_bytes += bytes;
-  objects += s.alloc_count;
-  object_bytes += std::uint64_t{s.alloc_count} * s.elem_size;
-  pending_frees += s.pending_frees;
 }
 
 void accounting_violations(const SpanTotals& t, const Stats& st, std::vector<Violation>& out) {

@@ -2,8 +2,8 @@
 // checked with the world stopped, returned as a list of violations (never aborting).
 #pragma once
 
+#include <spanheap/invariants.hpp>
 #include <spanheap/spanheap.hpp>
-#include <spanheap/testing.hpp>
 
 #include <vector>
 

@@ -17,6 +17,7 @@
 #include "report.hpp"
 #include "size_classes.hpp"
 #include "stats.hpp"
+#include "sweep.hpp"
 #include "sweeper.hpp"
 #include "validate.hpp"
 
