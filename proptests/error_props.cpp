@@ -123,6 +123,56 @@ const char* to_string(Target t) {
   return names[static_cast<int>(t)];
 }
 
+// The pointers in the heap `before` shows that make a bad input of kind `tg`, and the reports it
+// may get; false when there are none. Kinds that need no candidate return true.
+bool choose_candidates(Target tg, CheckedHeap& t, const HeapSnapshot& before,
+                       std::vector<std::uintptr_t>& candidates, std::vector<ErrorKind>& kinds) {
+  candidates.clear();
+  switch (tg) {
+    case Target::interior:
+      for (const auto& [b, o] : t.objects())
+        if (!o.pending && o.usable >= 16) candidates.push_back(b + 8);
+      kinds = {ErrorKind::interior_free};
+      break;
+    case Target::pending:
+      for (const auto& [b, o] : t.objects())
+        if (o.pending) candidates.push_back(b);
+      kinds = {ErrorKind::double_free};
+      break;
+    case Target::reclaimed:
+    case Target::never_allocated:
+      for (const SpanInfo& s : before.spans) {
+        if (!s.in_use || s.span_class == 0) continue;
+        for (unsigned i = 0; i < s.nelems && candidates.size() < 64; ++i) {
+          const std::uintptr_t a = s.base + std::uintptr_t{i} * s.elem_size;
+          if (t.heap().find_object(reinterpret_cast<void*>(a)).kind != PointerKind::free_slot)
+            continue;
+          const bool seen = t.ever_returned().count(a) > 0;
+          if (seen == (tg == Target::reclaimed)) candidates.push_back(a);
+        }
+      }
+      // A slot reclaimed in an earlier life of the span's pages may read as never allocated.
+      kinds = tg == Target::reclaimed
+                  ? std::vector<ErrorKind>{ErrorKind::double_free, ErrorKind::invalid_free}
+                  : std::vector<ErrorKind>{ErrorKind::invalid_free};
+      break;
+    case Target::free_pages:
+      for (const SpanInfo& s : before.spans)
+        if (!s.in_use) candidates.push_back(s.base + page_size * (s.npages - 1));
+      kinds = {ErrorKind::invalid_free};
+      break;  // refined in BadInput::run once the candidate is chosen
+    case Target::span_tail:
+      for (const SpanInfo& s : before.spans)
+        if (s.in_use && s.span_class != 0 && s.elem_size * s.nelems < s.npages * page_size)
+          candidates.push_back(s.base + s.elem_size * s.nelems);
+      kinds = {ErrorKind::invalid_free};
+      break;
+    default:
+      return true;
+  }
+  return !candidates.empty();
+}
+
 struct BadInput : Command {
   unsigned proc;
   Target target;
@@ -145,53 +195,8 @@ struct BadInput : Command {
     std::vector<std::uintptr_t> candidates;
     std::vector<ErrorKind> kinds;
     Target used = target;
-    auto choose = [&](Target tg) -> bool {
-      candidates.clear();
-      switch (tg) {
-        case Target::interior:
-          for (const auto& [b, o] : t.objects())
-            if (!o.pending && o.usable >= 16) candidates.push_back(b + 8);
-          kinds = {ErrorKind::interior_free};
-          break;
-        case Target::pending:
-          for (const auto& [b, o] : t.objects())
-            if (o.pending) candidates.push_back(b);
-          kinds = {ErrorKind::double_free};
-          break;
-        case Target::reclaimed:
-        case Target::never_allocated:
-          for (const SpanInfo& s : before.spans) {
-            if (!s.in_use || s.span_class == 0) continue;
-            for (unsigned i = 0; i < s.nelems && candidates.size() < 64; ++i) {
-              const std::uintptr_t a = s.base + std::uintptr_t{i} * s.elem_size;
-              if (t.heap().find_object(reinterpret_cast<void*>(a)).kind != PointerKind::free_slot)
-                continue;
-              const bool seen = t.ever_returned().count(a) > 0;
-              if (seen == (tg == Target::reclaimed)) candidates.push_back(a);
-            }
-          }
-          // A slot reclaimed in an earlier life of the span's pages may read as never allocated.
-          kinds = tg == Target::reclaimed
-                      ? std::vector<ErrorKind>{ErrorKind::double_free, ErrorKind::invalid_free}
-                      : std::vector<ErrorKind>{ErrorKind::invalid_free};
-          break;
-        case Target::free_pages:
-          for (const SpanInfo& s : before.spans)
-            if (!s.in_use) candidates.push_back(s.base + page_size * (s.npages - 1));
-          kinds = {ErrorKind::invalid_free};
-          break;  // refined below once the candidate is chosen
-        case Target::span_tail:
-          for (const SpanInfo& s : before.spans)
-            if (s.in_use && s.span_class != 0 && s.elem_size * s.nelems < s.npages * page_size)
-              candidates.push_back(s.base + s.elem_size * s.nelems);
-          kinds = {ErrorKind::invalid_free};
-          break;
-        default:
-          return true;
-      }
-      return !candidates.empty();
-    };
-    if (!choose(target)) used = pick % 2 ? Target::foreign : Target::other_heap;
+    if (!choose_candidates(target, t, before, candidates, kinds))
+      used = pick % 2 ? Target::foreign : Target::other_heap;
     Heap& heap = t.heap();
     switch (used) {
       case Target::foreign:

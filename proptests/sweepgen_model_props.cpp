@@ -7,7 +7,7 @@
 // Accounting — stats totals equal the sum over spans; and the Go bugs: #27997 (a freed span struct
 // reused and cached while Ps are stale), #45315/#46500 (sweep done observed early), #57523 (sweep
 // debt after a forced flush), and an allocation cache out of sync with the count (INV-A3).
-// The checks themselves live in support/heap_oracle.cpp; this file chooses setups and scenarios.
+// The checks themselves live in support/ (heap_oracle.hpp); this file chooses setups and scenarios.
 #include <rapidcheck/state.h>
 
 #include "support/heap_model.hpp"

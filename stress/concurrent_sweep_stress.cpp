@@ -43,6 +43,46 @@ Defaults defaults() {
 // The classes every allocator shares (so their spans meet on the same central lists).
 constexpr std::array<std::size_t, 7> shared_sizes = {24, 48, 128, 512, 2048, 8192, 24576};
 
+// An allocator: bursts of one shared class (or of large objects), most of each freed at once so
+// every span has work for the next sweep, and a few objects handed across threads.
+void mutator_thread(Run& run, Heap& heap, Slots& slots, std::uint64_t stream, const MutatorMix& mix,
+                    std::atomic<std::uint64_t>& leaked, std::atomic<std::uint64_t>& large_bursts,
+                    const StartGun& gun, SharedTally& tally) {
+  const Config& cfg = run.config();
+  Mutator m(run, heap, &slots, stream, mix, leaked);
+  gun.wait();
+  while (!run.stopping()) {
+    Rng& rng = m.rng();
+    if (rng.chance(1, 8) && cfg.max_large > max_small_size) {
+      // Large burst: page runs that die together, are reclaimed by whoever sweeps them and
+      // released to the OS a cycle later, racing this thread's next requests for pages.
+      auto n = rng.between(2, 8);
+      for (std::uint64_t k = 0; k < n && !run.stopping(); ++k) {
+        if (!m.allocate_sized(
+                static_cast<std::size_t>(rng.between(max_small_size + 1, cfg.max_large))))
+          break;
+      }
+      large_bursts.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      std::size_t size = shared_sizes[rng.below(shared_sizes.size())];
+      auto n = rng.between(32, cfg.smoke ? 200 : 600);
+      for (std::uint64_t k = 0; k < n && !run.stopping(); ++k) {
+        if (!m.allocate_sized(size - rng.below(8), rng.chance(1, 16) ? 64 : 16)) break;
+      }
+    }
+    // Free most of what is held (spans full of pending frees: work for the next sweep), hand
+    // a few objects across threads.
+    std::size_t keep = m.held() / 10;
+    while (m.held() > keep && !run.stopping()) {
+      if (!m.free_one()) break;
+    }
+    for (int k = 0; k < 4 && !run.stopping(); ++k) m.transfer_one(slots);
+    m.publish(tally);
+  }
+  m.free_all();
+  m.publish(tally);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -67,38 +107,7 @@ int main(int argc, char** argv) {
   mix.max_held = cfg.smoke ? 2000 : 6000;
   for (unsigned i = 0; i < cfg.threads; ++i) {
     threads.emplace_back([&, i] {
-      Mutator m(run, heap, &slots, 1000 + i, mix, leaked);
-      gun.wait();
-      while (!run.stopping()) {
-        Rng& rng = m.rng();
-        if (rng.chance(1, 8) && cfg.max_large > max_small_size) {
-          // Large burst: page runs that die together, are reclaimed by whoever sweeps them and
-          // released to the OS a cycle later, racing this thread's next requests for pages.
-          auto n = rng.between(2, 8);
-          for (std::uint64_t k = 0; k < n && !run.stopping(); ++k) {
-            if (!m.allocate_sized(
-                    static_cast<std::size_t>(rng.between(max_small_size + 1, cfg.max_large))))
-              break;
-          }
-          large_bursts.fetch_add(1, std::memory_order_relaxed);
-        } else {
-          std::size_t size = shared_sizes[rng.below(shared_sizes.size())];
-          auto n = rng.between(32, cfg.smoke ? 200 : 600);
-          for (std::uint64_t k = 0; k < n && !run.stopping(); ++k) {
-            if (!m.allocate_sized(size - rng.below(8), rng.chance(1, 16) ? 64 : 16)) break;
-          }
-        }
-        // Free most of what is held (spans full of pending frees: work for the next sweep), hand
-        // a few objects across threads.
-        std::size_t keep = m.held() / 10;
-        while (m.held() > keep && !run.stopping()) {
-          if (!m.free_one()) break;
-        }
-        for (int k = 0; k < 4 && !run.stopping(); ++k) m.transfer_one(slots);
-        m.publish(tally);
-      }
-      m.free_all();
-      m.publish(tally);
+      mutator_thread(run, heap, slots, 1000 + i, mix, leaked, large_bursts, gun, tally);
     });
   }
   for (unsigned s = 0; s < cfg.sweep_threads; ++s) {

@@ -169,6 +169,107 @@ struct Coverage {
   std::atomic<std::uint64_t> crew_rounds{0}, pool_rounds{0}, proc_rounds{0};
 };
 
+// One round of work on `heap`, all of it from one kind of caller; sets `live_left` when objects
+// stay behind to die with the heap.
+void work_round(Run& run, Heap& heap, Pool& pool, Rng& rng, std::uint64_t stream,
+                SharedTally& heap_tally, std::atomic<std::uint64_t>& leaked, Coverage& cov,
+                bool& live_left) {
+  const Config& cfg = run.config();
+  switch (rng.below(3)) {
+    case 0: {  // a crew of threads that leave before the heap dies
+      std::vector<std::thread> crew;
+      for (unsigned i = 0; i < cfg.threads; ++i) {
+        crew.emplace_back([&, i] {
+          Mutator m(run, heap, nullptr, stream + 100 + i, MutatorMix{}, leaked);
+          burst(m, cfg);
+          m.free_all();
+          m.publish(heap_tally);
+        });
+      }
+      for (auto& t : crew) t.join();
+      cov.crew_rounds.fetch_add(1);
+      break;
+    }
+    case 1:
+      pool.round(heap, heap_tally, stream + 200);
+      live_left = true;
+      cov.pool_rounds.fetch_add(1);
+      break;
+    default: {  // explicit P handles from this thread, one P after another
+      MutatorMix mix;
+      mix.proc_handle_percent = 100;
+      Mutator m(run, heap, nullptr, stream + 300, mix, leaked);
+      burst(m, cfg);
+      m.publish(heap_tally);
+      live_left = live_left || m.held() != 0;
+      cov.proc_rounds.fetch_add(1);
+      break;
+    }
+  }
+}
+
+// The heap's books must balance before it dies (everything the driver did, and nothing
+// else, was counted), and nothing may have been reported.
+void check_books(Run& run, Heap& heap, const SharedTally& heap_tally, std::uint64_t gen, Rng& rng) {
+  run.check_reports();
+  Stats s = heap.stats();
+  if (s.allocations != heap_tally.allocs.load() || s.frees != heap_tally.frees.load())
+    run.fail(fmt::format("heap {} counted {} allocations and {} frees; the driver made {} and {}",
+                         gen, s.allocations, s.frees, heap_tally.allocs.load(),
+                         heap_tally.frees.load()));
+  if (rng.chance(1, 4)) {
+    VerifyResult vr = heap.verify();
+    if (!vr.ok()) run.fail(fmt::format("verify() of heap {}:\n{}", gen, vr.to_string()));
+  }
+}
+
+// When to destroy it: at once (sweepers mid-sweep), after a short gap, or once sweeping is
+// done (sweepers parked on their epoch word).
+void wait_before_destroying(Heap& heap, Rng& rng, Coverage& cov) {
+  switch (rng.below(4)) {
+    case 0:
+      std::this_thread::sleep_for(std::chrono::microseconds(rng.below(500)));
+      cov.after_gap.fetch_add(1);
+      break;
+    case 1:
+      for (int i = 0; i < 20000 && !testing::sweep_done(heap); ++i)
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      cov.parked.fetch_add(1);
+      break;
+    default:
+      break;
+  }
+}
+
+// Every sweeper of the heap was joined: the process is back to its threads before the heap.
+void check_sweepers_left(Run& run, unsigned baseline_threads, std::chrono::seconds exit_grace,
+                         std::uint64_t gen, unsigned sweepers) {
+  unsigned now = thread_count();
+  for (auto until = std::chrono::steady_clock::now() + exit_grace;
+       now > baseline_threads && std::chrono::steady_clock::now() < until; now = thread_count())
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (now > baseline_threads)
+    run.fail(fmt::format(
+        "{} threads still run {} s after heap {} ({} sweepers) was destroyed; {} before it "
+        "was created: a sweeper outlived its heap",
+        now, exit_grace.count(), gen, sweepers, baseline_threads));
+}
+
+// The summary's lifecycle line, and a warning when no heap died mid-sweep.
+std::vector<std::string> summary_lines(const Coverage& cov) {
+  std::vector<std::string> extra;
+  extra.push_back(fmt::format(
+      "lifecycle   {} heaps destroyed: {} with sweeping unfinished, {} after a gap, {} once "
+      "sweeping was done, {} with live objects; rounds by crews {}, by the pool {}, through "
+      "proc(i) {}",
+      cov.heaps.load(), cov.mid_sweep.load(), cov.after_gap.load(), cov.parked.load(),
+      cov.with_live.load(), cov.crew_rounds.load(), cov.pool_rounds.load(),
+      cov.proc_rounds.load()));
+  if (cov.mid_sweep.load() == 0)
+    extra.push_back("coverage    no heap was destroyed with sweeping unfinished: run longer");
+  return extra;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -207,37 +308,7 @@ int main(int argc, char** argv) {
       const auto rounds = rng.between(1, 3);
       for (std::uint64_t r = 0; r < rounds && !run.failed(); ++r) {
         const std::uint64_t stream = (gen << 16) + (r << 8);
-        switch (rng.below(3)) {
-          case 0: {  // a crew of threads that leave before the heap dies
-            std::vector<std::thread> crew;
-            for (unsigned i = 0; i < cfg.threads; ++i) {
-              crew.emplace_back([&, i] {
-                Mutator m(run, *heap, nullptr, stream + 100 + i, MutatorMix{}, leaked);
-                burst(m, cfg);
-                m.free_all();
-                m.publish(heap_tally);
-              });
-            }
-            for (auto& t : crew) t.join();
-            cov.crew_rounds.fetch_add(1);
-            break;
-          }
-          case 1:
-            pool.round(*heap, heap_tally, stream + 200);
-            live_left = true;
-            cov.pool_rounds.fetch_add(1);
-            break;
-          default: {  // explicit P handles from this thread, one P after another
-            MutatorMix mix;
-            mix.proc_handle_percent = 100;
-            Mutator m(run, *heap, nullptr, stream + 300, mix, leaked);
-            burst(m, cfg);
-            m.publish(heap_tally);
-            live_left = live_left || m.held() != 0;
-            cov.proc_rounds.fetch_add(1);
-            break;
-          }
-        }
+        work_round(run, *heap, pool, rng, stream, heap_tally, leaked, cov, live_left);
         auto t0 = std::chrono::steady_clock::now();
         heap->collect();  // the burst's pending frees become unswept spans: the sweepers' work
         pauses.add({static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -245,39 +316,14 @@ int main(int argc, char** argv) {
                                                    .count())});
         pauses.count.fetch_add(1, std::memory_order_relaxed);
       }
-      // The heap's books must balance before it dies (everything the driver did, and nothing
-      // else, was counted), and nothing may have been reported.
-      run.check_reports();
-      Stats s = heap->stats();
-      if (s.allocations != heap_tally.allocs.load() || s.frees != heap_tally.frees.load())
-        run.fail(fmt::format(
-            "heap {} counted {} allocations and {} frees; the driver made {} and {}", gen,
-            s.allocations, s.frees, heap_tally.allocs.load(), heap_tally.frees.load()));
-      if (rng.chance(1, 4)) {
-        VerifyResult vr = heap->verify();
-        if (!vr.ok()) run.fail(fmt::format("verify() of heap {}:\n{}", gen, vr.to_string()));
-      }
-      // When to destroy it: at once (sweepers mid-sweep), after a short gap, or once sweeping is
-      // done (sweepers parked on their epoch word).
-      switch (rng.below(4)) {
-        case 0:
-          std::this_thread::sleep_for(std::chrono::microseconds(rng.below(500)));
-          cov.after_gap.fetch_add(1);
-          break;
-        case 1:
-          for (int i = 0; i < 20000 && !testing::sweep_done(*heap); ++i)
-            std::this_thread::sleep_for(std::chrono::microseconds(50));
-          cov.parked.fetch_add(1);
-          break;
-        default:
-          break;
-      }
+      check_books(run, *heap, heap_tally, gen, rng);
+      wait_before_destroying(*heap, rng, cov);
       if (!testing::sweep_done(*heap)) cov.mid_sweep.fetch_add(1);
       if (live_left) cov.with_live.fetch_add(1);
       Tally done{heap_tally.allocs.load(),    heap_tally.frees.load(),  heap_tally.bytes.load(),
                  heap_tally.transfers.load(), heap_tally.checks.load(), heap_tally.sweeps.load()};
       tally.add(done);
-      s = heap->stats();
+      const Stats s = heap->stats();
       run.collect_begins(0);  // the watchdog bounds the destruction
       heap.reset();
       run.collect_ends(0);
@@ -286,16 +332,7 @@ int main(int argc, char** argv) {
         accumulate(gone, s);
       }
       cov.heaps.fetch_add(1);
-      // Every sweeper of the heap was joined: the process is back to its threads before the heap.
-      unsigned now = thread_count();
-      for (auto until = std::chrono::steady_clock::now() + exit_grace;
-           now > baseline_threads && std::chrono::steady_clock::now() < until; now = thread_count())
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      if (now > baseline_threads)
-        run.fail(fmt::format(
-            "{} threads still run {} s after heap {} ({} sweepers) was destroyed; {} before it "
-            "was created: a sweeper outlived its heap",
-            now, exit_grace.count(), gen, o.sweepers, baseline_threads));
+      check_sweepers_left(run, baseline_threads, exit_grace, gen, o.sweepers);
     }
   });
 
@@ -309,15 +346,5 @@ int main(int argc, char** argv) {
   generations.join();
   run.check_reports();
 
-  std::vector<std::string> extra;
-  extra.push_back(fmt::format(
-      "lifecycle   {} heaps destroyed: {} with sweeping unfinished, {} after a gap, {} once "
-      "sweeping was done, {} with live objects; rounds by crews {}, by the pool {}, through "
-      "proc(i) {}",
-      cov.heaps.load(), cov.mid_sweep.load(), cov.after_gap.load(), cov.parked.load(),
-      cov.with_live.load(), cov.crew_rounds.load(), cov.pool_rounds.load(),
-      cov.proc_rounds.load()));
-  if (cov.mid_sweep.load() == 0)
-    extra.push_back("coverage    no heap was destroyed with sweeping unfinished: run longer");
-  return run.summarize(gone, tally, pauses, extra);
+  return run.summarize(gone, tally, pauses, summary_lines(cov));
 }

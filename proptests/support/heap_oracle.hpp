@@ -139,7 +139,7 @@ class CheckedHeap {
   void check_new_spans(StepDiff& d);
   void check_sweeps(StepDiff& d);
   void check_flushes(StepDiff& d);
-  // heap_oracle.cpp: the objects.
+  // object_checks.cpp: the objects.
   void check_allocations(StepDiff& d);
   void check_collections(StepDiff& d);
   void check_predicted_slot(StepDiff& d, const SpanInfo& span, std::uintptr_t p);

@@ -1,5 +1,5 @@
 // step_diff: what one step of a property test changed, shared by the checks of
-// CheckedHeap::finish (step_oracle.cpp for the spans, heap_oracle.cpp for the objects).
+// CheckedHeap::finish (step_oracle.cpp for the spans, object_checks.cpp for the objects).
 #pragma once
 
 #include <fmt/format.h>
