@@ -366,7 +366,9 @@ TEST(SweepDone, AnEmptiedSpanIsNotPublishedSweptBeforePageFreeFinishes) {
   EXPECT_TRUE(heap.sweep_one());
   testing::set_protocol_hook(heap, {});
   EXPECT_EQ(calls, 1);
-  EXPECT_EQ(span->state.load(), detail::SpanState::free);
+  // A free run now, or absorbed (dead) into a larger free neighbour; at sg either way.
+  const detail::SpanState after = span->state.load();
+  EXPECT_TRUE(after == detail::SpanState::free || after == detail::SpanState::dead);
   EXPECT_EQ(span->sweepgen.load(), state.sg());  // a free span rests at sg
   heap.free(a);  // late double free: its kind never depends on timing
   ASSERT_EQ(rec.count(ErrorKind::double_free), 1u);
