@@ -100,6 +100,31 @@ TEST(Heap, AllocateZeroedClearsReusedMemory) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// A free run merged from dirty pages and freshly committed ones is cleared as a whole: growth
+// merges its clean run into the dirty free tail that a freed large object left behind, and the
+// next allocation starts in the dirty pages.
+TEST(Heap, AllocateZeroedClearsDirtyPagesMergedWithGrownOnes) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(1, rec);
+  o.arena_bytes = std::size_t{64} << 20;  // the growth stays in the same arena
+  Heap heap(o);
+  constexpr std::size_t dirty = 200000;
+  void* a = heap.allocate(dirty);
+  ASSERT_NE(a, nullptr);
+  std::memset(a, 0x5A, dirty);
+  heap.free(a);
+  heap.collect();
+  while (heap.sweep_one()) {
+  }
+  constexpr std::size_t big = std::size_t{4} << 20;  // more than the committed pages
+  const auto* p = static_cast<const unsigned char*>(heap.allocate_zeroed(big));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(static_cast<const void*>(p), a) << "the allocation does not cover the dirty pages";
+  ASSERT_EQ(std::count(p, p + big, 0), static_cast<std::ptrdiff_t>(big));
+  EXPECT_TRUE(heap.verify().ok());
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 // Go's needzero: fresh pages are not cleared again, so a large calloc leaves them untouched (not
 // resident) rather than faulting every page in.
 TEST(Heap, AllocateZeroedSkipsFreshPages) {
