@@ -16,8 +16,15 @@ Span empty_span;
 
 namespace {
 
+inline unsigned words_for(std::uint32_t nelems) noexcept { return (nelems + 63) / 64; }
+
+// Clears the bitmaps for a new use of the struct with s.nelems slots: the words its previous uses
+// may have set (Span::bit_words) and the words of this one.
 void clear_bits(Span& s) noexcept {
-  for (unsigned w = 0; w < bitmap_words; w++) {
+  const unsigned words = words_for(s.nelems);
+  const unsigned dirty = s.bit_words > words ? s.bit_words : words;
+  s.bit_words = static_cast<std::uint8_t>(words);
+  for (unsigned w = 0; w < dirty; w++) {
     s.bits[w].alloc.store(0, std::memory_order_relaxed);
     s.bits[w].free.store(0, std::memory_order_relaxed);
     s.remote_bits[w].store(0, std::memory_order_relaxed);
@@ -41,8 +48,6 @@ inline std::uint64_t mask_below(std::uint32_t below, unsigned w) noexcept {
   if (below >= lo + 64) return ~std::uint64_t{0};
   return (std::uint64_t{1} << (below - lo)) - 1;
 }
-
-inline unsigned words_for(std::uint32_t nelems) noexcept { return (nelems + 63) / 64; }
 
 }  // namespace
 

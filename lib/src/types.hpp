@@ -149,9 +149,14 @@ struct alignas(64) Span {
                                        // while a stale freer waits on it
   bool need_zero = false;              // owner; memory may be dirty
   bool released = false;               // free spans: pages returned to the OS (page heap lock)
-  std::uint32_t census_index = 0;      // world: scratch for the verifier's census
-  std::size_t npages = 0;              // page heap lock
-  std::uint64_t free_since = 0;        // free spans: cycle number when freed (page heap lock)
+  // How many leading words of the bitmaps may be non-zero: words_for(nelems) of the struct's use
+  // when span_init_* last cleared them (nothing writes past its own nelems). Initialisation clears
+  // only these and the new use's words, not all bitmap_words of the four bitmaps (a large span's
+  // one slot cleared 64 words at every allocation).
+  std::uint8_t bit_words = 0;
+  std::uint32_t census_index = 0;  // world: scratch for the verifier's census
+  std::size_t npages = 0;          // page heap lock
+  std::uint64_t free_since = 0;    // free spans: cycle number when freed (page heap lock)
   // Intrusive list links: central lists (central lock), page heap free lists (page heap lock) or
   // a P's owned list (Cache::owned: the P).
   Span* next = nullptr;
