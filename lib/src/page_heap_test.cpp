@@ -34,6 +34,28 @@ TEST(PageHeap, FreedRunsCoalesce) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// A span struct that the page heap recycles for a use with fewer slots carries none of its
+// earlier use's bits past its slots (INV-A2 covers the reclaimed bits too).
+TEST(PageHeap, ARecycledStructKeepsNoBitsPastItsSlots) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  // One span of 1,024 8-byte objects: all 16 words of each bitmap. The cycle's sweep reclaims
+  // them all (setting reclaimed bits in every word) and returns the span's page and struct.
+  std::vector<void*> small;
+  for (int i = 0; i < 1024; i++) small.push_back(heap.allocate(8));
+  for (void* p : small) heap.free(p);
+  heap.collect();
+  while (heap.sweep_one()) {
+  }
+  EXPECT_EQ(heap.stats().span_bytes, 0u);
+  // Large objects (one slot each) take structs from the recycled pool.
+  std::vector<void*> big;
+  for (int i = 0; i < 4; i++) big.push_back(heap.allocate(40000));
+  EXPECT_TRUE(heap.verify().ok());
+  for (void* p : big) heap.free(p);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 TEST(PageHeap, IdleRunsAreReleasedToTheOs) {
   testing::RecordingHandler rec;
   testing::FakeOsMemory os;

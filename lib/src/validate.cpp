@@ -339,7 +339,9 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
       const std::uint64_t ab = s->bits[w].alloc.load(std::memory_order_relaxed);
       const std::uint64_t fb = s->bits[w].free.load(std::memory_order_relaxed);
       const std::uint64_t rb = s->remote_bits[w].load(std::memory_order_relaxed);
-      if ((ab | fb | rb) & ~valid)
+      // Reclaimed bits too: a struct reused with fewer slots must not carry an earlier use's.
+      const std::uint64_t cb = s->reclaimed_bits[w].load(std::memory_order_relaxed);
+      if ((ab | fb | rb | cb) & ~valid)
         fail(&out, "INV-A2", "span {} has bits set past nelems in word {}", addr(s), w);
       if ((fb | rb) & ~(ab | below) & valid)
         fail(&out, "free_bits", "span {} has a pending free of an unallocated slot (word {})",
