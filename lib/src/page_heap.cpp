@@ -175,9 +175,9 @@ Span* take_free_neighbour(HeapState& heap, Arena& arena, std::size_t page) REQUI
 // the same arena. Every page of a free run maps to the run's struct (INV: verify's page_map check),
 // so a merge remaps the pages of all but one of the merged runs: the largest keeps its struct and
 // its pages, and only the others are remapped (a freed span next to the arena's long free tail
-// costs its own pages, not the tail's: remapping the whole merged run was 840 of the 3,900
-// instructions of a large allocation and free). The other structs are recycled; a freer that loaded
-// one of them sees it dead and reads the page history.
+// costs its own pages, not the tail's: remapping the whole merged run was about a third of a large
+// allocation and free). The other structs are recycled; a freer that loaded one of them sees it
+// dead and reads the page history.
 void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
   Arena& arena = *s->arena;
   const std::size_t first = (s->start - arena.base) >> page_shift;

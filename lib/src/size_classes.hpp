@@ -36,9 +36,9 @@ struct Table {
 // A class of at most small_max bytes gets spans of at least this many objects (up to
 // max_grown_span bytes). Go's rule alone gives a 512-byte class 16 slots in 8 KiB: a free then
 // reads one Span header per 8 KiB of objects (a 17 MiB heap had ~2,100 headers, far more than L1
-// holds, and loading the header was a third of free's time), and a collection at a quarter of the
-// slots reclaims four objects, so one allocation in four took the slow path. Larger classes keep
-// Go's spans: an 8 KiB object still owns its page.
+// holds, and loading the header was 40 % of free's samples), and a collection at a quarter of the
+// slots reclaims four objects, so one allocation of the class in four took the slow path. Larger
+// classes keep Go's spans: an 8 KiB object still owns its page.
 inline constexpr std::size_t min_span_slots = 64;
 inline constexpr std::size_t max_grown_span = 8 * page_size;
 
