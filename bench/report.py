@@ -17,8 +17,12 @@ import statistics
 import subprocess
 import sys
 
-# Display order; spanheap first, then the two baselines the bars are stated against.
-ALLOCATORS = ["spanheap", "mimalloc", "glibc", "jemalloc", "tcmalloc"]
+# Display order; spanheap first (its default reuse policy, then the quarantine policy:
+# SPANHEAP_REUSE=next_cycle), then the two baselines the bars are stated against.
+ALLOCATORS = ["spanheap", "spanheap-quarantine", "mimalloc", "glibc", "jemalloc", "tcmalloc"]
+# The reuse policy each spanheap column must have measured (the harness writes it into the JSON
+# context), so a run whose environment did not reach the heap is never reported as the other one.
+REUSE = {"spanheap": "owner", "spanheap-quarantine": "next_cycle"}
 
 
 def die(msg):
@@ -58,6 +62,9 @@ def load_throughput(folder):
                     doc = json.load(f)
             except (OSError, ValueError) as e:
                 die(f"{path}: {e}")
+            if alloc in REUSE and doc.get("context", {}).get("spanheap_reuse") != REUSE[alloc]:
+                die(f"{path}: measured reuse policy {doc.get('context', {}).get('spanheap_reuse')!r}, "
+                    f"not {REUSE[alloc]!r}")
             runs = {}
             for b in doc.get("benchmarks", []):
                 if b.get("run_type") != "iteration":
@@ -77,9 +84,13 @@ def load_throughput(folder):
                     "faults": statistics.median(r.get("minflt_per_kop", 0.0) for r in reps),
                     "reps": len(reps),
                 }
-                if alloc == "spanheap":
+                if alloc in REUSE:
                     entry["cycles"] = statistics.median(r.get("cycles", 0.0) for r in reps)
                     entry["pause_max_us"] = max(r.get("pause_max_us", 0.0) for r in reps)
+                    entry["collections"] = max(r.get("collections", 0.0) for r in reps)
+                    if REUSE[alloc] == "next_cycle" and entry["collections"] != 0:
+                        die(f"{path}: {run_name}: {entry['collections']:.0f} owner collections under "
+                            "the quarantine policy")
                 table.setdefault(w, {})[alloc] = entry
     return table, order
 
@@ -149,14 +160,14 @@ def main():
                   "rss", ".1f")
     per_allocator("Minor page faults of the process during the measured loop, per 1,000 ops (getrusage "
                   "ru_minflt; the workload's setup is not counted).", "faults", ".3g")
-    if "spanheap" in allocs:
-        out.append("spanheap as a ratio (ops/s: higher is better; RSS and faults: lower is better; a "
+    for name in (a for a in REUSE if a in allocs):
+        out.append(f"{name} as a ratio (ops/s: higher is better; RSS and faults: lower is better; a "
                    "fault ratio against a peer with no faults in the loop is n/a).\n")
         out.append("| workload | ops/s vs mimalloc | ops/s vs glibc | RSS vs mimalloc | RSS vs glibc "
                    "| faults/kop | faults vs mimalloc | cycles | longest pause (us) |")
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for w in order:
-            s = table[w].get("spanheap")
+            s = table[w].get(name)
             if not s:
                 continue
             m, g = table[w].get("mimalloc", {}), table[w].get("glibc", {})

@@ -158,6 +158,8 @@ struct Extras {
       const spanheap::Stats after = bench_heap().stats();
       state.counters["cycles"] = static_cast<double>(after.cycles - before.cycles);
       state.counters["pause_max_us"] = static_cast<double>(after.pause_max_ns) / 1000.0;
+      // Owner collections: none under the quarantine policy (ci/bench's report checks it).
+      state.counters["collections"] = static_cast<double>(after.collections - before.collections);
       if (after.errors != before.errors) state.SkipWithError("spanheap reported errors");
     }
 #endif
@@ -338,7 +340,8 @@ int main(int argc, char** argv) {
   for (const char* var :
        {"SPANHEAP_PROCS", "SPANHEAP_SWEEPERS", "SPANHEAP_FLUSH", "SPANHEAP_GC_PERCENT",
         "SPANHEAP_MEMORY_LIMIT", "SPANHEAP_CHECKS", "SPANHEAP_POISON", "SPANHEAP_CLOBBER",
-        "SPANHEAP_COLLECT_EVERY", "SPANHEAP_VERIFY", "SPANHEAP_TRACE"}) {
+        "SPANHEAP_COLLECT_EVERY", "SPANHEAP_VERIFY", "SPANHEAP_TRACE", "SPANHEAP_REUSE",
+        "SPANHEAP_BINDING", "SPANHEAP_ARENA_BYTES", "SPANHEAP_COMMIT_BYTES"}) {
     if (const char* value = std::getenv(var)) g_repro += std::string(var) + "=" + value + " ";
   }
   for (int i = 0; i < argc; i++) {
@@ -375,6 +378,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("seed", std::to_string(g_seed));
 #if SPANHEAP_BENCH_ALLOCATOR == SPANHEAP_BENCH_SPANHEAP
   bench_heap_ptr = &bench_heap();
+  // ci/bench runs this binary twice, with the default reuse policy and with SPANHEAP_REUSE=
+  // next_cycle; the JSON says which one each file measured.
+  benchmark::AddCustomContext(
+      "spanheap_reuse",
+      bench_heap().options().reuse == spanheap::ReusePolicy::owner ? "owner" : "next_cycle");
 #endif
   if (!Allocator::self_check()) {
     std::fprintf(
