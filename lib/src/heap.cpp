@@ -315,7 +315,7 @@ bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t 
   for (;;) {
     Span* s = arena.spans[page].load(std::memory_order_acquire);
     if (s == nullptr || s->state.load(std::memory_order_acquire) != SpanState::in_use) {
-      if (arena.history[page].load(std::memory_order_relaxed) == PageHistory::freed) {
+      if (page_history(arena, page) == PageHistory::freed) {
         return fail_free(out, ErrorKind::double_free,
                          "object already freed: its span was reclaimed and its pages are free");
       }

@@ -155,10 +155,28 @@ Span* find_free(PageHeap& ph, std::size_t npages) REQUIRES(ph.mu) {
   return best;
 }
 
-void set_history(Arena& arena, std::uintptr_t start, std::size_t npages, PageHistory h) {
-  const std::size_t first = (start - arena.base) >> page_shift;
-  for (std::size_t i = 0; i < npages; i++)
-    arena.history[first + i].store(h, std::memory_order_relaxed);
+// Sets the history of pages [start, start + npages): whole words with one store, the partial
+// words at the ends with a load and a store (every writer holds the page heap lock; readers load
+// whole words).
+void set_history([[maybe_unused]] HeapState& heap, Arena& arena, std::uintptr_t start,
+                 std::size_t npages, PageHistory h) REQUIRES(heap.pages.mu) {
+  const std::uint64_t fill = 0x5555555555555555ull * static_cast<std::uint64_t>(h);
+  std::size_t page = (start - arena.base) >> page_shift;
+  const std::size_t end = page + npages;
+  while (page < end) {
+    const std::size_t offset = page % history_pages_per_word;
+    const std::size_t n = std::min(end - page, history_pages_per_word - offset);
+    std::atomic<std::uint64_t>& word = arena.history[page / history_pages_per_word];
+    if (n == history_pages_per_word) {
+      word.store(fill, std::memory_order_relaxed);
+    } else {
+      const std::uint64_t mask = ((std::uint64_t{1} << (n * history_bits)) - 1)
+                                 << (offset * history_bits);
+      word.store((word.load(std::memory_order_relaxed) & ~mask) | (fill & mask),
+                 std::memory_order_relaxed);
+    }
+    page += n;
+  }
 }
 
 // The free run that starts or ends at page `page` of `arena`, taken off its free list (its pages
@@ -221,7 +239,7 @@ MetaLayout meta_layout(std::size_t npages) {
   m.spans_offset = round_up(sizeof(Arena), page_size);
   m.spans_bytes = round_up(npages * sizeof(std::atomic<Span*>), page_size);
   m.history_offset = m.spans_offset + m.spans_bytes;
-  m.history_bytes = round_up(npages * sizeof(PageHistory), page_size);
+  m.history_bytes = round_up(history_words(npages) * sizeof(std::uint64_t), page_size);
   m.total = m.history_offset + m.history_bytes;
   return m;
 }
@@ -232,8 +250,9 @@ struct TableBytes {
 };
 TableBytes table_bytes(std::size_t npages, std::size_t pages) {
   const MetaLayout m = meta_layout(npages);
-  return {std::min(round_up(pages * sizeof(Span*), page_size), m.spans_bytes),
-          std::min(round_up(pages, page_size), m.history_bytes)};
+  return {
+      std::min(round_up(pages * sizeof(Span*), page_size), m.spans_bytes),
+      std::min(round_up(history_words(pages) * sizeof(std::uint64_t), page_size), m.history_bytes)};
 }
 
 // Metadata to commit so that the tables cover `pages` pages of `arena` (0 when they do).
@@ -263,11 +282,15 @@ bool commit_tables(HeapState& heap, Arena& arena, std::size_t pages) REQUIRES(he
   if (!commit_region(heap, meta + m.spans_offset, arena.spans_committed, want.spans) ||
       !commit_region(heap, meta + m.history_offset, arena.history_committed, want.history))
     return false;
-  const std::size_t covered =
-      std::min({arena.spans_committed / sizeof(Span*), arena.history_committed, arena.npages});
+  const std::size_t covered = std::min(
+      {arena.spans_committed / sizeof(Span*),
+       arena.history_committed / sizeof(std::uint64_t) * history_pages_per_word, arena.npages});
   const std::size_t old = arena.table_pages.load(std::memory_order_relaxed);
   new (arena.spans + old) std::atomic<Span*>[ covered - old ]();
-  new (arena.history + old) std::atomic<PageHistory>[ covered - old ]();
+  // The word holding page `old` exists already when `old` is not the first page of a word.
+  const std::size_t old_words = history_words(old);
+  new (arena.history + old_words)
+      std::atomic<std::uint64_t>[ history_words(covered) - old_words ]();
   arena.table_pages.store(covered, std::memory_order_release);  // the entries exist
   return true;
 }
@@ -315,7 +338,7 @@ Arena* new_arena(HeapState& heap, std::size_t bytes) REQUIRES(heap.pages.mu) {
   arena->meta_bytes = m.total;
   auto* bytes_at = static_cast<std::byte*>(meta);
   arena->spans = reinterpret_cast<std::atomic<Span*>*>(bytes_at + m.spans_offset);
-  arena->history = reinterpret_cast<std::atomic<PageHistory>*>(bytes_at + m.history_offset);
+  arena->history = reinterpret_cast<std::atomic<std::uint64_t>*>(bytes_at + m.history_offset);
   arena->next = heap.pages.arenas;
   heap.pages.arenas = arena;
   heap.pages.reserved_bytes.fetch_add(bytes + m.total, std::memory_order_relaxed);
@@ -425,7 +448,7 @@ Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu
   heap.pages.free_pages.fetch_sub(npages, std::memory_order_relaxed);
   heap.pages.in_use_pages.fetch_add(npages, std::memory_order_relaxed);
   if (heap.options.reuse == ReusePolicy::owner) pacer_charge_pages(heap, npages);
-  set_history(*out->arena, out->start, npages, PageHistory::in_use);
+  set_history(heap, *out->arena, out->start, npages, PageHistory::in_use);
   // Reset allocation state; sweepgen becomes sg (T1) before the span is published anywhere.
   out->alloc_cache = 0;
   out->free_index.store(0, std::memory_order_relaxed);
@@ -511,7 +534,7 @@ void page_free(HeapState& heap, Span* s) {
   heap.pages.in_use_pages.fetch_sub(s->npages, std::memory_order_relaxed);
   if (heap.options.reuse == ReusePolicy::owner) pacer_credit_pages(heap, s->npages);
   heap.pages.free_pages.fetch_add(s->npages, std::memory_order_relaxed);
-  set_history(*s->arena, s->start, s->npages, PageHistory::freed);
+  set_history(heap, *s->arena, s->start, s->npages, PageHistory::freed);
   s->state.store(SpanState::free, std::memory_order_release);
   s->free_since = heap.counters.cycles.load(std::memory_order_relaxed);
   s->need_zero = true;

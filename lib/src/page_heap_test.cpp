@@ -56,6 +56,44 @@ TEST(PageHeap, ARecycledStructKeepsNoBitsPastItsSlots) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// The page history keeps 2 bits a page, 32 pages a word, and answers for every page on its own:
+// each page of a freed large object is double_free, and the never-used pages past the last one,
+// in the same word, stay invalid_free. The runs start and end at many offsets inside a word.
+TEST(PageHeap, EveryFreedPageRemembersItsUseAndNoOtherPageDoes) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(1, rec);
+  o.arena_bytes = std::size_t{8} << 20;
+  Heap heap(o);
+  const std::size_t lengths[] = {5, 27, 6, 33, 64, 7, 70, 9};  // 221 pages in all
+  std::vector<std::pair<char*, std::size_t>> objects;
+  std::uintptr_t end = 0;
+  for (std::size_t n : lengths) {
+    auto* p = static_cast<char*>(heap.allocate(n * page_size));
+    ASSERT_NE(p, nullptr);
+    objects.emplace_back(p, n);
+    end = std::max(end, reinterpret_cast<std::uintptr_t>(p) + n * page_size);
+  }
+  // Arenas are 1 MiB aligned, so a history word covers 32 pages of an aligned 256 KiB: the first
+  // never-used page must share its word with the last freed one for the check to mean anything.
+  ASSERT_NE(end / page_size % 32, 0u) << "the objects no longer end inside a history word";
+  for (auto [p, n] : objects) heap.free(p);
+  ASSERT_EQ(rec.count(), 0u);
+  std::size_t probes = 0;
+  for (auto [p, n] : objects) {
+    for (std::size_t k = 0; k < n; k++, probes++) {
+      heap.free(p + k * page_size);
+      ASSERT_EQ(rec.count(ErrorKind::double_free), probes + 1)
+          << "page " << k << " of a freed " << n << "-page object";
+    }
+  }
+  for (std::size_t k = 0; k < 3; k++) {
+    heap.free(reinterpret_cast<char*>(end) + k * page_size);
+    EXPECT_EQ(rec.count(ErrorKind::invalid_free), k + 1) << "never-used page " << k;
+  }
+  EXPECT_EQ(rec.count(), probes + 3);
+  EXPECT_TRUE(heap.verify().ok());
+}
+
 TEST(PageHeap, IdleRunsAreReleasedToTheOs) {
   testing::RecordingHandler rec;
   testing::FakeOsMemory os;

@@ -72,9 +72,17 @@ Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out) noe
 }
 
 void page_map_set(Arena& arena, std::uintptr_t start, std::size_t npages, Span* span) noexcept {
-  const std::size_t first = (start - arena.base) >> page_shift;
-  for (std::size_t i = 0; i < npages; i++)
-    arena.spans[first + i].store(span, std::memory_order_release);
+  std::atomic<Span*>* e = arena.spans + ((start - arena.base) >> page_shift);
+  std::atomic<Span*>* const end = e + npages;
+  // Four entries an iteration: a large span maps up to 128 pages here, and with one store an
+  // iteration the loop's own increment, compare and branch were three quarters of its instructions.
+  for (; end - e >= 4; e += 4) {
+    e[0].store(span, std::memory_order_release);
+    e[1].store(span, std::memory_order_release);
+    e[2].store(span, std::memory_order_release);
+    e[3].store(span, std::memory_order_release);
+  }
+  for (; e != end; ++e) e->store(span, std::memory_order_release);
 }
 
 namespace {

@@ -42,6 +42,14 @@ inline Arena* registry_lookup(std::uintptr_t addr) noexcept {
   return l2->arenas[g_index & (registry::l2_entries - 1)].load(std::memory_order_acquire);
 }
 
+// What page `page` of `arena` was last used for. Lock-free; `page` < table_pages.
+inline PageHistory page_history(const Arena& arena, std::size_t page) noexcept {
+  const std::uint64_t word =
+      arena.history[page / history_pages_per_word].load(std::memory_order_relaxed);
+  return static_cast<PageHistory>(word >> (page % history_pages_per_word * history_bits) &
+                                  ((1u << history_bits) - 1));
+}
+
 // The span whose pages contain `addr` (in use or free), or nullptr when `addr` is not in a
 // committed page of one of `heap`'s arenas. `arena_out` receives the arena when it is this heap's.
 Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out = nullptr) noexcept;

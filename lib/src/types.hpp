@@ -189,6 +189,14 @@ struct SpanList {
 // ---------------------------------------------------------------------------------------------
 // Arena (page_map.cpp): one reservation, its page table and page history.
 enum class PageHistory : std::uint8_t { never_used = 0, in_use = 1, freed = 2 };
+// The history packs 2 bits a page, 32 pages a word: a run's carve and its page_free each write
+// its length / 32 words, where a byte a page cost a large object's allocation and free one store
+// per page each (a sixth of their instructions).
+inline constexpr unsigned history_bits = 2;
+inline constexpr std::size_t history_pages_per_word = 64 / history_bits;
+inline constexpr std::size_t history_words(std::size_t pages) noexcept {
+  return (pages + history_pages_per_word - 1) / history_pages_per_word;
+}
 
 // Its tables are committed lazily, as pages are: an arena reserved for a huge request costs no
 // resident memory for the pages it never commits. committed_pages <= table_pages <= npages.
@@ -198,10 +206,12 @@ struct Arena {
   std::size_t committed_pages = 0;  // page heap lock; pages [0, committed) are committed
   // Pages whose spans[] and history[] entries are committed (zero until written). Lock-free
   // readers bound their page index by it; entries past it are inaccessible memory.
-  std::atomic<std::size_t> table_pages{0};      // atomic (acq/rel): the entries below it exist
-  HeapState* owner = nullptr;                   // immutable after init
-  std::atomic<Span*>* spans = nullptr;          // page -> span (atomic (acq/rel): span fields)
-  std::atomic<PageHistory>* history = nullptr;  // page -> what it was last used for
+  std::atomic<std::size_t> table_pages{0};  // atomic (acq/rel): the entries below it exist
+  HeapState* owner = nullptr;               // immutable after init
+  std::atomic<Span*>* spans = nullptr;      // page -> span (atomic (acq/rel): span fields)
+  // page -> what it was last used for (PageHistory, history_bits each; written under the page
+  // heap lock, read lock-free by the bad-free path).
+  std::atomic<std::uint64_t>* history = nullptr;
   std::size_t meta_bytes = 0;         // reservation: this header page, then spans[], then history[]
   std::size_t spans_committed = 0;    // page heap lock: bytes of spans[] committed
   std::size_t history_committed = 0;  // page heap lock: bytes of history[] committed
