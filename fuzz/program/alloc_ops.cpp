@@ -127,8 +127,8 @@ bool ProgramExecution::still_pending(const FreedObject& f) {
 // Moves every freed object the heap has reclaimed to the shadow's reclaimed list, failing if one
 // was reclaimed before ReusePolicy allows.
 void ProgramExecution::scan_pending() {
-  const FreedObject* early =
-      shadow_.sweep_pending(stats_.cycles, [&](const FreedObject& f) { return !still_pending(f); });
+  const FreedObject* early = shadow_.sweep_pending(
+      stats().cycles, [&](const FreedObject& f) { return !still_pending(f); });
   if (early == nullptr) return;
   const PointerInfo info = heap().find_object(early->p);
   fail(CheckId::reclaimed_early,
@@ -214,9 +214,9 @@ bool ProgramExecution::admit(void* p, std::size_t usable) {
          info.base, info.pending_free);
     return false;
   }
-  auto admission = shadow_.check_new(addr(p), usable, stats_.cycles);
+  auto admission = shadow_.check_new(addr(p), usable, stats().cycles);
   // A cycle the allocation itself started (pacing) makes this cycle's frees reusable.
-  if (admission.reused_too_early != nullptr && heap().stats().cycles != stats_.cycles)
+  if (admission.reused_too_early != nullptr && heap().stats().cycles != stats().cycles)
     admission = shadow_.check_new(addr(p), usable, heap().stats().cycles);
   if (const LiveObject* o = admission.overlaps_live) {
     fail(CheckId::alloc_overlap,

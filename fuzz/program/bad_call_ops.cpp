@@ -5,6 +5,7 @@
 #include <bit>
 
 #include "execution.hpp"
+#include "recycling_os.hpp"
 
 namespace spanheap::fuzz {
 namespace {
@@ -174,7 +175,7 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_freed_interior(c
     // The slot holds a pending object (f, or an object allocated there since and freed).
     const FreedObject* owner = shadow_.pending_at(info.base);
     if (owner == nullptr) return skip("pending in the heap, not in the model: skipped");
-    if (owner->freed_in_cycle == stats_.cycles) {
+    if (owner->freed_in_cycle == stats().cycles) {
       call.want = ErrorKind::interior_free;  // its span is swept for this cycle: no sweep first
     } else if (owner->large) {
       call.want = ErrorKind::double_free;  // the free's sweep releases a large span
@@ -201,7 +202,9 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_other_heap(const
   if (!other_) {
     Options o = options_;
     o.procs = 1;
-    o.os = nullptr;
+    // Recycled arenas like the main heap's, without its injected failures: a fresh mapping per
+    // execution, and the page faults of touching it, were a third of a bad_free execution.
+    o.os = &RecyclingOsMemory::instance();
     o.memory_limit = 0;
     o.error_handler = other_rec_.handler();
     other_.emplace(o);
@@ -211,6 +214,8 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_other_heap(const
     fail(CheckId::other_heap_alloc, "the second heap could not allocate");
     return std::nullopt;
   }
+  // The heap clobbers the whole slot when it is freed: the recycling layer must zero it.
+  RecyclingOsMemory::instance().note_written(other_obj_, other_->usable_size(other_obj_));
   const PointerInfo info = heap().find_object(other_obj_);
   if (info.kind != PointerKind::other_heap) {
     fail(CheckId::other_heap_kind, "find_object(object of another heap) = {}, expected other_heap",

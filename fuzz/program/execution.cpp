@@ -106,10 +106,9 @@ void ProgramExecution::make_heap() {
   }
   options_ = o;
   heap_.emplace(o);
-  testing::set_protocol_hook(*heap_, [this](testing::ProtocolPoint point) {
-    if (point == testing::ProtocolPoint::page_free_begin) ++span_releases_;
-  });
-  stats_ = heap_->stats();
+  testing::set_protocol_hook(*heap_, [this](testing::ProtocolPoint) { ++span_releases_; },
+                             {testing::ProtocolPoint::page_free_begin});
+  refresh_stats();
   stale_.fill(false);
 }
 
@@ -193,7 +192,7 @@ void ProgramExecution::finish() {
   if (!out_.ok) return;
   for (const LiveObject& o : shadow_.live()) heap().free(o.p);
   frees_ += shadow_.live().size();
-  shadow_.free_all(stats_.cycles);
+  shadow_.free_all(stats().cycles);
   if (!expect_no_reports("freeing every live object at the end")) return;
   // One cycle makes every pending free reclaimable (the ragged barrier sweeps what stale
   // caches held); sweeping whatever is left reclaims the rest.

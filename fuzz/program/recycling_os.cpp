@@ -81,9 +81,10 @@ void* RecyclingOsMemory::reserve(std::size_t size, std::size_t align) {
   }
   Region r;
   if (best != pool_.end()) {
-    r = std::move(best->second);
+    auto node = pool_.extract(best);
+    r = std::move(node.mapped());
     pool_bytes_ -= r.size;
-    pool_.erase(best);
+    spare_nodes_.push_back(std::move(node));
   } else {
     r.p = system_memory().reserve(size, align);
     if (r.p == nullptr) return nullptr;
@@ -123,20 +124,28 @@ void insert_range(std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& c,
   c.insert(it, add);
 }
 
-// Removes [cut.first, cut.second) from a sorted list of disjoint ranges.
+// Removes [cut.first, cut.second) from a sorted list of disjoint ranges, in place (at most one
+// range splits in two).
 void erase_range(std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& c,
                  std::pair<std::uintptr_t, std::uintptr_t> cut) {
-  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> out;
-  out.reserve(c.size() + 1);
-  for (const auto& r : c) {
-    if (r.second <= cut.first || cut.second <= r.first) {
-      out.push_back(r);
-      continue;
+  // The first range that ends past the cut's start (the ranges' ends ascend).
+  auto it = std::partition_point(c.begin(), c.end(),
+                                 [&](const auto& r) { return r.second <= cut.first; });
+  if (it == c.end() || it->first >= cut.second) return;
+  if (it->first < cut.first) {
+    if (it->second > cut.second) {  // the cut is inside this range: split it
+      const std::pair<std::uintptr_t, std::uintptr_t> tail{cut.second, it->second};
+      it->second = cut.first;
+      c.insert(std::next(it), tail);
+      return;
     }
-    if (r.first < cut.first) out.emplace_back(r.first, cut.first);
-    if (cut.second < r.second) out.emplace_back(cut.second, r.second);
+    it->second = cut.first;
+    ++it;
   }
-  c.swap(out);
+  auto last = it;
+  while (last != c.end() && last->second <= cut.second) ++last;
+  if (last != c.end() && last->first < cut.second) last->first = cut.second;
+  c.erase(it, last);
 }
 
 [[maybe_unused]] bool covers(const std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& c,
@@ -240,7 +249,15 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
   }
   pool_bytes_ += r.size;
   const std::size_t key = r.size;
-  pool_.emplace(key, std::move(r));
+  if (spare_nodes_.empty()) {
+    pool_.emplace(key, std::move(r));
+    return;
+  }
+  auto node = std::move(spare_nodes_.back());
+  spare_nodes_.pop_back();
+  node.key() = key;
+  node.mapped() = std::move(r);
+  pool_.insert(std::move(node));
 }
 
 // Zeroes the resident pages of the committed ranges and makes the ranges inaccessible again.

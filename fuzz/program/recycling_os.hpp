@@ -83,6 +83,10 @@ class RecyclingOsMemory final : public OsMemory {
   std::mutex mu_;
   std::multimap<std::size_t, Region> pool_;  // unreserved, zeroed, inaccessible; by size
   std::vector<Region> outstanding_;          // handed out by reserve(), with their whole size
+  // Nodes of pool_ taken out by reserve(), for unreserve() to put the next region in: a heap's
+  // arenas go back to the pool at every execution's teardown, and a fresh tree node each time
+  // is an ASan malloc with its stack trace.
+  std::vector<std::multimap<std::size_t, Region>::node_type> spare_nodes_;
   std::size_t pool_bytes_ = 0;
   bool declared_ = false;
   std::vector<unsigned char> resident_;  // mincore() buffer, reused

@@ -84,6 +84,15 @@ TEST(RecyclingOsMemory, DeclaredWritesAreZeroedOnReleaseAndOnRecycling) {
   EXPECT_TRUE(all_zero(p + 64 * kib, 4 * kib)) << "released memory must read zero";
   EXPECT_EQ(p[60 * kib], 0x11) << "release zeroed bytes outside the released range";
   EXPECT_EQ(p[300 * kib + 5], 0x22) << "release zeroed a declared write outside its range";
+  // A release inside one declared write splits it: both ends stay written (and are zeroed when
+  // the region is recycled below), the middle reads zero.
+  std::memset(p + 400 * kib, 0x33, 64 * kib);
+  os.note_written(p + 400 * kib, 64 * kib);
+  os.release(p + 420 * kib, 12 * kib);
+  EXPECT_TRUE(all_zero(p + 420 * kib, 12 * kib)) << "released memory must read zero";
+  EXPECT_EQ(p[420 * kib - 1], 0x33) << "release zeroed the write before its range";
+  EXPECT_EQ(p[432 * kib], 0x33) << "release zeroed the write after its range";
+  EXPECT_EQ(p[464 * kib - 1], 0x33);
   os.unreserve(p, region_bytes);
 
   auto* q = static_cast<unsigned char*>(os.reserve(region_bytes, align));

@@ -57,10 +57,9 @@ bool ProgramExecution::structure_changed(const Stats& before) {
 // After every step: no report, the flush counters and the stats counts agree with the model, and
 // the ends of a few live objects are intact; at a boundary, the whole-heap check.
 void ProgramExecution::after_step(const Op& op) {
-  const Stats before = stats_;
-  stats_ = heap().stats();
+  const Stats& before = advance_stats();
   if (!expect_no_reports("the step")) return;
-  if (stats_.cycles != before.cycles && !op_is<Collect>(op) && !op_is<BeginCycle>(op)) {
+  if (stats().cycles != before.cycles && !op_is<Collect>(op) && !op_is<BeginCycle>(op)) {
     // Pacing started a cycle inside an allocation: which Ps went stale is up to the heap.
     stale_known_ = false;
     cycle_done();
@@ -83,7 +82,7 @@ void ProgramExecution::after_step(const Op& op) {
 bool ProgramExecution::check_flush_counters(const Op& op, const Stats& before) {
   // Lazy flushes: an explicit-P acquire of a stale P must flush exactly once.
   if (explicit_procs_ && stale_known_ && prog_.config.flush == FlushPolicy::lazy) {
-    const std::uint64_t lazy = stats_.flushes_lazy - before.flushes_lazy;
+    const std::uint64_t lazy = stats().flushes_lazy - before.flushes_lazy;
     if (lazy != expected_lazy_flushes_) {
       fail(CheckId::flushes_lazy, "flushes_lazy went up by {} in this step; the model expected {}",
            lazy, expected_lazy_flushes_);
@@ -97,7 +96,7 @@ bool ProgramExecution::check_flush_counters(const Op& op, const Stats& before) {
   const bool barrier_op = op_is<FlushIdle>(op) || op_is<RaggedBarrier>(op) || op_is<Collect>(op) ||
                           op_is<BeginCycle>(op);
   if (!explicit_procs_ || !stale_known_ || barrier_op ||
-      stats_.flushes_barrier == before.flushes_barrier)
+      stats().flushes_barrier == before.flushes_barrier)
     return true;
   const testing::HeapSnapshot snap = testing::snapshot(heap());
   std::uint64_t helped = 0;
@@ -112,10 +111,10 @@ bool ProgramExecution::check_flush_counters(const Op& op, const Stats& before) {
     if (!stale && stale_[pi.index]) ++helped;
     stale_[pi.index] = stale;
   }
-  if (helped != stats_.flushes_barrier - before.flushes_barrier) {
+  if (helped != stats().flushes_barrier - before.flushes_barrier) {
     fail(CheckId::flushes_barrier,
          "flushes_barrier went up by {} in this step, but {} stale P(s) became flushed",
-         stats_.flushes_barrier - before.flushes_barrier, helped);
+         stats().flushes_barrier - before.flushes_barrier, helped);
     return false;
   }
   note("(the heap flushed {} idle stale P(s) to free into their span)", helped);
@@ -124,18 +123,18 @@ bool ProgramExecution::check_flush_counters(const Op& op, const Stats& before) {
 
 // The allocation and free counters, and live_objects = live + (at most every) pending object.
 bool ProgramExecution::check_counts() {
-  if (stats_.allocations != allocations_ || stats_.frees != frees_) {
+  if (stats().allocations != allocations_ || stats().frees != frees_) {
     fail(CheckId::stats_counters, "stats: allocations {} (model {}), frees {} (model {})",
-         stats_.allocations, allocations_, stats_.frees, frees_);
+         stats().allocations, allocations_, stats().frees, frees_);
     return false;
   }
   const std::size_t live = shadow_.live().size(), pending = shadow_.pending().size();
-  if (stats_.live_objects < live || stats_.live_objects - live > pending ||
-      stats_.pending_frees != stats_.live_objects - live) {
+  if (stats().live_objects < live || stats().live_objects - live > pending ||
+      stats().pending_frees != stats().live_objects - live) {
     fail(CheckId::stats_live,
          "stats: live_objects {} and pending_frees {}, but the model has {} live and at most {} "
          "pending",
-         stats_.live_objects, stats_.pending_frees, live, pending);
+         stats().live_objects, stats().pending_frees, live, pending);
     return false;
   }
   return true;
@@ -147,13 +146,13 @@ bool ProgramExecution::check_counts() {
 bool ProgramExecution::check_reclaim_counters() {
   const bool owner = shadow_.policy().collects();
   const std::uint64_t large = owner ? large_frees_ : 0;
-  if ((!owner && (stats_.collections != 0 || stats_.collected_objects != 0)) ||
-      stats_.large_frees != large || stats_.collected_objects + large > frees_ ||
-      stats_.collections > stats_.collected_objects) {
+  if ((!owner && (stats().collections != 0 || stats().collected_objects != 0)) ||
+      stats().large_frees != large || stats().collected_objects + large > frees_ ||
+      stats().collections > stats().collected_objects) {
     fail(CheckId::reuse_counters,
          "stats: {} collections of {} objects and {} large frees under reuse={}, but the model "
          "freed {} objects, {} of them large",
-         stats_.collections, stats_.collected_objects, stats_.large_frees,
+         stats().collections, stats().collected_objects, stats().large_frees,
          owner ? "owner" : "next_cycle", frees_, large_frees_);
     return false;
   }
@@ -181,26 +180,26 @@ void ProgramExecution::boundary_check(const char* when) {
   if (!out_.ok) return;
   scan_pending();
   if (!out_.ok) return;
-  stats_ = heap().stats();
+  refresh_stats();
   const auto& live = shadow_.live();
   const auto& pending = shadow_.pending();
-  if (stats_.pending_frees != pending.size() ||
-      stats_.live_objects != live.size() + pending.size()) {
+  if (stats().pending_frees != pending.size() ||
+      stats().live_objects != live.size() + pending.size()) {
     fail(CheckId::stats_live,
          "stats: live_objects {} / pending_frees {}, model {} live + {} pending",
-         stats_.live_objects, stats_.pending_frees, live.size(), pending.size());
+         stats().live_objects, stats().pending_frees, live.size(), pending.size());
     return;
   }
   // What the heap reclaimed (the model has just read it, object by object) came from sweeps,
   // collections and large frees; before the first cycle nothing was swept, so the collections
   // and large frees counted are exactly what was reclaimed (INV-C for owner reuse).
   const std::uint64_t reclaimed = frees_ - pending.size();
-  const std::uint64_t counted = stats_.collected_objects + stats_.large_frees;
-  if (counted > reclaimed || (stats_.cycles == 0 && counted != reclaimed)) {
+  const std::uint64_t counted = stats().collected_objects + stats().large_frees;
+  if (counted > reclaimed || (stats().cycles == 0 && counted != reclaimed)) {
     fail(CheckId::reuse_counters,
          "{} objects reclaimed (model), but stats count {} collected and {} large frees in {} "
          "cycles",
-         reclaimed, stats_.collected_objects, stats_.large_frees, stats_.cycles);
+         reclaimed, stats().collected_objects, stats().large_frees, stats().cycles);
     return;
   }
   for (const LiveObject& o : live) {
@@ -208,10 +207,10 @@ void ProgramExecution::boundary_check(const char* when) {
   }
   if (testing::sweep_done(heap())) {
     for (const FreedObject& f : pending) {
-      if (shadow_.policy().must_be_reclaimed(f, stats_.cycles, true)) {
+      if (shadow_.policy().must_be_reclaimed(f, stats().cycles, true)) {
         fail(CheckId::sweep_done_pending,
              "sweep_done() holds but #{} (freed in cycle {}, now {}) is still pending", f.id,
-             f.freed_in_cycle, stats_.cycles);
+             f.freed_in_cycle, stats().cycles);
         return;
       }
     }

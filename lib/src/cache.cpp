@@ -179,15 +179,13 @@ void cache_flush(HeapState& heap, ProcState& p, FlushKind kind, bool keep_empty)
     if (Span* s = cache.alloc[c]; s != &empty_span) {
       cache.alloc[c] = &empty_span;
       uncache_span(heap, heap.central[c], s, keep_empty);
-      if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-        heap.protocol_hook(ProtocolPoint::flush_released_span);
+      protocol_point(heap, ProtocolPoint::flush_released_span);
     }
     OwnedSpans& owned = cache.owned[c];
     while (Span* o = owned.first) {
       owned_remove(owned, o);
       uncache_span(heap, heap.central[c], o, keep_empty);
-      if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-        heap.protocol_hook(ProtocolPoint::flush_released_span);
+      protocol_point(heap, ProtocolPoint::flush_released_span);
     }
   }
   // Publish flush_gen only after every span went back (and stale ones were swept): whoever reads

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -95,6 +96,32 @@ TEST(FindObject, IsOldOrNewWhileALargeFreeReleasesTheSpan) {
   heap.free(neighbour);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), rec.count(ErrorKind::misuse));  // only usable_size's own report
+}
+
+// A hook set for some points runs at those and no others, and an empty set means every point.
+TEST(ProtocolHook, RunsOnlyAtThePointsItAskedFor) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  constexpr std::size_t size = max_small_size + 3 * page_size;  // large: its free is a page_free
+  std::vector<testing::ProtocolPoint> seen;
+  auto record = [&](testing::ProtocolPoint point) { seen.push_back(point); };
+  testing::set_protocol_hook(heap, record, {testing::ProtocolPoint::page_free_begin});
+  void* big = heap.allocate(size);
+  EXPECT_EQ(heap.find_object(big).kind, PointerKind::object_start);
+  EXPECT_TRUE(seen.empty()) << "find_object ran a hook set only for page_free_begin";
+  heap.free(big);
+  EXPECT_EQ(seen, std::vector{testing::ProtocolPoint::page_free_begin});
+  seen.clear();
+  testing::set_protocol_hook(heap, record);
+  big = heap.allocate(size);
+  EXPECT_EQ(heap.find_object(big).kind, PointerKind::object_start);
+  EXPECT_EQ(seen, std::vector{testing::ProtocolPoint::find_object_span_read});
+  testing::set_protocol_hook(heap, {});
+  seen.clear();
+  heap.free(big);
+  EXPECT_TRUE(seen.empty()) << "a removed hook still ran";
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
 }
 
 }  // namespace

@@ -350,8 +350,7 @@ bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t 
     if (s->is_large()) {
       free_large_span(heap, s);
     } else if (to_partial) {
-      if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-        heap.protocol_hook(ProtocolPoint::free_move_to_partial);
+      protocol_point(heap, ProtocolPoint::free_move_to_partial);
       move_to_partial(heap, s);
     }
     return true;

@@ -16,6 +16,8 @@
 
 namespace spanheap::detail {
 
+struct CensusEntry;  // validate.hpp
+
 struct Pacer {
   // Bytes charged since the last bump. ReusePolicy::next_cycle: every refill's free bytes and
   // every large object (Go's heap_live). ReusePolicy::owner: the pages the page heap handed out
@@ -81,9 +83,22 @@ class HeapState {
   HeapState* fork_next = nullptr;
   std::optional<WorldStopped> fork_stopped;  // the world as stopped by the fork prepare handler
   // Test seams (testing::set_protocol_hook): called at protocol points where another thread could
-  // observe the heap mid-transition. Set only while no heap call runs; null in normal use.
+  // observe the heap mid-transition, at the points whose bit is set in protocol_points (a hook
+  // on one point costs the others a test of that word, not a call). Set only while no heap call
+  // runs; null and 0 in normal use.
   ProtocolHook protocol_hook;
+  std::uint32_t protocol_points = 0;
+  // The verifier's span census (validate.cpp: take_census), kept between censuses so that a
+  // verify does not allocate and free it each time. Used only with the world stopped under the
+  // cycle lock.
+  std::vector<CensusEntry> census;
 };
+
+// A protocol point reached: the test seam's hook runs if it asked for this point.
+inline void protocol_point(const HeapState& heap, ProtocolPoint point) {
+  if (SPANHEAP_UNLIKELY((heap.protocol_points >> static_cast<unsigned>(point) & 1u) != 0))
+    heap.protocol_hook(point);
+}
 
 // Range-checks heap.options (options.cpp): each value outside its range is a misuse report
 // naming the field, the value and what is used instead. Called first by the constructor.

@@ -510,8 +510,7 @@ Span* page_alloc(HeapState& heap, std::size_t npages, Reclaim reclaim, std::size
 
 void page_free(HeapState& heap, Span* s) {
   const std::uint32_t sg = heap.sg();
-  if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-    heap.protocol_hook(ProtocolPoint::page_free_begin);
+  protocol_point(heap, ProtocolPoint::page_free_begin);
   SPANHEAP_CHECK(&heap, s->state.load(std::memory_order_relaxed) == SpanState::in_use,
                  "page_free of a span that is not in use (C23)");
   SPANHEAP_CHECK(&heap, s->alloc_count == 0, "page_free of a span with live objects (C23)");

@@ -139,8 +139,7 @@ PointerInfo find_object(const HeapState& heap, const void* p) noexcept {
     info.kind = PointerKind::free_pages;
     return info;
   }
-  if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-    heap.protocol_hook(ProtocolPoint::find_object_span_read);
+  protocol_point(heap, ProtocolPoint::find_object_span_read);
   return classify_in_span(*span, addr);
 }
 

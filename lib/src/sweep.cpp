@@ -44,8 +44,7 @@ bool sweep(HeapState& heap, SweepOwner owner, SweepKind kind, bool preserve, boo
                  "mspan.sweep: bad span state (C17)");
   SPANHEAP_DCHECK(&heap, s->list.load(std::memory_order_relaxed) == nullptr,
                   "sweeping a span that is still listed");
-  if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-    heap.protocol_hook(ProtocolPoint::sweep_owned);
+  protocol_point(heap, ProtocolPoint::sweep_owned);
   std::uint64_t freed[bitmap_words];
   const std::uint32_t nfreed = sweep_bits(heap, *s, freed);
   heap.counters.reclaimed_objects.fetch_add(nfreed, std::memory_order_relaxed);

@@ -187,13 +187,20 @@ static_assert(static_cast<int>(ProtocolPoint::find_object_span_read) ==
 static_assert(static_cast<int>(ProtocolPoint::stop_found_idle_proc) ==
               static_cast<int>(detail::ProtocolPoint::stop_found_idle_proc));
 
-void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook) {
-  detail::ProtocolHook& slot = heap.state().protocol_hook;
+void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
+                       std::initializer_list<ProtocolPoint> only) {
+  detail::HeapState& h = heap.state();
   if (!hook) {
-    slot = nullptr;
+    h.protocol_points = 0;
+    h.protocol_hook = nullptr;
     return;
   }
-  slot = [hook = std::move(hook)](detail::ProtocolPoint p) { hook(static_cast<ProtocolPoint>(p)); };
+  std::uint32_t points = 0;
+  for (const ProtocolPoint p : only) points |= 1u << static_cast<unsigned>(p);
+  h.protocol_hook = [hook = std::move(hook)](detail::ProtocolPoint p) {
+    hook(static_cast<ProtocolPoint>(p));
+  };
+  h.protocol_points = only.size() == 0 ? ~0u : points;
 }
 
 std::uintptr_t span_start(const Heap& heap, const void* p) {
@@ -220,7 +227,7 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
   snap.reuse = h.options.reuse;
   std::vector<Violation>* violations = verify != nullptr ? &verify->violations : nullptr;
   if (violations != nullptr) violations->clear();
-  const std::vector<detail::CensusEntry> census = detail::take_census(h, stopped, violations);
+  const std::vector<detail::CensusEntry>& census = detail::take_census(h, stopped, violations);
   if (violations != nullptr) detail::validate_census(h, census, *violations);
   snap.spans.reserve(census.size());
   for (const detail::CensusEntry& e : census) {

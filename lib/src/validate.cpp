@@ -130,10 +130,11 @@ testing::SpanFacts span_facts(HeapState& heap, const CensusEntry& e) NO_THREAD_S
 
 }  // namespace
 
-std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped&,
-                                     std::vector<Violation>* out) NO_THREAD_SAFETY_ANALYSIS {
+const std::vector<CensusEntry>& take_census(HeapState& heap, const WorldStopped&,
+                                            std::vector<Violation>* out) NO_THREAD_SAFETY_ANALYSIS {
   // Spans in address order; Span::census_index points back into it (the world is stopped).
-  std::vector<CensusEntry> where;
+  std::vector<CensusEntry>& where = heap.census;
+  where.clear();
   where.reserve(256);
   constexpr std::uint32_t unlisted = ~0u;
   auto index_of = [&](Span* s) -> std::uint32_t {
@@ -431,7 +432,7 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
 
 void check_cycle_preconditions(HeapState& heap, const WorldStopped& stopped) {
   std::vector<Violation> out;
-  const std::vector<CensusEntry> census = take_census(heap, stopped, &out);
+  const std::vector<CensusEntry>& census = take_census(heap, stopped, &out);
   validate_census(heap, census, out);
   const std::uint32_t sg = heap.sg();
   for (const CensusEntry& e : census) {

@@ -22,8 +22,9 @@ struct CensusEntry {
   int places;  // how many structures hold it (1 when healthy)
   bool owned;  // cached: in the P's owned set (Cache::owned), not its current span
 };
-std::vector<CensusEntry> take_census(HeapState& heap, const WorldStopped& stopped,
-                                     std::vector<Violation>* violations);
+// The result lives in the heap (HeapState::census) until the next census.
+const std::vector<CensusEntry>& take_census(HeapState& heap, const WorldStopped& stopped,
+                                            std::vector<Violation>* violations);
 
 // Every check, appended to `out`. Requires: world stopped.
 void validate_stopped(HeapState& heap, const WorldStopped& stopped, std::vector<Violation>& out);

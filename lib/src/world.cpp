@@ -44,8 +44,7 @@ WorldStopped stop_the_world(HeapState& heap) {
       if (expected == ProcStatus::idle) {
         // Another thread may take the P between this read and the take: only the CAS makes the
         // take exclusive, and a failed CAS waits for that thread's call like any running P.
-        if (SPANHEAP_UNLIKELY(heap.protocol_hook != nullptr))
-          heap.protocol_hook(ProtocolPoint::stop_found_idle_proc);
+        protocol_point(heap, ProtocolPoint::stop_found_idle_proc);
         if (p.status.compare_exchange_weak(expected, ProcStatus::stopped, std::memory_order_acquire,
                                            std::memory_order_relaxed))
           break;

@@ -21,6 +21,7 @@ void ShadowHeap::reserve(std::size_t ops) {
   ranges_.reserve(ops);
   pending_.reserve(ops);
   lives_.reserve(ops);
+  reclaimed_.reserve(remembered_reclaims + 1);
 }
 
 const LiveObject* ShadowHeap::live_overlap(std::uintptr_t p, std::size_t n) const {

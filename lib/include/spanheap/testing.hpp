@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -115,7 +116,10 @@ enum class ProtocolPoint : std::uint8_t {
   stop_found_idle_proc,   // a stop-the-world read a P as idle and has not yet taken it (runs
                           // on the stopping thread; another thread may still take that P)
 };
-void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook);
+// `only`: the points that call the hook (every point when empty); at the others the heap does not
+// call it at all (find_object passes one on every call).
+void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
+                       std::initializer_list<ProtocolPoint> only = {});
 // The heap's Options::binding as resolved at construction (automatic without membarrier is off,
 // a ThreadSanitizer build's automatic is fenced), and whether P `i` is bound to a thread now.
 ProcBinding binding(const Heap& heap);
