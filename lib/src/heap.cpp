@@ -44,7 +44,7 @@ HeapState::HeapState(const Options& o)
     : options(o),
       os(o.os != nullptr ? o.os : &system_memory()),
       uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
-      trace(o.trace || Options::from_env(Options{}).trace) {
+      trace(o.trace || trace_from_env()) {
   validate_options(*this);
   nprocs = resolve_procs(options);
   nslots = nprocs + sweep_slots(options);

@@ -103,5 +103,9 @@ inline void protocol_point(const HeapState& heap, ProtocolPoint point) {
 // Range-checks heap.options (options.cpp): each value outside its range is a misuse report
 // naming the field, the value and what is used instead. Called first by the constructor.
 void validate_options(HeapState& heap);
+// SPANHEAP_TRACE alone (options.cpp): a heap built from explicit Options still traces on it, and
+// reads no other variable, so it neither reports their bad values nor parses them at every
+// construction.
+bool trace_from_env();
 
 }  // namespace spanheap::detail

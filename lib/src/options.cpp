@@ -156,6 +156,13 @@ Options Options::from_env(Options o) {
 
 Options Options::from_env() { return from_env(Options{}); }
 
+namespace detail {
+bool trace_from_env() {
+  const char* v = env("SPANHEAP_TRACE");
+  return v != nullptr && parse_bool(v);
+}
+}  // namespace detail
+
 std::string VerifyResult::to_string() const {
   if (violations.empty()) return "heap verified: no violations";
   std::string s = fmt::format("{} violation(s):", violations.size());

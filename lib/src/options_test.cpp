@@ -106,6 +106,27 @@ TEST(Options, OutOfRangeEnvironmentValuesAreRefused) {
   unsetenv("SPANHEAP_BINDING");
 }
 
+// A heap built from explicit Options reads SPANHEAP_TRACE only: a bad value of another variable is
+// not its business, and was printed again at every construction.
+TEST(Options, AHeapFromExplicitOptionsReadsOnlyTheTraceVariable) {
+  setenv("SPANHEAP_PROCS", "lots", 1);
+  setenv("SPANHEAP_TRACE", "1", 1);
+  testing::RecordingHandler rec;
+  ::testing::internal::CaptureStderr();
+  {
+    Heap heap(test::deterministic(1, rec));
+    heap.free(heap.allocate(64));
+    heap.collect();
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  unsetenv("SPANHEAP_PROCS");
+  unsetenv("SPANHEAP_TRACE");
+  EXPECT_EQ(err.find("SPANHEAP_PROCS"), std::string::npos) << err;
+  EXPECT_NE(err.find("spanheap: cycle 1 "), std::string::npos)
+      << "SPANHEAP_TRACE=1 printed no cycle line";
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 TEST(Options, AFailedSweeperStartIsAReportNotATerminate) {
   testing::RecordingHandler rec;
   Options o = test::deterministic(1, rec);
