@@ -27,23 +27,23 @@ inline constexpr std::uint32_t max_owned_spans = 512;
 // How many of the oldest owned spans a refill looks at for one worth collecting (take_owned).
 inline constexpr unsigned owned_scan = 4;
 
-// Allocates one object of class `c` from the cache's span; nullptr when the span is full (the
-// caller goes to cache_alloc_slow). Go's nextFreeFast. Requires: owner P, flushed cache.
-inline void* cache_alloc_fast(Cache& cache, unsigned c) noexcept {
+// Allocates one object of class `c` from the cache's span; nullptr when the alloc cache is empty
+// (the caller goes to cache_alloc_slow); `elem` receives the object's size. Go's nextFreeFast,
+// without its two bound tests: the cache holds no bit past nelems, and a slot that ends its 64-slot
+// word leaves the cache empty, so the next allocation loads the next word in the slow path
+// (INV-A3). Requires: owner P, flushed cache.
+inline void* cache_alloc_fast(Cache& cache, unsigned c, std::size_t& elem) noexcept {
   Span* s = cache.alloc[c];
   const std::uint64_t bits = s->alloc_cache;
   if (bits == 0) return nullptr;
   const auto k = static_cast<std::uint32_t>(__builtin_ctzll(bits));
-  const std::uint32_t fi = s->free_index.load(std::memory_order_relaxed);
-  const std::uint32_t r = fi + k;
-  // A slot whose successor starts a new 64-slot word needs a cache refill: slow path.
-  if (r >= s->nelems || ((r + 1) % 64 == 0 && r + 1 != s->nelems)) return nullptr;
+  const std::uint32_t r = s->free_index.load(std::memory_order_relaxed) + k;
   s->alloc_cache = (bits >> k) >> 1;
   s->free_index.store(r + 1, std::memory_order_release);
   s->alloc_count++;
-  return reinterpret_cast<void*>(s->start + r * s->elem_size);
+  elem = s->elem_size;
+  return reinterpret_cast<void*>(s->start + r * elem);
 }
-
 // The slow path: next free slot in the current span, else refill (uncache the full span, take one
 // from central). nullptr only when memory is exhausted. Requires: owner P, flushed cache.
 void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c);

@@ -93,11 +93,12 @@ HeapState::~HeapState() {
 
 namespace {
 
-// Enters the calling thread's affinity P `p` (last_used_proc.p) for a call: through its binding,
-// else with a CAS from idle. `bound` says which (the way out differs).
-inline bool enter_own(HeapState& heap, ProcState& p, bool& bound) noexcept {
-  bound = last_used_proc.bound && enter_bound(heap.binding, p);
-  if (bound) return true;
+// Enters the calling thread's affinity P `p` (last_used_proc.p) for a call: through its binding
+// (`me` receives the thread's record: leave with leave_bound(me)), else with a CAS from idle
+// (`me` is nullptr: leave with leave_call).
+inline bool enter_own(HeapState& heap, ProcState& p, ThreadRecord*& me) noexcept {
+  me = last_used_proc.bound ? enter_bound(heap.binding, p) : nullptr;
+  if (me != nullptr) return true;
   ProcStatus seen = ProcStatus::idle;
   return p.status.compare_exchange_strong(seen, ProcStatus::running, std::memory_order_acquire,
                                           std::memory_order_relaxed);
@@ -107,10 +108,10 @@ inline bool enter_own(HeapState& heap, ProcState& p, bool& bound) noexcept {
 inline ProcState& acquire_fast(HeapState& heap) {
   if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) {
     ProcState& p = *last_used_proc.state;
-    bool bound;
+    ThreadRecord* me;
     // A stale cache (INV-B1: only a P taken with the CAS can be stale) is flushed by the one
     // caller, allocate_holding or free_holding, first thing.
-    if (SPANHEAP_LIKELY(enter_own(heap, p, bound))) return p;
+    if (SPANHEAP_LIKELY(enter_own(heap, p, me))) return p;
   }
   return acquire_any_proc_slow(heap);
 }
@@ -372,7 +373,7 @@ namespace {
   std::size_t elem = 0;
   Span* span = nullptr;
   if (SPANHEAP_LIKELY(c != 0)) {
-    obj = cache_alloc_fast(p.cache, c);
+    obj = cache_alloc_fast(p.cache, c, elem);
     if (obj == nullptr) {
       obj = cache_alloc_slow(heap, p, c);
       note_slow_allocation(heap);
@@ -508,16 +509,17 @@ void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
     return heap_allocate(heap, -1, size, align);
   const unsigned c = size_to_class16(size);
   ProcState& p = *last_used_proc.state;
-  bool bound;
-  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, bound))) return heap_allocate(heap, -1, size, align);
+  ThreadRecord* me;
+  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, me))) return heap_allocate(heap, -1, size, align);
   void* obj;
+  std::size_t elem;
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks ||
-                        (obj = cache_alloc_fast(p.cache, c)) == nullptr))
+                        (obj = cache_alloc_fast(p.cache, c, elem)) == nullptr))
     return allocate_holding_default(heap, p, c, size);
   bump(p.cache.allocs, 1);
-  bump(p.cache.alloc_bytes, p.cache.alloc[c]->elem_size);
-  if (SPANHEAP_UNLIKELY(!bound)) return leave_then_return(heap, p, obj);
-  leave_bound();
+  bump(p.cache.alloc_bytes, elem);
+  if (SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
+  leave_bound(me);
   if (SPANHEAP_UNLIKELY(heap.pacer.requested.load(std::memory_order_relaxed)))
     return pace_then_return(heap, obj);
   return obj;
@@ -530,28 +532,30 @@ void free_fast(HeapState& heap, void* ptr) {
                         last_used_proc.uid != heap.uid))
     return heap_free(heap, -1, ptr);
   ProcState& p = *last_used_proc.state;
-  bool bound;
-  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, bound))) return heap_free(heap, -1, ptr);
+  ThreadRecord* me;
+  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, me))) return heap_free(heap, -1, ptr);
   // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so
   // no lazy flush is due and only this P collects it), the pointer an allocated object's start.
   const std::size_t page = (addr - arena->base) >> page_shift;
   if (SPANHEAP_LIKELY(page < arena->table_pages.load(std::memory_order_acquire))) {
     Span* s = arena->spans[page].load(std::memory_order_acquire);
-    // At sg+3 and cached by this P means cached since this P's flush of this cycle: no lazy flush
-    // is due (a stale P's spans are at sg+1).
-    if (SPANHEAP_LIKELY(
-            s != nullptr && s->state.load(std::memory_order_acquire) == SpanState::in_use &&
-            s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3 &&
-            s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index))) {
+    // At sg+3 and naming this P: in this P's cache since its flush of this cycle (a stale P's
+    // spans are at sg+1), hence in use (a span no cache holds names no P: INV-S3), and only this
+    // P, which we hold, could take it out.
+    if (SPANHEAP_LIKELY(s != nullptr &&
+                        s->cache_owner.load(std::memory_order_relaxed) ==
+                            static_cast<int>(p.index) &&
+                        s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3)) {
       const std::uint32_t i = slot_of(*s, addr);  // past the last object: i >= nelems
+      const std::size_t elem = s->elem_size;
       // A slot already pending (a double free) goes to free_holding, which reports it.
-      if (SPANHEAP_LIKELY(i < s->nelems && addr == s->start + i * s->elem_size &&
-                          slot_allocated(*s, i) && !owner_mark_pending(*s, i))) {
+      if (SPANHEAP_LIKELY(i < s->nelems && addr == s->start + i * elem && slot_allocated(*s, i) &&
+                          !owner_mark_pending(*s, i))) {
         bump(p.cache.frees, 1);
-        bump(p.cache.free_bytes, s->elem_size);
-        poison_memory(heap, ptr, s->elem_size);
-        if (SPANHEAP_UNLIKELY(!bound)) return leave_call(heap, p);
-        leave_bound();
+        bump(p.cache.free_bytes, elem);
+        poison_memory(heap, ptr, elem);
+        if (SPANHEAP_UNLIKELY(me == nullptr)) return leave_call(heap, p);
+        leave_bound(me);
         return;
       }
     }

@@ -31,35 +31,36 @@ extern constinit thread_local ThreadRecord* this_thread_record;
 // register a thread-exit handler, which may allocate). A thread without a record never binds.
 void ensure_thread_record() noexcept;
 
-// Enters P `p` through the calling thread's binding (last_used_proc.bound). True: the thread is
-// inside a call on `p`, which it leaves with release_proc. False: the binding is gone (revoked,
-// or the thread is already inside a bound call); the thread must acquire a P. The store of
-// in_call and the load of status are the two halves of a Dekker handshake whose other halves are
-// in finish_revokes (proc.cpp): under ProcBinding::automatic the revoker's membarrier orders
-// them, so this side needs only a compiler barrier; under fenced both sides are sequentially
-// consistent.
-inline bool enter_bound(ProcBinding mode, ProcState& p) noexcept {
+// Enters P `p` through the calling thread's binding (last_used_proc.bound). The thread's record:
+// the thread is inside a call on `p`, which it leaves with release_proc or leave_bound. nullptr:
+// the binding is gone (revoked, or the thread is already inside a bound call); the thread must
+// acquire a P. The store of in_call and the load of status are the two halves of a Dekker handshake
+// whose other halves are in finish_revokes (proc.cpp): under ProcBinding::automatic the revoker's
+// membarrier orders them, so this side needs only a compiler barrier; under fenced both sides are
+// sequentially consistent.
+inline ThreadRecord* enter_bound(ProcBinding mode, ProcState& p) noexcept {
   ThreadRecord* me = this_thread_record;
-  if (SPANHEAP_UNLIKELY(me->in_call.load(std::memory_order_relaxed) != 0)) return false;
+  if (SPANHEAP_UNLIKELY(me->in_call.load(std::memory_order_relaxed) != 0)) return nullptr;
   if (mode == ProcBinding::automatic) {
     me->in_call.store(1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (SPANHEAP_LIKELY(p.status.load(std::memory_order_acquire) == ProcStatus::bound &&
                         p.binder.load(std::memory_order_relaxed) == me))
-      return true;
+      return me;
   } else {
     me->in_call.store(1, std::memory_order_seq_cst);
     if (p.status.load(std::memory_order_seq_cst) == ProcStatus::bound &&
         p.binder.load(std::memory_order_relaxed) == me)
-      return true;
+      return me;
   }
   me->in_call.store(0, std::memory_order_release);
   last_used_proc.bound = false;
-  return false;
+  return nullptr;
 }
-// Leaves a call entered through enter_bound.
-inline void leave_bound() noexcept {
-  this_thread_record->in_call.store(0, std::memory_order_release);
+// Leaves a call entered through enter_bound, which returned `me` (the fast paths keep it in a
+// register rather than load the thread-local again).
+inline void leave_bound(ThreadRecord* me = this_thread_record) noexcept {
+  me->in_call.store(0, std::memory_order_release);
 }
 
 // Acquires P `i` specifically (explicit Proc handles), waiting while it is busy or stopped.

@@ -82,6 +82,12 @@ std::uint32_t next_free_index(Span& s) noexcept {
   const std::uint32_t n = s.nelems;
   if (i >= n) return n;
   std::uint64_t cache = s.alloc_cache;
+  // At a word's first slot the cache may not hold that word yet: the fast path leaves it empty
+  // when it hands out a word's last slot (INV-A3).
+  if (cache == 0 && i % 64 == 0) {
+    refill_alloc_cache(s, i / 64);
+    cache = s.alloc_cache;
+  }
   unsigned k = cache == 0 ? 64 : static_cast<unsigned>(__builtin_ctzll(cache));
   while (k == 64) {
     i = (i + 64) & ~std::uint32_t{63};
@@ -93,11 +99,7 @@ std::uint32_t next_free_index(Span& s) noexcept {
     cache = s.alloc_cache;
     k = cache == 0 ? 64 : static_cast<unsigned>(__builtin_ctzll(cache));
   }
-  const std::uint32_t r = i + k;
-  if (r >= n) {
-    s.free_index.store(n, std::memory_order_release);
-    return n;
-  }
+  const std::uint32_t r = i + k;  // < n: the cache holds no bit past nelems
   s.alloc_cache = (cache >> k) >> 1;
   i = r + 1;
   if (i % 64 == 0 && i != n) refill_alloc_cache(s, i / 64);

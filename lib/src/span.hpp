@@ -20,9 +20,17 @@ extern Span empty_span;
 void span_init_small(Span& span, unsigned span_class) noexcept;
 void span_init_large(Span& span) noexcept;
 
-// alloc_cache = ~alloc_bits[word] (Go's refillAllocCache).
+// The bits of word `word` that are slots of a span of `nelems` slots.
+inline std::uint64_t slots_in_word(std::uint32_t nelems, std::uint32_t word) noexcept {
+  const std::uint32_t left = nelems - word * 64;
+  return left >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << left) - 1;
+}
+
+// alloc_cache = ~alloc_bits[word] (Go's refillAllocCache), without the bits past nelems: the
+// allocation fast path hands out whatever bit it finds and never compares with nelems (INV-A3).
 inline void refill_alloc_cache(Span& span, std::uint32_t word) noexcept {
-  span.alloc_cache = ~span.bits[word].alloc.load(std::memory_order_relaxed);
+  span.alloc_cache =
+      ~span.bits[word].alloc.load(std::memory_order_relaxed) & slots_in_word(span.nelems, word);
 }
 
 // Positions free_index/alloc_cache at the first free slot at or after free_index and returns

@@ -1,13 +1,15 @@
-// Tests for span: next_free_index against a naive scan, the sweep's bit equations (INV-A1..A4)
-// and the allocated/pending/reclaimed classification, on spans built directly.
+// Tests for span: the fast path and next_free_index against a naive scan, the sweep's bit equations
+// (INV-A1..A4) and the allocated/pending/reclaimed classification, on spans built directly.
 #include "span.hpp"
 
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <memory>
 #include <random>
 #include <vector>
 
+#include "cache.hpp"
 #include "heap_state.hpp"
 #include "size_classes.hpp"
 #include "test_util.hpp"
@@ -35,19 +37,45 @@ struct SpanTest : ::testing::Test {
   void TearDown() override { EXPECT_EQ(rec.count(), 0u); }
 };
 
-TEST_F(SpanTest, NextFreeIndexMatchesANaiveScanUnderRandomSweeps) {
+// INV-A3 as the fast path relies on it: no bit past nelems; the word of free_index shifted to
+// it, or nothing yet at a word's first slot.
+::testing::AssertionResult cache_mirrors_bits(const Span& s) {
+  const std::uint32_t fi = s.free_index.load();
+  if (fi >= s.nelems) return ::testing::AssertionSuccess();
+  const std::uint64_t want =
+      (~s.bits[fi / 64].alloc.load() & slots_in_word(s.nelems, fi / 64)) >> (fi % 64);
+  if (s.alloc_cache == want || (fi % 64 == 0 && s.alloc_cache == 0))
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "alloc_cache " << s.alloc_cache << " at free_index " << fi << ", want " << want;
+}
+
+TEST_F(SpanTest, FastAndSlowAllocationHandOutTheFreeSlotsInOrderUnderRandomSweeps) {
   std::mt19937 rng(42);
+  auto cache = std::make_unique<Cache>();
   for (unsigned cls = 1; cls < num_size_classes(); cls += 3) {
     init(cls);
+    cache->alloc[cls] = &span;
     for (int round = 0; round < 6; round++) {
-      // Allocate a random number of slots.
+      // Allocate a random number of slots, each through the fast path (cache_alloc_fast) or,
+      // when it declines or at random, the slow one (next_free_index), as allocation does.
       const std::uint32_t n = rng() % (span.nelems + 1);
       for (std::uint32_t k = 0; k < n; k++) {
         const std::uint32_t want = naive_next();
-        const std::uint32_t got = next_free_index(span);
+        std::size_t elem = 0;
+        void* obj = rng() % 4 != 0 ? cache_alloc_fast(*cache, cls, elem) : nullptr;
+        std::uint32_t got;
+        if (obj != nullptr) {
+          got = slot_of(span, reinterpret_cast<std::uintptr_t>(obj));
+          ASSERT_EQ(reinterpret_cast<std::uintptr_t>(obj), span.start + got * span.elem_size);
+          ASSERT_EQ(elem, span.elem_size);
+        } else {
+          got = next_free_index(span);
+          if (got < span.nelems) span.alloc_count++;
+        }
         ASSERT_EQ(got, want) << "class " << cls << " round " << round;
+        ASSERT_TRUE(cache_mirrors_bits(span)) << "class " << cls << " slot " << got;
         if (got == span.nelems) break;
-        span.alloc_count++;
       }
       ASSERT_EQ(count_allocated(span), span.alloc_count);
       // Free a random subset of allocated slots, then sweep.
@@ -66,7 +94,7 @@ TEST_F(SpanTest, NextFreeIndexMatchesANaiveScanUnderRandomSweeps) {
       EXPECT_EQ(span.alloc_count, before - freed);
       EXPECT_EQ(count_allocated(span), span.alloc_count);
       EXPECT_EQ(count_pending(span), 0u);
-      EXPECT_EQ(span.alloc_cache, ~span.bits[0].alloc.load());
+      EXPECT_EQ(span.alloc_cache, ~span.bits[0].alloc.load() & slots_in_word(span.nelems, 0));
       for (unsigned w = 0; w < bitmap_words; w++) EXPECT_EQ(out[w] & span.bits[w].alloc.load(), 0u);
     }
   }

@@ -92,7 +92,9 @@ inline constexpr unsigned bitmap_words = max_nelems / 64;
 //   pending       = free_bits | remote_bits; a slot in both is a double free whose two frees
 //                   raced (the owner's and another P's): reported when the owner merges them
 //   while free_index < nelems (cached span):
-//     alloc_cache = ~alloc_bits[B..B+63] >> (free_index - B), B = free_index & ~63   (INV-A3)
+//     alloc_cache = ~alloc_bits[B..B+63] >> (free_index - B), B = free_index & ~63,
+//                   with no bit for a slot >= nelems; or 0 when free_index == B (the word
+//                   not loaded yet: the fast path empties the cache at a word's last slot) (INV-A3)
 //   after sweep: free_index = 0, free_bits = 0,
 //                alloc_bits = allocated \ free_bits(before), alloc_count = popcount   (INV-A4)
 //   reclaimed_bits[i]: slot i was reclaimed by a sweep or a collection since the span was
