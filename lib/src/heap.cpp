@@ -96,9 +96,13 @@ namespace {
 // Enters the calling thread's affinity P `p` (last_used_proc.p) for a call: through its binding
 // (`me` receives the thread's record: leave with leave_bound(me)), else with a CAS from idle
 // (`me` is nullptr: leave with leave_call).
-inline bool enter_own(HeapState& heap, ProcState& p, ThreadRecord*& me) noexcept {
-  me = last_used_proc.bound ? enter_bound(heap.binding, p) : nullptr;
-  if (me != nullptr) return true;
+inline bool enter_own(ProcState& p, ThreadRecord*& me) noexcept {
+  const ProcBinding mode = last_used_proc.bound;
+  if (mode != ProcBinding::off) {
+    me = enter_bound(mode, p);
+    if (SPANHEAP_LIKELY(me != nullptr)) return true;
+  }
+  me = nullptr;
   ProcStatus seen = ProcStatus::idle;
   return p.status.compare_exchange_strong(seen, ProcStatus::running, std::memory_order_acquire,
                                           std::memory_order_relaxed);
@@ -111,7 +115,7 @@ inline ProcState& acquire_fast(HeapState& heap) {
     ThreadRecord* me;
     // A stale cache (INV-B1: only a P taken with the CAS can be stale) is flushed by the one
     // caller, allocate_holding or free_holding, first thing.
-    if (SPANHEAP_LIKELY(enter_own(heap, p, me))) return p;
+    if (SPANHEAP_LIKELY(enter_own(p, me))) return p;
   }
   return acquire_any_proc_slow(heap);
 }
@@ -307,7 +311,7 @@ void free_large_span(HeapState& heap, Span* s) {
 
 // The body of free(), with a P held. Makes the span swept for this cycle first, so the object
 // state it reads and writes cannot race with a sweep (Go's ensureSwept).
-bool free_with_proc(HeapState& heap, ProcState& p, Arena& arena, std::uintptr_t addr,
+bool free_with_proc(HeapState& heap, ProcState& p, const Arena& arena, std::uintptr_t addr,
                     FreeResult& out) {
   const std::size_t page = (addr - arena.base) >> page_shift;
   if (page >= arena.table_pages.load(std::memory_order_acquire))  // tables are committed lazily
@@ -385,6 +389,8 @@ namespace {
     if (obj != nullptr) span = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
   }
   if (SPANHEAP_LIKELY(obj != nullptr)) {
+    if (SPANHEAP_UNLIKELY(heap.free_arena.load(std::memory_order_relaxed) == &no_arena))
+      heap.free_arena.store(span->arena, std::memory_order_release);
     bump(p.cache.allocs, 1);
     bump(p.cache.alloc_bytes, elem);
     if (SPANHEAP_UNLIKELY(heap.allocation_hooks)) on_allocate_hooks(heap, p, span, obj, elem);
@@ -423,11 +429,6 @@ namespace {
   return allocate_holding(heap, p, -1, c, size, 16, /*retried=*/false, /*zero=*/false);
 }
 
-[[gnu::noinline]] void* pace_then_return(HeapState& heap, void* obj) {
-  maybe_collect(heap);
-  return obj;
-}
-
 [[gnu::noinline]] void* leave_then_return(HeapState& heap, ProcState& p, void* obj) {
   leave_call(heap, p);
   if (SPANHEAP_UNLIKELY(heap.pacer.requested.load(std::memory_order_relaxed))) maybe_collect(heap);
@@ -436,7 +437,7 @@ namespace {
 
 // Everything a free does once it holds P `p`: the stale cache's flush (when the fast path took the
 // P), the free, the release of `p`, and the report of a bad free.
-[[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, int proc, Arena& arena,
+[[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, int proc, const Arena& arena,
                                     void* ptr) {
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
   FreeResult r;
@@ -510,7 +511,7 @@ void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
   const unsigned c = size_to_class16(size);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
-  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, me))) return heap_allocate(heap, -1, size, align);
+  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_allocate(heap, -1, size, align);
   void* obj;
   std::size_t elem;
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks ||
@@ -520,20 +521,23 @@ void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
   bump(p.cache.alloc_bytes, elem);
   if (SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
   leave_bound(me);
-  if (SPANHEAP_UNLIKELY(heap.pacer.requested.load(std::memory_order_relaxed)))
-    return pace_then_return(heap, obj);
+  // No look at pacer.requested: only an allocation's slow path sets it, and that allocation runs
+  // the cycle as it leaves (allocate_holding), or another one that saw the flag first did.
   return obj;
 }
 
 void free_fast(HeapState& heap, void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  Arena* arena = registry_lookup(addr);  // nullptr for nullptr
-  if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap ||
-                        last_used_proc.uid != heap.uid))
-    return heap_free(heap, -1, ptr);
+  const Arena* arena = heap.free_arena.load(std::memory_order_acquire);
+  if (SPANHEAP_UNLIKELY(addr - arena->base >= arena->npages << page_shift)) {
+    arena = registry_lookup(addr);  // nullptr for nullptr
+    if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap))
+      return heap_free(heap, -1, ptr);
+  }
+  if (SPANHEAP_UNLIKELY(last_used_proc.uid != heap.uid)) return heap_free(heap, -1, ptr);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
-  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, me))) return heap_free(heap, -1, ptr);
+  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_free(heap, -1, ptr);
   // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so
   // no lazy flush is due and only this P collects it), the pointer an allocated object's start.
   const std::size_t page = (addr - arena->base) >> page_shift;

@@ -18,6 +18,9 @@ namespace spanheap::detail {
 
 struct CensusEntry;  // validate.hpp
 
+// The arena HeapState::free_arena names before the heap has one: base 0, no pages.
+inline const Arena no_arena{};
+
 struct Pacer {
   // Bytes charged since the last bump. ReusePolicy::next_cycle: every refill's free bytes and
   // every large object (Go's heap_live). ReusePolicy::owner: the pages the page heap handed out
@@ -26,8 +29,8 @@ struct Pacer {
   std::atomic<std::uint64_t> allocated{0};
   std::atomic<std::uint64_t> trigger{0};  // start a cycle when allocated reaches it (0 = off)
   std::atomic<std::uint64_t> live_at_bump{0};
-  // Read by every allocation, written once a cycle: apart from the charge, which refills and page
-  // allocations write.
+  // Read by every allocation's slow path, written once a cycle: apart from the charge, which
+  // refills and page allocations write.
   alignas(64) std::atomic<bool> requested{false};
 };
 
@@ -57,6 +60,12 @@ class HeapState {
   ProcBinding binding = ProcBinding::off;
 
   std::atomic<std::uint32_t> sweepgen{0};  // world: written only while stopped
+  // One of this heap's arenas that held a span, where the free fast path looks first: an address
+  // test instead of the registry's two loads and its owner test. An arena that held a span is
+  // given back only with the heap, so whichever one this names stays valid; the first allocation
+  // sets it, in its slow path (once: a line every call reads is not rewritten).
+  // Until then it names an arena of no pages, which holds no address.
+  std::atomic<const Arena*> free_arena{&no_arena};
   // A line of its own: the fast paths read the fields above on every call, and the page heap's
   // lock is written by every page allocation and free.
   alignas(64) PageHeap pages;

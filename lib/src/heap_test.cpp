@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "heap_state.hpp"
 #include "test_util.hpp"
 
 namespace spanheap {
@@ -168,6 +169,49 @@ TEST(Heap, StatsFollowAllocationsAndFrees) {
   EXPECT_EQ(std::accumulate(s.pause_histogram.begin(), s.pause_histogram.end(), std::uint64_t{0}),
             1u);
   EXPECT_GT(s.pause_max_ns, 0u);
+  EXPECT_VERIFIED(heap);
+}
+
+// The free fast path looks in one arena of the heap by address (HeapState::free_arena) before it
+// asks the registry. With 1 MiB arenas and 4 MiB of objects, frees into that arena and into the
+// others are all valid, and pointers just outside it — foreign memory mapped at its bounds,
+// another heap's object — get the registry's verdicts.
+TEST(Heap, FreesInAndAroundTheFastPathsArenaGetTheRegistrysVerdicts) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  Heap other(test::deterministic(1, rec));
+  std::vector<void*> v;
+  for (int i = 0; i < 4096; i++) v.push_back(heap.allocate(1024));
+  const detail::Arena* home = heap.state().free_arena.load();
+  ASSERT_NE(home, &detail::no_arena);
+  const std::uintptr_t lo = home->base, hi = home->base + (home->npages << detail::page_shift);
+  std::size_t inside = 0;
+  for (void* p : v) inside += reinterpret_cast<std::uintptr_t>(p) - lo < hi - lo;
+  EXPECT_GT(inside, 0u);
+  EXPECT_LT(inside, v.size());
+  for (void* p : v) heap.free(p);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_EQ(heap.stats().frees, v.size());
+  // Foreign pages right after the arena's last byte, else right before its first.
+  const long page = sysconf(_SC_PAGESIZE);
+  void* foreign = MAP_FAILED;
+  for (std::uintptr_t at : {hi, lo - 2 * static_cast<std::uintptr_t>(page)}) {
+    foreign =
+        mmap(reinterpret_cast<void*>(at), 2 * static_cast<std::size_t>(page),
+             PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (foreign != MAP_FAILED && reinterpret_cast<std::uintptr_t>(foreign) == at) break;
+    if (foreign != MAP_FAILED) munmap(foreign, 2 * static_cast<std::size_t>(page));
+    foreign = MAP_FAILED;
+  }
+  ASSERT_NE(foreign, MAP_FAILED) << "no free pages at either bound of the arena";
+  heap.free(foreign);
+  EXPECT_EQ(rec.count(ErrorKind::foreign_free), 1u);
+  munmap(foreign, 2 * static_cast<std::size_t>(page));
+  void* theirs = other.allocate(64);
+  heap.free(theirs);
+  EXPECT_EQ(rec.count(ErrorKind::misuse), 1u);
+  other.free(theirs);
+  EXPECT_EQ(rec.count(), 2u);
   EXPECT_VERIFIED(heap);
 }
 

@@ -41,7 +41,7 @@ unsigned preferred_proc(const HeapState& heap) noexcept {
 }
 
 void remember(const HeapState& heap, unsigned p) noexcept {
-  last_used_proc = ProcAffinity{heap.uid, p, false, &heap.procs[p]};
+  last_used_proc = ProcAffinity{heap.uid, p, ProcBinding::off, &heap.procs[p]};
   for (Affinity& a : affinity) {
     if (a.uid == heap.uid) {
       a.p = p;
@@ -63,7 +63,7 @@ struct RecordReturner {
   ~RecordReturner() {
     if (ThreadRecord* r = this_thread_record) {
       // Later calls of this thread (other thread-exit handlers free memory) take Ps by CAS.
-      last_used_proc.bound = false;
+      last_used_proc.bound = ProcBinding::off;
       this_thread_record = nullptr;
       r->used.store(false, std::memory_order_release);
     }
@@ -217,7 +217,7 @@ void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatu
     while (binder->in_call.load(std::memory_order_seq_cst) != 0) backoff(spins);
     if (binder == this_thread_record && last_used_proc.uid == heap.uid &&
         last_used_proc.p == p.index)
-      last_used_proc.bound = false;
+      last_used_proc.bound = ProcBinding::off;
     p.binder.store(nullptr, std::memory_order_relaxed);
     heap.counters.revocations.fetch_add(1, std::memory_order_relaxed);
     p.status.store(to, std::memory_order_release);
@@ -234,7 +234,7 @@ void leave_call(HeapState& heap, ProcState& p) noexcept {
       SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
                       "binding a P whose cache is stale (INV-B1)");
       p.binder.store(this_thread_record, std::memory_order_relaxed);
-      last_used_proc.bound = true;
+      last_used_proc.bound = heap.binding;
       p.status.store(ProcStatus::bound, std::memory_order_release);
       return;
     }

@@ -15,11 +15,13 @@ class HeapState;
 // Acquires some P for the calling thread (its last one if free, else any free one), waiting while
 // the world is stopped. Flushes the P's cache if it is stale before returning.
 ProcState& acquire_any_proc_slow(HeapState& heap);
-// The calling thread's last P for its last heap (see proc.cpp); `bound`: the thread bound it.
+// The calling thread's last P for its last heap (see proc.cpp); `bound`: the thread bound it, and
+// with which handshake (the heap's binding when it bound: the fast paths read it here, with the
+// rest of this struct, rather than in the heap).
 struct ProcAffinity {
   std::uint64_t uid = 0;
   unsigned p = 0;
-  bool bound = false;
+  ProcBinding bound = ProcBinding::off;
   // &heap.proc(p), valid while uid matches a live heap (uids are never reused): the fast paths
   // load it instead of indexing the heap's P array (a multiply and two adds on every call).
   ProcState* state = nullptr;
@@ -54,7 +56,7 @@ inline ThreadRecord* enter_bound(ProcBinding mode, ProcState& p) noexcept {
       return me;
   }
   me->in_call.store(0, std::memory_order_release);
-  last_used_proc.bound = false;
+  last_used_proc.bound = ProcBinding::off;
   return nullptr;
 }
 // Leaves a call entered through enter_bound, which returned `me` (the fast paths keep it in a
