@@ -44,6 +44,7 @@ inline void* cache_alloc_fast(Cache& cache, unsigned c, std::size_t& elem) noexc
   elem = s->elem_size;
   return reinterpret_cast<void*>(s->start + r * elem);
 }
+
 // The slow path: next free slot in the current span, else refill (uncache the full span, take one
 // from central). nullptr only when memory is exhausted. Requires: owner P, flushed cache.
 void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c);
