@@ -89,8 +89,8 @@ void* RecyclingOsMemory::reserve(std::size_t size, std::size_t align) {
     r.p = system_memory().reserve(size, align);
     if (r.p == nullptr) return nullptr;
     r.size = size;
-    r.align = align;
   }
+  r.align = align;  // this reservation's, which declared arena poisoning goes by
   r.committed.clear();
   void* p = r.p;
   outstanding_.push_back(std::move(r));
@@ -163,8 +163,8 @@ bool RecyclingOsMemory::commit(void* p, std::size_t size) {
 #ifdef SPANHEAP_FUZZ_ASAN
   if (r != nullptr && covers(r->writable, add)) {
     // Mapped read-write by an earlier life of the region and poisoned since: unpoisoning is this
-    // heap's commit.
-    __asan_unpoison_memory_region(p, size);
+    // heap's commit, unless the heap poisons the range itself at once (declared arenas).
+    if (!arenas_poisoned_ || r->align != arena_align) __asan_unpoison_memory_region(p, size);
     insert_range(r->committed, add);
     return true;
   }
@@ -209,6 +209,11 @@ void RecyclingOsMemory::zero_written(Region& r, Range within) {
 void RecyclingOsMemory::declare_writes(bool on) {
   std::lock_guard lock(mu_);
   declared_ = on;
+}
+
+void RecyclingOsMemory::declare_arena_poisoning(bool on) {
+  std::lock_guard lock(mu_);
+  arenas_poisoned_ = on;
 }
 
 void RecyclingOsMemory::note_written(const void* p, std::size_t n) {

@@ -9,7 +9,8 @@
 //   commit     mprotect read-write through system_memory(), as the real layer does, so a heap
 //              that touches memory it never committed still faults; the range is remembered.
 //              Under ASan, a range an earlier heap committed is still mapped read-write and
-//              only poisoned (see unreserve): commit unpoisons it, no system call;
+//              only poisoned (see unreserve): commit unpoisons it, no system call (an arena's
+//              range stays poisoned when arena poisoning is declared, below);
 //   release    zeroes the resident pages in place (mincore says which; with declared writes,
 //              below, only the declared ones) instead of madvise(MADV_DONTNEED): the range reads
 //              zero, as the contract says, and its pages do not fault again when a heap touches
@@ -60,6 +61,16 @@ class RecyclingOsMemory final : public OsMemory {
   void declare_writes(bool on);
   void note_written(const void* p, std::size_t n);
 
+  // Declared arena poisoning (under ASan). A caller whose heaps poison every arena page they
+  // commit (DebugOptions::poison_freed: page_heap.cpp's grow() poisons each fresh run at once)
+  // turns this on; commit() then leaves a recycled range of an arena reservation (one aligned to
+  // arena_align, as the heap reserves its arenas and nothing else) poisoned instead of
+  // unpoisoning it for the heap to poison again: a shadow write per 8 bytes of every arena
+  // commit. Metadata reservations are unpoisoned as before. Were the heap to read such a page
+  // before it unpoisons an object there, ASan would report it: the error is loud, never silent.
+  static constexpr std::size_t arena_align = std::size_t{1} << 20;  // the heap's granule
+  void declare_arena_poisoning(bool on);
+
  private:
   // Address space kept for reuse: bounded, so resident memory stays bounded (a libFuzzer process
   // peaks near 110 MB RSS with it). page_heap programs reserve arenas of many sizes up to 4 MiB
@@ -70,7 +81,7 @@ class RecyclingOsMemory final : public OsMemory {
   struct Region {
     void* p = nullptr;
     std::size_t size = 0;
-    std::size_t align = 0;
+    std::size_t align = 0;         // of the reservation that holds it now
     std::vector<Range> committed;  // sorted, disjoint, adjacent ranges merged
     std::vector<Range> writable;   // mapped read-write and ASan-poisoned until committed (ASan)
     std::vector<Range> written;    // declared writes since the region was last zeroed
@@ -89,6 +100,7 @@ class RecyclingOsMemory final : public OsMemory {
   std::vector<std::multimap<std::size_t, Region>::node_type> spare_nodes_;
   std::size_t pool_bytes_ = 0;
   bool declared_ = false;
+  bool arenas_poisoned_ = false;
   std::vector<unsigned char> resident_;  // mincore() buffer, reused
 };
 

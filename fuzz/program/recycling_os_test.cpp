@@ -10,6 +10,9 @@
 #include <cstring>
 
 #include "sanitizers.hpp"
+#ifdef SPANHEAP_FUZZ_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace spanheap::fuzz {
 namespace {
@@ -65,6 +68,30 @@ TEST(RecyclingOsMemory, ARecycledRegionReadsZeroAndOnlyWhatIsCommittedAgainIsAcc
   EXPECT_TRUE(all_zero(q, 64 * kib));
   os.unreserve(q, region_bytes);
 }
+
+#ifdef SPANHEAP_FUZZ_ASAN
+// With declared arena poisoning, a recycled range of an arena reservation stays poisoned when it
+// is committed again (the heap poisons it at once anyway); any other reservation is unpoisoned.
+TEST(RecyclingOsMemory, DeclaredArenaPoisoningKeepsOnlyArenaCommitsPoisoned) {
+  RecyclingOsMemory& os = RecyclingOsMemory::instance();
+  os.declare_arena_poisoning(true);
+  for (const std::size_t a : {RecyclingOsMemory::arena_align, align}) {
+    auto* p = static_cast<unsigned char*>(os.reserve(region_bytes, a));
+    ASSERT_NE(p, nullptr);
+    ASSERT_TRUE(os.commit(p, 128 * kib));
+    os.unreserve(p, region_bytes);
+    auto* q = static_cast<unsigned char*>(os.reserve(region_bytes, a));
+    ASSERT_EQ(q, p) << "the region was not recycled (best fit should return it)";
+    ASSERT_TRUE(os.commit(q, 128 * kib));
+    const bool arena = a == RecyclingOsMemory::arena_align;
+    EXPECT_EQ(__asan_region_is_poisoned(q, 128 * kib) == q, arena) << a;
+    EXPECT_EQ(__asan_region_is_poisoned(q + 128 * kib - 1, 1) != nullptr, arena) << a;
+    if (arena) __asan_unpoison_memory_region(q, 128 * kib);  // as the heap's teardown does
+    os.unreserve(q, region_bytes);
+  }
+  os.declare_arena_poisoning(false);
+}
+#endif
 
 // With declared writes, release and recycling zero exactly what was declared, so a heap that
 // writes only there still sees zeros everywhere.
