@@ -27,22 +27,25 @@ inline constexpr std::uint32_t max_owned_spans = 512;
 // How many of the oldest owned spans a refill looks at for one worth collecting (take_owned).
 inline constexpr unsigned owned_scan = 4;
 
-// Allocates one object of class `c` from the cache's span; nullptr when the alloc cache is empty
-// (the caller goes to cache_alloc_slow); `elem` receives the object's size. Go's nextFreeFast,
+// Allocates one object of class `c` from the cache's span into `obj`, its size into `elem`; false
+// when the alloc cache is empty (the caller goes to cache_alloc_slow). A bool, not a nullable
+// pointer: the caller's test is then the empty cache's, not a second one of the address, which
+// the compiler cannot prove non-null. Go's nextFreeFast,
 // without its two bound tests: the cache holds no bit past nelems, and a slot that ends its 64-slot
 // word leaves the cache empty, so the next allocation loads the next word in the slow path
 // (INV-A3). Requires: owner P, flushed cache.
-inline void* cache_alloc_fast(Cache& cache, unsigned c, std::size_t& elem) noexcept {
+inline bool cache_alloc_fast(Cache& cache, unsigned c, void*& obj, std::size_t& elem) noexcept {
   Span* s = cache.alloc[c];
   const std::uint64_t bits = s->alloc_cache;
-  if (bits == 0) return nullptr;
+  if (bits == 0) return false;
   const auto k = static_cast<std::uint32_t>(__builtin_ctzll(bits));
   const std::uint32_t r = s->free_index.load(std::memory_order_relaxed) + k;
   s->alloc_cache = (bits >> k) >> 1;
   s->free_index.store(r + 1, std::memory_order_release);
   s->alloc_count++;
   elem = s->elem_size;
-  return reinterpret_cast<void*>(s->start + r * elem);
+  obj = reinterpret_cast<void*>(s->start + r * elem);
+  return true;
 }
 
 // The slow path: next free slot in the current span, else refill (uncache the full span, take one

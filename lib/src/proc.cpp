@@ -198,8 +198,13 @@ void ensure_thread_record() noexcept {
 
 bool begin_revoke(ProcState& p) noexcept {
   ProcStatus expected = ProcStatus::bound;
-  return p.status.compare_exchange_strong(expected, ProcStatus::revoking, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed);
+  if (!p.status.compare_exchange_strong(expected, ProcStatus::revoking, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed))
+    return false;
+  // Before finish_revokes' barrier (or, fenced, in the sequentially consistent order before its
+  // load of in_call): the binder's enter_bound reads this word after it writes in_call.
+  p.entry.store(nullptr, std::memory_order_seq_cst);
+  return true;
 }
 
 void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatus to) noexcept {
@@ -218,6 +223,8 @@ void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatu
     if (binder == this_thread_record && last_used_proc.uid == heap.uid &&
         last_used_proc.p == p.index)
       last_used_proc.bound = ProcBinding::off;
+    SPANHEAP_DCHECK(&heap, p.entry.load(std::memory_order_relaxed) == nullptr,
+                    "a revoked P still lets its binder enter (INV-B1)");
     p.binder.store(nullptr, std::memory_order_relaxed);
     heap.counters.revocations.fetch_add(1, std::memory_order_relaxed);
     p.status.store(to, std::memory_order_release);
@@ -234,6 +241,9 @@ void leave_call(HeapState& heap, ProcState& p) noexcept {
       SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
                       "binding a P whose cache is stale (INV-B1)");
       p.binder.store(this_thread_record, std::memory_order_relaxed);
+      // Before the release store of bound: a revoker's CAS that sees bound then sees this too,
+      // and its clearing of entry comes after it.
+      p.entry.store(this_thread_record, std::memory_order_relaxed);
       last_used_proc.bound = heap.binding;
       p.status.store(ProcStatus::bound, std::memory_order_release);
       return;

@@ -33,31 +33,34 @@ extern constinit thread_local ThreadRecord* this_thread_record;
 // register a thread-exit handler, which may allocate). A thread without a record never binds.
 void ensure_thread_record() noexcept;
 
-// Enters P `p` through the calling thread's binding (last_used_proc.bound). The thread's record:
-// the thread is inside a call on `p`, which it leaves with release_proc or leave_bound. nullptr:
-// the binding is gone (revoked, or the thread is already inside a bound call); the thread must
-// acquire a P. The store of in_call and the load of status are the two halves of a Dekker handshake
-// whose other halves are in finish_revokes (proc.cpp): under ProcBinding::automatic the revoker's
+// Enters P `p` through the calling thread's binding of kind `mode` (last_used_proc.bound, not
+// off). True: the thread is inside a call on `p`, `me` is its record, and it leaves with
+// release_proc or leave_bound(me). False: the binding is gone (revoked, or the thread is already
+// inside a bound call); the thread must acquire a P. The store of in_call and the load of
+// ProcState::entry are the two halves of a Dekker handshake whose other halves are in
+// begin_revoke and finish_revokes (proc.cpp): under ProcBinding::automatic the revoker's
 // membarrier orders them, so this side needs only a compiler barrier; under fenced both sides are
-// sequentially consistent.
-inline ThreadRecord* enter_bound(ProcBinding mode, ProcState& p) noexcept {
-  ThreadRecord* me = this_thread_record;
-  if (SPANHEAP_UNLIKELY(me->in_call.load(std::memory_order_relaxed) != 0)) return nullptr;
+// sequentially consistent. `entry` names this thread only while the P is bound to it, so it
+// stands for "status is bound and binder is me" in one load. A bool rather than a
+// nullable record, so that a caller inlining it with a constant `mode` branches on the entry
+// itself, not on a second test of the pointer.
+[[gnu::always_inline]] inline bool enter_bound(ProcBinding mode, ProcState& p,
+                                               ThreadRecord*& me) noexcept {
+  me = this_thread_record;
+  if (SPANHEAP_UNLIKELY(me->in_call.load(std::memory_order_relaxed) != 0)) return false;
   if (mode == ProcBinding::automatic) {
     me->in_call.store(1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (SPANHEAP_LIKELY(p.status.load(std::memory_order_acquire) == ProcStatus::bound &&
-                        p.binder.load(std::memory_order_relaxed) == me))
-      return me;
+    // Relaxed: only this thread sets entry to itself (leave_call), so what the P holds was
+    // written by this thread or published to it by the CAS that took the P before it bound it.
+    if (SPANHEAP_LIKELY(p.entry.load(std::memory_order_relaxed) == me)) return true;
   } else {
     me->in_call.store(1, std::memory_order_seq_cst);
-    if (p.status.load(std::memory_order_seq_cst) == ProcStatus::bound &&
-        p.binder.load(std::memory_order_relaxed) == me)
-      return me;
+    if (p.entry.load(std::memory_order_seq_cst) == me) return true;
   }
   me->in_call.store(0, std::memory_order_release);
   last_used_proc.bound = ProcBinding::off;
-  return nullptr;
+  return false;
 }
 // Leaves a call entered through enter_bound, which returned `me` (the fast paths keep it in a
 // register rather than load the thread-local again).

@@ -63,9 +63,9 @@ TEST_F(SpanTest, FastAndSlowAllocationHandOutTheFreeSlotsInOrderUnderRandomSweep
       for (std::uint32_t k = 0; k < n; k++) {
         const std::uint32_t want = naive_next();
         std::size_t elem = 0;
-        void* obj = rng() % 4 != 0 ? cache_alloc_fast(*cache, cls, elem) : nullptr;
+        void* obj = nullptr;
         std::uint32_t got;
-        if (obj != nullptr) {
+        if (rng() % 4 != 0 && cache_alloc_fast(*cache, cls, obj, elem)) {
           got = slot_of(span, reinterpret_cast<std::uintptr_t>(obj));
           ASSERT_EQ(reinterpret_cast<std::uintptr_t>(obj), span.start + got * span.elem_size);
           ASSERT_EQ(elem, span.elem_size);

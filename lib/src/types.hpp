@@ -330,6 +330,10 @@ struct Cache {
 struct alignas(64) ProcState {
   std::atomic<ProcStatus> status{ProcStatus::idle};  // atomic (acq/rel): the P's state
   std::atomic<ThreadRecord*> binder{nullptr};        // the bound thread; changed only while unbound
+  // The thread that may enter through its binding: the binder while the status is bound, else
+  // nullptr. Set before the status becomes bound (leave_call), cleared by begin_revoke before the
+  // revoker's barrier, so enter_bound's handshake needs this one word, not status and binder.
+  std::atomic<ThreadRecord*> entry{nullptr};
   std::uint32_t bind_veto = 0;  // holder: calls left before this P may be bound again
   unsigned index = 0;           // immutable after init
   bool has_cache = true;        // false for sweeper slots (immutable after init)

@@ -395,8 +395,10 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
     const ProcState& p = heap.proc(i);
     const auto status = static_cast<unsigned>(p.status.load(std::memory_order_relaxed));
     if (status != static_cast<unsigned>(ProcStatus::stopped) ||
-        p.binder.load(std::memory_order_relaxed) != nullptr)
-      fail(&out, "INV-B1", "P{} has status {} or a binder with the world stopped", i, status);
+        p.binder.load(std::memory_order_relaxed) != nullptr ||
+        p.entry.load(std::memory_order_relaxed) != nullptr)
+      fail(&out, "INV-B1", "P{} has status {}, a binder or an entry with the world stopped", i,
+           status);
   }
   const SweepState& ss = heap.sweep;
   if (ss.stale_procs.load() != stale)
