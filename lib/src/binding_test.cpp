@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "heap_state.hpp"
 #include "test_util.hpp"
 
 namespace spanheap {
@@ -126,6 +127,29 @@ TEST(Binding, AFormerBinderCannotEnterAnotherThreadsBinding) {
   const std::uint64_t before = heap.stats().revocations;
   heap.free(heap.allocate(32));
   EXPECT_EQ(heap.stats().revocations, before + 1) << "entered the other thread's binding";
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+// ProcState::entry, the one word a bound call checks, names the binder exactly while the P is
+// bound, and a revocation clears it: a thread whose binding was taken cannot enter again.
+TEST(Binding, TheEntryWordNamesTheBinderOnlyWhileThePIsBound) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(1, rec));
+  SKIP_UNLESS_BINDING(heap);
+  const detail::ProcState& p = heap.state().proc(0);
+  EXPECT_EQ(p.entry.load(), nullptr);
+  heap.free(heap.allocate(32));
+  ASSERT_TRUE(testing::proc_bound(heap, 0));
+  EXPECT_NE(p.entry.load(), nullptr);
+  EXPECT_EQ(p.entry.load(), p.binder.load());
+  std::thread t([&] { heap.free(heap.allocate(32)); });  // revokes, and the veto keeps it unbound
+  t.join();
+  EXPECT_EQ(heap.stats().revocations, 1u);
+  EXPECT_FALSE(testing::proc_bound(heap, 0));
+  EXPECT_EQ(p.entry.load(), nullptr);
+  EXPECT_EQ(p.binder.load(), nullptr);
+  heap.collect();  // a stop revokes nothing now, and verify() finds no entry (INV-B1)
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
 }
