@@ -154,6 +154,40 @@ TEST(Binding, TheEntryWordNamesTheBinderOnlyWhileThePIsBound) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// A revocation that lands right after a binding is published (status bound) must find the entry
+// word already set, so that its clearing shuts the binder out. Were entry written after the
+// status, the revoker would clear nothing and the late write would let the binder back into a P
+// another thread holds or has released.
+TEST(Binding, ARevocationRightAfterTheBindingIsPublishedShutsTheBinderOut) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(1, rec));
+  SKIP_UNLESS_BINDING(heap);
+  const detail::ProcState& p = heap.state().proc(0);
+  std::atomic<bool> revoked{false};
+  std::thread revoker;
+  testing::set_protocol_hook(
+      heap,
+      [&](testing::ProtocolPoint) {
+        if (revoker.joinable()) return;
+        revoker = std::thread([&] {
+          heap.free(heap.allocate(32));  // the only P is bound: this revokes it
+          revoked = true;
+        });
+        while (!revoked.load()) std::this_thread::yield();  // bounded: the revoker never waits
+      },                                                    // for us (we are in no bound call)
+      {testing::ProtocolPoint::binding_published});
+  void* a = heap.allocate(32);  // takes P0 with a CAS and binds it as it leaves: the hook runs
+  revoker.join();
+  testing::set_protocol_hook(heap, {});
+  EXPECT_EQ(heap.stats().revocations, 1u);
+  EXPECT_FALSE(testing::proc_bound(heap, 0));
+  EXPECT_EQ(p.entry.load(), nullptr) << "the revoked binder can still enter P0";
+  heap.free(a);
+  EXPECT_EQ(heap.stats().revocations, 1u);
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 TEST(Binding, AnExplicitProcHandleTakesTheCallersOwnBinding) {
   testing::RecordingHandler rec;
   Heap heap(bound_options(1, rec));

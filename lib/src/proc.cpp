@@ -246,6 +246,7 @@ void leave_call(HeapState& heap, ProcState& p) noexcept {
       p.entry.store(this_thread_record, std::memory_order_relaxed);
       last_used_proc.bound = heap.binding;
       p.status.store(ProcStatus::bound, std::memory_order_release);
+      protocol_point(heap, ProtocolPoint::binding_published);
       return;
     }
   }

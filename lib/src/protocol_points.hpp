@@ -15,6 +15,7 @@ enum class ProtocolPoint : std::uint8_t {
   free_move_to_partial,
   find_object_span_read,
   stop_found_idle_proc,
+  binding_published,
 };
 
 // Set only while no heap call runs; null in normal use.

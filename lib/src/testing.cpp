@@ -186,6 +186,8 @@ static_assert(static_cast<int>(ProtocolPoint::find_object_span_read) ==
               static_cast<int>(detail::ProtocolPoint::find_object_span_read));
 static_assert(static_cast<int>(ProtocolPoint::stop_found_idle_proc) ==
               static_cast<int>(detail::ProtocolPoint::stop_found_idle_proc));
+static_assert(static_cast<int>(ProtocolPoint::binding_published) ==
+              static_cast<int>(detail::ProtocolPoint::binding_published));
 
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
                        std::initializer_list<ProtocolPoint> only) {

@@ -115,6 +115,8 @@ enum class ProtocolPoint : std::uint8_t {
                           // fields (runs on the classifying thread)
   stop_found_idle_proc,   // a stop-the-world read a P as idle and has not yet taken it (runs
                           // on the stopping thread; another thread may still take that P)
+  binding_published,      // a call that took its P with a CAS has bound it to its thread (status
+                          // bound, so another thread may revoke it now) and not yet returned
 };
 // `only`: the points that call the hook (every point when empty); at the others the heap does not
 // call it at all (find_object passes one on every call).
