@@ -436,6 +436,33 @@ namespace {
   return obj;
 }
 
+// The fast path's exit when the alloc cache is empty: most often the span still has free slots in
+// a later bitmap word (after a collection its free slots are scattered), and loading the next word
+// is all the slow path would do. Done here, with the fast path's checks already passed (flushed
+// cache, no hooks), it skips the general slow path's frame, its second try of the alloc cache and
+// its pacing look (the pacer is charged when spans are taken, not per word). Anything else — the
+// span full, no span — continues in allocate_holding.
+[[gnu::noinline]] void* allocate_next_word(HeapState& heap, ProcState& p, unsigned c,
+                                           std::size_t size, ThreadRecord* me) {
+  Span* s = p.cache.alloc[c];
+  // empty_span has no slots, so it goes to the refill too.
+  if (SPANHEAP_UNLIKELY(s->free_index.load(std::memory_order_relaxed) >= s->nelems))
+    return allocate_holding_default(heap, p, c, size);
+  SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
+                  "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
+  const std::uint32_t i = next_free_index(*s);
+  if (SPANHEAP_UNLIKELY(i >= s->nelems)) return allocate_holding_default(heap, p, c, size);
+  s->alloc_count++;
+  SPANHEAP_CHECK(&heap, s->alloc_count <= s->nelems, "s.allocCount > s.nelems (C4)");
+  const std::size_t elem = s->elem_size;
+  void* obj = reinterpret_cast<void*>(s->start + i * elem);
+  bump(p.cache.allocs, 1);
+  bump(p.cache.alloc_bytes, elem);
+  if (me == nullptr) return leave_then_return(heap, p, obj);
+  leave_bound(me);
+  return obj;
+}
+
 // Everything a free does once it holds P `p`: the stale cache's flush (when the fast path took the
 // P), the free, the release of `p`, and the report of a bad free.
 [[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, int proc, const Arena& arena,
@@ -515,9 +542,10 @@ void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
   if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_allocate(heap, -1, size, align);
   void* obj;
   std::size_t elem;
-  if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks ||
-                        !cache_alloc_fast(p.cache, c, obj, elem)))
+  if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks))
     return allocate_holding_default(heap, p, c, size);
+  if (SPANHEAP_UNLIKELY(!cache_alloc_fast(p.cache, c, obj, elem)))
+    return allocate_next_word(heap, p, c, size, me);
   bump(p.cache.allocs, 1);
   bump(p.cache.alloc_bytes, elem);
   if (SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
