@@ -44,6 +44,7 @@ HeapState::HeapState(const Options& o)
     : options(o),
       os(o.os != nullptr ? o.os : &system_memory()),
       uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
+      bound_key(ProcAffinity::make_key(uid, ProcBinding::automatic)),
       trace(o.trace || trace_from_env()) {
   validate_options(*this);
   nprocs = resolve_procs(options);
@@ -98,7 +99,8 @@ namespace {
 // (`me` is nullptr: leave with leave_call).
 // The default binding is tested first, so that its calls take one compare to reach their entry.
 [[gnu::always_inline]] inline bool enter_own(ProcState& p, ThreadRecord*& me) noexcept {
-  const ProcBinding mode = last_used_proc.bound;
+  const ProcBinding mode = last_used_proc.bound();
+  me = this_thread_record;
   if (SPANHEAP_LIKELY(mode == ProcBinding::automatic)) {
     if (SPANHEAP_LIKELY(enter_bound(ProcBinding::automatic, p, me))) return true;
   } else if (mode == ProcBinding::fenced) {
@@ -110,9 +112,19 @@ namespace {
                                           std::memory_order_relaxed);
 }
 
+// The bound fast paths trust ProcAffinity::key and ::record without a look at the thread's own
+// state: a key that says "bound" must come with the thread's record (debug tier, at every slow
+// path, where the affinity is the one the fast path just read).
+void check_affinity(const HeapState& heap) noexcept {
+  if (last_used_proc.bound() != ProcBinding::off)
+    SPANHEAP_DCHECK(&heap,
+                    this_thread_record != nullptr && last_used_proc.record == this_thread_record,
+                    "a thread's affinity says bound but names another record (INV-B1)");
+}
+
 // The common case of acquire_any_proc_slow, inlined: the thread's last P is bound to it or free.
 inline ProcState& acquire_fast(HeapState& heap) {
-  if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) {
+  if (SPANHEAP_LIKELY(last_used_proc.uid() == heap.uid)) {
     ProcState& p = *last_used_proc.state;
     ThreadRecord* me;
     // A stale cache (INV-B1: only a P taken with the CAS can be stale) is flushed by the one
@@ -378,6 +390,7 @@ namespace {
   void* obj = nullptr;
   std::size_t elem = 0;
   Span* span = nullptr;
+  check_affinity(heap);
   if (SPANHEAP_LIKELY(c != 0)) {
     if (!cache_alloc_fast(p.cache, c, obj, elem)) {
       obj = cache_alloc_slow(heap, p, c);
@@ -467,6 +480,7 @@ namespace {
 // P), the free, the release of `p`, and the report of a bad free.
 [[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, int proc, const Arena& arena,
                                     void* ptr) {
+  check_affinity(heap);
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
   FreeResult r;
   const bool ok = free_with_proc(heap, p, arena, reinterpret_cast<std::uintptr_t>(ptr), r);
@@ -531,15 +545,18 @@ void heap_free(HeapState& heap, int proc, void* ptr) {
 // flushed, and the object comes from (or goes back to) the span that P caches for its class. They
 // do the general path's work for that case, in the same order, with no call but the CAS that takes
 // the P; anything else continues in allocate_holding / free_holding with the P held, or in the
-// general path when the P was not taken.
-void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
-  if (SPANHEAP_UNLIKELY(align != 16 || size > size_table::small_max ||
-                        last_used_proc.uid != heap.uid))
-    return heap_allocate(heap, -1, size, align);
-  const unsigned c = size_to_class16(size);
-  ProcState& p = *last_used_proc.state;
-  ThreadRecord* me;
-  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_allocate(heap, -1, size, align);
+// general path when the P was not taken. The common case, a thread bound to its P with the default
+// handshake, is tested with one compare (ProcAffinity::key) and its exit needs no test of how the P
+// was entered; a thread bound with the fenced handshake or taking its P with a CAS goes through
+// allocate_unbound / free_unbound, the same paths with enter_own's dispatch.
+namespace {
+
+// The allocation once P `p` is entered: `me` is the binder's record, or nullptr (unless `bound`)
+// for a P taken with the CAS.
+template <bool bound>
+[[gnu::always_inline]] inline void* allocate_in_cache(HeapState& heap, ProcState& p,
+                                                      ThreadRecord* me, unsigned c,
+                                                      std::size_t size) {
   void* obj;
   std::size_t elem;
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks))
@@ -548,25 +565,27 @@ void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
     return allocate_next_word(heap, p, c, size, me);
   bump(p.cache.allocs, 1);
   bump(p.cache.alloc_bytes, elem);
-  if (SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
+  if (!bound && SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
   leave_bound(me);
   // No look at pacer.requested: only an allocation's slow path sets it, and that allocation runs
   // the cycle as it leaves (allocate_holding), or another one that saw the flag first did.
   return obj;
 }
 
-void free_fast(HeapState& heap, void* ptr) {
-  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const Arena* arena = heap.free_arena.load(std::memory_order_acquire);
-  if (SPANHEAP_UNLIKELY(addr - arena->base >= arena->npages << page_shift)) {
-    arena = registry_lookup(addr);  // nullptr for nullptr
-    if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap))
-      return heap_free(heap, -1, ptr);
-  }
-  if (SPANHEAP_UNLIKELY(last_used_proc.uid != heap.uid)) return heap_free(heap, -1, ptr);
+[[gnu::noinline]] void* allocate_unbound(HeapState& heap, std::size_t size) {
+  if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid)) return heap_allocate(heap, -1, size, 16);
+  const unsigned c = size_to_class16(size);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
-  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_free(heap, -1, ptr);
+  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_allocate(heap, -1, size, 16);
+  return allocate_in_cache<false>(heap, p, me, c, size);
+}
+
+// The free once P `p` is entered (as allocate_in_cache), `arena` holding `ptr`.
+template <bool bound>
+[[gnu::always_inline]] inline void free_in_cache(HeapState& heap, ProcState& p, ThreadRecord* me,
+                                                 const Arena* arena, void* ptr) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so
   // no lazy flush is due and only this P collects it), the pointer an allocated object's start.
   const std::size_t page = (addr - arena->base) >> page_shift;
@@ -589,7 +608,7 @@ void free_fast(HeapState& heap, void* ptr) {
         bump(p.cache.frees, 1);
         bump(p.cache.free_bytes, elem);
         poison_memory(heap, ptr, elem);
-        if (SPANHEAP_UNLIKELY(me == nullptr)) return leave_call(heap, p);
+        if (!bound && SPANHEAP_UNLIKELY(me == nullptr)) return leave_call(heap, p);
         leave_bound(me);
         return;
       }
@@ -599,6 +618,45 @@ void free_fast(HeapState& heap, void* ptr) {
     }
   }
   free_holding(heap, p, -1, *arena, ptr);
+}
+
+[[gnu::noinline]] void free_unbound(HeapState& heap, const Arena* arena, void* ptr) {
+  if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid)) return heap_free(heap, -1, ptr);
+  ProcState& p = *last_used_proc.state;
+  ThreadRecord* me;
+  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_free(heap, -1, ptr);
+  free_in_cache<false>(heap, p, me, arena, ptr);
+}
+
+}  // namespace
+
+void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
+  if (SPANHEAP_UNLIKELY(align != 16 || size > size_table::small_max))
+    return heap_allocate(heap, -1, size, align);
+  if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key)) return allocate_unbound(heap, size);
+  const unsigned c = size_to_class16(size);
+  ProcState& p = *last_used_proc.state;
+  ThreadRecord* const me = last_used_proc.record;
+  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me)))
+    return heap_allocate(heap, -1, size, align);
+  return allocate_in_cache<true>(heap, p, me, c, size);
+}
+
+void free_fast(HeapState& heap, void* ptr) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const Arena* arena = heap.free_arena.load(std::memory_order_acquire);
+  if (SPANHEAP_UNLIKELY(addr - arena->base >= arena->npages << page_shift)) {
+    arena = registry_lookup(addr);  // nullptr for nullptr
+    if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap))
+      return heap_free(heap, -1, ptr);
+  }
+  if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key))
+    return free_unbound(heap, arena, ptr);
+  ProcState& p = *last_used_proc.state;
+  ThreadRecord* const me = last_used_proc.record;
+  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me)))
+    return heap_free(heap, -1, ptr);
+  free_in_cache<true>(heap, p, me, arena, ptr);
 }
 
 }  // namespace spanheap::detail
