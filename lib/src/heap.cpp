@@ -44,7 +44,6 @@ HeapState::HeapState(const Options& o)
     : options(o),
       os(o.os != nullptr ? o.os : &system_memory()),
       uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
-      bound_key(ProcAffinity::make_key(uid, ProcBinding::automatic)),
       trace(o.trace || trace_from_env()) {
   validate_options(*this);
   nprocs = resolve_procs(options);
@@ -52,6 +51,9 @@ HeapState::HeapState(const Options& o)
   checks = options.checks;
   allocation_hooks =
       options.debug.clobber_freed || options.debug.poison_freed || options.debug.collect_every != 0;
+  // A key no thread holds (uid 0 names no heap) when every allocation must run the hooks: the
+  // bound fast paths then never test for them.
+  bound_key = allocation_hooks ? 0 : ProcAffinity::make_key(uid, ProcBinding::automatic);
   binding = resolve_binding(options.binding);
   procs = std::make_unique<ProcState[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
@@ -559,7 +561,9 @@ template <bool bound>
                                                       std::size_t size) {
   void* obj;
   std::size_t elem;
-  if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks))
+  // Bound: the cache is flushed (a bound P is never stale, INV-B1) and there are no hooks (the
+  // heap's bound_key would match no thread).
+  if (!bound && SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks))
     return allocate_holding_default(heap, p, c, size);
   if (SPANHEAP_UNLIKELY(!cache_alloc_fast(p.cache, c, obj, elem)))
     return allocate_next_word(heap, p, c, size, me);
@@ -581,23 +585,24 @@ template <bool bound>
   return allocate_in_cache<false>(heap, p, me, c, size);
 }
 
-// The free once P `p` is entered (as allocate_in_cache), `arena` holding `ptr`.
+// The free once P `p` is entered (as allocate_in_cache): `ptr` is in `arena`, at `page` of its
+// page table (below table_pages).
 template <bool bound>
 [[gnu::always_inline]] inline void free_in_cache(HeapState& heap, ProcState& p, ThreadRecord* me,
-                                                 const Arena* arena, void* ptr) {
+                                                 const Arena* arena, std::size_t page, void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so
   // no lazy flush is due and only this P collects it), the pointer an allocated object's start.
-  const std::size_t page = (addr - arena->base) >> page_shift;
-  if (SPANHEAP_LIKELY(page < arena->table_pages.load(std::memory_order_acquire))) {
+  {
     Span* s = arena->spans[page].load(std::memory_order_acquire);
     // At sg+3 and naming this P: in this P's cache since its flush of this cycle (a stale P's
     // spans are at sg+1), hence in use (a span no cache holds names no P: INV-S3), and only this
-    // P, which we hold, could take it out.
+    // P, which we hold, could take it out. Bound, naming this P is enough: a bound P is never
+    // stale (INV-B1), and a flushed P's spans are all at sg+3 (INV-S3).
     if (SPANHEAP_LIKELY(s != nullptr &&
                         s->cache_owner.load(std::memory_order_relaxed) ==
                             static_cast<int>(p.index) &&
-                        s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3)) {
+                        (bound || s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3))) {
       const std::uint32_t i = slot_of(*s, addr);  // past the last object: i >= nelems
       // A slot already pending (a double free) goes to free_holding, which reports it.
       if (SPANHEAP_LIKELY(i < s->nelems && addr == s->start + i * s->elem_size &&
@@ -620,12 +625,37 @@ template <bool bound>
   free_holding(heap, p, -1, *arena, ptr);
 }
 
-[[gnu::noinline]] void free_unbound(HeapState& heap, const Arena* arena, void* ptr) {
+[[gnu::noinline]] void free_unbound(HeapState& heap, const Arena* arena, std::size_t page,
+                                    void* ptr) {
   if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid)) return heap_free(heap, -1, ptr);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
   if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_free(heap, -1, ptr);
-  free_in_cache<false>(heap, p, me, arena, ptr);
+  free_in_cache<false>(heap, p, me, arena, page, ptr);
+}
+
+// A free of `ptr`, at `page` of `arena`'s page table, with the P still to enter.
+[[gnu::always_inline]] inline void free_in_arena(HeapState& heap, const Arena* arena,
+                                                 std::size_t page, void* ptr) {
+  if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key))
+    return free_unbound(heap, arena, page, ptr);
+  ProcState& p = *last_used_proc.state;
+  ThreadRecord* const me = last_used_proc.record;
+  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me)))
+    return heap_free(heap, -1, ptr);
+  free_in_cache<true>(heap, p, me, arena, page, ptr);
+}
+
+// A pointer outside the home arena's page table: another arena of this heap, or anything the
+// general path reports (nullptr, another heap's, foreign, never-used pages of an arena).
+[[gnu::noinline]] void free_elsewhere(HeapState& heap, void* ptr) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const Arena* arena = registry_lookup(addr);  // nullptr for nullptr
+  if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap)) return heap_free(heap, -1, ptr);
+  const std::size_t page = (addr - arena->base) >> page_shift;
+  if (SPANHEAP_UNLIKELY(page >= arena->table_pages.load(std::memory_order_acquire)))
+    return heap_free(heap, -1, ptr);
+  free_in_arena(heap, arena, page, ptr);
 }
 
 }  // namespace
@@ -645,18 +675,12 @@ void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
 void free_fast(HeapState& heap, void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   const Arena* arena = heap.free_arena.load(std::memory_order_acquire);
-  if (SPANHEAP_UNLIKELY(addr - arena->base >= arena->npages << page_shift)) {
-    arena = registry_lookup(addr);  // nullptr for nullptr
-    if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap))
-      return heap_free(heap, -1, ptr);
-  }
-  if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key))
-    return free_unbound(heap, arena, ptr);
-  ProcState& p = *last_used_proc.state;
-  ThreadRecord* const me = last_used_proc.record;
-  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me)))
-    return heap_free(heap, -1, ptr);
-  free_in_cache<true>(heap, p, me, arena, ptr);
+  // One test for "in the home arena" and "its page table has the entry": the table never covers
+  // more than the arena (commit_tables), and a pointer below the base wraps to a page past it.
+  const std::size_t page = (addr - arena->base) >> page_shift;
+  if (SPANHEAP_UNLIKELY(page >= arena->table_pages.load(std::memory_order_acquire)))
+    return free_elsewhere(heap, ptr);
+  free_in_arena(heap, arena, page, ptr);
 }
 
 }  // namespace spanheap::detail
