@@ -51,6 +51,9 @@ HeapState::HeapState(const Options& o)
   checks = options.checks;
   allocation_hooks =
       options.debug.clobber_freed || options.debug.poison_freed || options.debug.collect_every != 0;
+  // A key no thread holds (uid 0 names no heap) when every allocation must run the hooks: the
+  // bound fast paths then never test for them.
+  bound_key = allocation_hooks ? 0 : ProcAffinity::make_key(uid, ProcBinding::automatic);
   binding = resolve_binding(options.binding);
   procs = std::make_unique<ProcState[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
@@ -98,7 +101,8 @@ namespace {
 // (`me` is nullptr: leave with leave_call).
 // The default binding is tested first, so that its calls take one compare to reach their entry.
 [[gnu::always_inline]] inline bool enter_own(ProcState& p, ThreadRecord*& me) noexcept {
-  const ProcBinding mode = last_used_proc.bound;
+  const ProcBinding mode = last_used_proc.bound();
+  me = this_thread_record;
   if (SPANHEAP_LIKELY(mode == ProcBinding::automatic)) {
     if (SPANHEAP_LIKELY(enter_bound(ProcBinding::automatic, p, me))) return true;
   } else if (mode == ProcBinding::fenced) {
@@ -110,9 +114,19 @@ namespace {
                                           std::memory_order_relaxed);
 }
 
+// The bound fast paths trust ProcAffinity::key and ::record without a look at the thread's own
+// state: a key that says "bound" must come with the thread's record (debug tier, at every slow
+// path, where the affinity is the one the fast path just read).
+void check_affinity(const HeapState& heap) noexcept {
+  if (last_used_proc.bound() != ProcBinding::off)
+    SPANHEAP_DCHECK(&heap,
+                    this_thread_record != nullptr && last_used_proc.record == this_thread_record,
+                    "a thread's affinity says bound but names another record (INV-B1)");
+}
+
 // The common case of acquire_any_proc_slow, inlined: the thread's last P is bound to it or free.
 inline ProcState& acquire_fast(HeapState& heap) {
-  if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) {
+  if (SPANHEAP_LIKELY(last_used_proc.uid() == heap.uid)) {
     ProcState& p = *last_used_proc.state;
     ThreadRecord* me;
     // A stale cache (INV-B1: only a P taken with the CAS can be stale) is flushed by the one
@@ -378,6 +392,7 @@ namespace {
   void* obj = nullptr;
   std::size_t elem = 0;
   Span* span = nullptr;
+  check_affinity(heap);
   if (SPANHEAP_LIKELY(c != 0)) {
     if (!cache_alloc_fast(p.cache, c, obj, elem)) {
       obj = cache_alloc_slow(heap, p, c);
@@ -436,10 +451,38 @@ namespace {
   return obj;
 }
 
+// The fast path's exit when the alloc cache is empty: most often the span still has free slots in
+// a later bitmap word (after a collection its free slots are scattered), and loading the next word
+// is all the slow path would do. Done here, with the fast path's checks already passed (flushed
+// cache, no hooks), it skips the general slow path's frame, its second try of the alloc cache and
+// its pacing look (the pacer is charged when spans are taken, not per word). Anything else — the
+// span full, no span — continues in allocate_holding.
+[[gnu::noinline]] void* allocate_next_word(HeapState& heap, ProcState& p, unsigned c,
+                                           std::size_t size, ThreadRecord* me) {
+  Span* s = p.cache.alloc[c];
+  // empty_span has no slots, so it goes to the refill too.
+  if (SPANHEAP_UNLIKELY(s->free_index.load(std::memory_order_relaxed) >= s->nelems))
+    return allocate_holding_default(heap, p, c, size);
+  SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
+                  "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
+  const std::uint32_t i = next_free_index(*s);
+  if (SPANHEAP_UNLIKELY(i >= s->nelems)) return allocate_holding_default(heap, p, c, size);
+  s->alloc_count++;
+  SPANHEAP_CHECK(&heap, s->alloc_count <= s->nelems, "s.allocCount > s.nelems (C4)");
+  const std::size_t elem = s->elem_size;
+  void* obj = reinterpret_cast<void*>(s->start + i * elem);
+  bump(p.cache.allocs, 1);
+  bump(p.cache.alloc_bytes, elem);
+  if (me == nullptr) return leave_then_return(heap, p, obj);
+  leave_bound(me);
+  return obj;
+}
+
 // Everything a free does once it holds P `p`: the stale cache's flush (when the fast path took the
 // P), the free, the release of `p`, and the report of a bad free.
 [[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, int proc, const Arena& arena,
                                     void* ptr) {
+  check_affinity(heap);
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
   FreeResult r;
   const bool ok = free_with_proc(heap, p, arena, reinterpret_cast<std::uintptr_t>(ptr), r);
@@ -504,53 +547,62 @@ void heap_free(HeapState& heap, int proc, void* ptr) {
 // flushed, and the object comes from (or goes back to) the span that P caches for its class. They
 // do the general path's work for that case, in the same order, with no call but the CAS that takes
 // the P; anything else continues in allocate_holding / free_holding with the P held, or in the
-// general path when the P was not taken.
-void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
-  if (SPANHEAP_UNLIKELY(align != 16 || size > size_table::small_max ||
-                        last_used_proc.uid != heap.uid))
-    return heap_allocate(heap, -1, size, align);
-  const unsigned c = size_to_class16(size);
-  ProcState& p = *last_used_proc.state;
-  ThreadRecord* me;
-  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_allocate(heap, -1, size, align);
+// general path when the P was not taken. The common case, a thread bound to its P with the default
+// handshake, is tested with one compare (ProcAffinity::key) and its exit needs no test of how the P
+// was entered; a thread bound with the fenced handshake or taking its P with a CAS goes through
+// allocate_unbound / free_unbound, the same paths with enter_own's dispatch.
+namespace {
+
+// The allocation once P `p` is entered: `me` is the binder's record, or nullptr (unless `bound`)
+// for a P taken with the CAS.
+template <bool bound>
+[[gnu::always_inline]] inline void* allocate_in_cache(HeapState& heap, ProcState& p,
+                                                      ThreadRecord* me, unsigned c,
+                                                      std::size_t size) {
   void* obj;
   std::size_t elem;
-  if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks ||
-                        !cache_alloc_fast(p.cache, c, obj, elem)))
+  // Bound: the cache is flushed (a bound P is never stale, INV-B1) and there are no hooks (the
+  // heap's bound_key would match no thread).
+  if (!bound && SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks))
     return allocate_holding_default(heap, p, c, size);
+  if (SPANHEAP_UNLIKELY(!cache_alloc_fast(p.cache, c, obj, elem)))
+    return allocate_next_word(heap, p, c, size, me);
   bump(p.cache.allocs, 1);
   bump(p.cache.alloc_bytes, elem);
-  if (SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
+  if (!bound && SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
   leave_bound(me);
   // No look at pacer.requested: only an allocation's slow path sets it, and that allocation runs
   // the cycle as it leaves (allocate_holding), or another one that saw the flag first did.
   return obj;
 }
 
-void free_fast(HeapState& heap, void* ptr) {
-  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const Arena* arena = heap.free_arena.load(std::memory_order_acquire);
-  if (SPANHEAP_UNLIKELY(addr - arena->base >= arena->npages << page_shift)) {
-    arena = registry_lookup(addr);  // nullptr for nullptr
-    if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap))
-      return heap_free(heap, -1, ptr);
-  }
-  if (SPANHEAP_UNLIKELY(last_used_proc.uid != heap.uid)) return heap_free(heap, -1, ptr);
+[[gnu::noinline]] void* allocate_unbound(HeapState& heap, std::size_t size) {
+  if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid)) return heap_allocate(heap, -1, size, 16);
+  const unsigned c = size_to_class16(size);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
-  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_free(heap, -1, ptr);
+  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_allocate(heap, -1, size, 16);
+  return allocate_in_cache<false>(heap, p, me, c, size);
+}
+
+// The free once P `p` is entered (as allocate_in_cache): `ptr` is in `arena`, at `page` of its
+// page table (below table_pages).
+template <bool bound>
+[[gnu::always_inline]] inline void free_in_cache(HeapState& heap, ProcState& p, ThreadRecord* me,
+                                                 const Arena* arena, std::size_t page, void* ptr) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so
   // no lazy flush is due and only this P collects it), the pointer an allocated object's start.
-  const std::size_t page = (addr - arena->base) >> page_shift;
-  if (SPANHEAP_LIKELY(page < arena->table_pages.load(std::memory_order_acquire))) {
+  {
     Span* s = arena->spans[page].load(std::memory_order_acquire);
     // At sg+3 and naming this P: in this P's cache since its flush of this cycle (a stale P's
     // spans are at sg+1), hence in use (a span no cache holds names no P: INV-S3), and only this
-    // P, which we hold, could take it out.
+    // P, which we hold, could take it out. Bound, naming this P is enough: a bound P is never
+    // stale (INV-B1), and a flushed P's spans are all at sg+3 (INV-S3).
     if (SPANHEAP_LIKELY(s != nullptr &&
                         s->cache_owner.load(std::memory_order_relaxed) ==
                             static_cast<int>(p.index) &&
-                        s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3)) {
+                        (bound || s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3))) {
       const std::uint32_t i = slot_of(*s, addr);  // past the last object: i >= nelems
       // A slot already pending (a double free) goes to free_holding, which reports it.
       if (SPANHEAP_LIKELY(i < s->nelems && addr == s->start + i * s->elem_size &&
@@ -561,7 +613,7 @@ void free_fast(HeapState& heap, void* ptr) {
         bump(p.cache.frees, 1);
         bump(p.cache.free_bytes, elem);
         poison_memory(heap, ptr, elem);
-        if (SPANHEAP_UNLIKELY(me == nullptr)) return leave_call(heap, p);
+        if (!bound && SPANHEAP_UNLIKELY(me == nullptr)) return leave_call(heap, p);
         leave_bound(me);
         return;
       }
@@ -571,6 +623,64 @@ void free_fast(HeapState& heap, void* ptr) {
     }
   }
   free_holding(heap, p, -1, *arena, ptr);
+}
+
+[[gnu::noinline]] void free_unbound(HeapState& heap, const Arena* arena, std::size_t page,
+                                    void* ptr) {
+  if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid)) return heap_free(heap, -1, ptr);
+  ProcState& p = *last_used_proc.state;
+  ThreadRecord* me;
+  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_free(heap, -1, ptr);
+  free_in_cache<false>(heap, p, me, arena, page, ptr);
+}
+
+// A free of `ptr`, at `page` of `arena`'s page table, with the P still to enter.
+[[gnu::always_inline]] inline void free_in_arena(HeapState& heap, const Arena* arena,
+                                                 std::size_t page, void* ptr) {
+  if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key))
+    return free_unbound(heap, arena, page, ptr);
+  ProcState& p = *last_used_proc.state;
+  ThreadRecord* const me = last_used_proc.record;
+  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me)))
+    return heap_free(heap, -1, ptr);
+  free_in_cache<true>(heap, p, me, arena, page, ptr);
+}
+
+// A pointer outside the home arena's page table: another arena of this heap, or anything the
+// general path reports (nullptr, another heap's, foreign, never-used pages of an arena).
+[[gnu::noinline]] void free_elsewhere(HeapState& heap, void* ptr) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const Arena* arena = registry_lookup(addr);  // nullptr for nullptr
+  if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap)) return heap_free(heap, -1, ptr);
+  const std::size_t page = (addr - arena->base) >> page_shift;
+  if (SPANHEAP_UNLIKELY(page >= arena->table_pages.load(std::memory_order_acquire)))
+    return heap_free(heap, -1, ptr);
+  free_in_arena(heap, arena, page, ptr);
+}
+
+}  // namespace
+
+void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align) {
+  if (SPANHEAP_UNLIKELY(align != 16 || size > size_table::small_max))
+    return heap_allocate(heap, -1, size, align);
+  if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key)) return allocate_unbound(heap, size);
+  const unsigned c = size_to_class16(size);
+  ProcState& p = *last_used_proc.state;
+  ThreadRecord* const me = last_used_proc.record;
+  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me)))
+    return heap_allocate(heap, -1, size, align);
+  return allocate_in_cache<true>(heap, p, me, c, size);
+}
+
+void free_fast(HeapState& heap, void* ptr) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const Arena* arena = heap.free_arena.load(std::memory_order_acquire);
+  // One test for "in the home arena" and "its page table has the entry": the table never covers
+  // more than the arena (commit_tables), and a pointer below the base wraps to a page past it.
+  const std::size_t page = (addr - arena->base) >> page_shift;
+  if (SPANHEAP_UNLIKELY(page >= arena->table_pages.load(std::memory_order_acquire)))
+    return free_elsewhere(heap, ptr);
+  free_in_arena(heap, arena, page, ptr);
 }
 
 }  // namespace spanheap::detail

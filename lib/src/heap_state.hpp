@@ -49,7 +49,10 @@ class HeapState {
 
   Options options;
   OsMemory* os;
-  std::uint64_t uid;    // unique per heap in the process (never reused)
+  std::uint64_t uid;  // unique per heap in the process (never reused)
+  // ProcAffinity::key of a thread bound to one of this heap's Ps with ProcBinding::automatic;
+  // 0, which no thread holds, when allocation hooks are on (set in the constructor).
+  std::uint64_t bound_key = 0;
   unsigned nprocs = 0;  // Ps (immutable after the constructor)
   unsigned nslots = 0;  // Ps + sweeper slots
   CheckLevel checks = CheckLevel::release;

@@ -33,7 +33,7 @@ thread_local Affinity affinity[affinity_slots];
 thread_local unsigned affinity_next = 0;
 
 unsigned preferred_proc(const HeapState& heap) noexcept {
-  if (SPANHEAP_LIKELY(last_used_proc.uid == heap.uid)) return last_used_proc.p;
+  if (SPANHEAP_LIKELY(last_used_proc.uid() == heap.uid)) return last_used_proc.p;
   for (const Affinity& a : affinity)
     if (a.uid == heap.uid) return a.p;
   const std::size_t h = std::hash<std::thread::id>{}(std::this_thread::get_id());
@@ -41,7 +41,8 @@ unsigned preferred_proc(const HeapState& heap) noexcept {
 }
 
 void remember(const HeapState& heap, unsigned p) noexcept {
-  last_used_proc = ProcAffinity{heap.uid, p, ProcBinding::off, &heap.procs[p]};
+  last_used_proc =
+      ProcAffinity{ProcAffinity::make_key(heap.uid, ProcBinding::off), p, &heap.procs[p], nullptr};
   for (Affinity& a : affinity) {
     if (a.uid == heap.uid) {
       a.p = p;
@@ -63,7 +64,8 @@ struct RecordReturner {
   ~RecordReturner() {
     if (ThreadRecord* r = this_thread_record) {
       // Later calls of this thread (other thread-exit handlers free memory) take Ps by CAS.
-      last_used_proc.bound = ProcBinding::off;
+      last_used_proc.set_bound(ProcBinding::off);
+      last_used_proc.record = nullptr;
       this_thread_record = nullptr;
       r->used.store(false, std::memory_order_release);
     }
@@ -159,7 +161,7 @@ ProcState& acquire_any_proc_slow(HeapState& heap) {
   if (heap.binding != ProcBinding::off) ensure_thread_record();  // before we hold a P
   const unsigned start = preferred_proc(heap);
   ProcState& p = acquire_among(heap, 0, heap.nprocs, start);
-  if (SPANHEAP_UNLIKELY(last_used_proc.uid != heap.uid || p.index != start))
+  if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid || p.index != start))
     remember(heap, p.index);
   prepare(heap, p);
   return p;
@@ -220,9 +222,9 @@ void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatu
     unsigned spins = 0;
     // The binder may be inside a call on another P or heap: waiting for it is only slower.
     while (binder->in_call.load(std::memory_order_seq_cst) != 0) backoff(spins);
-    if (binder == this_thread_record && last_used_proc.uid == heap.uid &&
+    if (binder == this_thread_record && last_used_proc.uid() == heap.uid &&
         last_used_proc.p == p.index)
-      last_used_proc.bound = ProcBinding::off;
+      last_used_proc.set_bound(ProcBinding::off);
     SPANHEAP_DCHECK(&heap, p.entry.load(std::memory_order_relaxed) == nullptr,
                     "a revoked P still lets its binder enter (INV-B1)");
     p.binder.store(nullptr, std::memory_order_relaxed);
@@ -236,7 +238,7 @@ void leave_call(HeapState& heap, ProcState& p) noexcept {
       p.status.load(std::memory_order_relaxed) == ProcStatus::running) {
     if (p.bind_veto != 0) {
       p.bind_veto--;
-    } else if (this_thread_record != nullptr && last_used_proc.uid == heap.uid &&
+    } else if (this_thread_record != nullptr && last_used_proc.uid() == heap.uid &&
                last_used_proc.p == p.index) {
       SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
                       "binding a P whose cache is stale (INV-B1)");
@@ -244,7 +246,8 @@ void leave_call(HeapState& heap, ProcState& p) noexcept {
       // Before the release store of bound: a revoker's CAS that sees bound then sees this too,
       // and its clearing of entry comes after it.
       p.entry.store(this_thread_record, std::memory_order_relaxed);
-      last_used_proc.bound = heap.binding;
+      last_used_proc.record = this_thread_record;
+      last_used_proc.set_bound(heap.binding);
       p.status.store(ProcStatus::bound, std::memory_order_release);
       protocol_point(heap, ProtocolPoint::binding_published);
       return;

@@ -15,17 +15,33 @@ class HeapState;
 // Acquires some P for the calling thread (its last one if free, else any free one), waiting while
 // the world is stopped. Flushes the P's cache if it is stale before returning.
 ProcState& acquire_any_proc_slow(HeapState& heap);
-// The calling thread's last P for its last heap (see proc.cpp); `bound`: the thread bound it, and
+// The calling thread's last P for its last heap (see proc.cpp) and whether the thread bound it,
 // with which handshake (the heap's binding when it bound: the fast paths read it here, with the
 // rest of this struct, rather than in the heap).
 struct ProcAffinity {
-  std::uint64_t uid = 0;
+  // The heap's uid and the binding in one word, `uid << 2 | bound`: a thread bound automatically
+  // to a P of heap h holds exactly h's HeapState::bound_key, so the fast paths test "this heap,
+  // bound, with the default handshake" with one compare. uid 0 names no heap.
+  std::uint64_t key = static_cast<std::uint64_t>(ProcBinding::off);
   unsigned p = 0;
-  ProcBinding bound = ProcBinding::off;
-  // &heap.proc(p), valid while uid matches a live heap (uids are never reused): the fast paths
-  // load it instead of indexing the heap's P array (a multiply and two adds on every call).
+  // &heap.proc(p), valid while the uid matches a live heap (uids are never reused): the fast
+  // paths load it instead of indexing the heap's P array (a multiply and two adds on every call).
   ProcState* state = nullptr;
+  // this_thread_record while the thread is bound (set where it binds): the bound fast paths read
+  // it here, beside the key, rather than from a second thread-local.
+  ThreadRecord* record = nullptr;
+
+  static constexpr std::uint64_t make_key(std::uint64_t uid, ProcBinding b) noexcept {
+    return uid << 2 | static_cast<std::uint64_t>(b);
+  }
+  std::uint64_t uid() const noexcept { return key >> 2; }
+  ProcBinding bound() const noexcept { return static_cast<ProcBinding>(key & 3); }
+  void set_bound(ProcBinding b) noexcept { key = make_key(uid(), b); }
 };
+static_assert(static_cast<unsigned>(ProcBinding::automatic) < 4 &&
+                  static_cast<unsigned>(ProcBinding::fenced) < 4 &&
+                  static_cast<unsigned>(ProcBinding::off) < 4,
+              "ProcAffinity::key keeps the binding in two bits");
 extern constinit thread_local ProcAffinity last_used_proc;
 // The calling thread's record (types.hpp), nullptr until ensure_thread_record gives it one.
 extern constinit thread_local ThreadRecord* this_thread_record;
@@ -33,20 +49,19 @@ extern constinit thread_local ThreadRecord* this_thread_record;
 // register a thread-exit handler, which may allocate). A thread without a record never binds.
 void ensure_thread_record() noexcept;
 
-// Enters P `p` through the calling thread's binding of kind `mode` (last_used_proc.bound, not
-// off). True: the thread is inside a call on `p`, `me` is its record, and it leaves with
-// release_proc or leave_bound(me). False: the binding is gone (revoked, or the thread is already
-// inside a bound call); the thread must acquire a P. The store of in_call and the load of
-// ProcState::entry are the two halves of a Dekker handshake whose other halves are in
-// begin_revoke and finish_revokes (proc.cpp): under ProcBinding::automatic the revoker's
-// membarrier orders them, so this side needs only a compiler barrier; under fenced both sides are
-// sequentially consistent. `entry` names this thread only while the P is bound to it, so it
-// stands for "status is bound and binder is me" in one load. A bool rather than a
-// nullable record, so that a caller inlining it with a constant `mode` branches on the entry
-// itself, not on a second test of the pointer.
+// Enters P `p` through the calling thread's binding of kind `mode` (last_used_proc.bound(), not
+// off); `me` is the thread's record (this_thread_record, or last_used_proc.record while bound).
+// True: the thread is inside a call on `p` and leaves with release_proc or leave_bound(me). False:
+// the binding is gone (revoked, or the thread is already inside a bound call); the thread must
+// acquire a P. The store of in_call and the load of ProcState::entry are the two halves of a Dekker
+// handshake whose other halves are in begin_revoke and finish_revokes (proc.cpp): under
+// ProcBinding::automatic the revoker's membarrier orders them, so this side needs only a compiler
+// barrier; under fenced both sides are sequentially consistent. `entry` names this thread only
+// while the P is bound to it, so it stands for "status is bound and binder is me" in one load. A
+// bool rather than a nullable record, so that a caller inlining it with a constant `mode` branches
+// on the entry itself, not on a second test of the pointer.
 [[gnu::always_inline]] inline bool enter_bound(ProcBinding mode, ProcState& p,
-                                               ThreadRecord*& me) noexcept {
-  me = this_thread_record;
+                                               ThreadRecord* me) noexcept {
   if (SPANHEAP_UNLIKELY(me->in_call.load(std::memory_order_relaxed) != 0)) return false;
   if (mode == ProcBinding::automatic) {
     me->in_call.store(1, std::memory_order_relaxed);
@@ -59,7 +74,7 @@ void ensure_thread_record() noexcept;
     if (p.entry.load(std::memory_order_seq_cst) == me) return true;
   }
   me->in_call.store(0, std::memory_order_release);
-  last_used_proc.bound = ProcBinding::off;
+  last_used_proc.set_bound(ProcBinding::off);
   return false;
 }
 // Leaves a call entered through enter_bound, which returned `me` (the fast paths keep it in a
