@@ -123,7 +123,7 @@ bool owns_span(HeapState& heap, const ProcState& p, const Span& s) noexcept {
 
 }  // namespace
 
-void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
+void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c, bool may_refill) {
   Cache& cache = p.cache;
   SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), cache),
                   "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
@@ -161,7 +161,7 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c) {
         continue;
       }
     }
-    if (!refill(heap, p, c)) return nullptr;
+    if (!may_refill || !refill(heap, p, c)) return nullptr;
   }
   SPANHEAP_CHECK(&heap, false, "freeIndex is not valid after refill (C3)");
   return nullptr;

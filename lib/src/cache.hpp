@@ -49,8 +49,10 @@ inline bool cache_alloc_fast(Cache& cache, unsigned c, void*& obj, std::size_t& 
 }
 
 // The slow path: next free slot in the current span, else refill (uncache the full span, take one
-// from central). nullptr only when memory is exhausted. Requires: owner P, flushed cache.
-void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c);
+// from central). nullptr only when memory is exhausted, or, with `may_refill` false, when no span
+// this P caches has a slot to give or pending frees worth collecting (the caller then takes the
+// whole slow path: refill, and the out-of-memory handling). Requires: owner P, flushed cache.
+void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c, bool may_refill = true);
 
 // Returns every cached span to central (Go's releaseAll): stale ones are swept by this P now.
 // Sets flush_gen = sg (release) and counts the flush. Requires: holds P (or world stopped).

@@ -453,24 +453,32 @@ namespace {
 
 // The fast path's exit when the alloc cache is empty: most often the span still has free slots in
 // a later bitmap word (after a collection its free slots are scattered), and loading the next word
-// is all the slow path would do. Done here, with the fast path's checks already passed (flushed
-// cache, no hooks), it skips the general slow path's frame, its second try of the alloc cache and
-// its pacing look (the pacer is charged when spans are taken, not per word). Anything else — the
-// span full, no span — continues in allocate_holding.
+// is all the slow path would do; else, under owner reuse, a collection of the span or of one the
+// P owns. Done here, with the fast path's checks already passed (flushed cache, no hooks), it
+// skips the general slow path's frame, its second try of the alloc cache and its pacing look (the
+// pacer is charged when spans are taken from central or the page heap, not by a word or a
+// collection). Anything else — a refill, no span — continues in allocate_holding.
 [[gnu::noinline]] void* allocate_next_word(HeapState& heap, ProcState& p, unsigned c,
                                            std::size_t size, ThreadRecord* me) {
   Span* s = p.cache.alloc[c];
-  // empty_span has no slots, so it goes to the refill too.
-  if (SPANHEAP_UNLIKELY(s->free_index.load(std::memory_order_relaxed) >= s->nelems))
-    return allocate_holding_default(heap, p, c, size);
   SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
                   "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
-  const std::uint32_t i = next_free_index(*s);
-  if (SPANHEAP_UNLIKELY(i >= s->nelems)) return allocate_holding_default(heap, p, c, size);
-  s->alloc_count++;
-  SPANHEAP_CHECK(&heap, s->alloc_count <= s->nelems, "s.allocCount > s.nelems (C4)");
-  const std::size_t elem = s->elem_size;
-  void* obj = reinterpret_cast<void*>(s->start + i * elem);
+  // A span whose last slot the fast path handed out has free_index == nelems; so has empty_span.
+  const std::uint32_t i =
+      s->free_index.load(std::memory_order_relaxed) < s->nelems ? next_free_index(*s) : s->nelems;
+  void* obj;
+  std::size_t elem;
+  if (SPANHEAP_LIKELY(i < s->nelems)) {
+    s->alloc_count++;
+    SPANHEAP_CHECK(&heap, s->alloc_count <= s->nelems, "s.allocCount > s.nelems (C4)");
+    elem = s->elem_size;
+    obj = reinterpret_cast<void*>(s->start + i * elem);
+  } else {
+    if (heap.options.reuse != ReusePolicy::owner) return allocate_holding_default(heap, p, c, size);
+    obj = cache_alloc_slow(heap, p, c, /*may_refill=*/false);
+    if (obj == nullptr) return allocate_holding_default(heap, p, c, size);
+    elem = p.cache.alloc[c]->elem_size;
+  }
   bump(p.cache.allocs, 1);
   bump(p.cache.alloc_bytes, elem);
   if (me == nullptr) return leave_then_return(heap, p, obj);
