@@ -30,6 +30,8 @@ class FakeOsMemory final : public OsMemory {
   bool commit(void* p, std::size_t size) override;
   void release(void* p, std::size_t size) override;
   void unreserve(void* p, std::size_t size) override;
+  // The layer underneath's: the fake changes no byte and no poison of the memory it passes on.
+  bool keeps_poison() const noexcept override { return under_.keeps_poison(); }
 
   // Fail the next `n` reserve (or commit) calls.
   void fail_reserves(unsigned n);
