@@ -241,7 +241,8 @@ void RecyclingOsMemory::note_written(const void* p, std::size_t n) {
   Region* r = outstanding_region(p);
   if (r == nullptr) return;
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  insert_range(r->written, Range{a & ~(os_page - 1), (a + n + os_page - 1) & ~(os_page - 1)});
+  insert_range(r->written,
+               Range{a & ~(write_granule - 1), (a + n + write_granule - 1) & ~(write_granule - 1)});
 }
 
 void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
