@@ -92,8 +92,6 @@ void ProgramExecution::make_heap() {
   o.debug.clobber_freed = true;
 #ifdef SPANHEAP_FUZZ_ASAN
   o.debug.poison_freed = true;
-  // grow() poisons what it commits of an arena; the recycling layer need not unpoison it first.
-  RecyclingOsMemory::instance().declare_arena_poisoning(true);
 #endif
   o.arena_bytes = std::size_t{c.arena_mib} << 20;
   // Small arenas and small commit chunks (16 pages, not 64): growth, arena ends and coalescing

@@ -37,6 +37,26 @@ void zero_as_os(void* p, std::size_t n) {
   std::memset(p, 0, n);
 }
 
+#ifdef SPANHEAP_FUZZ_ASAN
+// Whether the first byte of every OS page of [p, p + n) is poisoned, read from ASan's shadow
+// directly (one load per page; __asan_address_is_poisoned is a call per page). The heap poisons
+// and unpoisons whole pages of free memory, so a page it left accessible shows at its first
+// byte. Never instrumented: an instrumented load of the shadow would fault.
+__attribute__((no_sanitize("address"))) bool poisoned_pages(const void* p, std::size_t n) {
+  static const auto mapping = [] {
+    std::size_t scale = 0, offset = 0;
+    __asan_get_shadow_mapping(&scale, &offset);
+    return std::pair{scale, offset};
+  }();
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  for (std::uintptr_t q = a; q < a + n; q += os_page) {
+    if (*reinterpret_cast<const unsigned char*>((q >> mapping.first) + mapping.second) == 0)
+      return false;
+  }
+  return true;
+}
+#endif
+
 }  // namespace
 
 // Zeroes the resident OS pages of [p, p + n) (mincore says which); the others read zero anyway.
@@ -56,6 +76,14 @@ bool RecyclingOsMemory::zero_resident(void* p, std::size_t n) {
     i = j;
   }
   return true;
+}
+
+bool RecyclingOsMemory::keeps_poison() const noexcept {
+#ifdef SPANHEAP_FUZZ_ASAN
+  return true;
+#else
+  return false;
+#endif
 }
 
 RecyclingOsMemory& RecyclingOsMemory::instance() {
@@ -90,7 +118,6 @@ void* RecyclingOsMemory::reserve(std::size_t size, std::size_t align) {
     if (r.p == nullptr) return nullptr;
     r.size = size;
   }
-  r.align = align;  // this reservation's, which declared arena poisoning goes by
   r.committed.clear();
   void* p = r.p;
   outstanding_.push_back(std::move(r));
@@ -162,20 +189,17 @@ bool RecyclingOsMemory::commit(void* p, std::size_t size) {
   Region* r = outstanding_region(p);
 #ifdef SPANHEAP_FUZZ_ASAN
   if (r != nullptr && covers(r->writable, add)) {
-    // Mapped read-write by an earlier life of the region and poisoned since: unpoisoning is this
-    // heap's commit, unless the heap poisons the range itself at once (declared arenas).
-    if (!arenas_poisoned_ || r->align != arena_align) __asan_unpoison_memory_region(p, size);
+    // Mapped read-write by an earlier life of the region and poisoned since, as keeps_poison()
+    // hands it over: this heap's commit is bookkeeping alone.
     insert_range(r->committed, add);
     return true;
   }
 #endif
   if (!system_memory().commit(p, size)) return false;
-  if (r != nullptr) {
 #ifdef SPANHEAP_FUZZ_ASAN
-    if (!r->writable.empty()) __asan_unpoison_memory_region(p, size);  // part may be poisoned
+  __asan_poison_memory_region(p, size);  // fresh memory has a clear shadow (keeps_poison)
 #endif
-    insert_range(r->committed, add);
-  }
+  if (r != nullptr) insert_range(r->committed, add);
   return true;
 }
 
@@ -211,18 +235,14 @@ void RecyclingOsMemory::declare_writes(bool on) {
   declared_ = on;
 }
 
-void RecyclingOsMemory::declare_arena_poisoning(bool on) {
-  std::lock_guard lock(mu_);
-  arenas_poisoned_ = on;
-}
-
 void RecyclingOsMemory::note_written(const void* p, std::size_t n) {
   if (n == 0) return;
   std::lock_guard lock(mu_);
   Region* r = outstanding_region(p);
   if (r == nullptr) return;
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  insert_range(r->written, Range{a & ~(os_page - 1), (a + n + os_page - 1) & ~(os_page - 1)});
+  insert_range(r->written,
+               Range{a & ~(write_granule - 1), (a + n + write_granule - 1) & ~(write_granule - 1)});
 }
 
 void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
@@ -239,14 +259,19 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
     }
   }
   if (!known) {
+#ifdef SPANHEAP_FUZZ_ASAN
+    __asan_unpoison_memory_region(p, size);  // handed back poisoned (keeps_poison), see below
+#endif
     system_memory().unreserve(p, size);
     return;
   }
   if (pool_bytes_ + r.size > max_pool_bytes || !scrub(r)) {
 #ifdef SPANHEAP_FUZZ_ASAN
-    // Whatever maps these addresses next must not inherit this region's poison.
-    for (const Range& w : r.writable) {
-      __asan_unpoison_memory_region(reinterpret_cast<void*>(w.first), w.second - w.first);
+    // Whatever maps these addresses next must not inherit this region's poison: the ranges
+    // committed now (the heap hands them back poisoned) and those of earlier lives.
+    for (const std::vector<Range>* list : {&r.committed, &r.writable}) {
+      for (const Range& w : *list)
+        __asan_unpoison_memory_region(reinterpret_cast<void*>(w.first), w.second - w.first);
     }
 #endif
     system_memory().unreserve(r.p, r.size);
@@ -267,13 +292,13 @@ void RecyclingOsMemory::unreserve(void* p, std::size_t size) {
 
 // Zeroes the resident pages of the committed ranges and makes the ranges inaccessible again.
 // Pages outside them stayed inaccessible for this heap's whole life, so they still read zero.
-// The heap unpoisons what it committed at teardown (when it poisons at all); a range whose
-// first byte is still poisoned is not kept, since the next heap would inherit the poison.
-// Under ASan the committed ranges stay mapped read-write and are poisoned instead of
-// mprotect(PROT_NONE): every access the heap's instrumented code makes to them before it
-// commits them again is still reported, and neither this nor the next commit() is a system call
-// (the mprotects and the page-table and mapping changes they bring were a tenth of an
-// execution). Without ASan they are made PROT_NONE, as a fresh reservation is.
+// Under ASan the committed ranges stay mapped read-write and poisoned instead of
+// mprotect(PROT_NONE): the heap hands them back poisoned (keeps_poison), so every access the
+// heap's instrumented code makes to them before it commits them again is still reported, and
+// neither this nor the next commit() is a system call (the mprotects and the page-table and
+// mapping changes they bring were a tenth of an execution). A range with an accessible page is
+// not kept, since the next heap would inherit free memory that ASan does not guard (see
+// poisoned_pages). Without ASan they are made PROT_NONE, as a fresh reservation is.
 bool RecyclingOsMemory::scrub(Region& r) {
   if (declared_) {  // before any range goes PROT_NONE
     for (const Range& w : r.written)
@@ -284,9 +309,8 @@ bool RecyclingOsMemory::scrub(Region& r) {
     auto* base = reinterpret_cast<unsigned char*>(c.first);
     const std::size_t bytes = c.second - c.first;
 #ifdef SPANHEAP_FUZZ_ASAN
-    if (__asan_address_is_poisoned(base) != 0) return false;
+    if (!poisoned_pages(base, bytes)) return false;
     if (!declared_ && !zero_resident(base, bytes)) return false;
-    __asan_poison_memory_region(base, bytes);
     insert_range(r.writable, c);
 #else
     if ((!declared_ && !zero_resident(base, bytes)) || mprotect(base, bytes, PROT_NONE) != 0) {

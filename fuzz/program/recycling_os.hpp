@@ -9,8 +9,8 @@
 //   commit     mprotect read-write through system_memory(), as the real layer does, so a heap
 //              that touches memory it never committed still faults; the range is remembered.
 //              Under ASan, a range an earlier heap committed is still mapped read-write and
-//              only poisoned (see unreserve): commit unpoisons it, no system call (an arena's
-//              range stays poisoned when arena poisoning is declared, below);
+//              poisoned (see unreserve): commit hands it over as it is, no system call and no
+//              pass over the shadow; a fresh range is poisoned (keeps_poison);
 //   release    zeroes the resident pages in place (mincore says which; with declared writes,
 //              below, only the declared ones) instead of madvise(MADV_DONTNEED): the range reads
 //              zero, as the contract says, and its pages do not fault again when a heap touches
@@ -18,10 +18,10 @@
 //              not);
 //   unreserve  zeroes the resident pages of the committed ranges in place (mincore says which;
 //              with declared writes, only the declared ones) and makes those ranges
-//              inaccessible again: PROT_NONE, or under ASan poisoned (any access by the
-//              instrumented heap is reported, as a fault would be; the mprotects cost a tenth of
-//              an execution); the rest of the region was never accessible to this heap, so it
-//              still reads zero.
+//              inaccessible again: PROT_NONE, or under ASan poisoned, as the heap hands them
+//              back (keeps_poison: any access by the instrumented heap is reported, as a fault
+//              would be; the mprotects cost a tenth of an execution); the rest of the region was
+//              never accessible to this heap, so it still reads zero.
 // To the heap a recycled region behaves as a fresh one (under ASan, to its instrumented code: an
 // access from code built without ASan to a poisoned range is not caught). Only the committed
 // ranges are scrubbed: scrubbing every resident page of the region (as an earlier version did)
@@ -48,11 +48,16 @@ class RecyclingOsMemory final : public OsMemory {
   bool commit(void* p, std::size_t size) override;
   void release(void* p, std::size_t size) override;
   void unreserve(void* p, std::size_t size) override;
+  // Under ASan: memory is handed over and taken back poisoned (OsMemory::keeps_poison), so a
+  // recycled range needs no pass over the shadow from either side: the heap's free pages are
+  // poisoned already. A reservation handed back with an accessible page is not kept.
+  bool keeps_poison() const noexcept override;
 
   // Declared writes. A caller that reports every write into the memory of this layer's regions
-  // (note_written, OS-page granularity) turns this on; release() and unreserve() then zero only
-  // the declared ranges instead of every resident page of the range (mincore), which after a few
-  // thousand executions is every page a heap ever committed: 3 MB per page_heap execution.
+  // (note_written, rounded out to write_granule) turns this on; release() and unreserve() then
+  // zero only the declared ranges instead of every resident page of the range (mincore), which
+  // after a few thousand executions is every page a heap ever committed: 3 MB per page_heap
+  // execution.
   // The fuzz executor declares the bytes it writes into objects, and every small object whole
   // (the heap's clobber_freed writes freed slots); the heap writes nothing else into its arenas,
   // and under ASan any other write would be reported (free and uncommitted memory is poisoned).
@@ -60,16 +65,10 @@ class RecyclingOsMemory final : public OsMemory {
   // escaped the declaration could only leave bytes in a later heap's fresh memory.
   void declare_writes(bool on);
   void note_written(const void* p, std::size_t n);
-
-  // Declared arena poisoning (under ASan). A caller whose heaps poison every arena page they
-  // commit (DebugOptions::poison_freed: page_heap.cpp's grow() poisons each fresh run at once)
-  // turns this on; commit() then leaves a recycled range of an arena reservation (one aligned to
-  // arena_align, as the heap reserves its arenas and nothing else) poisoned instead of
-  // unpoisoning it for the heap to poison again: a shadow write per 8 bytes of every arena
-  // commit. Metadata reservations are unpoisoned as before. Were the heap to read such a page
-  // before it unpoisons an object there, ASan would report it: the error is loud, never silent.
-  static constexpr std::size_t arena_align = std::size_t{1} << 20;  // the heap's granule
-  void declare_arena_poisoning(bool on);
+  // A cache line, not an OS page: the oracle writes a large object's two 256-byte ends and a
+  // word every 64 KiB, about 600 bytes of a 21-page object, which at 4 KiB granularity cost
+  // 16 KiB of zeroing. Adjacent small objects still merge into one range.
+  static constexpr std::size_t write_granule = 64;
 
  private:
   // Address space kept for reuse: bounded, so resident memory stays bounded (a libFuzzer process
@@ -81,7 +80,6 @@ class RecyclingOsMemory final : public OsMemory {
   struct Region {
     void* p = nullptr;
     std::size_t size = 0;
-    std::size_t align = 0;         // of the reservation that holds it now
     std::vector<Range> committed;  // sorted, disjoint, adjacent ranges merged
     std::vector<Range> writable;   // mapped read-write and ASan-poisoned until committed (ASan)
     std::vector<Range> written;    // declared writes since the region was last zeroed
@@ -100,7 +98,6 @@ class RecyclingOsMemory final : public OsMemory {
   std::vector<std::multimap<std::size_t, Region>::node_type> spare_nodes_;
   std::size_t pool_bytes_ = 0;
   bool declared_ = false;
-  bool arenas_poisoned_ = false;
   std::vector<unsigned char> resident_;  // mincore() buffer, reused
 };
 

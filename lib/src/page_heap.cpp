@@ -96,6 +96,7 @@ Span* new_span_struct(HeapState& heap) REQUIRES(heap.pages.mu) {
       heap.os->unreserve(mem, span_chunk_bytes);
       return nullptr;
     }
+    unpoison_from_os(heap, mem, span_chunk_bytes);
     auto* chunk = static_cast<PageHeap::Chunk*>(mem);
     chunk->base = mem;
     chunk->size = span_chunk_bytes;
@@ -267,6 +268,7 @@ bool commit_region(HeapState& heap, std::byte* region, std::size_t& committed, s
     REQUIRES(heap.pages.mu) {
   if (want <= committed) return true;
   if (!heap.os->commit(region + committed, want - committed)) return false;
+  unpoison_from_os(heap, region + committed, want - committed);
   heap.pages.meta_bytes.fetch_add(want - committed, std::memory_order_relaxed);
   committed = want;
   return true;
@@ -295,6 +297,20 @@ bool commit_tables(HeapState& heap, Arena& arena, std::size_t pages) REQUIRES(he
   return true;
 }
 
+// Unreserves the metadata of `arena` (which lives in it, so `arena` is gone after this), its
+// committed parts poisoned again first for an OS layer that keeps poison.
+void unreserve_meta(HeapState& heap, Arena* arena) {
+  const MetaLayout m = meta_layout(arena->npages);
+  auto* meta = static_cast<std::byte*>(arena->meta);
+  const std::size_t spans = arena->spans_committed;
+  const std::size_t history = arena->history_committed;
+  const std::size_t total = arena->meta_bytes;
+  poison_for_os(heap, meta + m.spans_offset, spans);
+  poison_for_os(heap, meta + m.history_offset, history);
+  poison_for_os(heap, meta, page_size);  // the header, with *arena: read above, not after
+  heap.os->unreserve(meta, total);
+}
+
 // Gives back an arena that never got a committed page (a growth that failed after reserving it).
 void drop_fresh_arena(HeapState& heap, Arena* arena) REQUIRES(heap.pages.mu) {
   SPANHEAP_DCHECK(&heap, heap.pages.arenas == arena && arena->committed_pages == 0,
@@ -306,9 +322,8 @@ void drop_fresh_arena(HeapState& heap, Arena* arena) REQUIRES(heap.pages.mu) {
   heap.pages.meta_bytes.fetch_sub(page_size + arena->spans_committed + arena->history_committed,
                                   std::memory_order_relaxed);
   heap.pages.reserved_bytes.fetch_sub(bytes + meta, std::memory_order_relaxed);
-  void* meta_base = arena->meta;
   heap.os->unreserve(reinterpret_cast<void*>(arena->base), bytes);
-  heap.os->unreserve(meta_base, meta);
+  unreserve_meta(heap, arena);
 }
 
 // The bytes of address space an arena for a request of `min_pages` pages spans.
@@ -330,6 +345,7 @@ Arena* new_arena(HeapState& heap, std::size_t bytes) REQUIRES(heap.pages.mu) {
     heap.os->unreserve(base, bytes);
     return nullptr;
   }
+  unpoison_from_os(heap, meta, page_size);
   auto* arena = new (meta) Arena();
   arena->base = reinterpret_cast<std::uintptr_t>(base);
   arena->npages = npages;
@@ -397,7 +413,13 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   if (fresh &&
       (heap.pages.current == nullptr || arena_pages <= (heap.options.arena_bytes >> page_shift)))
     heap.pages.current = arena;
-  poison_memory(heap, reinterpret_cast<void*>(start), commit_pages << page_shift);  // a free run
+  // A free run, poisoned (DebugOptions::poison_freed): an OS layer that keeps poison hands it over
+  // poisoned already, which spares a pass over the shadow of every arena commit.
+  if (!os_keeps_poison(heap)) {
+    poison_memory(heap, reinterpret_cast<void*>(start), commit_pages << page_shift);
+  } else if (!heap.options.debug.poison_freed) {
+    unpoison_from_os(heap, reinterpret_cast<void*>(start), commit_pages << page_shift);
+  }
   arena->committed_pages += commit_pages;
   heap.pages.committed_bytes.fetch_add(commit_pages << page_shift, std::memory_order_relaxed);
   heap.pages.free_pages.fetch_add(commit_pages, std::memory_order_relaxed);
@@ -579,18 +601,33 @@ void page_scavenge(HeapState& heap, std::uint64_t cycle) {
 }
 
 void page_heap_destroy(HeapState& heap) NO_THREAD_SAFETY_ANALYSIS {
+  // An OS layer that keeps poison takes the arenas back poisoned. With poison_freed every free
+  // run is poisoned already, so only a heap that still holds spans (or does not poison) makes a
+  // pass over the shadow here; the fuzz executor tears an empty heap down after every input.
+  const bool keeps = os_keeps_poison(heap);
+  const bool all_poisoned = heap.options.debug.poison_freed &&
+                            heap.pages.in_use_pages.load(std::memory_order_relaxed) == 0;
   for (Arena* a = heap.pages.arenas; a != nullptr;) {
     Arena* next = a->next;
     registry_remove(a);
-    unpoison_memory(heap, reinterpret_cast<void*>(a->base), a->committed_pages << page_shift);
-    heap.os->unreserve(reinterpret_cast<void*>(a->base), a->npages << page_shift);
-    heap.os->unreserve(a->meta, a->meta_bytes);
+    auto* base = reinterpret_cast<void*>(a->base);
+    const std::size_t committed = a->committed_pages << page_shift;
+    if (!keeps) {
+      unpoison_memory(heap, base, committed);
+    } else if (!all_poisoned) {
+      poison_for_os(heap, base, committed);
+    }
+    heap.os->unreserve(base, a->npages << page_shift);
+    unreserve_meta(heap, a);
     a = next;
   }
   heap.pages.arenas = nullptr;
   for (PageHeap::Chunk* c = heap.pages.chunks; c != nullptr;) {
     PageHeap::Chunk* next = c->next;
-    heap.os->unreserve(c->base, c->size);
+    void* chunk = c->base;
+    const std::size_t size = c->size;
+    poison_for_os(heap, chunk, size);  // the whole chunk is committed, and *c lives in it
+    heap.os->unreserve(chunk, size);
     c = next;
   }
   heap.pages.chunks = nullptr;

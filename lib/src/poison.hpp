@@ -40,4 +40,34 @@ inline void unpoison_memory(const HeapState& heap, void* p, std::size_t n) noexc
 #endif
 }
 
+// OsMemory::keeps_poison (spanheap.hpp): in an ASan build, whether the OS layer hands committed
+// memory over poisoned and takes it back poisoned. Whatever DebugOptions::poison_freed says: a
+// heap that does not poison must still unpoison what it uses from such a layer.
+inline bool os_keeps_poison(const HeapState& heap) noexcept {
+#if defined(SPANHEAP_ASAN)
+  return heap.os->keeps_poison();
+#else
+  (void)heap;
+  return false;
+#endif
+}
+
+// Memory committed by an OS layer that keeps poison, which the heap uses at once.
+inline void unpoison_from_os(const HeapState& heap, void* p, std::size_t n) noexcept {
+#if defined(SPANHEAP_ASAN)
+  if (os_keeps_poison(heap)) ASAN_UNPOISON_MEMORY_REGION(p, n);
+#else
+  (void)heap, (void)p, (void)n;
+#endif
+}
+
+// Memory going back to an OS layer that keeps poison, which takes it only poisoned.
+inline void poison_for_os(const HeapState& heap, void* p, std::size_t n) noexcept {
+#if defined(SPANHEAP_ASAN)
+  if (os_keeps_poison(heap)) ASAN_POISON_MEMORY_REGION(p, n);
+#else
+  (void)heap, (void)p, (void)n;
+#endif
+}
+
 }  // namespace spanheap::detail

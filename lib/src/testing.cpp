@@ -220,8 +220,15 @@ void fail_thread_starts(Heap& heap, unsigned n) NO_THREAD_SAFETY_ANALYSIS {
 // ---- Snapshots ------------------------------------------------------------------------------
 
 HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
-  detail::HeapState& h = heap.state();
   HeapSnapshot snap;
+  snapshot(heap, snap, verify);
+  return snap;
+}
+
+void snapshot(Heap& heap, HeapSnapshot& snap, VerifyResult* verify) {
+  detail::HeapState& h = heap.state();
+  snap.spans.clear();
+  snap.procs.clear();
   detail::LockGuard g(h.world.cycle_mu);
   detail::WorldStopped stopped = detail::stop_the_world(h);
   const std::uint32_t sg = h.sg();
@@ -275,7 +282,6 @@ HeapSnapshot snapshot(Heap& heap, VerifyResult* verify) {
   snap.pacer_charged = h.pacer.allocated.load(std::memory_order_relaxed);
   snap.pacer_live_at_bump = h.pacer.live_at_bump.load(std::memory_order_relaxed);
   detail::start_the_world(h, std::move(stopped));
-  return snap;
 }
 
 // Declared with the shared rules (spanheap/invariants.hpp), but it reads a snapshot's SpanInfo,

@@ -82,8 +82,14 @@ void neighbour_violations(const SpanInfo& prev, const SpanInfo& s, std::vector<V
 
 // What each P's cache holds against what the P table says.
 void cache_violations(const HeapSnapshot& snap, std::vector<Violation>& out) {
-  std::vector<unsigned> cached(snap.procs.size(), 0);
-  std::vector<std::vector<unsigned>> classes(snap.procs.size());
+  // Per P, the spans that name it and the classes of its current spans. The storage is kept
+  // between calls (fuzzers check a snapshot at every boundary of every program, and each
+  // allocation under ASan records a stack).
+  thread_local std::vector<unsigned> cached;
+  thread_local std::vector<std::vector<unsigned>> classes;
+  cached.assign(snap.procs.size(), 0);
+  if (classes.size() < snap.procs.size()) classes.resize(snap.procs.size());
+  for (std::size_t i = 0; i < snap.procs.size(); ++i) classes[i].clear();
   for (const SpanInfo& s : snap.spans) {
     if (!s.in_use || s.location != SpanLocation::cached) continue;
     if (s.cache_proc < 0 || static_cast<std::size_t>(s.cache_proc) >= snap.procs.size()) {

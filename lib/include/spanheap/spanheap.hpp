@@ -90,6 +90,19 @@ class OsMemory {
   virtual void release(void* p, std::size_t size) = 0;
   // Gives back a whole reservation made by reserve().
   virtual void unreserve(void* p, std::size_t size) = 0;
+  // Whether this provider keeps AddressSanitizer poison on its memory between reservations, as a
+  // provider that recycles address space from heap to heap can (the fuzz executor's does). Read
+  // only by heaps built with ASan. When true, neither side makes a pass over the shadow when
+  // memory changes hands, and every byte the heap does not use stays poisoned:
+  //   - commit() hands its range back poisoned, whether fresh or committed by an earlier heap;
+  //     the heap unpoisons what it uses (its metadata at once, arena pages as objects);
+  //   - unreserve() is given a reservation whose committed bytes are all poisoned again (with
+  //     DebugOptions::poison_freed the heap's free pages are poisoned already, so a heap that
+  //     holds no object hands its arenas back as they are);
+  //   - release() leaves the poison as it is.
+  // When false (the default), memory is plain memory to the provider: commit() hands it back
+  // accessible, and the heap unpoisons whatever it poisoned before it unreserves it.
+  virtual bool keeps_poison() const noexcept { return false; }
 };
 
 // The real provider (mmap / mprotect / madvise). Shared by every heap that is not given another.

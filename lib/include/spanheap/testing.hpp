@@ -30,6 +30,8 @@ class FakeOsMemory final : public OsMemory {
   bool commit(void* p, std::size_t size) override;
   void release(void* p, std::size_t size) override;
   void unreserve(void* p, std::size_t size) override;
+  // The layer underneath's: the fake changes no byte and no poison of the memory it passes on.
+  bool keeps_poison() const noexcept override { return under_.keeps_poison(); }
 
   // Fail the next `n` reserve (or commit) calls.
   void fail_reserves(unsigned n);
@@ -182,6 +184,10 @@ struct HeapSnapshot {
 // stores what Heap::verify() would return: fuzzers and drivers that want both at every boundary
 // pay for one walk of the heap instead of two.
 HeapSnapshot snapshot(Heap& heap, VerifyResult* verify = nullptr);
+// The same, into `into`, whose vectors keep their storage: a driver that takes a snapshot at
+// every boundary of every program allocates them once (each allocation under ASan records a
+// stack and fills the block).
+void snapshot(Heap& heap, HeapSnapshot& into, VerifyResult* verify = nullptr);
 
 // How many full spans a P owns per class besides its current one under ReusePolicy::owner
 // (docs/design.md "Owned spans"): a span leaves its P's owned set for central once this many
