@@ -255,6 +255,14 @@ def throughput_section(folder, out, plot=True):
         n = len(runs[w].get(a, {}))
         return f", {n} of {nr} rounds" if n < nr else ""
 
+    def table(cols, cell):
+        """A workload-by-column table; cell(w, a) gives each cell."""
+        out.append("| workload | " + " | ".join(cols) + " |")
+        out.append("|---|" + "---:|" * len(cols))
+        for w in order:
+            out.append(f"| {w} | " + " | ".join(cell(w, a) for a in cols) + " |")
+        out.append("")
+
     agg = {w: {a: aggregate(rs) for a, rs in runs[w].items()} for w in order}
     reps = sorted({e["reps"] for w in order for rs in runs[w].values() for e in rs.values()})
     reps = "/".join(map(str, reps))
@@ -268,18 +276,13 @@ def throughput_section(folder, out, plot=True):
                    f"the whole process), the median of the {nr} rounds. One process per allocator, workload "
                    "and round; every round runs every workload for every allocator, in the order "
                    "throughput/rounds.txt lists.\n")
-    out.append("| workload | " + " | ".join(allocs) + " |")
-    out.append("|---|" + "---:|" * len(allocs))
-    for w in order:
-        cells = []
-        for a in allocs:
-            e = agg[w].get(a)
-            if e:
-                cells.append(f"{e['ops'] / 1e6:.2f} ({1e9 / e['ops']:.0f}){coverage(w, a)}")
-            else:
-                cells.append(f"no result (0 of {nr} rounds)" if (w, a) in missing else "-")
-        out.append(f"| {w} | " + " | ".join(cells) + " |")
-    out.append("")
+    def ops_cell(w, a):
+        e = agg[w].get(a)
+        if e:
+            return f"{e['ops'] / 1e6:.2f} ({1e9 / e['ops']:.0f}){coverage(w, a)}"
+        return f"no result (0 of {nr} rounds)" if (w, a) in missing else "-"
+
+    table(allocs, ops_cell)
 
     peers = [a for a in allocs if a != BASE]
     if BASE in allocs:
@@ -290,18 +293,14 @@ def throughput_section(folder, out, plot=True):
                        f"(against that round's {BASE} process, seconds apart), then the median of the "
                        f"{nr} rounds; in parentheses the lowest and highest per-round ratio. The host's "
                        "speed drifts over minutes: a wide spread says the ratio is not settled.\n")
-        out.append("| workload | " + " | ".join(peers) + " |")
-        out.append("|---|" + "---:|" * len(peers))
-        for w in order:
-            cells = []
-            for a in peers:
-                r = round_ratios(runs[w].get(a, {}), runs[w].get(BASE, {}), "ops")
-                if r is None:
-                    cells.append("n/a")
-                else:
-                    cells.append(f"{r[0]:.2f}x" + (f" ({spread(r, nr)})" if nr > 1 else ""))
-            out.append(f"| {w} | " + " | ".join(cells) + " |")
-        out.append("")
+
+        def base_ratio_cell(w, a):
+            r = round_ratios(runs[w].get(a, {}), runs[w].get(BASE, {}), "ops")
+            if r is None:
+                return "n/a"
+            return f"{r[0]:.2f}x" + (f" ({spread(r, nr)})" if nr > 1 else "")
+
+        table(peers, base_ratio_cell)
     if missing:
         out.append("Missing processes (no JSON; the log beside it says why), left out of the medians "
                    "and of the ratios of their round:\n")
@@ -312,12 +311,7 @@ def throughput_section(folder, out, plot=True):
 
     def per_allocator(title, key, fmt):
         out.append(title + "\n")
-        out.append("| workload | " + " | ".join(allocs) + " |")
-        out.append("|---|" + "---:|" * len(allocs))
-        for w in order:
-            cells = [format(agg[w][a][key], fmt) + coverage(w, a) if a in agg[w] else "-" for a in allocs]
-            out.append(f"| {w} | " + " | ".join(cells) + " |")
-        out.append("")
+        table(allocs, lambda w, a: format(agg[w][a][key], fmt) + coverage(w, a) if a in agg[w] else "-")
 
     across = "" if nr == 1 else f" Median of the {nr} rounds."
     per_allocator("Peak RSS of the process, MiB (getrusage ru_maxrss; includes the harness's own ~5 MiB)."
