@@ -114,16 +114,6 @@ namespace {
                                           std::memory_order_relaxed);
 }
 
-// The bound fast paths trust ProcAffinity::key and ::record without a look at the thread's own
-// state: a key that says "bound" must come with the thread's record (debug tier, at every slow
-// path, where the affinity is the one the fast path just read).
-void check_affinity(const HeapState& heap) noexcept {
-  if (last_used_proc.bound() != ProcBinding::off)
-    SPANHEAP_DCHECK(&heap,
-                    this_thread_record != nullptr && last_used_proc.record == this_thread_record,
-                    "a thread's affinity says bound but names another record (INV-B1)");
-}
-
 // The common case of acquire_any_proc_slow, inlined: the thread's last P is bound to it or free.
 inline ProcState& acquire_fast(HeapState& heap) {
   if (SPANHEAP_LIKELY(last_used_proc.uid() == heap.uid)) {
@@ -392,7 +382,6 @@ namespace {
   void* obj = nullptr;
   std::size_t elem = 0;
   Span* span = nullptr;
-  check_affinity(heap);
   if (SPANHEAP_LIKELY(c != 0)) {
     if (!cache_alloc_fast(p.cache, c, obj, elem)) {
       obj = cache_alloc_slow(heap, p, c);
@@ -490,7 +479,6 @@ namespace {
 // P), the free, the release of `p`, and the report of a bad free.
 [[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, int proc, const Arena& arena,
                                     void* ptr) {
-  check_affinity(heap);
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
   FreeResult r;
   const bool ok = free_with_proc(heap, p, arena, reinterpret_cast<std::uintptr_t>(ptr), r);
