@@ -206,8 +206,12 @@ void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
 }
 
 std::uintptr_t span_start(const Heap& heap, const void* p) {
-  const detail::Span* s =
-      detail::span_of(const_cast<Heap&>(heap).state(), reinterpret_cast<std::uintptr_t>(p));
+  detail::HeapState& h = const_cast<Heap&>(heap).state();
+  // page_free marks a span free and coalesce rewrites its start under the page heap lock, so
+  // holding it makes the state and the start one reading even when another thread frees the span
+  // (a caller probing a slot past its own objects may hold nothing in that span).
+  detail::LockGuard g(h.pages.mu);
+  const detail::Span* s = detail::span_of(h, reinterpret_cast<std::uintptr_t>(p));
   if (s == nullptr || s->state.load(std::memory_order_acquire) != detail::SpanState::in_use)
     return 0;
   return s->start;

@@ -194,9 +194,10 @@ void snapshot(Heap& heap, HeapSnapshot& into, VerifyResult* verify = nullptr);
 // more spans of its class were exhausted after it.
 unsigned max_owned_spans() noexcept;
 
-// The first address of the span holding `p`, or 0 when no in-use span of `heap` holds it. Exact
-// only while that span cannot be freed, e.g. while the caller holds a live object in it: stress
-// drivers use it to keep an anchor object beside an object they free twice.
+// The first address of the span holding `p`, or 0 when no in-use span of `heap` holds it, read
+// under the page heap lock: safe from any thread, but the answer is only current while that span
+// cannot be freed, e.g. while the caller holds a live object in it (stress drivers use it to keep
+// an anchor object beside an object they free twice).
 std::uintptr_t span_start(const Heap& heap, const void* p);
 
 // ---------------------------------------------------------------------------------------------
