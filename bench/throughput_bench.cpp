@@ -21,7 +21,8 @@
 // here) and, for spanheap, the cycles it ran and its longest pause.
 //
 // Besides the --benchmark_* flags: --smoke (tiny run time, for ctest), --seconds S (minimum time
-// per benchmark), --seed N (the random sizes and slots; default 1).
+// per benchmark), --iterations N (exactly N iterations a thread, for instruction counts), --seed N
+// (the random sizes and slots; default 1).
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 #include <spanheap/version.hpp>
@@ -310,21 +311,32 @@ void BM_burst(benchmark::State& state) {
   extras.finish(state, state.iterations() * static_cast<std::int64_t>(burst_objects));
 }
 
+// --iterations N: every benchmark runs exactly N iterations (per thread) instead of for a time, so
+// that instruction counts (callgrind) of two builds count the same operations: with a time
+// budget, a slower run does fewer, and the ring's fill and teardown weigh more in it.
+std::int64_t g_iterations = 0;
+
+benchmark::internal::Benchmark* fixed(benchmark::internal::Benchmark* b) {
+  return g_iterations > 0 ? b->Iterations(g_iterations) : b;
+}
+
 void register_benchmarks() {
-  benchmark::RegisterBenchmark("churn", BM_churn)->Threads(1)->Threads(2)->UseRealTime();
-  benchmark::RegisterBenchmark("churn_small", BM_churn_small)->UseRealTime();
-  benchmark::RegisterBenchmark("xthread_exchange", BM_xthread_exchange)->Threads(2)->UseRealTime();
-  benchmark::RegisterBenchmark("xthread_pc", BM_xthread_pc)->Threads(2)->UseRealTime();
-  benchmark::RegisterBenchmark("burst", BM_burst)->UseRealTime();
+  fixed(benchmark::RegisterBenchmark("churn", BM_churn)->Threads(1)->Threads(2)->UseRealTime());
+  fixed(benchmark::RegisterBenchmark("churn_small", BM_churn_small)->UseRealTime());
+  fixed(benchmark::RegisterBenchmark("xthread_exchange", BM_xthread_exchange)
+            ->Threads(2)
+            ->UseRealTime());
+  fixed(benchmark::RegisterBenchmark("xthread_pc", BM_xthread_pc)->Threads(2)->UseRealTime());
+  fixed(benchmark::RegisterBenchmark("burst", BM_burst)->UseRealTime());
   // Every size class, in bands, then large objects.
-  benchmark::RegisterBenchmark("sizes", BM_sizes)
-      ->Args({0, 128})
-      ->Args({128, 1024})
-      ->Args({1024, 8192})
-      ->Args({8192, 32768})
-      ->Args({32768, 1 << 20})
-      ->ArgNames({"lo", "hi"})
-      ->UseRealTime();
+  fixed(benchmark::RegisterBenchmark("sizes", BM_sizes)
+            ->Args({0, 128})
+            ->Args({128, 1024})
+            ->Args({1024, 8192})
+            ->Args({8192, 32768})
+            ->Args({32768, 1 << 20})
+            ->ArgNames({"lo", "hi"})
+            ->UseRealTime());
 }
 
 }  // namespace
@@ -362,6 +374,12 @@ int main(int argc, char** argv) {
       min_time = "0.01";
     } else if (a == "--seconds") {
       min_time = value("--seconds");
+    } else if (a == "--iterations") {
+      g_iterations = std::strtoll(value("--iterations").c_str(), nullptr, 10);
+      if (g_iterations <= 0) {
+        std::fprintf(stderr, "--iterations needs a positive count\n");
+        std::exit(2);
+      }
     } else if (a == "--seed") {
       g_seed = std::strtoull(value("--seed").c_str(), nullptr, 10);
     } else {

@@ -50,7 +50,7 @@ namespace {
 
 // Owner reuse (docs/design.md "Reuse") and exact error kinds across sweeps, under both policies
 // where the program means something under both. Class 38 (2048 bytes) has 4 slots in one page,
-// so a quarter of its slots is one free: every collection below is worth making.
+// so a third of its slots is one free: every collection below is worth making.
 constexpr std::size_t four_slot = 2048;
 HeapConfig reuse_config(unsigned procs, FlushPolicy flush, ReusePolicy reuse) {
   HeapConfig c = config(procs, flush);

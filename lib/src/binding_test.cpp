@@ -221,8 +221,8 @@ TEST(Binding, AStopWaitsForTheBinderToLeaveItsCall) {
   // Its snapshots stopped the world, which revoked the binding: calls bind the thread again.
   for (int i = 0; i < 4096 && !testing::proc_bound(heap, 0); i++) heap.free(heap.allocate(16));
   ASSERT_TRUE(testing::proc_bound(heap, 0));
-  const std::size_t quarter = std::max<std::size_t>(1, v.size() / 4);
-  for (std::size_t i = 0; i + 1 < quarter; i++) heap.free(v[i]);
+  const std::size_t threshold = testing::collect_threshold(static_cast<unsigned>(v.size()));
+  for (std::size_t i = 0; i + 1 < threshold; i++) heap.free(v[i]);
   std::atomic<bool> cycle_done{false};
   bool done_inside = true;
   std::thread stopper;
@@ -235,14 +235,14 @@ TEST(Binding, AStopWaitsForTheBinderToLeaveItsCall) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     done_inside = cycle_done.load();
   });
-  heap.free(v[quarter - 1]);  // a bound call: makes the span worth collecting, runs the hook
+  heap.free(v[threshold - 1]);  // a bound call: makes the span worth collecting, runs the hook
   ASSERT_TRUE(stopper.joinable()) << "the hook did not run";
   stopper.join();
   testing::set_protocol_hook(heap, {});
   EXPECT_FALSE(done_inside) << "the stop finished while the binder was inside its call";
   EXPECT_TRUE(cycle_done.load());
   EXPECT_GE(heap.stats().revocations, 1u);
-  for (std::size_t i = quarter; i < v.size(); i++) heap.free(v[i]);
+  for (std::size_t i = threshold; i < v.size(); i++) heap.free(v[i]);
   for (void* k : keep) heap.free(k);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);

@@ -1,5 +1,6 @@
 // facade: the public spanheap::Heap and spanheap::Proc, each call handed to the detail layer
 // (heap.cpp for allocation and free, world.cpp for cycles, validate.cpp and stats.cpp).
+// Heap::allocate and Heap::free are defined in heap.cpp, beside the fast paths they inline.
 #include <spanheap/spanheap.hpp>
 
 #include "heap.hpp"
@@ -19,15 +20,9 @@ Heap::Heap() : Heap(Options::from_env()) {}
 Heap::Heap(Options options) : state_(std::make_unique<HeapState>(options)) {}
 Heap::~Heap() = default;
 
-void* Heap::allocate(std::size_t size, std::size_t align) {
-  return detail::allocate_fast(*state_, size, align);
-}
-
 void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {
   return detail::heap_allocate(*state_, -1, size, align, /*retried=*/false, /*zero=*/true);
 }
-
-void Heap::free(void* p) { detail::free_fast(*state_, p); }
 
 std::size_t Heap::usable_size(const void* p) const {
   const PointerInfo info = detail::find_object(*state_, p);

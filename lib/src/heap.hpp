@@ -15,9 +15,7 @@ namespace spanheap::detail {
 void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align,
                     bool retried = false, bool zero = false);
 void heap_free(HeapState& heap, int proc, void* ptr);
-// heap_allocate(heap, -1, size, align) and heap_free(heap, -1, ptr) with a fast path for the
-// common call (Heap::allocate / Heap::free): same results, same reports.
-void* allocate_fast(HeapState& heap, std::size_t size, std::size_t align);
-void free_fast(HeapState& heap, void* ptr);
+// Heap::allocate and Heap::free are defined in heap.cpp: heap_allocate(heap, -1, size, align) and
+// heap_free(heap, -1, ptr) with a fast path for the common call, same results, same reports.
 
 }  // namespace spanheap::detail

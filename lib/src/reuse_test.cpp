@@ -35,12 +35,12 @@ std::vector<void*> fill_span(Heap& heap, Proc p, std::size_t size) {
   return v;
 }
 
-// Frees the first quarter (at least one) of `v` through `p`: enough to make its span worth
-// collecting. Returns what it freed.
-std::vector<void*> free_quarter(Proc p, const std::vector<void*>& v) {
+// Frees the first testing::collect_threshold(v.size()) objects of `v` (a full span's objects)
+// through `p`: just enough to make its span worth collecting. Returns what it freed.
+std::vector<void*> free_threshold(Proc p, const std::vector<void*>& v) {
   const std::vector<void*> freed(
-      v.begin(),
-      v.begin() + std::max<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(v.size() / 4)));
+      v.begin(), v.begin() + static_cast<std::ptrdiff_t>(
+                                 testing::collect_threshold(static_cast<unsigned>(v.size()))));
   for (void* obj : freed) p.free(obj);
   return freed;
 }
@@ -59,9 +59,9 @@ TEST(Reuse, OwnerCollectsItsOwnSpanWhenItRunsOut) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(1, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 64);
-  const std::vector<void*> freed = free_quarter(heap.proc(0), v);
-  // T9a: the span is full, ours, and a quarter of it is pending: the next allocations are its
-  // collected slots, lowest first.
+  const std::vector<void*> freed = free_threshold(heap.proc(0), v);
+  // T9a: the span is full, ours, and collect_threshold of its slots are pending: the next
+  // allocations are its collected slots, lowest first.
   for (void* p : freed) EXPECT_EQ(heap.proc(0).allocate(64), p);
   const Stats s = heap.stats();
   EXPECT_EQ(s.collections, 1u);
@@ -94,7 +94,7 @@ TEST(Reuse, ARefillCollectsAnOwnedSpanBehindAnOlderOneWithNothingToCollect) {
   const std::vector<void*> oldest = fill_span(heap, p, 1024);
   const std::vector<void*> younger = fill_span(heap, p, 1024);  // parks `oldest`
   const std::vector<void*> current = fill_span(heap, p, 1024);  // parks `younger`
-  const std::vector<void*> freed = free_quarter(p, younger);
+  const std::vector<void*> freed = free_threshold(p, younger);
   auto in_use_spans = [&] {
     std::size_t n = 0;
     for (const testing::SpanInfo& s : testing::snapshot(heap).spans) n += s.in_use;
@@ -120,7 +120,7 @@ TEST(Reuse, AnotherPsFreesAreCollectedByTheOwner) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(2, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 128);
-  const std::vector<void*> freed = free_quarter(heap.proc(1), v);  // under free_lock
+  const std::vector<void*> freed = free_threshold(heap.proc(1), v);  // under free_lock
   EXPECT_EQ(heap.proc(0).allocate(128), freed[0]);
   EXPECT_EQ(heap.stats().collections, 1u);
   EXPECT_VERIFIED(heap);
@@ -138,10 +138,10 @@ TEST(Reuse, FreesIntoAFullCentralSpanMakeItARefillCandidate) {
     return test::span_containing(snap, p)->location;
   };
   ASSERT_EQ(where(first[0]), SpanLocation::central_full_swept);
-  const std::size_t quarter = std::max<std::size_t>(1, first.size() / 4);
-  for (std::size_t i = 0; i + 1 < quarter; i++) heap.proc(1).free(first[i]);
+  const std::size_t threshold = testing::collect_threshold(static_cast<unsigned>(first.size()));
+  for (std::size_t i = 0; i + 1 < threshold; i++) heap.proc(1).free(first[i]);
   EXPECT_EQ(where(first[0]), SpanLocation::central_full_swept);  // not worth it yet
-  heap.proc(1).free(first[quarter - 1]);
+  heap.proc(1).free(first[threshold - 1]);
   EXPECT_EQ(where(first[0]), SpanLocation::central_partial_swept);  // INV-R1
   EXPECT_VERIFIED(heap);
   // P1's refill takes the span from the partial list and collects it (T9b).
@@ -156,7 +156,7 @@ TEST(Reuse, SpanUncachedWithPendingFreesGoesToPartial) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(2, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 512);
-  free_quarter(heap.proc(1), v);
+  free_threshold(heap.proc(1), v);
   testing::flush_all(heap);  // T6 with pending frees: partial, not full
   const auto snap = testing::snapshot(heap);
   EXPECT_EQ(test::span_containing(snap, v[1])->location, SpanLocation::central_partial_swept);
@@ -176,25 +176,25 @@ TEST(Reuse, ALateMoveToPartialRechecksTheSpan) {
   const auto in_a = [&](void* p) { return std::find(a.begin(), a.end(), p) != a.end(); };
   // P0 parks A, then evicts it to central's swept full list.
   for (void* p : test::evict_to_central(heap, heap.proc(0), 256, a[0])) ASSERT_FALSE(in_a(p));
-  const std::size_t quarter = std::max<std::size_t>(1, a.size() / 4);
-  ASSERT_LT(quarter + 1, a.size());
-  for (std::size_t i = 0; i + 1 < quarter; i++) heap.proc(1).free(a[i]);
+  const std::size_t threshold = testing::collect_threshold(static_cast<unsigned>(a.size()));
+  ASSERT_LT(threshold + 1, a.size());
+  for (std::size_t i = 0; i + 1 < threshold; i++) heap.proc(1).free(a[i]);
   bool interleaved = false;
   testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
     if (point != testing::ProtocolPoint::free_move_to_partial || interleaved) return;
     interleaved = true;
-    heap.proc(0).free(a[quarter]);  // moves A to partial first
-    // P0 uses up its span, then its refill collects A (T9b): quarter + 1 free slots.
+    heap.proc(0).free(a[threshold]);  // moves A to partial first
+    // P0 uses up its span, then its refill collects A (T9b): threshold + 1 free slots.
     void* p = nullptr;
     for (std::size_t i = 0; i < 4 * a.size() && !in_a(p); i++) p = heap.proc(0).allocate(256);
     ASSERT_TRUE(in_a(p));
-    for (std::size_t i = 0; i < quarter; i++) ASSERT_TRUE(in_a(heap.proc(0).allocate(256)));
+    for (std::size_t i = 0; i < threshold; i++) ASSERT_TRUE(in_a(heap.proc(0).allocate(256)));
     // A is full: P0 parks it, and once it has exhausted max_owned_spans() fresh spans after it,
     // evicts it to the full list (T6). (No snapshot here: P1 is held by the waiting free.)
     for (std::size_t i = 0; i < testing::max_owned_spans() * a.size() + 1; i++)
       ASSERT_FALSE(in_a(heap.proc(0).allocate(256)));
   });
-  heap.proc(1).free(a[quarter - 1]);  // worth collecting: waits in the hook, then moves
+  heap.proc(1).free(a[threshold - 1]);  // worth collecting: waits in the hook, then moves
   testing::set_protocol_hook(heap, {});
   ASSERT_TRUE(interleaved);
   const auto snap = testing::snapshot(heap);
@@ -274,7 +274,7 @@ TEST(Reuse, DoubleFreeOfACollectedSlotIsADoubleFree) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(1, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 48);
-  const std::vector<void*> freed = free_quarter(heap.proc(0), v);
+  const std::vector<void*> freed = free_threshold(heap.proc(0), v);
   EXPECT_EQ(heap.proc(0).allocate(48), freed[0]);  // collects them all, hands out the first
   heap.proc(0).free(freed[1]);                     // collected, not handed out again
   ASSERT_EQ(rec.count(), 1u);
@@ -289,7 +289,7 @@ TEST(Reuse, DoubleFreeAfterReuseIsIndistinguishableFromAValidFree) {
   testing::RecordingHandler rec;
   Heap heap(with_reuse(1, rec, ReusePolicy::owner));
   std::vector<void*> v = fill_span(heap, heap.proc(0), 48);
-  const std::vector<void*> freed = free_quarter(heap.proc(0), v);
+  const std::vector<void*> freed = free_threshold(heap.proc(0), v);
   EXPECT_EQ(heap.proc(0).allocate(48), freed[0]);  // Y takes X's slot
   heap.proc(0).free(freed[0]);                     // "free X again" frees Y: no report
   EXPECT_EQ(rec.count(), 0u);
@@ -302,7 +302,7 @@ TEST(Reuse, WriteAfterFreeIsCaughtWhenACollectedSlotIsReallocated) {
   o.debug.clobber_freed = true;
   Heap heap(o);
   std::vector<void*> v = fill_span(heap, heap.proc(0), 64);
-  const std::vector<void*> freed = free_quarter(heap.proc(0), v);
+  const std::vector<void*> freed = free_threshold(heap.proc(0), v);
   // Collection clobbers every freed slot; a write into one after that is found when it comes back.
   EXPECT_EQ(heap.proc(0).allocate(64), freed[0]);
   static_cast<unsigned char*>(freed[1])[63] = 1;  // the last byte of the object

@@ -222,7 +222,7 @@ namespace {
 
 template <bool hw>
 bool worth_collecting_words(const Span& s) noexcept {
-  const std::uint32_t want = s.nelems < 4 ? 1 : s.nelems / 4;
+  const std::uint32_t want = collect_threshold(s.nelems);
   std::uint32_t pending = 0;
   const unsigned nwords = words_for(s.nelems);
   if (SPANHEAP_UNLIKELY(s.remote_pending.load(std::memory_order_relaxed))) {

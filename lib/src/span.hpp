@@ -134,10 +134,20 @@ class SpanLock {
   Span& span_;
 };
 
-// True when a quarter of the span's slots (at least one) are pending frees: enough that collecting
-// it is worth a refill (a racy hint unless the caller holds free_lock or owns every freer's way
-// in). Collecting a span for one or two slots made every few allocations a refill: two central
-// locks and a collection each (churn: 1 refill in 14 allocations at "any pending free").
+// How many pending frees make a span of `nelems` slots worth collecting: a third of its slots, at
+// least one. A collection costs a few hundred instructions however much it reclaims, so the
+// divisor trades them against footprint: in a ring churn of 8-512 B objects a quarter cost ~4
+// more instructions an operation than a third, and a half ~4 fewer again for 27-39 % more peak
+// RSS (docs/performance.md, "Collection threshold"). Collecting for one or two slots made every
+// few allocations a refill: two central locks and a collection each.
+inline constexpr std::uint32_t collect_divisor = 3;
+constexpr std::uint32_t collect_threshold(std::uint32_t nelems) noexcept {
+  return nelems < collect_divisor ? 1 : nelems / collect_divisor;
+}
+
+// True when collect_threshold(nelems) slots of the span are pending frees: enough that
+// collecting it is worth a refill (a racy hint unless the caller holds free_lock or owns every
+// freer's way in).
 bool worth_collecting(const Span& span) noexcept;
 
 // Collection (T9, ReusePolicy::owner): turns the span's pending frees into free slots, as a sweep

@@ -304,6 +304,8 @@ void SpanTotals::add(const SpanInfo& s) {
 
 unsigned max_owned_spans() noexcept { return detail::max_owned_spans; }
 
+unsigned collect_threshold(unsigned nelems) noexcept { return detail::collect_threshold(nelems); }
+
 std::vector<SizeClassInfo> size_classes() {
   std::vector<SizeClassInfo> out;
   for (unsigned c = 1; c < detail::num_size_classes(); c++) {

@@ -194,6 +194,11 @@ void snapshot(Heap& heap, HeapSnapshot& into, VerifyResult* verify = nullptr);
 // more spans of its class were exhausted after it.
 unsigned max_owned_spans() noexcept;
 
+// How many pending frees make a small span of `nelems` slots worth collecting under
+// ReusePolicy::owner (docs/design.md "Reuse"): a P collects its span, and a free moves a span on
+// a full list to partial, once this many of its slots are pending.
+unsigned collect_threshold(unsigned nelems) noexcept;
+
 // The first address of the span holding `p`, or 0 when no in-use span of `heap` holds it, read
 // under the page heap lock: safe from any thread, but the answer is only current while that span
 // cannot be freed, e.g. while the caller holds a live object in it (stress drivers use it to keep
