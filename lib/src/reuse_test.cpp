@@ -348,8 +348,10 @@ TEST(Reuse, ConcurrentDoubleFreeHasExactlyOneWinner) {
       for (int i = 0; i < rounds; i++) {
         // Both threads reach round i before either frees: the frees race.
         arrived.fetch_add(1, std::memory_order_acq_rel);
-        while (arrived.load(std::memory_order_acquire) < 2 * (i + 1)) {
-        }
+        // Spin briefly, then yield: on a loaded machine the other thread may be descheduled, and
+        // a spin that never yields made this test take a minute under TSan.
+        for (unsigned spins = 0; arrived.load(std::memory_order_acquire) < 2 * (i + 1); spins++)
+          if (spins > 1000) std::this_thread::yield();
         heap.proc(p).free(objs[static_cast<std::size_t>(i)]);
         // Interleave collections: the other P allocates into what was freed.
         if (i % 16 == 0) heap.proc(p).free(heap.proc(p).allocate(32));
