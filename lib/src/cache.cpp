@@ -143,8 +143,8 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c, bool may_refil
     if (heap.options.reuse == ReusePolicy::owner) {
       // T9a on an owned span: it becomes the current one, the exhausted one is parked. The owned
       // spans come first: parked longest ago, they have gathered frees the longest, while the
-      // span just used up has had only the time it took to hand out its slots (in a ring churn
-      // the test of the current span failed at nearly every collection, ~50 instructions each).
+      // span just used up has had only the time it took to hand out its slots, so testing it
+      // first mostly fails.
       if (Span* o = take_owned(cache.owned[c])) {
         if (s != &empty_span) {
           check_exhausted(heap, s);

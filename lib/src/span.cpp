@@ -290,8 +290,7 @@ std::uint32_t span_collect(HeapState& heap, Cache& by, Span& s) {
   }
   if (SPANHEAP_UNLIKELY(nraced != 0)) report_raced_double_frees(heap, s, raced, nraced);
   if (nfreed == 0) return 0;
-  // The debug options' test here, not in the call: a collection without them is a few dozen
-  // instructions, and the call was one of them.
+  // The debug options' test here, not in the call: collections run on the allocation slow path.
   if (heap.options.debug.clobber_freed || heap.options.debug.poison_freed)
     scrub_reclaimed(heap, s, freed);
   bump(by.collections, 1);

@@ -135,11 +135,10 @@ class SpanLock {
 };
 
 // How many pending frees make a span of `nelems` slots worth collecting: a third of its slots, at
-// least one. A collection costs a few hundred instructions however much it reclaims, so the
-// divisor trades them against footprint: in a ring churn of 8-512 B objects a quarter cost ~4
-// more instructions an operation than a third, and a half ~4 fewer again for 27-39 % more peak
-// RSS (docs/performance.md, "Collection threshold"). Collecting for one or two slots made every
-// few allocations a refill: two central locks and a collection each.
+// least one. A collection has a fixed cost however much it reclaims, so the divisor trades
+// collections against footprint: a larger share means fewer collections and more freed slots
+// waiting (the measured trade-off is in docs/performance.md, "Collections: a third of the
+// slots"). Collecting for one or two slots made every few allocations a refill.
 inline constexpr std::uint32_t collect_divisor = 3;
 constexpr std::uint32_t collect_threshold(std::uint32_t nelems) noexcept {
   return nelems < collect_divisor ? 1 : nelems / collect_divisor;
