@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -14,6 +15,14 @@ namespace spanheap::detail {
 namespace size_table {
 
 constexpr bool is_pow2(std::size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+// The inverse of odd `d` modulo 2^32, by Newton's iteration: d is its own inverse modulo 8, and
+// each step doubles the bits that are right (3, 6, 12, 24, 48).
+constexpr std::uint32_t inverse_mod_2_32(std::uint32_t d) {
+  std::uint32_t x = d;
+  for (int i = 0; i < 4; i++) x *= 2 - d * x;
+  return x;
+}
 
 // The lookup tables: for align ≤ 8, sizes ≤ 1024 are looked up in steps of 8 and larger ones in
 // steps of 128 (Go's size_to_class8 / size_to_class128).
@@ -48,7 +57,7 @@ inline constexpr std::size_t max_grown_span = 8 * page_size;
 // size into the previous class when both use the same pages for the same count.
 constexpr Table generate() {
   Table t;
-  t.classes[0] = SizeClass{0, 0, 0, 0};
+  t.classes[0] = SizeClass{0, 0, 0, 0, 0, 0};
   t.count = 1;
   std::size_t align = 8;
   for (std::size_t size = align; size <= max_small_size; size += align) {
@@ -75,7 +84,7 @@ constexpr Table generate() {
       prev.size = static_cast<std::uint32_t>(size);
       continue;
     }
-    t.classes[t.count++] = SizeClass{static_cast<std::uint32_t>(size), npages, nelems, 0};
+    t.classes[t.count++] = SizeClass{static_cast<std::uint32_t>(size), npages, nelems, 0, 0, 0};
   }
   for (unsigned c = 1; c < t.count; c++) {
     SizeClass& sc = t.classes[c];
@@ -83,6 +92,8 @@ constexpr Table generate() {
     // Go's divMul: ceil(2^32 / size); exact for every offset below the span size (checked by
     // size_classes_test and the size_classes property tests).
     sc.div_mul = static_cast<std::uint32_t>(0xFFFFFFFFu / sc.size + 1);
+    sc.slot_shift = static_cast<std::uint8_t>(std::countr_zero(sc.size));
+    sc.slot_inv = inverse_mod_2_32(sc.size >> sc.slot_shift);
   }
   unsigned c = 1;
   for (std::size_t i = 0; i < t.by8.size(); i++) {
@@ -118,6 +129,20 @@ constexpr bool nelems_fit() {
   return true;
 }
 static_assert(nelems_fit(), "bitmaps are sized for max_nelems slots");
+
+// object_slot's premises (span.hpp): every class's slot_inv inverts its size's odd part, and a
+// span's bytes fit the 32-bit offset it multiplies.
+constexpr bool slot_inverses_hold() {
+  for (unsigned c = 1; c < table.count; c++) {
+    const SizeClass& sc = table.classes[c];
+    if (sc.size >> sc.slot_shift << sc.slot_shift != sc.size || (sc.size >> sc.slot_shift) % 2 == 0)
+      return false;
+    if ((sc.size >> sc.slot_shift) * sc.slot_inv != 1) return false;
+    if (std::uint64_t{sc.npages} * page_size > 0xFFFFFFFFu) return false;
+  }
+  return true;
+}
+static_assert(slot_inverses_hold(), "object_slot needs each class's odd inverse");
 
 }  // namespace size_table
 

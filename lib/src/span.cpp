@@ -99,6 +99,8 @@ void span_init_small(Span& s, unsigned span_class) noexcept {
   s.elem_size = sc.size;
   s.nelems = sc.nelems;
   s.div_mul = sc.div_mul;
+  s.slot_inv = sc.slot_inv;
+  s.slot_shift = sc.slot_shift;
   s.alloc_count = 0;
   s.free_index.store(0, std::memory_order_relaxed);
   clear_bits(s);
@@ -111,6 +113,8 @@ void span_init_large(Span& s) noexcept {
   s.elem_size = s.bytes();
   s.nelems = 1;
   s.div_mul = 0;
+  s.slot_inv = 0;
+  s.slot_shift = 0;
   clear_bits(s);
   // The single object is allocated at once: free_index = alloc_count = 1 (INV-A2 for large).
   s.alloc_count = 1;

@@ -3,6 +3,7 @@
 // work of a sweep. Ownership rules are in types.hpp; the protocol around sweeping is sweeper.cpp.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 
 #include "types.hpp"
@@ -109,6 +110,20 @@ inline unsigned popcount64(std::uint64_t x) noexcept {
 inline std::uint32_t slot_of(const Span& span, std::uintptr_t p) noexcept {
   return static_cast<std::uint32_t>((static_cast<std::uint64_t>(p - span.start) * span.div_mul) >>
                                     32);
+}
+
+// The slot of the object that starts at `p`, or a value ≥ nelems when no object starts there
+// (past the last object, in the middle of one): the exact-division test of Granlund and
+// Montgomery. With elem_size = odd << slot_shift and offset = p - start, offset * slot_inv
+// (mod 2^32) is q << slot_shift when offset = q * elem_size, so the rotation gives q; an offset
+// not a multiple of 2^slot_shift leaves low bits that the rotation moves to the top, and one not
+// a multiple of the odd part lands above every multiple's quotient, which is at least nelems
+// (nelems * elem_size < 2^32). One multiply and one compare where slot_of, its recomputed base and
+// the compare with p cost two multiplies and two compares.
+// Requires: a small span (a large one has slot_inv 0) and p within its pages.
+inline std::uint32_t object_slot(const Span& span, std::uintptr_t p) noexcept {
+  const auto offset = static_cast<std::uint32_t>(p - span.start);
+  return std::rotr(offset * span.slot_inv, span.slot_shift);
 }
 
 // The bit work of a sweep: turns pending frees into free slots, recounts, resets free_index and

@@ -151,6 +151,32 @@ namespace {
 
 // The bit counts behind alloc_count (INV-A2) and worth_collecting: exact for every bit pattern
 // shape (single bits, runs, the extremes) and random words.
+// object_slot against the definition, at every byte of every class's span: the slot for each
+// object start, a value past the last slot for every other address (the free fast path trusts it
+// to turn away interior pointers and the span's tail).
+TEST_F(SpanTest, ObjectSlotFindsExactlyTheObjectStarts) {
+  for (unsigned cls = 1; cls < num_size_classes(); cls++) {
+    init(cls);
+    const std::uintptr_t bytes = std::uintptr_t{span.npages} * page_size;
+    std::uint32_t starts = 0;
+    for (std::uintptr_t off = 0; off < bytes; off++) {
+      const std::uintptr_t p = span.start + off;
+      const std::uint32_t i = object_slot(span, p);
+      const bool start = off % span.elem_size == 0 && off / span.elem_size < span.nelems;
+      ASSERT_EQ(i < span.nelems, start) << "class " << cls << " offset " << off << " slot " << i;
+      // slot_of, the other paths' arithmetic, agrees on the starts.
+      ASSERT_EQ(start, off == std::uintptr_t{slot_of(span, p)} * span.elem_size &&
+                           slot_of(span, p) < span.nelems)
+          << "class " << cls << " offset " << off;
+      if (start) {
+        ASSERT_EQ(i, off / span.elem_size) << "class " << cls << " offset " << off;
+        starts++;
+      }
+    }
+    EXPECT_EQ(starts, span.nelems) << "class " << cls;
+  }
+}
+
 TEST(Popcount, MatchesStdPopcount) {
   std::mt19937_64 rng(7);
   std::vector<std::uint64_t> words{0, ~std::uint64_t{0}, 0x8000000000000000ull, 1};

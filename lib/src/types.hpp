@@ -58,6 +58,9 @@ struct SizeClass {
   std::uint32_t npages;   // pages per span
   std::uint32_t nelems;   // (npages * page_size) / size
   std::uint32_t div_mul;  // index = (offset * div_mul) >> 32, exact for every offset < span bytes
+  // object_slot's test (span.hpp): size = odd << slot_shift, slot_inv = odd's inverse mod 2^32.
+  std::uint32_t slot_inv;
+  std::uint8_t slot_shift;
 };
 // The largest class count the generator may produce (the real count is num_size_classes()).
 inline constexpr unsigned max_size_classes = 72;
@@ -127,11 +130,14 @@ struct alignas(64) Span {
   std::atomic<std::uint32_t> free_index{0};  // owner writes; freers read (acq/rel: slots below are
                                              // allocated)
   std::uint32_t nelems = 0;                  // immutable after init (of this use of the struct)
-  std::uint32_t alloc_count = 0;             // owner: cache's P, sweep owner, or central under lock
-  std::uint32_t div_mul = 0;                 // immutable after init
-  std::uintptr_t start = 0;                  // immutable after init
-  std::size_t elem_size = 0;                 // immutable after init (large: npages * page_size)
-  std::atomic<std::uint32_t> sweepgen{0};    // the protocol word (table above); atomic (acq/rel)
+  std::uint16_t alloc_count = 0;             // owner: cache's P, sweep owner, or central under lock
+  // The free fast path's "is this an object's start, and which" in one multiply (object_slot in
+  // span.hpp): immutable after init, from the class (SizeClass); 0 for a large span.
+  std::uint8_t slot_shift = 0;
+  std::uint32_t slot_inv = 0;
+  std::uintptr_t start = 0;                // immutable after init
+  std::size_t elem_size = 0;               // immutable after init (large: npages * page_size)
+  std::atomic<std::uint32_t> sweepgen{0};  // the protocol word (table above); atomic (acq/rel)
   // owner: the caching P (-1 = none); the free fast path's test. 16 bits hold every P index
   // (max_procs) and keep line 0 within 48 bytes.
   std::atomic<std::int16_t> cache_owner{-1};
@@ -147,6 +153,7 @@ struct alignas(64) Span {
 
   std::atomic<std::uint8_t> span_class{0};  // immutable after init; atomic because free() reads
                                             // it before it knows the struct is stable
+  std::uint32_t div_mul = 0;                // immutable after init: slot_of, for any address
   std::atomic<bool> free_lock{false};  // spin lock (above); never reset, the struct may be recycled
                                        // while a stale freer waits on it
   bool need_zero = false;              // owner; memory may be dirty
@@ -179,6 +186,7 @@ struct alignas(64) Span {
 };
 static_assert(offsetof(Span, bits) == 48, "line 0 holds the fast paths' fields and bits[0]");
 static_assert(max_procs <= 32767, "Span::cache_owner holds a P index in 16 bits");
+static_assert(max_nelems <= 0xFFFF, "Span::alloc_count holds a slot count in 16 bits");
 
 // An intrusive doubly-linked list of spans. GUARDED_BY the owner's lock (central or page heap).
 struct SpanList {

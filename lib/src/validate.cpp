@@ -379,7 +379,10 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
            s->elem_size);
     if (!s->is_large()) {
       const SizeClass& sc = size_class(s->cls());
-      if (s->elem_size != sc.size || s->nelems != sc.nelems || s->npages != sc.npages)
+      // The slot arithmetic too: the free fast path takes object_slot's word for which slot an
+      // address starts, and slot_of's is every other path's.
+      if (s->elem_size != sc.size || s->nelems != sc.nelems || s->npages != sc.npages ||
+          s->slot_inv != sc.slot_inv || s->slot_shift != sc.slot_shift || s->div_mul != sc.div_mul)
         fail(&out, "span", "span {} of class {} does not match the class table", addr(s), s->cls());
       if (s->limit() > s->start + s->bytes())
         fail(&out, "span", "span {} objects cross the span end", addr(s));
