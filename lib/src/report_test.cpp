@@ -58,6 +58,36 @@ TEST_F(ReportTest, InvalidFreeIntoFreePages) {
                                       "held an object \\(ptr=0x[0-9a-f]+\\)"));
 }
 
+// A pointer into the tail of a span, past its last object, for every class that has one: at the
+// tail's first byte (where one more object would start, so the slot arithmetic lands exactly on
+// nelems), in its middle and at its last byte. The span is the current one of this thread's P,
+// so the free fast path judges the pointer first; it must turn each away as the general path does.
+TEST_F(ReportTest, InvalidFreeIntoTheTailOfEverySpan) {
+  unsigned tails = 0;
+  for (const testing::SizeClassInfo& c : testing::size_classes()) {
+    if (c.span_class == 0 || c.tail_waste == 0) continue;
+    tails++;
+    // Alignment 8, so that the classes of odd multiples of 8 serve it too.
+    auto* a = static_cast<char*>(heap.allocate(c.size, 8));
+    ASSERT_EQ(testing::size_to_class(c.size, 8), c.span_class);
+    const std::uintptr_t tail = testing::span_start(heap, a) + std::uintptr_t{c.nelems} * c.size;
+    for (const std::uintptr_t bad : {tail, tail + c.tail_waste / 2, tail + c.tail_waste - 1}) {
+      heap.free(reinterpret_cast<void*>(bad));
+      const ErrorReport r = only_report();
+      EXPECT_EQ(r.kind, ErrorKind::invalid_free)
+          << "class " << c.span_class << " at tail + " << bad - tail;
+      EXPECT_THAT(r.message,
+                  MatchesRegex(std::string("spanheap: invalid_free: pointer into the tail of a "
+                                           "span, past its last object ") +
+                               span_suffix))
+          << "class " << c.span_class;
+    }
+    EXPECT_VERIFIED(heap);
+    heap.free(a);
+  }
+  EXPECT_GT(tails, 10u);
+}
+
 TEST_F(ReportTest, InteriorFree) {
   auto* a = static_cast<char*>(heap.allocate(256));
   heap.free(a + 8);

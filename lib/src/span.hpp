@@ -43,6 +43,13 @@ inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
   return i < span.free_index.load(std::memory_order_acquire) ||
          (span.bits[i / 64].alloc.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0;
 }
+// slot_allocated for any index (object_slot's answer): false past the last slot, whose bits it
+// does not read. free_index ≤ nelems, so an index below it needs no range test.
+inline bool slot_allocated_any(const Span& span, std::uint32_t i) noexcept {
+  return i < span.free_index.load(std::memory_order_acquire) ||
+         (i < span.nelems &&
+          (span.bits[i / 64].alloc.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0);
+}
 inline bool slot_pending(const Span& span, std::uint32_t i) noexcept {
   return ((span.bits[i / 64].free.load(std::memory_order_acquire) |
            span.remote_bits[i / 64].load(std::memory_order_acquire)) >>
