@@ -306,6 +306,7 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
 // P), the free, the release of `p`, and the report of a bad free.
 [[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, int proc, const Arena& arena,
                                     void* ptr) {
+  bump(p.cache.held_frees, 1);
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
   FreeResult r;
   const bool ok = free_with_proc(heap, p, arena, reinterpret_cast<std::uintptr_t>(ptr), r);

@@ -306,6 +306,14 @@ unsigned max_owned_spans() noexcept { return detail::max_owned_spans; }
 
 unsigned collect_threshold(unsigned nelems) noexcept { return detail::collect_threshold(nelems); }
 
+std::uint64_t held_frees(const Heap& heap) {
+  const detail::HeapState& h = const_cast<Heap&>(heap).state();
+  std::uint64_t n = 0;
+  for (unsigned i = 0; i < h.nslots; i++)
+    n += h.procs[i].cache.held_frees.load(std::memory_order_relaxed);
+  return n;
+}
+
 std::vector<SizeClassInfo> size_classes() {
   std::vector<SizeClassInfo> out;
   for (unsigned c = 1; c < detail::num_size_classes(); c++) {

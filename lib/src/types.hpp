@@ -330,6 +330,10 @@ struct Cache {
   std::atomic<std::uint64_t> collections{0};
   std::atomic<std::uint64_t> collected_objects{0};
   std::atomic<std::uint64_t> collected_bytes{0};
+  // Frees that reached the general checks (free_holding) with this P held: a fast path that
+  // turned the free away, or the general path itself. The test that a valid owner free stays on
+  // the fast path reads it (a fast path that declines too much is correct, and only slower).
+  std::atomic<std::uint64_t> held_frees{0};
   std::uint64_t collect_every_bytes = 0;  // owner: debug.collect_every accounting
   // Last: the fast paths' fields above share cache lines; this is touched at refills only.
   OwnedSpans owned[max_size_classes] = {};  // owner: P

@@ -199,6 +199,11 @@ unsigned max_owned_spans() noexcept;
 // a full list to partial, once this many of its slots are pending.
 unsigned collect_threshold(unsigned nelems) noexcept;
 
+// How many frees of `heap` went through the general checks rather than ending in a fast path (a
+// fast path turned them away, or they came by the general path), summed over its Ps. Racy while
+// calls run; exact between them.
+std::uint64_t held_frees(const Heap& heap);
+
 // The first address of the span holding `p`, or 0 when no in-use span of `heap` holds it, read
 // under the page heap lock: safe from any thread, but the answer is only current while that span
 // cannot be freed, e.g. while the caller holds a live object in it (stress drivers use it to keep
