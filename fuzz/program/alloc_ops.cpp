@@ -3,6 +3,7 @@
 #include <spanheap/oracle/content.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -32,11 +33,18 @@ __attribute__((no_sanitize("address"))) bool shadow_all_clear(const std::byte* p
   }();
   if (len == 0) return true;
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  const auto* first = reinterpret_cast<const unsigned char*>((a >> mapping.first) + mapping.second);
-  const auto* last =
-      reinterpret_cast<const unsigned char*>(((a + len - 1) >> mapping.first) + mapping.second);
-  unsigned char any = 0;
-  for (const unsigned char* s = first; s <= last; ++s) any |= *s;
+  // Shadow addresses as integers and eight shadow bytes per load: UBSan checks every pointer
+  // increment, which byte by byte cost more than the loads.
+  const std::uintptr_t first = (a >> mapping.first) + mapping.second;
+  const std::uintptr_t end = ((a + len - 1) >> mapping.first) + mapping.second + 1;
+  std::uint64_t any = 0;
+  std::uintptr_t s = first;
+  for (; end - s >= 8; s += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, reinterpret_cast<const void*>(s), 8);
+    any |= w;
+  }
+  for (; s < end; ++s) any |= *reinterpret_cast<const unsigned char*>(s);
   return any == 0;
 }
 #endif

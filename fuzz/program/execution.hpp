@@ -14,12 +14,14 @@
 #include <spanheap/testing.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <new>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "executor.hpp"
 #include "program.hpp"
@@ -159,6 +161,13 @@ class ProgramExecution {
 
   testing::RecordingHandler rec_;
   testing::RecordingHandler other_rec_;
+  // Reports delivered to rec_ since the last take_reports(): expect_no_reports runs after every
+  // step, and a recorder's take() is a lock, a vector and a swap even when nothing was reported.
+  std::atomic<std::uint64_t> untaken_reports_{0};
+  std::vector<ErrorReport> take_reports() {
+    untaken_reports_.store(0, std::memory_order_relaxed);
+    return rec_.take();
+  }
   std::optional<testing::FakeOsMemory> fake_;
   bool cap_set_ = false;
   Options options_;
