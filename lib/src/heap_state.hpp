@@ -74,9 +74,14 @@ class HeapState {
   alignas(64) PageHeap pages;
   Central central[max_size_classes];
   // Bit c: a span of small class c has existed (set in cache_span before the span is published;
-  // read with the world stopped). Only these classes can have listed or cached spans, so the
-  // verifier walks their lists and cache entries instead of every class's.
+  // read with the world stopped, or by a sweep of a cycle that began after the span existed, which
+  // that cycle's stop-the-world orders after the bit). Only these classes can have listed or
+  // cached spans, so the verifier walks their lists and cache entries, and sweep_one their
+  // unswept lists, instead of every class's.
   std::atomic<std::uint64_t> classes_used[(max_size_classes + 63) / 64] = {};
+  bool class_used(unsigned cls) const noexcept {
+    return (classes_used[cls / 64].load(std::memory_order_relaxed) >> (cls % 64) & 1) != 0;
+  }
   std::unique_ptr<ProcState[]> procs;
   World world;
   SweepState sweep;
