@@ -431,7 +431,7 @@ template <bool bound>
       // object_slot's fields are the class's (verify() checks them; span_test, at every byte).
       const std::uint32_t i = object_slot(*s, addr);  // no object starts at addr: i >= nelems
       // A slot already pending (a double free) goes to free_holding, which reports it.
-      if (SPANHEAP_LIKELY(slot_allocated_any(*s, i) && !owner_mark_pending(*s, i))) {
+      if (SPANHEAP_LIKELY(slot_allocated(*s, i) && !owner_mark_pending(*s, i))) {
         // elem_size read again, not kept from the slot test: one register fewer across the bit
         // work, which spared the fast path saving and restoring one.
         const std::size_t elem = s->elem_size;

@@ -38,14 +38,10 @@ inline void refill_alloc_cache(Span& span, std::uint32_t word) noexcept {
 // it; returns nelems when the span is full (Go's nextFreeIndex). Requires: owner.
 std::uint32_t next_free_index(Span& span) noexcept;
 
-// allocated(i) as seen by a freer holding a P while the span is swept for this cycle.
+// allocated(i) as seen by a freer holding a P while the span is swept for this cycle, for any
+// index (object_slot's answer too): false past the last slot, whose bits it does not read.
+// free_index ≤ nelems, so an index below it needs no range test.
 inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
-  return i < span.free_index.load(std::memory_order_acquire) ||
-         (span.bits[i / 64].alloc.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0;
-}
-// slot_allocated for any index (object_slot's answer): false past the last slot, whose bits it
-// does not read. free_index ≤ nelems, so an index below it needs no range test.
-inline bool slot_allocated_any(const Span& span, std::uint32_t i) noexcept {
   return i < span.free_index.load(std::memory_order_acquire) ||
          (i < span.nelems &&
           (span.bits[i / 64].alloc.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0);
