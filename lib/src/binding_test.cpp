@@ -4,11 +4,14 @@
 #include <spanheap/spanheap.hpp>
 #include <spanheap/testing.hpp>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -202,6 +205,32 @@ TEST(Binding, AnExplicitProcHandleTakesTheCallersOwnBinding) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// A full span of `heap`'s 256-byte class evicted to central, its first threshold - 1 objects
+// freed: the free of v[threshold - 1], a bound call, makes it worth collecting and passes
+// ProtocolPoint::free_move_to_partial with the P held.
+bool some_proc_bound(const Heap& heap, unsigned procs) {
+  for (unsigned i = 0; i < procs; i++)
+    if (testing::proc_bound(heap, i)) return true;
+  return false;
+}
+struct WorthCollecting {
+  std::vector<void*> v, keep;
+  std::size_t threshold = 0;
+};
+WorthCollecting one_free_from_collecting(Heap& heap, unsigned procs) {
+  WorthCollecting w;
+  w.v.push_back(heap.allocate(256));
+  const auto snap = testing::snapshot(heap);
+  const unsigned nelems = test::span_containing(snap, w.v[0])->nelems;
+  while (w.v.size() < nelems) w.v.push_back(heap.allocate(256));
+  w.keep =
+      test::evict_to_central(heap, 256, w.v[0], [&](std::size_t n) { return heap.allocate(n); });
+  for (int i = 0; i < 4096 && !some_proc_bound(heap, procs); i++) heap.free(heap.allocate(16));
+  w.threshold = testing::collect_threshold(static_cast<unsigned>(w.v.size()));
+  for (std::size_t i = 0; i + 1 < w.threshold; i++) heap.free(w.v[i]);
+  return w;
+}
+
 // The revoker's wait: a stop-the-world requested while the binder is inside a call completes only
 // after that call has ended. The binder sits in a free's protocol hook while another thread runs
 // collect(); the cycle must not finish meanwhile.
@@ -209,20 +238,9 @@ TEST(Binding, AStopWaitsForTheBinderToLeaveItsCall) {
   testing::RecordingHandler rec;
   Heap heap(bound_options(1, rec));
   SKIP_UNLESS_BINDING(heap);
-  std::vector<void*> v{heap.allocate(256)};
-  const unsigned nelems = [&] {
-    const auto snap = testing::snapshot(heap);
-    return test::span_containing(snap, v[0])->nelems;
-  }();
-  while (v.size() < nelems) v.push_back(heap.allocate(256));
-  // The full span is parked, then evicted to central's full list.
-  const std::vector<void*> keep =
-      test::evict_to_central(heap, 256, v[0], [&](std::size_t n) { return heap.allocate(n); });
-  // Its snapshots stopped the world, which revoked the binding: calls bind the thread again.
-  for (int i = 0; i < 4096 && !testing::proc_bound(heap, 0); i++) heap.free(heap.allocate(16));
+  WorthCollecting w = one_free_from_collecting(heap, 1);
+  // Its snapshots stopped the world, which revoked the binding: calls bound the thread again.
   ASSERT_TRUE(testing::proc_bound(heap, 0));
-  const std::size_t threshold = testing::collect_threshold(static_cast<unsigned>(v.size()));
-  for (std::size_t i = 0; i + 1 < threshold; i++) heap.free(v[i]);
   std::atomic<bool> cycle_done{false};
   bool done_inside = true;
   std::thread stopper;
@@ -235,17 +253,117 @@ TEST(Binding, AStopWaitsForTheBinderToLeaveItsCall) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     done_inside = cycle_done.load();
   });
-  heap.free(v[threshold - 1]);  // a bound call: makes the span worth collecting, runs the hook
+  heap.free(w.v[w.threshold - 1]);  // a bound call: makes the span worth collecting, runs the hook
   ASSERT_TRUE(stopper.joinable()) << "the hook did not run";
   stopper.join();
   testing::set_protocol_hook(heap, {});
   EXPECT_FALSE(done_inside) << "the stop finished while the binder was inside its call";
   EXPECT_TRUE(cycle_done.load());
   EXPECT_GE(heap.stats().revocations, 1u);
-  for (std::size_t i = threshold; i < v.size(); i++) heap.free(v[i]);
-  for (void* k : keep) heap.free(k);
+  for (std::size_t i = w.threshold; i < w.v.size(); i++) heap.free(w.v[i]);
+  for (void* k : w.keep) heap.free(k);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
+}
+
+// A hook (or error handler) run inside a bound call may call the heap: its calls take another P,
+// never the one the outer call holds, and the outer call's in_call stays set (a revoker waits on
+// it). Two rounds of calls: the second would find a P the first had bound if a call bound its P
+// from inside the callback.
+TEST(Binding, ACallbackInsideABoundCallCallsTheHeapOnAnotherP) {
+  testing::RecordingHandler rec;
+  Heap heap(bound_options(2, rec));
+  SKIP_UNLESS_BINDING(heap);
+  WorthCollecting w = one_free_from_collecting(heap, 2);
+  ASSERT_TRUE(some_proc_bound(heap, 2));
+  bool ran = false, inside = false, still_inside = false, bound_after = false;
+  std::vector<void*> nested;
+  testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
+    if (point != testing::ProtocolPoint::free_move_to_partial || ran) return;
+    ran = true;
+    inside = testing::inside_bound_call();
+    for (int round = 0; round < 2; round++) {
+      for (int i = 0; i < 8; i++) nested.push_back(heap.allocate(16 + 16 * i));
+      for (int i = 0; i < 4; i++) {
+        heap.free(nested.back());
+        nested.pop_back();
+      }
+    }
+    still_inside = testing::inside_bound_call();
+    bound_after = some_proc_bound(heap, 2);
+  });
+  heap.free(w.v[w.threshold - 1]);
+  testing::set_protocol_hook(heap, {});
+  ASSERT_TRUE(ran) << "the hook did not run";
+  EXPECT_TRUE(inside) << "the hook did not run inside a bound call";
+  EXPECT_TRUE(still_inside) << "a nested call cleared the outer call's in_call";
+  EXPECT_TRUE(bound_after);
+  EXPECT_EQ(rec.count(), 0u) << rec.last()->message;
+  for (void* p : nested) heap.free(p);
+  for (std::size_t i = w.threshold; i < w.v.size(); i++) heap.free(w.v[i]);
+  for (void* k : w.keep) heap.free(k);
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+// The same for the error handler, with a report from inside a bound call (a write after free found
+// at reallocation) and a handler that calls a second heap twice: had the first call bound that
+// heap's P to the thread, the second would enter it through the bound fast path and, leaving,
+// clear the in_call of the call that reported.
+TEST(Binding, AnErrorHandlerInsideABoundCallCallsAnotherHeap) {
+  testing::RecordingHandler rec_b;
+  Heap other(bound_options(1, rec_b));
+  SKIP_UNLESS_BINDING(other);
+  bool ran = false, inside = false, still_inside = false;
+  std::vector<ErrorReport> reports;
+  Options o = bound_options(2, rec_b);
+  o.debug.clobber_freed = true;
+  o.error_handler = [&](const ErrorReport& r) {
+    reports.push_back(r);
+    ran = true;
+    inside = testing::inside_bound_call();
+    for (int i = 0; i < 2; i++) other.free(other.allocate(64));
+    still_inside = testing::inside_bound_call();
+  };
+  Heap heap(o);
+  void* anchor = heap.allocate(16, 8);
+  auto* x = static_cast<unsigned char*>(heap.allocate(16, 8));
+  heap.free(x);
+  heap.collect();  // the barrier's sweep reclaims and clobbers x
+  while (heap.sweep_one()) {
+  }
+  for (int i = 0; i < 4096 && !some_proc_bound(heap, 2); i++) heap.free(heap.allocate(48));
+  ASSERT_TRUE(some_proc_bound(heap, 2));
+  x[0] = 0x00;
+  void* again = heap.allocate(16, 8);  // reports the write, from inside the call
+  ASSERT_EQ(again, x);
+  ASSERT_TRUE(ran) << "no report";
+  EXPECT_THAT(reports.at(0).message, ::testing::HasSubstr("write after free"));
+  EXPECT_TRUE(inside) << "the report did not come from inside a bound call";
+  EXPECT_TRUE(still_inside) << "a call from the handler cleared the reporting call's in_call";
+  EXPECT_EQ(rec_b.count(), 0u) << rec_b.last()->message;
+  heap.free(again);
+  heap.free(anchor);
+  EXPECT_VERIFIED(heap);
+  EXPECT_VERIFIED(other);
+}
+
+// With one P, such a call needs the P its own outer call holds: it fails at once with a message
+// rather than wait for a call that cannot end (an alarm bounds the wait if it does not).
+TEST(BindingDeathTest, ACallbackThatNeedsItsOwnCallsPFailsFast) {
+  EXPECT_DEATH(
+      {
+        testing::RecordingHandler rec;
+        Heap heap(bound_options(1, rec));
+        if (testing::binding(heap) == ProcBinding::off) std::abort();
+        WorthCollecting w = one_free_from_collecting(heap, 1);
+        testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
+          if (point == testing::ProtocolPoint::free_move_to_partial) heap.free(heap.allocate(16));
+        });
+        alarm(20);
+        heap.free(w.v[w.threshold - 1]);
+      },
+      "needs the P bound to this thread, whose own call has not returned");
 }
 
 }  // namespace

@@ -459,6 +459,19 @@ template <bool bound>
   free_in_cache<false>(heap, p, me, arena, page, ptr);
 }
 
+// What the bound fast paths do not test when they enter (enter_bound's may_be_nested): that the
+// thread is not inside a call already. Its key is the bound key only outside a CallbackScope, and
+// nothing else calls the heap from inside a call (a signal handler that interrupts one is not
+// supported, as by any malloc). Debug builds check it.
+[[gnu::always_inline]] inline void check_not_nested([[maybe_unused]] HeapState& heap,
+                                                    [[maybe_unused]] ThreadRecord* me) {
+#ifndef NDEBUG
+  SPANHEAP_DCHECK(&heap, me->in_call.load(std::memory_order_relaxed) == 0,
+                  "a call from inside a call of the same thread reached the bound fast path "
+                  "(CallbackScope)");
+#endif
+}
+
 // A free of `ptr`, at `page` of `arena`'s page table, with the P still to enter.
 [[gnu::always_inline]] inline void free_in_arena(HeapState& heap, const Arena* arena,
                                                  std::size_t page, void* ptr) {
@@ -466,7 +479,8 @@ template <bool bound>
     return free_unbound(heap, arena, page, ptr);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* const me = last_used_proc.record;
-  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me)))
+  check_not_nested(heap, me);
+  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me, /*may_be_nested=*/false)))
     return heap_free(heap, -1, ptr);
   free_in_cache<true>(heap, p, me, arena, page, ptr);
 }
@@ -493,7 +507,8 @@ template <bool bound>
   const unsigned c = size_to_class16(size);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* const me = last_used_proc.record;
-  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me)))
+  check_not_nested(heap, me);
+  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me, /*may_be_nested=*/false)))
     return heap_allocate(heap, -1, size, align);
   return allocate_in_cache<true>(heap, p, me, c, size);
 }

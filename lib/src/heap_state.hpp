@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "affinity.hpp"
 #include "protocol_points.hpp"
 #include "types.hpp"
 
@@ -113,8 +114,10 @@ class HeapState {
 
 // A protocol point reached: the test seam's hook runs if it asked for this point.
 inline void protocol_point(const HeapState& heap, ProtocolPoint point) {
-  if (SPANHEAP_UNLIKELY((heap.protocol_points >> static_cast<unsigned>(point) & 1u) != 0))
+  if (SPANHEAP_UNLIKELY((heap.protocol_points >> static_cast<unsigned>(point) & 1u) != 0)) {
+    CallbackScope scope;  // the hook may call the heap from inside this call
     heap.protocol_hook(point);
+  }
 }
 
 // Range-checks heap.options (options.cpp): each value outside its range is a misuse report

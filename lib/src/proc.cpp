@@ -20,6 +20,7 @@ namespace spanheap::detail {
 // The thread's most recent heap, checked first: the common case is one heap per thread.
 constinit thread_local ProcAffinity last_used_proc;
 constinit thread_local ThreadRecord* this_thread_record = nullptr;
+constinit thread_local unsigned callback_depth = 0;
 
 namespace {
 
@@ -219,6 +220,18 @@ void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatu
   for (unsigned i = 0; i < n; i++) {
     ProcState& p = *ps[i];
     ThreadRecord* binder = p.binder.load(std::memory_order_relaxed);
+    // Our own binding while we are inside a call: a callback of that call (CallbackScope) needs
+    // the P it holds, or the one bound to us while we are in a call on another. Waiting for our
+    // own call to end would never return.
+    if (SPANHEAP_UNLIKELY(binder == this_thread_record &&
+                          binder->in_call.load(std::memory_order_relaxed) != 0)) {
+      constexpr const char* why =
+          "a heap call from inside an error handler or hook needs the P bound to this thread, "
+          "whose own call has not returned; give the heap more Ps or call it after the handler "
+          "returns";
+      report(&heap, ErrorKind::misuse, nullptr, "{}", why);
+      report(nullptr, ErrorKind::misuse, nullptr, "{} (cannot continue)", why);  // aborts
+    }
     unsigned spins = 0;
     // The binder may be inside a call on another P or heap: waiting for it is only slower.
     while (binder->in_call.load(std::memory_order_seq_cst) != 0) backoff(spins);
@@ -234,7 +247,8 @@ void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatu
 }
 
 void leave_call(HeapState& heap, ProcState& p) noexcept {
-  if (heap.binding != ProcBinding::off && p.has_cache &&
+  // Not from inside a callback: the key must stay unbound there (CallbackScope).
+  if (heap.binding != ProcBinding::off && p.has_cache && callback_depth == 0 &&
       p.status.load(std::memory_order_relaxed) == ProcStatus::running) {
     if (p.bind_veto != 0) {
       p.bind_veto--;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 
+#include "affinity.hpp"
 #include "types.hpp"
 
 namespace spanheap::detail {
@@ -15,36 +16,6 @@ class HeapState;
 // Acquires some P for the calling thread (its last one if free, else any free one), waiting while
 // the world is stopped. Flushes the P's cache if it is stale before returning.
 ProcState& acquire_any_proc_slow(HeapState& heap);
-// The calling thread's last P for its last heap (see proc.cpp) and whether the thread bound it,
-// with which handshake (the heap's binding when it bound: the fast paths read it here, with the
-// rest of this struct, rather than in the heap).
-struct ProcAffinity {
-  // The heap's uid and the binding in one word, `uid << 2 | bound`: a thread bound automatically
-  // to a P of heap h holds exactly h's HeapState::bound_key, so the fast paths test "this heap,
-  // bound, with the default handshake" with one compare. uid 0 names no heap.
-  std::uint64_t key = static_cast<std::uint64_t>(ProcBinding::off);
-  unsigned p = 0;
-  // &heap.proc(p), valid while the uid matches a live heap (uids are never reused): the fast
-  // paths load it instead of indexing the heap's P array (a multiply and two adds on every call).
-  ProcState* state = nullptr;
-  // this_thread_record while the thread is bound (set where it binds): the bound fast paths read
-  // it here, beside the key, rather than from a second thread-local.
-  ThreadRecord* record = nullptr;
-
-  static constexpr std::uint64_t make_key(std::uint64_t uid, ProcBinding b) noexcept {
-    return uid << 2 | static_cast<std::uint64_t>(b);
-  }
-  std::uint64_t uid() const noexcept { return key >> 2; }
-  ProcBinding bound() const noexcept { return static_cast<ProcBinding>(key & 3); }
-  void set_bound(ProcBinding b) noexcept { key = make_key(uid(), b); }
-};
-static_assert(static_cast<unsigned>(ProcBinding::automatic) < 4 &&
-                  static_cast<unsigned>(ProcBinding::fenced) < 4 &&
-                  static_cast<unsigned>(ProcBinding::off) < 4,
-              "ProcAffinity::key keeps the binding in two bits");
-extern constinit thread_local ProcAffinity last_used_proc;
-// The calling thread's record (types.hpp), nullptr until ensure_thread_record gives it one.
-extern constinit thread_local ThreadRecord* this_thread_record;
 // Gives the calling thread a record if it has none and one is free; call it holding no P (it may
 // register a thread-exit handler, which may allocate). A thread without a record never binds.
 void ensure_thread_record() noexcept;
@@ -60,9 +31,14 @@ void ensure_thread_record() noexcept;
 // while the P is bound to it, so it stands for "status is bound and binder is me" in one load. A
 // bool rather than a nullable record, so that a caller inlining it with a constant `mode` branches
 // on the entry itself, not on a second test of the pointer.
-[[gnu::always_inline]] inline bool enter_bound(ProcBinding mode, ProcState& p,
-                                               ThreadRecord* me) noexcept {
-  if (SPANHEAP_UNLIKELY(me->in_call.load(std::memory_order_relaxed) != 0)) return false;
+// `may_be_nested`: false only where the thread's key is its heap's bound_key, which a thread inside
+// a call never holds while anything can call the heap from inside that call (CallbackScope): the
+// bound fast paths then skip the test for a nested call (three instructions a call), and the debug
+// tier checks it there instead (check_not_nested).
+[[gnu::always_inline]] inline bool enter_bound(ProcBinding mode, ProcState& p, ThreadRecord* me,
+                                               bool may_be_nested = true) noexcept {
+  if (may_be_nested && SPANHEAP_UNLIKELY(me->in_call.load(std::memory_order_relaxed) != 0))
+    return false;
   if (mode == ProcBinding::automatic) {
     me->in_call.store(1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);

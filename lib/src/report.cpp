@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <exception>
 
+#include "affinity.hpp"
+
 namespace spanheap {
 
 const char* to_string(ErrorKind kind) noexcept {
@@ -57,6 +59,10 @@ namespace {
 }  // namespace
 
 void deliver_report(const HeapState* heap, ErrorKind kind, const void* ptr, fmt::string_view text) {
+  // From here on anything may call the heap: the message's string under the malloc shim, the
+  // handler itself. A report can come from inside a call, so first the scope that sends such
+  // calls to the paths that refuse to enter the P that call holds.
+  CallbackScope scope;
   char line[1024];
   auto r = fmt::format_to_n(line, sizeof line - 1, "spanheap: {}: {}", to_string(kind), text);
   const std::size_t n = r.size < sizeof line - 1 ? r.size : sizeof line - 1;

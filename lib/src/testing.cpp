@@ -167,6 +167,11 @@ bool sweep_done(const Heap& heap) { return detail::sweep_done(const_cast<Heap&>(
 
 ProcBinding binding(const Heap& heap) { return const_cast<Heap&>(heap).state().binding; }
 
+bool inside_bound_call() {
+  return detail::this_thread_record != nullptr &&
+         detail::this_thread_record->in_call.load(std::memory_order_relaxed) != 0;
+}
+
 bool proc_bound(const Heap& heap, unsigned i) {
   return const_cast<Heap&>(heap).state().proc(i).status.load(std::memory_order_acquire) ==
          detail::ProcStatus::bound;

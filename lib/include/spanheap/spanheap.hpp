@@ -75,6 +75,10 @@ struct ErrorReport {
 // that returns lets the heap continue: bad input leaves the heap intact, and the failing call
 // returns nullptr / does nothing. A handler must not throw (reports can come from inside a heap
 // call, with a P or a lock held): one that throws is reported as misuse and the process aborts.
+// A handler may call the heap: such a call never enters the P of the call that reported (it takes
+// another, and aborts with a misuse message when it could only have that one). A corruption report
+// can come with a heap lock held, and a call from its handler may wait on that lock. The heap is
+// not async-signal-safe: a signal handler must not call it.
 using ErrorHandler = std::function<void(const ErrorReport&)>;
 
 // Address-space provider (test seam; see spanheap/testing.hpp for a fake with failure injection).

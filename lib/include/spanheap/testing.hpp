@@ -128,6 +128,9 @@ void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
 // a ThreadSanitizer build's automatic is fenced), and whether P `i` is bound to a thread now.
 ProcBinding binding(const Heap& heap);
 bool proc_bound(const Heap& heap, unsigned i);
+// Whether the calling thread is inside a call it entered through its binding (its in_call flag,
+// which a revoker waits on): a protocol hook can tell that it runs inside such a call.
+bool inside_bound_call();
 // Makes the next `n` background sweeper thread starts of `heap` fail as if the system refused a
 // thread (std::system_error). Call it while no heap call runs.
 void fail_thread_starts(Heap& heap, unsigned n);
