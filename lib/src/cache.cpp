@@ -109,7 +109,7 @@ bool refill(HeapState& heap, ProcState& p, unsigned c) {
     // Under free_lock: a free by another P that saw the span uncached has set its bit in `free`
     // before this P starts writing `free` without a lock, and every later one sees the owner.
     SpanLock lock(*span);
-    span->cache_owner.store(static_cast<std::int16_t>(p.index), std::memory_order_relaxed);
+    span->set_cache_owner(static_cast<int>(p.index));
   }
   span->sweepgen.store(sg + 3, std::memory_order_release);  // T5
   cache.alloc[c] = span;
@@ -118,7 +118,7 @@ bool refill(HeapState& heap, ProcState& p, unsigned c) {
 
 bool owns_span(HeapState& heap, const ProcState& p, const Span& s) noexcept {
   return s.sweepgen.load(std::memory_order_relaxed) == heap.sg() + 3 &&
-         s.cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index);
+         s.cache_owner() == static_cast<int>(p.index);
 }
 
 }  // namespace

@@ -84,7 +84,7 @@ void uncache_span(HeapState& heap, Central& central, Span* span, bool keep_empty
     // The other Ps' frees join the owner's before anyone else may write `free` (INV-S6).
     SpanLock lock(*span);
     nraced = merge_remote_frees(*span, raced);
-    span->cache_owner.store(-1, std::memory_order_relaxed);
+    span->set_cache_owner(-1);
   }
   if (SPANHEAP_UNLIKELY(nraced != 0)) report_raced_double_frees(heap, *span, raced, nraced);
   if (g == sg + 1) {

@@ -60,13 +60,13 @@ bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Free
   bool pending;
   if (freer == Freer::owner) {
     pending = owner_mark_pending(*s, i);
-  } else if (s->cache_owner.load(std::memory_order_relaxed) < 0) {
+  } else if (s->cache_owner() < 0) {
     pending = test_and_set_bit(s->bits[i / 64].free, i % 64);
   } else {
     // Another P caches the span: its frees are in `free`, ours go to `remote` (INV-S6).
     pending = (s->bits[i / 64].free.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0 ||
               test_and_set_bit(s->remote_bits[i / 64], i % 64);
-    s->remote_pending.store(true, std::memory_order_relaxed);
+    s->set_remote_pending(true);
   }
   if (pending) {
     return fail_free(out, ErrorKind::double_free,
@@ -143,7 +143,7 @@ bool free_with_proc(HeapState& heap, ProcState& p, const Arena& arena, std::uint
     const std::uint32_t g = s->sweepgen.load(std::memory_order_acquire);
     const std::uint32_t sg = heap.sg();
     // Our own cached span: only this P collects it, so the slot check needs no lock.
-    if (g == sg + 3 && s->cache_owner.load(std::memory_order_relaxed) == static_cast<int>(p.index))
+    if (g == sg + 3 && s->cache_owner() == static_cast<int>(p.index))
       return mark_free(heap, p, s, addr, Freer::owner, out);
     if (SPANHEAP_UNLIKELY(g != sg && g != sg + 3) && !ensure_swept(heap, s, &p)) continue;
     // Swept for this cycle, and we hold a P: nothing can sweep this span until we release it.

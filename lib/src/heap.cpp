@@ -422,16 +422,17 @@ template <bool bound>
     // At sg+3 and naming this P: in this P's cache since its flush of this cycle (a stale P's
     // spans are at sg+1), hence in use (a span no cache holds names no P: INV-S3), and only this
     // P, which we hold, could take it out. Bound, naming this P is enough: a bound P is never
-    // stale (INV-B1), and a flushed P's spans are all at sg+3 (INV-S3).
-    if (SPANHEAP_LIKELY(s != nullptr &&
-                        s->cache_owner.load(std::memory_order_relaxed) ==
-                            static_cast<int>(p.index) &&
+    // stale (INV-B1), and a flushed P's spans are all at sg+3 (INV-S3). The owner word equals the
+    // index only with no remote frees pending: a span other Ps have freed into takes the general
+    // owner path, which tests their bits too.
+    if (SPANHEAP_LIKELY(s != nullptr && s->owner_word.load(std::memory_order_relaxed) == p.index &&
                         (bound || s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3))) {
       // A cached span is small, and `addr` is in its pages (the page table names it there).
       // object_slot's fields are the class's (verify() checks them; span_test, at every byte).
       const std::uint32_t i = object_slot(*s, addr);  // no object starts at addr: i >= nelems
       // A slot already pending (a double free) goes to free_holding, which reports it.
-      if (SPANHEAP_LIKELY(slot_allocated(*s, i) && !owner_mark_pending(*s, i))) {
+      if (SPANHEAP_LIKELY(slot_allocated(*s, i) &&
+                          !owner_mark_pending(*s, i, /*no_remote=*/true))) {
         // elem_size read again, not kept from the slot test: one register fewer across the bit
         // work, which spared the fast path saving and restoring one.
         const std::size_t elem = s->elem_size;

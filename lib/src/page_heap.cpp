@@ -342,7 +342,7 @@ Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu
   out->elem_size = 0;
   out->list.store(nullptr, std::memory_order_relaxed);
   out->next = out->prev = nullptr;
-  out->cache_owner.store(-1, std::memory_order_relaxed);
+  out->owner_word.store(Span::owner_none, std::memory_order_relaxed);
   // T1: a new span starts at sg. Its state stays dead until span_init_* publishes it in_use.
   out->sweepgen.store(heap.sg(), std::memory_order_release);
   out->state.store(SpanState::dead, std::memory_order_release);

@@ -86,6 +86,43 @@ TEST(RemoteFrees, TheOwnersFreeThenAnotherPsIsADoubleFreeAtTheCall) {
   second_free_is_reported_at_the_call(1, 0, "another P (it must see the owner's bit)");
 }
 
+// The same through the owner's fast path (Heap::free from the thread whose P caches the span,
+// bound as by default): its one compare of the owner word sees the remote flag and sends the free
+// to the path that reads the remote bits, which finds the other P's free.
+TEST(RemoteFrees, AnotherPsFreeThenTheOwnersFastFreeIsADoubleFreeAtTheCall) {
+  for (ProcBinding binding : {ProcBinding::automatic, ProcBinding::off}) {
+    testing::RecordingHandler rec;
+    Options o = two_procs(rec);
+    o.binding = binding;
+    Heap heap(o);
+    void* keep = heap.allocate(64);
+    void* x = heap.allocate(64);
+    const int owner = test::span_containing(testing::snapshot(heap), x)->cache_proc;
+    ASSERT_GE(owner, 0);
+    heap.proc(owner == 0 ? 1 : 0).free(x);  // another P: the remote bit
+    // The snapshot's stop revoked the binding: bind again (other classes), so the free below takes
+    // the bound fast path.
+    std::uint64_t rebinding_frees = 0;
+    for (; binding != ProcBinding::off && rebinding_frees < 4096 &&
+           !testing::proc_bound(heap, static_cast<unsigned>(owner));
+         rebinding_frees++)
+      heap.free(heap.allocate(16));
+    if (binding != ProcBinding::off && testing::binding(heap) != ProcBinding::off) {
+      ASSERT_TRUE(testing::proc_bound(heap, static_cast<unsigned>(owner)));
+    }
+    const std::uint64_t held = testing::held_frees(heap);
+    heap.free(x);
+    ASSERT_EQ(rec.count(), 1u) << "the owner's fast free of x after another P's was not reported";
+    EXPECT_EQ(rec.take()[0].kind, ErrorKind::double_free);
+    EXPECT_GT(testing::held_frees(heap), held) << "the fast path took a span with remote frees";
+    testing::flush_all(heap);
+    EXPECT_EQ(rec.count(), 0u) << "the merge reported a double free already reported";
+    EXPECT_EQ(heap.stats().frees, 1u + rebinding_frees);
+    heap.free(keep);
+    EXPECT_VERIFIED(heap);
+  }
+}
+
 // The race: P0's free passed its check and set the remote bit while P1's own free of the same
 // object passed its check before it. Each free succeeded and was counted; the merge finds the slot
 // in both words, reports it once and reclaims it once. `merge` is what makes P1 merge: a flush

@@ -31,7 +31,7 @@ void clear_bits(Span& s) noexcept {
     s.remote_bits[w].store(0, std::memory_order_relaxed);
     s.reclaimed_bits[w].store(0, std::memory_order_relaxed);
   }
-  s.remote_pending.store(false, std::memory_order_relaxed);
+  s.set_remote_pending(false);
 }
 
 // The population counts of a collection and of the test before it (sweep_bits,
@@ -229,7 +229,7 @@ bool worth_collecting_words(const Span& s) noexcept {
   const std::uint32_t want = collect_threshold(s.nelems);
   std::uint32_t pending = 0;
   const unsigned nwords = words_for(s.nelems);
-  if (SPANHEAP_UNLIKELY(s.remote_pending.load(std::memory_order_relaxed))) {
+  if (SPANHEAP_UNLIKELY(s.remote_pending())) {
     for (unsigned w = 0; w < nwords && pending < want; w++)
       pending += pending_in_word<hw>(s, w, true);
   } else {
@@ -247,8 +247,8 @@ bool worth_collecting(const Span& s) noexcept {
 
 unsigned merge_remote_frees(Span& s, std::uint64_t (&raced)[bitmap_words]) noexcept {
   // A P's own frees never cost it a scan of the remote bits (nor `raced` a clearing).
-  if (!s.remote_pending.load(std::memory_order_relaxed)) return 0;
-  s.remote_pending.store(false, std::memory_order_relaxed);
+  if (!s.remote_pending()) return 0;
+  s.set_remote_pending(false);
   for (unsigned w = 0; w < bitmap_words; w++) raced[w] = 0;
   unsigned n = 0;
   for (unsigned w = 0; w < words_for(s.nelems); w++) {

@@ -69,13 +69,15 @@ inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
 // double free, by this P or by another whose free came first), else it sets the slot's bit in
 // `free` with a plain load and store. Only the caching P writes `free` (types.hpp, SlotWord), so
 // nothing is lost; a free by another P racing with this one may set `remote` meanwhile, and the
-// merge reports that slot (merge_remote_frees).
-[[gnu::always_inline]] inline bool owner_mark_pending(Span& span, std::uint32_t i) noexcept {
+// merge reports that slot (merge_remote_frees). `no_remote`: the caller has seen no remote frees
+// pending (the free fast path, whose test of the owner word includes the flag).
+[[gnu::always_inline]] inline bool owner_mark_pending(Span& span, std::uint32_t i,
+                                                      bool no_remote = false) noexcept {
   SlotWord& w = span.bits[i / 64];
   const std::uint64_t bit = std::uint64_t{1} << (i % 64);
   // The remote test first: tested before `mine` is loaded, the flag needs no register of its own
-  // across the rest (in free_fast, where every caller-saved one is taken, it cost a push and pop).
-  if (SPANHEAP_UNLIKELY(span.remote_pending.load(std::memory_order_relaxed)) &&
+  // across the rest.
+  if (!no_remote && SPANHEAP_UNLIKELY(span.remote_pending()) &&
       (span.remote_bits[i / 64].load(std::memory_order_relaxed) & bit) != 0)
     return true;
   const std::uint64_t mine = w.free.load(std::memory_order_relaxed);

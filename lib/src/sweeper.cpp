@@ -44,7 +44,7 @@ bool ensure_swept(HeapState& heap, Span* span, ProcState* self) {
     } else if (g == sg + 1) {
       // Stale cached span: its P must flush it. Help if that P is idle (the ragged barrier's
       // job, done early); otherwise its holder flushes at acquire, so wait.
-      const int owner_p = span->cache_owner.load(std::memory_order_acquire);
+      const int owner_p = span->cache_owner(std::memory_order_acquire);
       if (owner_p >= 0 && static_cast<unsigned>(owner_p) < heap.nprocs) {
         ProcState& p = heap.proc(static_cast<unsigned>(owner_p));
         if (try_take_idle(heap, p)) {

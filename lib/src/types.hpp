@@ -134,18 +134,38 @@ struct alignas(64) Span {
   // The free fast path's "is this an object's start, and which" in one multiply (object_slot in
   // span.hpp): immutable after init, from the class (SizeClass); 0 for a large span.
   std::uint8_t slot_shift = 0;
+  std::atomic<SpanState> state{SpanState::dead};  // atomic (acq/rel): in_use publishes the
+                                                  // fields written by span_init_*
   std::uint32_t slot_inv = 0;
   std::uintptr_t start = 0;                // immutable after init
   std::size_t elem_size = 0;               // immutable after init (large: npages * page_size)
   std::atomic<std::uint32_t> sweepgen{0};  // the protocol word (table above); atomic (acq/rel)
-  // owner: the caching P (-1 = none); the free fast path's test. 16 bits hold every P index
-  // (max_procs) and keep line 0 within 48 bytes.
-  std::atomic<std::int16_t> cache_owner{-1};
-  // Some remote_bits may be set: written under free_lock; read without it by the owner's free
-  // (a stale false is a free racing with the owner's, which the merge finds) and by collection.
-  std::atomic<bool> remote_pending{false};
-  std::atomic<SpanState> state{SpanState::dead};  // atomic (acq/rel): in_use publishes the
-                                                  // fields written by span_init_*
+  // The caching P in the low 16 bits (owner_none: no P; 16 bits hold every P index, max_procs)
+  // and `remote_pending` in bit 16: some remote_bits may be set. One word so that the owner's free
+  // fast path tests "this P caches the span and no other P has freed into it" with one compare.
+  // Written only under free_lock, or before the span is published; read without it by the owner's
+  // free (a stale "no remote frees" is a free racing with the owner's, which the merge finds), by
+  // collection and by a freer helping a stale owner.
+  std::atomic<std::uint32_t> owner_word{owner_none};
+  static constexpr std::uint32_t owner_none = 0xFFFF;
+  static constexpr std::uint32_t remote_flag = std::uint32_t{1} << 16;
+  int cache_owner(std::memory_order order = std::memory_order_relaxed) const noexcept {
+    const std::uint32_t o = owner_word.load(order) & owner_none;
+    return o == owner_none ? -1 : static_cast<int>(o);
+  }
+  bool remote_pending() const noexcept {
+    return (owner_word.load(std::memory_order_relaxed) & remote_flag) != 0;
+  }
+  // Requires: free_lock held, or the span not yet published.
+  void set_cache_owner(int p) noexcept {
+    const std::uint32_t o = p < 0 ? owner_none : static_cast<std::uint32_t>(p);
+    owner_word.store((owner_word.load(std::memory_order_relaxed) & remote_flag) | o,
+                     std::memory_order_relaxed);
+  }
+  void set_remote_pending(bool on) noexcept {
+    const std::uint32_t w = owner_word.load(std::memory_order_relaxed) & ~remote_flag;
+    owner_word.store(on ? w | remote_flag : w, std::memory_order_relaxed);
+  }
   // Bitmaps. The alloc bits and reclaimed_bits are written only by sweep (owner) and init, read by
   // freers once the span is swept and racily by find_object (relaxed; sweep publishes its new
   // bits with the release store of free_index = 0).
@@ -185,7 +205,7 @@ struct alignas(64) Span {
   bool is_large() const noexcept { return cls() == 0; }
 };
 static_assert(offsetof(Span, bits) == 48, "line 0 holds the fast paths' fields and bits[0]");
-static_assert(max_procs <= 32767, "Span::cache_owner holds a P index in 16 bits");
+static_assert(max_procs < Span::owner_none, "Span::owner_word holds a P index in 16 bits");
 static_assert(max_nelems <= 0xFFFF, "Span::alloc_count holds a slot count in 16 bits");
 
 // An intrusive doubly-linked list of spans. GUARDED_BY the owner's lock (central or page heap).

@@ -230,9 +230,8 @@ const std::vector<CensusEntry>& take_census(HeapState& heap, const WorldStopped&
              i);
       if (s->list.load(std::memory_order_relaxed) != nullptr)
         fail(out, "INV-L2", "cached span {} is also on a list", addr(s));
-      if (s->cache_owner.load(std::memory_order_relaxed) != static_cast<int>(i))
-        fail(out, "INV-S3", "span {} cached by P{} names owner {}", addr(s), i,
-             s->cache_owner.load(std::memory_order_relaxed));
+      if (s->cache_owner() != static_cast<int>(i))
+        fail(out, "INV-S3", "span {} cached by P{} names owner {}", addr(s), i, s->cache_owner());
     });
     // The owned sets (every class: a failed refill can leave them behind an empty current span).
     for (unsigned c = 1; c < num_size_classes(); c++) {
@@ -248,9 +247,8 @@ const std::vector<CensusEntry>& take_census(HeapState& heap, const WorldStopped&
         if (s->prev != prev) fail(out, "INV-S5", "P{}'s owned list of class {} is broken", i, c);
         if (s->list.load(std::memory_order_relaxed) != nullptr)
           fail(out, "INV-L2", "owned span {} is also on a list", addr(s));
-        if (s->cache_owner.load(std::memory_order_relaxed) != static_cast<int>(i))
-          fail(out, "INV-S5", "span {} owned by P{} names owner {}", addr(s), i,
-               s->cache_owner.load(std::memory_order_relaxed));
+        if (s->cache_owner() != static_cast<int>(i))
+          fail(out, "INV-S5", "span {} owned by P{} names owner {}", addr(s), i, s->cache_owner());
         prev = s;
       }
       if (count != owned.count || count > max_owned_spans || owned.last != prev)
@@ -306,9 +304,8 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
       testing::span_violations(span_facts(heap, e), out);
     // The free fast path takes "sg+3 and names this P" for "in this P's cache, so in use" and
     // reads no state: a span no cache holds names no P.
-    if (e.location != SpanLocation::cached && s->cache_owner.load(std::memory_order_relaxed) != -1)
-      fail(&out, "INV-S3", "span {} that no P caches names owner P{}", addr(s),
-           s->cache_owner.load(std::memory_order_relaxed));
+    if (e.location != SpanLocation::cached && s->cache_owner() != -1)
+      fail(&out, "INV-S3", "span {} that no P caches names owner P{}", addr(s), s->cache_owner());
     if (state == SpanState::free) {
       free_pages += s->npages;
       if (s->released) released += s->bytes();
