@@ -216,6 +216,11 @@ bool some_proc_bound(const Heap& heap, unsigned procs) {
 struct WorthCollecting {
   std::vector<void*> v, keep;
   std::size_t threshold = 0;
+  // Frees what the free of v[threshold - 1] left live.
+  void free_rest(Heap& heap) const {
+    for (std::size_t i = threshold; i < v.size(); i++) heap.free(v[i]);
+    for (void* k : keep) heap.free(k);
+  }
 };
 WorthCollecting one_free_from_collecting(Heap& heap, unsigned procs) {
   WorthCollecting w;
@@ -260,8 +265,7 @@ TEST(Binding, AStopWaitsForTheBinderToLeaveItsCall) {
   EXPECT_FALSE(done_inside) << "the stop finished while the binder was inside its call";
   EXPECT_TRUE(cycle_done.load());
   EXPECT_GE(heap.stats().revocations, 1u);
-  for (std::size_t i = w.threshold; i < w.v.size(); i++) heap.free(w.v[i]);
-  for (void* k : w.keep) heap.free(k);
+  w.free_rest(heap);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
 }
@@ -300,8 +304,7 @@ TEST(Binding, ACallbackInsideABoundCallCallsTheHeapOnAnotherP) {
   EXPECT_TRUE(bound_after);
   EXPECT_EQ(rec.count(), 0u) << rec.last()->message;
   for (void* p : nested) heap.free(p);
-  for (std::size_t i = w.threshold; i < w.v.size(); i++) heap.free(w.v[i]);
-  for (void* k : w.keep) heap.free(k);
+  w.free_rest(heap);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
 }
