@@ -16,6 +16,14 @@ namespace spanheap::shim {
 
 std::atomic<InitState> init_state{InitState::uninitialised};
 Heap* the_heap = nullptr;
+std::atomic<Heap*> ready_heap{nullptr};
+
+// The heap's own start-up needs a few KiB (its state, P array, sweeper thread); 1 MiB of .bss costs
+// nothing until touched and leaves room for a libc that allocates more at its first thread.
+alignas(64) unsigned char bootstrap[bootstrap_bytes];
+
+std::uintptr_t next_heap_begin = 0;  // immutable after the build
+std::uintptr_t next_heap_end = 0;
 
 namespace {
 
@@ -28,11 +36,7 @@ alignas(Heap) unsigned char heap_storage[sizeof(Heap)];
 
 // ---- bootstrap arena ------------------------------------------------------------------------
 
-// The heap's own start-up needs a few KiB (its state, P array, sweeper thread); 1 MiB of .bss costs
-// nothing until touched and leaves room for a libc that allocates more at its first thread.
-constexpr std::size_t bootstrap_bytes = std::size_t{1} << 20;
 constexpr std::size_t bootstrap_header = 16;
-alignas(64) unsigned char bootstrap[bootstrap_bytes];
 std::atomic<std::size_t> bootstrap_used{0};
 
 // ---- errors ---------------------------------------------------------------------------------
@@ -81,9 +85,6 @@ OnError on_error_from_env() {
 }
 
 // ---- the next allocator's brk heap ----------------------------------------------------------
-
-std::uintptr_t next_heap_begin = 0;  // immutable after the build
-std::uintptr_t next_heap_end = 0;
 
 std::uintptr_t parse_hex(const char*& s) {
   std::uintptr_t v = 0;
@@ -169,6 +170,7 @@ Heap* global_heap_slow() {
     build();
     building_here = false;
     init_state.store(InitState::ready, std::memory_order_release);
+    ready_heap.store(the_heap, std::memory_order_release);
     return the_heap;
   }
   while (init_state.load(std::memory_order_acquire) != InitState::ready) sched_yield();
@@ -192,20 +194,10 @@ void* bootstrap_alloc(std::size_t size, std::size_t align) noexcept {
   }
 }
 
-bool bootstrap_owns(const void* p) noexcept {
-  const auto* b = static_cast<const unsigned char*>(p);
-  return b >= bootstrap && b < bootstrap + bootstrap_bytes;
-}
-
 std::size_t bootstrap_size(const void* p) noexcept {
   std::size_t size;
   std::memcpy(&size, static_cast<const unsigned char*>(p) - sizeof size, sizeof size);
   return size;
-}
-
-bool next_allocator_owns(const void* p) noexcept {
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  return a >= next_heap_begin && a < next_heap_end;
 }
 
 void next_free(void* p) noexcept {

@@ -12,26 +12,23 @@
 
 namespace spanheap::shim {
 
-void* allocate(std::size_t size, std::size_t align, bool zero) noexcept {
+void* allocate_while_building(std::size_t size, std::size_t align, bool zero) noexcept {
   Heap* h = global_heap();
-  void* p = nullptr;
-  if (h == nullptr) [[unlikely]] {
-    p = bootstrap_alloc(size, align);  // .bss: already zero
-  } else {
-    p = zero ? h->allocate_zeroed(size, align) : h->allocate(size, align);
-  }
+  void* p = h == nullptr ? bootstrap_alloc(size, align)  // .bss: already zero
+                         : (zero ? h->allocate_zeroed(size, align) : h->allocate(size, align));
   if (p == nullptr) errno = ENOMEM;
   return p;
 }
 
-void release(void* p) noexcept {
-  if (p == nullptr || bootstrap_owns(p)) return;
-  if (next_allocator_owns(p)) {
-    next_free(p);
-    return;
-  }
-  // Only the building thread sees nullptr, and it frees only what it got from the bootstrap arena.
-  if (Heap* h = global_heap()) h->free(p);  // a pointer no heap owns is a foreign_free report
+void* allocation_failed() noexcept {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+void release_foreign(void* p) noexcept {
+  if (bootstrap_owns(p)) return;
+  if (next_allocator_owns(p)) return next_free(p);
+  if (Heap* h = global_heap()) h->free(p);
 }
 
 std::size_t usable_size(void* p) noexcept {
