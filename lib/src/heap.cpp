@@ -302,6 +302,16 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   return obj;
 }
 
+[[gnu::noinline, gnu::cold]] void report_bad_free(HeapState& heap, const FreeResult& r,
+                                                   void* ptr) {
+  if (r.span != 0) {
+    report(&heap, r.kind, ptr, "{} (ptr={}, offset={}, span={:#x}, class={}, size={})", r.cause,
+           ptr, r.offset, r.span, r.cls, r.size);
+  } else {
+    report(&heap, r.kind, ptr, "{} (ptr={})", r.cause, ptr);
+  }
+}
+
 // Everything a free does once it holds P `p`: the stale cache's flush (when the fast path took the
 // P), the free, the release of `p`, and the report of a bad free.
 [[gnu::noinline]] void free_holding(HeapState& heap, ProcState& p, int proc, const Arena& arena,
@@ -315,14 +325,22 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   } else {
     release_proc(p);
   }
-  if (SPANHEAP_UNLIKELY(!ok)) {
-    if (r.span != 0) {
-      report(&heap, r.kind, ptr, "{} (ptr={}, offset={}, span={:#x}, class={}, size={})", r.cause,
-             ptr, r.offset, r.span, r.cls, r.size);
-    } else {
-      report(&heap, r.kind, ptr, "{} (ptr={})", r.cause, ptr);
-    }
-  }
+  if (SPANHEAP_UNLIKELY(!ok)) report_bad_free(heap, r, ptr);
+}
+
+// free_holding for a P entered through its binding (`me`, the bound fast path's): what leave_call
+// would decide for it is known — a bound P is released by clearing in_call, also while a revoker
+// waits for it — and a bound P's cache is never stale (INV-B1). Frees of other Ps' objects (a
+// thread freeing what another allocated) come here, so these tests were paid on each of them.
+[[gnu::noinline]] void free_holding_bound(HeapState& heap, ProcState& p, ThreadRecord* me,
+                                          const Arena& arena, void* ptr) {
+  bump(p.cache.held_frees, 1);
+  SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
+                  "a bound P's cache is stale (INV-B1)");
+  FreeResult r;
+  const bool ok = free_with_proc(heap, p, arena, reinterpret_cast<std::uintptr_t>(ptr), r);
+  leave_bound(me);
+  if (SPANHEAP_UNLIKELY(!ok)) report_bad_free(heap, r, ptr);
 }
 
 }  // namespace
@@ -409,6 +427,14 @@ template <bool bound>
   return allocate_in_cache<false>(heap, p, me, c, size);
 }
 
+// The general free from a fast path that entered `p`: through the binding, or with the CAS.
+template <bool bound>
+[[gnu::always_inline]] inline void free_general(HeapState& heap, ProcState& p, ThreadRecord* me,
+                                                const Arena& arena, void* ptr) {
+  if (bound) return free_holding_bound(heap, p, me, arena, ptr);
+  free_holding(heap, p, -1, arena, ptr);
+}
+
 // The free once P `p` is entered (as allocate_in_cache): `ptr` is in `arena`, at `page` of its
 // page table (below table_pages).
 template <bool bound>
@@ -445,10 +471,10 @@ template <bool bound>
       }
       // The span's own arena, which is `arena` (this P caches the span, so its struct is not
       // recycled): `arena` is then dead past the page table, one register fewer on the way.
-      return free_holding(heap, p, -1, *s->arena, ptr);
+      return free_general<bound>(heap, p, me, *s->arena, ptr);
     }
   }
-  free_holding(heap, p, -1, *arena, ptr);
+  free_general<bound>(heap, p, me, *arena, ptr);
 }
 
 [[gnu::noinline]] void free_unbound(HeapState& heap, const Arena* arena, std::size_t page,
