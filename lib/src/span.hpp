@@ -157,7 +157,7 @@ class SpanLock {
 // How many pending frees make a span of `nelems` slots worth collecting: a third of its slots, at
 // least one. A collection has a fixed cost however much it reclaims, so the divisor trades
 // collections against footprint: a larger share means fewer collections and more freed slots
-// waiting (the measured trade-off is in docs/performance.md, "Collections: a third of the
+// waiting (the measured trade-off is in docs/performance-history.md, "Collections: a third of the
 // slots"). Collecting for one or two slots made every few allocations a refill.
 inline constexpr std::uint32_t collect_divisor = 3;
 constexpr std::uint32_t collect_threshold(std::uint32_t nelems) noexcept {
