@@ -302,8 +302,7 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   return obj;
 }
 
-[[gnu::noinline, gnu::cold]] void report_bad_free(HeapState& heap, const FreeResult& r,
-                                                   void* ptr) {
+[[gnu::noinline, gnu::cold]] void report_bad_free(HeapState& heap, const FreeResult& r, void* ptr) {
   if (r.span != 0) {
     report(&heap, r.kind, ptr, "{} (ptr={}, offset={}, span={:#x}, class={}, size={})", r.cause,
            ptr, r.offset, r.span, r.cls, r.size);
@@ -328,10 +327,14 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   if (SPANHEAP_UNLIKELY(!ok)) report_bad_free(heap, r, ptr);
 }
 
-// free_holding for a P entered through its binding (`me`, the bound fast path's): what leave_call
-// would decide for it is known — a bound P is released by clearing in_call, also while a revoker
-// waits for it — and a bound P's cache is never stale (INV-B1). Frees of other Ps' objects (a
-// thread freeing what another allocated) come here, so these tests were paid on each of them.
+// free_holding for a P entered through its binding (`me`, the bound fast path's): a bound P's
+// cache is never stale (INV-B1), and leaving is clearing in_call (also while a revoker waits for
+// it), which is what leave_call decides for a bound P after its tests. Frees of other Ps' objects
+// (a thread freeing what another allocated) come here, so those tests were paid on each of them.
+// One case is not bound at the end: a free waiting on a stale span while the world stops gives
+// its P up and takes it back with a CAS (ensure_swept), so the P is then running, and leave_call
+// must release it or bind it again (clearing in_call alone would leave it taken for good, and the
+// next stop-the-world waiting for it).
 [[gnu::noinline]] void free_holding_bound(HeapState& heap, ProcState& p, ThreadRecord* me,
                                           const Arena& arena, void* ptr) {
   bump(p.cache.held_frees, 1);
@@ -339,7 +342,11 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
                   "a bound P's cache is stale (INV-B1)");
   FreeResult r;
   const bool ok = free_with_proc(heap, p, arena, reinterpret_cast<std::uintptr_t>(ptr), r);
-  leave_bound(me);
+  if (SPANHEAP_UNLIKELY(p.status.load(std::memory_order_relaxed) == ProcStatus::running)) {
+    leave_call(heap, p);
+  } else {
+    leave_bound(me);
+  }
   if (SPANHEAP_UNLIKELY(!ok)) report_bad_free(heap, r, ptr);
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "affinity.hpp"
 #include "heap_state.hpp"
 #include "test_util.hpp"
 
@@ -230,6 +231,99 @@ TEST(StopTheWorldProgress, AStopWaitsForAThreadThatTookAnIdlePBeforeTheStopDid) 
   testing::set_protocol_hook(heap, {});
   EXPECT_TRUE(window_seen.load()) << "the stopper never read P0 as idle";
   EXPECT_EQ(rec.count(), 0u);
+  EXPECT_VERIFIED(heap);
+}
+
+// The same give-up from a thread whose P is bound: its free of another P's object runs in the
+// bound general path (free_holding_bound), waits on that P's stale span, sees the world stopping,
+// gives its P up and takes it back with a CAS (before the stopper reaches it, or after the
+// restart). The free then ends holding a running P, which it must release or bind again: a free
+// that only cleared in_call, as a bound P's leave does, would leave the P taken for good, and a
+// stop would wait for it forever (mutant 136).
+TEST(StopTheWorldProgress, ABoundFreerThatGivesItsPUpForAStopLeavesItFreeAfterwards) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(2, rec);
+  o.binding = ProcBinding::automatic;
+  Heap heap(o);
+  if (testing::binding(heap) == ProcBinding::off) GTEST_SKIP() << "no membarrier: binding is off";
+
+  // The freer binds a P (whichever its thread prefers) and keeps it between steps.
+  std::atomic<int> step{0};
+  std::atomic<int> freer_step_done{0};
+  std::atomic<detail::ThreadRecord*> freer_record{nullptr};
+  std::atomic<unsigned> freer_p{0};
+  void* freer_obj = nullptr;
+  std::thread freer_thread;
+  auto run_freer_step = [&](int n) {
+    step = n;
+    ASSERT_TRUE(wait_until([&] { return freer_step_done.load() >= n; }, std::chrono::seconds(10)));
+  };
+  void* x = nullptr;
+  freer_thread = std::thread([&] {
+    wait_until([&] { return step.load() >= 1; }, std::chrono::seconds(10));
+    freer_obj = heap.allocate(32);  // takes a P and binds it
+    freer_record = detail::this_thread_record;
+    freer_p = detail::last_used_proc.p;
+    freer_step_done = 1;
+    wait_until([&] { return step.load() >= 2; }, std::chrono::seconds(10));
+    heap.free(heap.allocate(32));  // after the cycle: takes its P again, flushes it, binds it
+    freer_step_done = 2;
+    wait_until([&] { return step.load() >= 3; }, std::chrono::seconds(10));
+    heap.free(x);  // another P's object, in that P's stale span
+    freer_step_done = 3;
+  });
+  run_freer_step(1);
+  const unsigned k = freer_p.load();
+  const unsigned j = 1 - k;
+  ASSERT_TRUE(testing::proc_bound(heap, k));
+  void* a = heap.proc(j).allocate(16);  // P j caches a 16-byte span, flushed before x's
+  x = heap.proc(j).allocate(64);
+  testing::begin_cycle(heap);  // revokes the freer's binding; both caches stale, x's span sg+1
+  run_freer_step(2);
+  ASSERT_TRUE(testing::proc_bound(heap, k)) << "the freer did not bind its P again";
+  ASSERT_NE(freer_record.load(), nullptr);
+
+  // The holder takes P j and pauses in its lazy flush after the first span, with x's still
+  // cached and stale, until the freer has given its P up for the stop.
+  std::atomic<std::thread::id> holder_id{};
+  std::atomic<bool> holder_paused{false};
+  std::atomic<bool> freer_gave_up{false};
+  testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
+    if (point != testing::ProtocolPoint::flush_released_span ||
+        std::this_thread::get_id() != holder_id.load() || holder_paused.exchange(true))
+      return;
+    freer_gave_up = wait_until(
+        [&] {
+          return heap.state().world.stopped.load() && freer_step_done.load() < 3 &&
+                 freer_record.load()->in_call.load() == 0;
+        },
+        std::chrono::seconds(10));
+  });
+  Scenario s;
+  s.spawn("holder (takes P j, pauses in its flush)", [&] {
+    holder_id = std::this_thread::get_id();
+    heap.proc(j).free(a);
+  });
+  s.spawn("stopper (flush_all, once the freer waits on x's span)", [&] {
+    wait_until([&] { return holder_paused.load(); }, std::chrono::seconds(10));
+    step = 3;  // the freer enters its bound free of x and waits for P j's flush
+    wait_until([&] { return freer_record.load()->in_call.load() == 1; }, std::chrono::seconds(10));
+    testing::flush_all(heap);
+  });
+  s.spawn("freer's free of x", [&] {
+    wait_until([&] { return freer_step_done.load() >= 3; }, std::chrono::seconds(20));
+  });
+  s.join_all("a bound freer giving its P up for a stop");
+  testing::set_protocol_hook(heap, {});
+  freer_thread.join();
+  EXPECT_TRUE(freer_gave_up.load()) << "the freer never gave its P up while the world stopped";
+  EXPECT_TRUE(heap.find_object(x).pending_free) << "the free did not happen";
+  // No P may be left taken: another stop completes.
+  Scenario after;
+  after.spawn("collector", [&] { heap.collect(); });
+  after.join_all("a stop after the bound freer's free");
+  EXPECT_EQ(rec.count(), 0u);
+  heap.free(freer_obj);
   EXPECT_VERIFIED(heap);
 }
 
