@@ -121,7 +121,7 @@ long minor_faults() {
 }
 
 [[noreturn, gnu::noinline, gnu::cold]] void allocation_failed(benchmark::State& state,
-                                                               std::size_t size) {
+                                                              std::size_t size) {
   std::fprintf(stderr, "%s: allocation of %zu bytes failed (thread %d)\nrepro: %s\n",
                Allocator::name(), size, state.thread_index(), g_repro.c_str());
   std::abort();
@@ -132,7 +132,8 @@ long minor_faults() {
 // an op of harness (a call, a frame) that no allocator's code asked for.
 [[gnu::always_inline]] inline void* checked_allocate(benchmark::State& state, std::size_t size) {
   void* p = Allocator::allocate(size);
-  if (p == nullptr) [[unlikely]] allocation_failed(state, size);
+  if (p == nullptr) [[unlikely]]
+    allocation_failed(state, size);
   // Touch the object, as a program would: an allocator that hands out untouched pages does not
   // get their page faults for free.
   static_cast<volatile char*>(p)[0] = 1;
