@@ -1,16 +1,98 @@
 // facade: the public spanheap::Heap and spanheap::Proc, each call handed to the detail layer
-// (heap.cpp for allocation and free, world.cpp for cycles, validate.cpp and stats.cpp).
+// (heap.cpp for allocation and free, world.cpp for cycles, validate.cpp and stats.cpp), and the
+// construction and destruction of the HeapState behind a Heap.
 // Heap::allocate and Heap::free are defined in heap.cpp, beside the fast paths they inline.
 #include <spanheap/spanheap.hpp>
 
+#include <thread>
+
+#include "cache.hpp"
+#include "fork.hpp"
 #include "heap.hpp"
+#include "pacing.hpp"
+#include "page_heap.hpp"
 #include "page_map.hpp"
 #include "proc.hpp"
 #include "report.hpp"
 #include "stats.hpp"
 #include "sweep.hpp"
+#include "sweeper.hpp"
 #include "validate.hpp"
 #include "world.hpp"
+
+namespace spanheap::detail {
+namespace {
+
+std::atomic<std::uint64_t> next_heap_uid{1};
+
+// Sweeper slots: one per background sweeper plus one for sweep_one() / proportional steps
+// driven from outside a P.
+unsigned sweep_slots(const Options& o) { return (o.sweepers == 0 ? 1 : o.sweepers) + 1; }
+
+unsigned resolve_procs(const Options& o) {
+  unsigned n = o.procs;
+  if (n == 0) n = std::thread::hardware_concurrency();
+  if (n == 0) n = 1;
+  return n > max_procs ? max_procs : n;  // hardware_concurrency() may exceed it
+}
+
+}  // namespace
+
+HeapState::HeapState(const Options& o)
+    : options(o),
+      os(o.os != nullptr ? o.os : &system_memory()),
+      uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
+      trace(o.trace || trace_from_env()) {
+  validate_options(*this);
+  nprocs = resolve_procs(options);
+  nslots = nprocs + sweep_slots(options);
+  checks = options.checks;
+  allocation_hooks =
+      options.debug.clobber_freed || options.debug.poison_freed || options.debug.collect_every != 0;
+  // A key no thread holds (uid 0 names no heap) when every allocation must run the hooks: the
+  // bound fast paths then never test for them.
+  bound_key = allocation_hooks ? 0 : ProcAffinity::make_key(uid, ProcBinding::automatic);
+  binding = resolve_binding(options.binding);
+  procs = std::make_unique<ProcState[]>(nslots);
+  for (unsigned i = 0; i < nslots; i++) {
+    procs[i].index = i;
+    procs[i].has_cache = i < nprocs;
+    cache_init(*this, procs[i].cache, 0);
+  }
+  for (unsigned c = 0; c < max_size_classes; c++)
+    central[c].span_class = static_cast<std::uint8_t>(c);
+  if (options.gc_percent != 0) pacer.trigger.store(trigger_floor, std::memory_order_relaxed);
+  sweepers_wanted = options.sweepers;  // started at the first cycle (wake_background_sweepers)
+  fork_register(*this);
+}
+
+HeapState::~HeapState() {
+  fork_unregister(*this);
+  {
+    LockGuard g(world.cycle_mu);
+    stop_background_sweepers(*this);
+  }
+  unsigned busy = 0;
+  for (unsigned i = 0; i < nslots; i++) {
+    const ProcStatus status = procs[i].status.load(std::memory_order_acquire);
+    const ThreadRecord* binder = procs[i].binder.load(std::memory_order_acquire);
+    if (status == ProcStatus::running || (status == ProcStatus::bound && binder != nullptr &&
+                                          binder->in_call.load(std::memory_order_acquire) != 0))
+      busy++;
+  }
+  if (busy != 0) {
+    report(this, ErrorKind::misuse, nullptr,
+           "heap destroyed while {} P(s) are inside heap calls; waiting for them to leave", busy);
+  }
+  {
+    LockGuard g(world.cycle_mu);
+    WorldStopped stopped = stop_the_world(*this);
+    (void)stopped;  // never restarted: the heap is going away
+  }
+  page_heap_destroy(*this);
+}
+
+}  // namespace spanheap::detail
 
 namespace spanheap {
 

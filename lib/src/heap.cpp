@@ -5,11 +5,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <thread>
 
 #include "cache.hpp"
 #include "central.hpp"
-#include "fork.hpp"
 #include "free.hpp"
 #include "pacing.hpp"
 #include "page_heap.hpp"
@@ -26,76 +24,6 @@
 #include "world.hpp"
 
 namespace spanheap::detail {
-namespace {
-
-std::atomic<std::uint64_t> next_heap_uid{1};
-
-// Sweeper slots: one per background sweeper plus one for sweep_one() / proportional steps
-// driven from outside a P.
-unsigned sweep_slots(const Options& o) { return (o.sweepers == 0 ? 1 : o.sweepers) + 1; }
-
-unsigned resolve_procs(const Options& o) {
-  unsigned n = o.procs;
-  if (n == 0) n = std::thread::hardware_concurrency();
-  if (n == 0) n = 1;
-  return n > max_procs ? max_procs : n;  // hardware_concurrency() may exceed it
-}
-
-}  // namespace
-
-HeapState::HeapState(const Options& o)
-    : options(o),
-      os(o.os != nullptr ? o.os : &system_memory()),
-      uid(next_heap_uid.fetch_add(1, std::memory_order_relaxed)),
-      trace(o.trace || trace_from_env()) {
-  validate_options(*this);
-  nprocs = resolve_procs(options);
-  nslots = nprocs + sweep_slots(options);
-  checks = options.checks;
-  allocation_hooks =
-      options.debug.clobber_freed || options.debug.poison_freed || options.debug.collect_every != 0;
-  // A key no thread holds (uid 0 names no heap) when every allocation must run the hooks: the
-  // bound fast paths then never test for them.
-  bound_key = allocation_hooks ? 0 : ProcAffinity::make_key(uid, ProcBinding::automatic);
-  binding = resolve_binding(options.binding);
-  procs = std::make_unique<ProcState[]>(nslots);
-  for (unsigned i = 0; i < nslots; i++) {
-    procs[i].index = i;
-    procs[i].has_cache = i < nprocs;
-    cache_init(*this, procs[i].cache, 0);
-  }
-  for (unsigned c = 0; c < max_size_classes; c++)
-    central[c].span_class = static_cast<std::uint8_t>(c);
-  if (options.gc_percent != 0) pacer.trigger.store(trigger_floor, std::memory_order_relaxed);
-  sweepers_wanted = options.sweepers;  // started at the first cycle (wake_background_sweepers)
-  fork_register(*this);
-}
-
-HeapState::~HeapState() {
-  fork_unregister(*this);
-  {
-    LockGuard g(world.cycle_mu);
-    stop_background_sweepers(*this);
-  }
-  unsigned busy = 0;
-  for (unsigned i = 0; i < nslots; i++) {
-    const ProcStatus status = procs[i].status.load(std::memory_order_acquire);
-    const ThreadRecord* binder = procs[i].binder.load(std::memory_order_acquire);
-    if (status == ProcStatus::running || (status == ProcStatus::bound && binder != nullptr &&
-                                          binder->in_call.load(std::memory_order_acquire) != 0))
-      busy++;
-  }
-  if (busy != 0) {
-    report(this, ErrorKind::misuse, nullptr,
-           "heap destroyed while {} P(s) are inside heap calls; waiting for them to leave", busy);
-  }
-  {
-    LockGuard g(world.cycle_mu);
-    WorldStopped stopped = stop_the_world(*this);
-    (void)stopped;  // never restarted: the heap is going away
-  }
-  page_heap_destroy(*this);
-}
 
 namespace {
 
@@ -257,8 +185,8 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
 // The fast path's exits, each a tail call with few arguments, so that the fast path itself saves
 // no register and builds no frame.
 [[gnu::noinline]] void* allocate_holding_default(HeapState& heap, ProcState& p, unsigned c,
-                                                 std::size_t size) {
-  return allocate_holding(heap, p, -1, c, size, 16, /*retried=*/false, /*zero=*/false);
+                                                 std::size_t size, std::size_t align) {
+  return allocate_holding(heap, p, -1, c, size, align, /*retried=*/false, /*zero=*/false);
 }
 
 [[gnu::noinline]] void* leave_then_return(HeapState& heap, ProcState& p, void* obj) {
@@ -274,8 +202,9 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
 // skips the general slow path's frame, its second try of the alloc cache and its pacing look (the
 // pacer is charged when spans are taken from central or the page heap, not by a word or a
 // collection). Anything else — a refill, no span — continues in allocate_holding.
-[[gnu::noinline]] void* allocate_next_word(HeapState& heap, ProcState& p, unsigned c,
-                                           std::size_t size, ThreadRecord* me) {
+[[gnu::always_inline]] inline void* next_word(HeapState& heap, ProcState& p, unsigned c,
+                                              std::size_t size, std::size_t align,
+                                              ThreadRecord* me) {
   Span* s = p.cache.alloc[c];
   SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
                   "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
@@ -290,9 +219,10 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
     elem = s->elem_size;
     obj = reinterpret_cast<void*>(s->start + i * elem);
   } else {
-    if (heap.options.reuse != ReusePolicy::owner) return allocate_holding_default(heap, p, c, size);
+    if (heap.options.reuse != ReusePolicy::owner)
+      return allocate_holding_default(heap, p, c, size, align);
     obj = cache_alloc_slow(heap, p, c, /*may_refill=*/false);
-    if (obj == nullptr) return allocate_holding_default(heap, p, c, size);
+    if (obj == nullptr) return allocate_holding_default(heap, p, c, size, align);
     elem = p.cache.alloc[c]->elem_size;
   }
   bump(p.cache.allocs, 1);
@@ -300,6 +230,19 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   if (me == nullptr) return leave_then_return(heap, p, obj);
   leave_bound(me);
   return obj;
+}
+
+// The fast path's exit above, as one function for the one-load lookup's allocations (alignment 16)
+// and one for the others: the first keeps the fast path's arguments within the registers it has
+// free, which a sixth argument did not (it cost every allocation a register saved and restored).
+[[gnu::noinline]] void* allocate_next_word(HeapState& heap, ProcState& p, unsigned c,
+                                           std::size_t size, ThreadRecord* me) {
+  return next_word(heap, p, c, size, 16, me);
+}
+[[gnu::noinline]] void* allocate_next_word_aligned(HeapState& heap, ProcState& p, unsigned c,
+                                                   std::size_t size, std::size_t align,
+                                                   ThreadRecord* me) {
+  return next_word(heap, p, c, size, align, me);
 }
 
 [[gnu::noinline, gnu::cold]] void report_bad_free(HeapState& heap, const FreeResult& r, void* ptr) {
@@ -372,7 +315,9 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
     }
     c = size_to_class(size, align);
   }
-  return allocate_holding(heap, acquire_for_call(heap, proc), proc, c, size, align, retried, zero);
+  ProcState& p = acquire_for_call(heap, proc);
+  bump(p.cache.general_allocs, 1);
+  return allocate_holding(heap, p, proc, c, size, align, retried, zero);
 }
 
 void heap_free(HeapState& heap, int proc, void* ptr) {
@@ -403,19 +348,21 @@ void heap_free(HeapState& heap, int proc, void* ptr) {
 namespace {
 
 // The allocation once P `p` is entered: `me` is the binder's record, or nullptr (unless `bound`)
-// for a P taken with the CAS.
-template <bool bound>
+// for a P taken with the CAS. `c` is size_to_class(size, align), not 0; `any_align` false says
+// that `align` is 16.
+template <bool bound, bool any_align>
 [[gnu::always_inline]] inline void* allocate_in_cache(HeapState& heap, ProcState& p,
                                                       ThreadRecord* me, unsigned c,
-                                                      std::size_t size) {
+                                                      std::size_t size, std::size_t align) {
   void* obj;
   std::size_t elem;
   // Bound: the cache is flushed (a bound P is never stale, INV-B1) and there are no hooks (the
   // heap's bound_key would match no thread).
   if (!bound && SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks))
-    return allocate_holding_default(heap, p, c, size);
+    return allocate_holding_default(heap, p, c, size, align);
   if (SPANHEAP_UNLIKELY(!cache_alloc_fast(p.cache, c, obj, elem)))
-    return allocate_next_word(heap, p, c, size, me);
+    return any_align ? allocate_next_word_aligned(heap, p, c, size, align, me)
+                     : allocate_next_word(heap, p, c, size, me);
   bump(p.cache.allocs, 1);
   bump(p.cache.alloc_bytes, elem);
   if (!bound && SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
@@ -425,13 +372,57 @@ template <bool bound>
   return obj;
 }
 
-[[gnu::noinline]] void* allocate_unbound(HeapState& heap, std::size_t size) {
-  if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid)) return heap_allocate(heap, -1, size, 16);
-  const unsigned c = size_to_class16(size);
+// What the bound fast paths do not test when they enter (enter_bound's may_be_nested): that the
+// thread is not inside a call already. Its key is the bound key only outside a CallbackScope, and
+// nothing else calls the heap from inside a call (a signal handler that interrupts one is not
+// supported, as by any malloc). Debug builds check it.
+[[gnu::always_inline]] inline void check_not_nested([[maybe_unused]] HeapState& heap,
+                                                    [[maybe_unused]] ThreadRecord* me) {
+#ifndef NDEBUG
+  SPANHEAP_DCHECK(&heap, me->in_call.load(std::memory_order_relaxed) == 0,
+                  "a call from inside a call of the same thread reached the bound fast path "
+                  "(CallbackScope)");
+#endif
+}
+
+// The allocation of class `c` by a thread that is not bound with the default handshake.
+template <bool any_align>
+[[gnu::always_inline]] inline void* allocate_unbound_in(HeapState& heap, unsigned c,
+                                                        std::size_t size, std::size_t align) {
+  if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid))
+    return heap_allocate(heap, -1, size, align);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
-  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_allocate(heap, -1, size, 16);
-  return allocate_in_cache<false>(heap, p, me, c, size);
+  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_allocate(heap, -1, size, align);
+  return allocate_in_cache<false, any_align>(heap, p, me, c, size, align);
+}
+
+[[gnu::noinline]] void* allocate_unbound(HeapState& heap, std::size_t size) {
+  return allocate_unbound_in<false>(heap, size_to_class16(size), size, 16);
+}
+
+// The bound thread's allocation of class `c`, with its P still to enter.
+template <bool any_align>
+[[gnu::always_inline]] inline void* allocate_bound(HeapState& heap, unsigned c, std::size_t size,
+                                                   std::size_t align) {
+  ProcState& p = *last_used_proc.state;
+  ThreadRecord* const me = last_used_proc.record;
+  check_not_nested(heap, me);
+  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me, /*may_be_nested=*/false)))
+    return heap_allocate(heap, -1, size, align);
+  return allocate_in_cache<true, any_align>(heap, p, me, c, size, align);
+}
+
+// The fast path of what its one-load lookup leaves out but a size class serves: sizes above
+// small_max (Go's size_to_class128 steps), alignments below 16 (malloc asks 8 of a request of at
+// most 8 bytes) and above it up to the page (a class whose size is a multiple of the alignment).
+// Large sizes and bad alignments go on to heap_allocate, which reports the bad ones.
+[[gnu::noinline]] void* allocate_other_size(HeapState& heap, std::size_t size, std::size_t align) {
+  const unsigned c = align != 0 && (align & (align - 1)) == 0 ? size_to_class(size, align) : 0;
+  if (SPANHEAP_UNLIKELY(c == 0)) return heap_allocate(heap, -1, size, align);
+  if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key))
+    return allocate_unbound_in<true>(heap, c, size, align);
+  return allocate_bound<true>(heap, c, size, align);
 }
 
 // The general free from a fast path that entered `p`: through the binding, or with the CAS.
@@ -493,19 +484,6 @@ template <bool bound>
   free_in_cache<false>(heap, p, me, arena, page, ptr);
 }
 
-// What the bound fast paths do not test when they enter (enter_bound's may_be_nested): that the
-// thread is not inside a call already. Its key is the bound key only outside a CallbackScope, and
-// nothing else calls the heap from inside a call (a signal handler that interrupts one is not
-// supported, as by any malloc). Debug builds check it.
-[[gnu::always_inline]] inline void check_not_nested([[maybe_unused]] HeapState& heap,
-                                                    [[maybe_unused]] ThreadRecord* me) {
-#ifndef NDEBUG
-  SPANHEAP_DCHECK(&heap, me->in_call.load(std::memory_order_relaxed) == 0,
-                  "a call from inside a call of the same thread reached the bound fast path "
-                  "(CallbackScope)");
-#endif
-}
-
 // A free of `ptr`, at `page` of `arena`'s page table, with the P still to enter.
 [[gnu::always_inline]] inline void free_in_arena(HeapState& heap, const Arena* arena,
                                                  std::size_t page, void* ptr) {
@@ -536,15 +514,9 @@ template <bool bound>
 [[gnu::always_inline]] inline void* allocate_fast(HeapState& heap, std::size_t size,
                                                   std::size_t align) {
   if (SPANHEAP_UNLIKELY(align != 16 || size > size_table::small_max))
-    return heap_allocate(heap, -1, size, align);
+    return allocate_other_size(heap, size, align);
   if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key)) return allocate_unbound(heap, size);
-  const unsigned c = size_to_class16(size);
-  ProcState& p = *last_used_proc.state;
-  ThreadRecord* const me = last_used_proc.record;
-  check_not_nested(heap, me);
-  if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me, /*may_be_nested=*/false)))
-    return heap_allocate(heap, -1, size, align);
-  return allocate_in_cache<true>(heap, p, me, c, size);
+  return allocate_bound<false>(heap, size_to_class16(size), size, 16);
 }
 
 [[gnu::always_inline]] inline void free_fast(HeapState& heap, void* ptr) {

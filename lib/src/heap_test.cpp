@@ -74,6 +74,51 @@ TEST(Heap, EveryValidFreeOfTheCurrentSpanEndsInTheFastPath) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// Every size a class serves, at every alignment up to the page and through each way a thread
+// enters its P, is allocated by a fast path (the one-load lookup of the common call, or the one
+// for other sizes and alignments) and in the class the general path picks; the rest go to the
+// general path. A fast path that declines is only slower, which only the count shows; one that
+// picks a smaller class would hand out overlapping objects, a misaligned one broken ones.
+TEST(Heap, EverySizeAClassServesIsAllocatedByAFastPathInItsClass) {
+  for (ProcBinding binding : {ProcBinding::automatic, ProcBinding::fenced, ProcBinding::off}) {
+    SCOPED_TRACE(binding == ProcBinding::automatic ? "automatic"
+                 : binding == ProcBinding::fenced  ? "fenced"
+                                                   : "off");
+    testing::RecordingHandler rec;
+    Options o = test::deterministic(1, rec);
+    o.binding = binding;
+    Heap heap(o);
+    heap.free(heap.allocate(16));  // a thread's first call on a heap finds its P the general way
+    std::vector<void*> live;
+    for (std::size_t align = 1; align <= 2 * page_size; align *= 2) {
+      std::size_t prev = 0;
+      std::vector<std::size_t> sizes{0, max_small_size + 1, 40000};
+      for (const testing::SizeClassInfo& c : testing::size_classes()) {
+        if (c.span_class == 0) continue;
+        for (std::size_t size : {prev + 1, (prev + c.size) / 2, std::size_t{c.size}})
+          sizes.push_back(size);
+        prev = c.size;
+      }
+      for (std::size_t size : sizes) {
+        const unsigned cls = testing::size_to_class(size, align);
+        const std::uint64_t before = testing::general_allocations(heap);
+        void* p = heap.allocate(size, align);
+        ASSERT_NE(p, nullptr) << size << "/" << align;
+        EXPECT_EQ(testing::general_allocations(heap) - before, cls == 0 ? 1u : 0u)
+            << size << "/" << align << ": class " << cls;
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % align, 0u) << size << "/" << align;
+        const PointerInfo info = heap.find_object(p);
+        EXPECT_EQ(info.span_class, cls) << size << "/" << align;
+        EXPECT_GE(info.size, size) << size << "/" << align;
+        live.push_back(p);
+      }
+    }
+    for (void* p : live) heap.free(p);
+    EXPECT_VERIFIED(heap);
+    EXPECT_EQ(rec.count(), 0u);
+  }
+}
+
 TEST(Heap, AlignmentBeyondThePage) {
   testing::RecordingHandler rec;
   Options o = test::deterministic(1, rec);

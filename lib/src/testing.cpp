@@ -319,6 +319,14 @@ std::uint64_t held_frees(const Heap& heap) {
   return n;
 }
 
+std::uint64_t general_allocations(const Heap& heap) {
+  const detail::HeapState& h = const_cast<Heap&>(heap).state();
+  std::uint64_t n = 0;
+  for (unsigned i = 0; i < h.nslots; i++)
+    n += h.procs[i].cache.general_allocs.load(std::memory_order_relaxed);
+  return n;
+}
+
 std::vector<SizeClassInfo> size_classes() {
   std::vector<SizeClassInfo> out;
   for (unsigned c = 1; c < detail::num_size_classes(); c++) {

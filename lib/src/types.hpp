@@ -354,6 +354,11 @@ struct Cache {
   // turned the free away, or the general path itself. The test that a valid owner free stays on
   // the fast path reads it (a fast path that declines too much is correct, and only slower).
   std::atomic<std::uint64_t> held_frees{0};
+  // Allocations that entered by the general path (heap_allocate) with this P held: a fast path
+  // turned them away (a size or alignment no class serves, no P to enter), or a Proc handle,
+  // allocate_zeroed or the retry after a cycle made them. The test that every size a class serves
+  // stays on the fast paths reads it.
+  std::atomic<std::uint64_t> general_allocs{0};
   std::uint64_t collect_every_bytes = 0;  // owner: debug.collect_every accounting
   // Last: the fast paths' fields above share cache lines; this is touched at refills only.
   OwnedSpans owned[max_size_classes] = {};  // owner: P

@@ -206,6 +206,11 @@ unsigned collect_threshold(unsigned nelems) noexcept;
 // fast path turned them away, or they came by the general path), summed over its Ps. Racy while
 // calls run; exact between them.
 std::uint64_t held_frees(const Heap& heap);
+// How many allocations of `heap` entered by the general path rather than a fast path (a size or
+// alignment that no size class serves, a thread with no P to enter, Proc handles, allocate_zeroed,
+// the retry after a cycle at the memory limit), summed over its Ps. Racy while calls run; exact
+// between them.
+std::uint64_t general_allocations(const Heap& heap);
 
 // The first address of the span holding `p`, or 0 when no in-use span of `heap` holds it, read
 // under the page heap lock: safe from any thread, but the answer is only current while that span
