@@ -28,15 +28,23 @@ SPANHEAP_PROP(PageHeap, CoalescingAndAccounting, 100, 60, ()) {
   check_stateful(s, mix, checks);
 }
 
-// A directed case: k objects that each own a span (small 1- and 4-page spans, large ones) side by
-// side, any subset freed, two cycles: every freed run merges with its free neighbours, and the page
-// heap ends with in-use + free pages equal to what the fake OS committed for it.
+// A directed case: k groups of objects that each fill a span of their own (the 8 KiB and 32 KiB
+// classes' spans, and large objects, one a span) side by side, any subset of the groups freed, two
+// cycles: every freed run merges with its free neighbours, and the page heap ends with in-use +
+// free pages equal to what the fake OS committed for it.
 SPANHEAP_PROP(PageHeap, FreedNeighboursMerge, 30, 60, ()) {
-  // Objects that each own a span: 8 KiB (a 1-page span), 32 KiB (a 4-page span) and large ones.
   const auto sizes = *rc::gen::container<std::vector<std::size_t>>(
       rc::gen::oneOf(rc::gen::element<std::size_t>(8192, 32768),
                      rc::gen::map(rc::gen::inRange<std::size_t>(5, 20),
                                   [](std::size_t np) { return np * page_size - 100; })));
+  // How many objects of `size` fill a span: a small class's slot count, or 1 for a large object.
+  auto per_span = [](std::size_t size) -> std::size_t {
+    const unsigned cls = testing::size_to_class(size, 16);
+    if (cls == 0) return 1;
+    for (const testing::SizeClassInfo& c : testing::size_classes())
+      if (c.span_class == cls) return c.nelems;
+    return 1;
+  };
   const auto freed =
       *rc::gen::container<std::vector<bool>>(sizes.size(), rc::gen::arbitrary<bool>());
   HeapSetup setup;
@@ -48,22 +56,28 @@ SPANHEAP_PROP(PageHeap, FreedNeighboursMerge, 30, 60, ()) {
     auto v = t.finish(step);
     if (!v.empty()) RC_FAIL(join(v));
   };
-  std::vector<std::uintptr_t> ptrs;
+  // Allocated in order from one P, each group fills a fresh span: nothing else uses its class.
+  std::vector<std::vector<std::uintptr_t>> groups;
   for (std::size_t size : sizes) {
-    Step a;
-    a.op = Op::allocate;
-    a.proc = 0;
-    a.size = size;
-    ptrs.push_back(reinterpret_cast<std::uintptr_t>(t.allocate(a, 0, a.size)));
-    finish(a);
+    groups.emplace_back();
+    for (std::size_t k = per_span(size); k != 0; --k) {
+      Step a;
+      a.op = Op::allocate;
+      a.proc = 0;
+      a.size = size;
+      groups.back().push_back(reinterpret_cast<std::uintptr_t>(t.allocate(a, 0, a.size)));
+      finish(a);
+    }
   }
-  for (std::size_t i = 0; i < ptrs.size(); ++i) {
+  for (std::size_t i = 0; i < groups.size(); ++i) {
     if (!freed[i]) continue;
-    Step f;
-    f.op = Op::free;
-    f.proc = 0;
-    t.free(f, 0, ptrs[i]);
-    finish(f);
+    for (std::uintptr_t ptr : groups[i]) {
+      Step f;
+      f.op = Op::free;
+      f.proc = 0;
+      t.free(f, 0, ptr);
+      finish(f);
+    }
   }
   for (int c = 0; c < 2; ++c) {
     Step cycle;
@@ -78,10 +92,12 @@ SPANHEAP_PROP(PageHeap, FreedNeighboursMerge, 30, 60, ()) {
       if (!sw.result_bool) break;
     }
   }
-  for (std::size_t i = 0; i < ptrs.size(); ++i) {
-    const SpanInfo* sp = t.span_containing(t.last(), ptrs[i]);
-    RC_ASSERT(sp != nullptr);
-    RC_ASSERT(sp->in_use == !freed[i]);
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    for (std::uintptr_t ptr : groups[i]) {
+      const SpanInfo* sp = t.span_containing(t.last(), ptr);
+      RC_ASSERT(sp != nullptr);
+      RC_ASSERT(sp->in_use == !freed[i]);
+    }
   }
 }
 

@@ -113,6 +113,15 @@ TEST(Heap, EverySizeAClassServesIsAllocatedByAFastPathInItsClass) {
         live.push_back(p);
       }
     }
+    EXPECT_EQ(rec.count(), 0u);
+    // An alignment that is not a power of two, from a thread already in the heap: the general
+    // path's report, not an object (size_to_class alone would find a class for most of them).
+    for (std::size_t align : {3, 24, 48, 1000}) {
+      EXPECT_EQ(heap.allocate(64, align), nullptr) << align;
+      const auto reports = rec.take();
+      ASSERT_EQ(reports.size(), 1u) << align;
+      EXPECT_EQ(reports[0].kind, ErrorKind::bad_alignment) << align;
+    }
     for (void* p : live) heap.free(p);
     EXPECT_VERIFIED(heap);
     EXPECT_EQ(rec.count(), 0u);

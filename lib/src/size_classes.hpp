@@ -46,14 +46,22 @@ struct Table {
 // max_grown_span bytes). Go's rule alone gives a 512-byte class 16 slots in 8 KiB: a free then
 // reads one Span header per 8 KiB of objects (a 17 MiB heap had ~2,100 headers, far more than L1
 // holds, and loading the header was 40 % of free's samples), and a collection at a quarter of the
-// slots reclaims four objects, so one allocation of the class in four took the slow path. Larger
-// classes keep Go's spans: an 8 KiB object still owns its page.
+// slots reclaims four objects, so one allocation of the class in four took the slow path.
 inline constexpr std::size_t min_span_slots = 64;
+// A larger class gets spans of at least this many objects, within the same bound. Go's rule gives
+// a 2 KiB class 4 slots and an 8 KiB class one, so a churn of such objects collected or refilled
+// its span every one to four allocations (sizes/1024-8192: 316 instructions an op for the whole
+// process, 224 with these spans, mimalloc 234; its pages for such sizes are 64 KiB too). The cost:
+// a span returns to the page heap only when all its objects are freed, so a few long-lived ones
+// can hold up to 64 KiB where they held 8-32.
+inline constexpr std::size_t min_medium_span_slots = 8;
 inline constexpr std::size_t max_grown_span = 8 * page_size;
 
 // Go's rule: walk sizes in steps of `align` (8, then 16 from 32 B, then size/8 from 128 B, then
 // 256 from 2 KiB); give each the fewest pages for which the span's tail waste is at most 1/8 of
-// the span, then grow small classes' spans toward min_span_slots by the same waste rule; merge a
+// the span, then grow spans toward min_span_slots (min_medium_span_slots above small_max) by the
+// same waste rule while a page more stays within max_grown_span (the waste rule may then add
+// pages past it, as Go's own spans for some sizes are); merge a
 // size into the previous class when both use the same pages for the same count.
 constexpr Table generate() {
   Table t;
@@ -72,8 +80,8 @@ constexpr Table generate() {
     }
     std::size_t alloc = page_size;
     while (alloc % size > alloc / 8) alloc += page_size;
-    while (size <= small_max && alloc / size < min_span_slots &&
-           alloc + page_size <= max_grown_span) {
+    const std::size_t want = size <= small_max ? min_span_slots : min_medium_span_slots;
+    while (alloc / size < want && alloc + page_size <= max_grown_span) {
       alloc += page_size;
       while (alloc % size > alloc / 8) alloc += page_size;
     }

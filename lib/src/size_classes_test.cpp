@@ -29,33 +29,29 @@ TEST(SizeClasses, TailWasteAtMostOneEighth) {
   }
 }
 
-// Small classes' spans are grown toward min_span_slots (size_classes.hpp), never past
-// max_grown_span, and only as far as needed; larger classes keep Go's fewest pages.
-TEST(SizeClasses, SmallClassesHoldAtLeastMinSpanSlots) {
+// Spans are grown toward min_span_slots (min_medium_span_slots above small_max; size_classes.hpp),
+// a page at a time while the span stays within max_grown_span (the waste rule may then add pages
+// past it), and only as far as needed.
+TEST(SizeClasses, ClassesHoldAtLeastTheirMinimumSlots) {
   for (unsigned c = 1; c < num_size_classes(); c++) {
     const SizeClass& sc = size_class(c);
     const std::size_t span = std::size_t{sc.npages} * page_size;
-    if (sc.size > size_table::small_max) {
-      // Go's rule: one page fewer would waste more than 1/8.
-      if (sc.npages > 1) {
-        const std::size_t fewer = span - page_size;
-        EXPECT_GT(fewer % sc.size, fewer / 8) << "class " << c;
-      }
-      continue;
-    }
-    EXPECT_LE(span, size_table::max_grown_span) << "class " << c;
-    EXPECT_TRUE(sc.nelems >= size_table::min_span_slots ||
-                span + page_size > size_table::max_grown_span)
+    const std::size_t want = sc.size <= size_table::small_max ? size_table::min_span_slots
+                                                              : size_table::min_medium_span_slots;
+    EXPECT_TRUE(sc.nelems >= want || span + page_size > size_table::max_grown_span)
         << "class " << c << " (" << sc.size << " B) has " << sc.nelems << " slots";
     if (sc.npages > 1) {
       // Grown no further than needed: with a page fewer the span would hold too few objects or
-      // waste more than 1/8.
+      // waste more than 1/8 (the waste rule alone, past max_grown_span).
       const std::size_t fewer = span - page_size;
-      EXPECT_TRUE(fewer / sc.size < size_table::min_span_slots || fewer % sc.size > fewer / 8)
-          << "class " << c;
+      EXPECT_TRUE(fewer / sc.size < want || fewer % sc.size > fewer / 8) << "class " << c;
+      if (span > size_table::max_grown_span) {
+        EXPECT_GT(fewer % sc.size, fewer / 8) << "class " << c;
+      }
     }
   }
   EXPECT_EQ(size_class(size_to_class16(512)).nelems, 64u);
+  EXPECT_EQ(size_class(size_to_class(8192, 16)).nelems, 8u);
 }
 
 TEST(SizeClasses, LookupIsSmallestFit) {
