@@ -311,20 +311,25 @@ unsigned max_owned_spans() noexcept { return detail::max_owned_spans; }
 
 unsigned collect_threshold(unsigned nelems) noexcept { return detail::collect_threshold(nelems); }
 
-std::uint64_t held_frees(const Heap& heap) {
+namespace {
+
+// One per-P counter of Cache summed over every P and sweeper slot of `heap`.
+std::uint64_t sum_over_slots(const Heap& heap, std::atomic<std::uint64_t> detail::Cache::*counter) {
   const detail::HeapState& h = const_cast<Heap&>(heap).state();
   std::uint64_t n = 0;
   for (unsigned i = 0; i < h.nslots; i++)
-    n += h.procs[i].cache.held_frees.load(std::memory_order_relaxed);
+    n += (h.procs[i].cache.*counter).load(std::memory_order_relaxed);
   return n;
 }
 
+}  // namespace
+
+std::uint64_t held_frees(const Heap& heap) {
+  return sum_over_slots(heap, &detail::Cache::held_frees);
+}
+
 std::uint64_t general_allocations(const Heap& heap) {
-  const detail::HeapState& h = const_cast<Heap&>(heap).state();
-  std::uint64_t n = 0;
-  for (unsigned i = 0; i < h.nslots; i++)
-    n += h.procs[i].cache.general_allocs.load(std::memory_order_relaxed);
-  return n;
+  return sum_over_slots(heap, &detail::Cache::general_allocs);
 }
 
 std::vector<SizeClassInfo> size_classes() {
