@@ -74,15 +74,17 @@ inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
 [[gnu::always_inline]] inline bool owner_mark_pending(Span& span, std::uint32_t i,
                                                       bool no_remote = false) noexcept {
   SlotWord& w = span.bits[i / 64];
-  const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+  const unsigned b = i % 64;
   // The remote test first: tested before `mine` is loaded, the flag needs no register of its own
   // across the rest.
   if (!no_remote && SPANHEAP_UNLIKELY(span.remote_pending()) &&
-      (span.remote_bits[i / 64].load(std::memory_order_relaxed) & bit) != 0)
+      (span.remote_bits[i / 64].load(std::memory_order_relaxed) >> b & 1) != 0)
     return true;
+  // Tested and set as "bit b of the word" rather than through a mask, which GCC turns into `bt`
+  // and `bts` on a register: the mask cost the free fast path six instructions to build.
   const std::uint64_t mine = w.free.load(std::memory_order_relaxed);
-  if ((mine & bit) != 0) return true;
-  w.free.store(mine | bit, std::memory_order_relaxed);
+  if ((mine >> b & 1) != 0) return true;
+  w.free.store(mine | std::uint64_t{1} << b, std::memory_order_relaxed);
   return false;
 }
 
