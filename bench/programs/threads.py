@@ -18,7 +18,7 @@ lock = threading.Lock()
 
 
 def work(seed: int) -> None:
-    word = re.compile(r"[a-z]+(\d+)")
+    word = re.compile(r"[a-z]+\d+-(\d+)")  # the key's index: its sum is > 0 for every seed
     for r in range(ROUNDS):
         d = {f"key{seed}-{i}": [i, str(i) * (i % 7), {"n": i}] for i in range(5000)}
         doc = json.dumps(d)
@@ -35,9 +35,15 @@ def work(seed: int) -> None:
         del d, back
 
 
+# A thread's exception does not end the process by itself: collect them, so that a failed check
+# (a wrong answer from memory the allocator handed out twice, say) fails the run.
+failures = []
+threading.excepthook = lambda args: failures.append(f"{args.thread.name}: {args.exc_value!r}")
 threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
 for t in threads:
     t.start()
 for t in threads:
     t.join()
+if failures:
+    sys.exit("python workload: FAILED: " + "; ".join(failures))
 print("python workload: ok")
