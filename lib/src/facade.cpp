@@ -1,7 +1,8 @@
 // facade: the public spanheap::Heap and spanheap::Proc, each call handed to the detail layer
 // (heap.cpp for allocation and free, world.cpp for cycles, validate.cpp and stats.cpp), and the
 // construction and destruction of the HeapState behind a Heap.
-// Heap::allocate and Heap::free are defined in heap.cpp, beside the fast paths they inline.
+// Heap::allocate, Heap::allocate_zeroed and Heap::free are defined in heap.cpp, beside the fast
+// paths they inline.
 #include <spanheap/spanheap.hpp>
 
 #include <thread>
@@ -101,10 +102,6 @@ using detail::HeapState;
 Heap::Heap() : Heap(Options::from_env()) {}
 Heap::Heap(Options options) : state_(std::make_unique<HeapState>(options)) {}
 Heap::~Heap() = default;
-
-void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {
-  return detail::heap_allocate(*state_, -1, size, align, /*retried=*/false, /*zero=*/true);
-}
 
 std::size_t Heap::usable_size(const void* p) const {
   const PointerInfo info = detail::find_object(*state_, p);

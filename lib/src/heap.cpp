@@ -128,11 +128,10 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
 }
 
 // Everything an allocation does once it holds P `p`: the stale cache's flush (when the fast path
-// took the P), the cache or its slow paths, debug hooks, zeroing; releases `p`, then the
+// took the P), the cache or its slow paths, debug hooks; releases `p`, then the
 // out-of-memory retry and pacing. Out of line: the fast paths stay small leaf functions.
 [[gnu::noinline]] void* allocate_holding(HeapState& heap, ProcState& p, int proc, unsigned c,
-                                         std::size_t size, std::size_t align, bool retried,
-                                         bool zero) {
+                                         std::size_t size, std::size_t align, bool retried) {
   if (SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache))) cache_flush(heap, p, FlushKind::lazy);
   void* obj = nullptr;
   std::size_t elem = 0;
@@ -154,10 +153,6 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
     bump(p.cache.allocs, 1);
     bump(p.cache.alloc_bytes, elem);
     if (SPANHEAP_UNLIKELY(heap.allocation_hooks)) on_allocate_hooks(heap, p, span, obj, elem);
-    // Go's needzero: a span whose pages came fresh from the OS and that no sweep or collection
-    // has freed an object of still reads zero. Read with the P held: the span is in this P's cache
-    // (or, large, swept at sg), so no sweep or collection can set the flag under us.
-    if (zero && span->need_zero) std::memset(obj, 0, size);
   }
   if (proc < 0) {
     leave_call(heap, p);
@@ -169,7 +164,7 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
     // At the memory limit with automatic cycles on: run a cycle (freed objects become free
     // pages once swept), then try once more before reporting.
     collect(heap);
-    return heap_allocate(heap, proc, size, align, /*retried=*/true, zero);
+    return heap_allocate(heap, proc, size, align, /*retried=*/true);
   }
   if (SPANHEAP_UNLIKELY(obj == nullptr)) {
     report(&heap, ErrorKind::out_of_memory, nullptr, "cannot allocate {} bytes (align {}): {}",
@@ -186,7 +181,7 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
 // no register and builds no frame.
 [[gnu::noinline]] void* allocate_holding_default(HeapState& heap, ProcState& p, unsigned c,
                                                  std::size_t size, std::size_t align) {
-  return allocate_holding(heap, p, -1, c, size, align, /*retried=*/false, /*zero=*/false);
+  return allocate_holding(heap, p, -1, c, size, align, /*retried=*/false);
 }
 
 [[gnu::noinline]] void* leave_then_return(HeapState& heap, ProcState& p, void* obj) {
@@ -295,8 +290,7 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
 
 }  // namespace
 
-void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried,
-                    bool zero) {
+void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align, bool retried) {
   unsigned c;
   if (SPANHEAP_LIKELY(align == 16 && size <= size_table::small_max)) {
     c = size_to_class16(size);  // the common call: one table load, nothing to validate
@@ -317,7 +311,7 @@ void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t ali
   }
   ProcState& p = acquire_for_call(heap, proc);
   bump(p.cache.general_allocs, 1);
-  return allocate_holding(heap, p, proc, c, size, align, retried, zero);
+  return allocate_holding(heap, p, proc, c, size, align, retried);
 }
 
 void heap_free(HeapState& heap, int proc, void* ptr) {
@@ -530,6 +524,16 @@ template <bool bound>
   free_in_arena(heap, arena, page, ptr);
 }
 
+// What the fast paths leave to allocate_zeroed: they do not clear, so the caller clears `obj`
+// unless its span still holds only fresh pages. Read after the call has left its P: `obj` is live,
+// so its span stays in use, and need_zero only turns true meanwhile (a sweep or collection frees
+// another object); a false read means that no object of the span had been freed when `obj` was
+// handed out, so its memory was the OS's zeroes.
+[[gnu::noinline]] void clear_if_dirty(HeapState& heap, void* obj, std::size_t size) {
+  const Span* s = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
+  if (s == nullptr || s->need_zero.load(std::memory_order_relaxed)) std::memset(obj, 0, size);
+}
+
 }  // namespace spanheap::detail
 
 // The two calls every program makes most are defined here rather than with the rest of the facade,
@@ -541,5 +545,12 @@ void* Heap::allocate(std::size_t size, std::size_t align) {
 }
 
 void Heap::free(void* p) { detail::free_fast(*state_, p); }
+
+// calloc's call, through the same fast paths.
+void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {
+  void* obj = detail::allocate_fast(*state_, size, align);
+  if (obj != nullptr) detail::clear_if_dirty(*state_, obj, size);
+  return obj;
+}
 
 }  // namespace spanheap

@@ -11,9 +11,9 @@ namespace spanheap::detail {
 
 // `proc` < 0: any P (the calling thread's affinity); otherwise exactly that P.
 // At the memory limit with pacing on, a failed allocation runs one cycle and retries once.
-// `zero`: the first `size` bytes read zero (cleared only when the span's need_zero says so).
+// It does not clear: Heap::allocate_zeroed clears after the call (clear_if_dirty, heap.cpp).
 void* heap_allocate(HeapState& heap, int proc, std::size_t size, std::size_t align,
-                    bool retried = false, bool zero = false);
+                    bool retried = false);
 void heap_free(HeapState& heap, int proc, void* ptr);
 // Heap::allocate and Heap::free are defined in heap.cpp: heap_allocate(heap, -1, size, align) and
 // heap_free(heap, -1, ptr) with a fast path for the common call, same results, same reports.

@@ -179,6 +179,35 @@ TEST(Heap, AllocateZeroedClearsReusedMemory) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// calloc's call takes the allocation fast paths (no call reaches the general path) and clears what
+// they hand out unless the span's pages are fresh: here the slots the owner collected from the
+// previous round's frees, with no cycle in between.
+TEST(Heap, AllocateZeroedTakesTheFastPathsAndClearsCollectedSlots) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  heap.free(heap.allocate(16));  // a thread's first call on a heap finds its P the general way
+  for (std::size_t size :
+       {std::size_t{8}, std::size_t{48}, std::size_t{3000}, std::size_t{20000}}) {
+    for (int round = 0; round < 4; round++) {
+      const std::uint64_t before = testing::general_allocations(heap);
+      std::vector<unsigned char*> v;
+      for (int i = 0; i < 200; i++) {
+        auto* p = static_cast<unsigned char*>(heap.allocate_zeroed(size, size <= 8 ? 8 : 16));
+        ASSERT_NE(p, nullptr);
+        ASSERT_EQ(std::count(p, p + size, 0), static_cast<std::ptrdiff_t>(size))
+            << size << " B, round " << round << ", object " << i;
+        std::memset(p, 0x5A, size);
+        v.push_back(p);
+      }
+      EXPECT_EQ(testing::general_allocations(heap) - before, 0u) << size;
+      for (unsigned char* p : v) heap.free(p);
+    }
+  }
+  EXPECT_GT(heap.stats().collections, 0u) << "no slot was reused before a cycle";
+  EXPECT_VERIFIED(heap);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 // A free run merged from dirty pages and freshly committed ones is cleared as a whole: growth
 // merges its clean run into the dirty free tail that a freed large object left behind, and the
 // next allocation starts in the dirty pages.

@@ -211,7 +211,7 @@ void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
     if (part == nullptr) continue;
     start = std::min(start, part->start);
     npages += part->npages;
-    need_zero = need_zero || part->need_zero;
+    need_zero = need_zero || part->need_zero.load(std::memory_order_relaxed);
     if (part->npages > keep->npages) keep = part;
   }
   for (Span* part : parts) {
@@ -223,7 +223,7 @@ void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
   // freed now: the scavenger releases it again once it has been idle long enough.
   keep->start = start;
   keep->npages = npages;
-  keep->need_zero = need_zero;
+  keep->need_zero.store(need_zero, std::memory_order_relaxed);
   keep->released = false;
   keep->free_since = freed_at;
   insert_free(heap.pages, keep);
@@ -289,7 +289,7 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   s->start = start;
   s->npages = commit_pages;
   s->arena = arena;
-  s->need_zero = false;
+  s->need_zero.store(false, std::memory_order_relaxed);
   s->released = false;
   s->free_since = heap.counters.cycles.load(std::memory_order_relaxed);
   s->sweepgen.store(heap.sg(), std::memory_order_relaxed);
@@ -308,7 +308,7 @@ Span* split_front(HeapState& heap, Span* s, std::size_t n) REQUIRES(heap.pages.m
   front->start = s->start;
   front->npages = n;
   front->arena = s->arena;
-  front->need_zero = s->need_zero;
+  front->need_zero.store(s->need_zero.load(std::memory_order_relaxed), std::memory_order_relaxed);
   front->released = s->released;
   s->start += n << page_shift;
   s->npages -= n;
@@ -421,7 +421,7 @@ void page_free(HeapState& heap, Span* s) {
   set_history(heap, *s->arena, s->start, s->npages, PageHistory::freed);
   s->state.store(SpanState::free, std::memory_order_release);
   s->free_since = heap.counters.cycles.load(std::memory_order_relaxed);
-  s->need_zero = true;
+  s->need_zero.store(true, std::memory_order_relaxed);
   s->released = false;
   s->nelems = 0;
   coalesce_and_insert(heap, s);
@@ -455,7 +455,7 @@ void page_scavenge(HeapState& heap, std::uint64_t cycle) {
       if (s->released || cycle - s->free_since < heap.options.release_after_cycles) continue;
       heap.os->release(reinterpret_cast<void*>(s->start), s->bytes());
       s->released = true;
-      s->need_zero = false;
+      s->need_zero.store(false, std::memory_order_relaxed);
       heap.pages.released_bytes.fetch_add(s->bytes(), std::memory_order_relaxed);
     }
   };

@@ -213,7 +213,7 @@ std::uint32_t sweep_bits(HeapState& heap, Span& s,
   SPANHEAP_DCHECK(&heap, count_allocated(s) == s.alloc_count,
                   "alloc_count out of sync with the allocation bits (INV-A2)");
   refill_alloc_cache(s, 0);
-  if (nfreed != 0) s.need_zero = true;
+  if (nfreed != 0) s.need_zero.store(true, std::memory_order_relaxed);
   return nfreed;
 }
 

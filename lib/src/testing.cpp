@@ -258,7 +258,7 @@ void snapshot(Heap& heap, HeapSnapshot& snap, VerifyResult* verify) {
     info.cache_proc = e.cache_proc;
     info.owned = e.owned;
     info.released = s->released;
-    info.need_zero = s->need_zero;
+    info.need_zero = s->need_zero.load(std::memory_order_relaxed);
     if (info.in_use) {
       info.span_class = s->cls();
       info.elem_size = s->elem_size;

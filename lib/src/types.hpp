@@ -176,8 +176,11 @@ struct alignas(64) Span {
   std::uint32_t div_mul = 0;                // immutable after init: slot_of, for any address
   std::atomic<bool> free_lock{false};  // spin lock (above); never reset, the struct may be recycled
                                        // while a stale freer waits on it
-  bool need_zero = false;              // owner; memory may be dirty
-  bool released = false;               // free spans: pages returned to the OS (page heap lock)
+  // Memory may be dirty. Written by the span's owner (its sweep or collection, the page heap);
+  // atomic (relaxed) because allocate_zeroed reads it after the fast path has left its P: it only
+  // goes from false to true while the span holds the object just allocated.
+  std::atomic<bool> need_zero{false};
+  bool released = false;  // free spans: pages returned to the OS (page heap lock)
   // How many leading words of the bitmaps may be non-zero: words_for(nelems) of the struct's use
   // when span_init_* last cleared them (nothing writes past its own nelems). Initialisation clears
   // only these and the new use's words, not all bitmap_words of the four bitmaps (a large span's
