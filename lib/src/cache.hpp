@@ -19,7 +19,7 @@ void cache_init(HeapState& heap, Cache& cache, std::uint32_t sg) noexcept;
 // owner). A P frees into the spans it owns as their owner — a plain store, no free_lock — and
 // collects them without central's lock; a free into a span in central takes free_lock and may take
 // central's lock to move it to partial. So the bound is sized for a thread's whole working set of
-// a class: 512 spans of 64 slots hold 32 Ki live objects of one class (with Go's 16-slot spans
+// a class: 512 spans of 128 slots hold 64 Ki live objects of one class (with Go's 16-slot spans
 // and a bound of 64, three quarters of a 64 Ki-object ring's frees took the locked path, a third
 // of the thread's time). What it bounds is the flush of a cycle and the other Ps' frees that only
 // the owner's collection or an eviction makes reusable (INV-S5).

@@ -50,7 +50,8 @@ TEST(SizeClasses, ClassesHoldAtLeastTheirMinimumSlots) {
       }
     }
   }
-  EXPECT_EQ(size_class(size_to_class16(512)).nelems, 64u);
+  EXPECT_EQ(size_class(size_to_class16(512)).nelems, 128u);
+  EXPECT_EQ(size_class(size_to_class16(1024)).nelems, 64u);  // held to max_grown_span
   EXPECT_EQ(size_class(size_to_class(8192, 16)).nelems, 8u);
 }
 

@@ -125,7 +125,7 @@ struct alignas(16) SlotWord {
 
 struct alignas(64) Span {
   // Line 0: everything the allocation and free fast paths read, then the first bitmap word, so
-  // that a free into a span of at most 64 slots (objects of 128 B and up) touches this line alone.
+  // that a free into one of a span's first 64 slots touches this line alone.
   std::uint64_t alloc_cache = 0;             // owner: cache's P (or sweep owner)
   std::atomic<std::uint32_t> free_index{0};  // owner writes; freers read (acq/rel: slots below are
                                              // allocated)
