@@ -44,6 +44,7 @@ void SharedTally::add(Tally& t) {
   transfers.fetch_add(t.transfers, std::memory_order_relaxed);
   checks.fetch_add(t.checks, std::memory_order_relaxed);
   sweeps.fetch_add(t.sweeps, std::memory_order_relaxed);
+  zeroed.fetch_add(t.zeroed, std::memory_order_relaxed);
   t = Tally{};
 }
 

@@ -59,10 +59,12 @@ struct Tally {
   std::uint64_t transfers = 0;  // objects handed to another thread
   std::uint64_t checks = 0;     // content verifications
   std::uint64_t sweeps = 0;     // successful sweep_one() calls
+  std::uint64_t zeroed = 0;     // allocate_zeroed results checked for zeroes
 };
 
 struct SharedTally {
-  std::atomic<std::uint64_t> allocs{0}, frees{0}, bytes{0}, transfers{0}, checks{0}, sweeps{0};
+  std::atomic<std::uint64_t> allocs{0}, frees{0}, bytes{0}, transfers{0}, checks{0}, sweeps{0},
+      zeroed{0};
   void add(Tally& t);  // adds and zeroes `t`
 };
 

@@ -70,9 +70,10 @@ int Run::summarize(const Stats& s, const SharedTally& tally, const PauseLog& pau
   fmt::print("  cycles      {} ({:.1f}/s); collect() calls by the driver {}\n", s.cycles,
              static_cast<double>(s.cycles) / std::max(elapsed, 1e-9), coll.size());
   fmt::print(
-      "  ops         {} allocs, {} frees, {} sweep_one, {} transfers, {} content checks: {} ops/s, "
-      "{} alloc/s\n",
-      allocs, frees, tally.sweeps.load(), tally.transfers.load(), tally.checks.load(),
+      "  ops         {} allocs ({} zeroed, checked), {} frees, {} sweep_one, {} transfers, {} "
+      "content checks: {} ops/s, {} alloc/s\n",
+      allocs, tally.zeroed.load(), frees, tally.sweeps.load(), tally.transfers.load(),
+      tally.checks.load(),
       human(ops / std::max(elapsed, 1e-9)),
       human(static_cast<double>(allocs) / std::max(elapsed, 1e-9)));
   fmt::print("  pause       heap histogram ({} pauses): p50 {}, p99 {}, max {}\n", hist_total,

@@ -52,7 +52,22 @@ void* Mutator::do_alloc(std::size_t size, std::size_t align) {
   if (mix_.proc_handle_percent != 0 && rng_.below(100) < mix_.proc_handle_percent) {
     return heap_.proc(static_cast<unsigned>(rng_.below(heap_.procs()))).allocate(size, align);
   }
+  if (mix_.zeroed_percent != 0 && rng_.below(100) < mix_.zeroed_percent) {
+    void* p = heap_.allocate_zeroed(size, align);
+    if (p != nullptr) check_zeroed(p, size, align);
+    return p;
+  }
   return heap_.allocate(size, align);
+}
+
+void Mutator::check_zeroed(const void* p, std::size_t size, std::size_t align) {
+  ++tally_.zeroed;
+  const auto* bytes = static_cast<const unsigned char*>(p);
+  const auto* end = bytes + size;
+  const auto* nonzero = std::find_if(bytes, end, [](unsigned char b) { return b != 0; });
+  if (nonzero == end) return;
+  run_.fail(fmt::format("allocate_zeroed({}, {}) returned {} with byte {} = {:#04x}: not cleared",
+                        size, align, p, nonzero - bytes, *nonzero));
 }
 
 void Mutator::do_free(void* p) {

@@ -41,6 +41,9 @@ struct MutatorMix {
   std::size_t max_held = 1000;       // held objects above this are freed before allocating
   unsigned large_per_mille = 10;     // large objects among allocations
   unsigned proc_handle_percent = 0;  // steps done through an explicit heap.proc(i) handle
+  // Allocations through allocate_zeroed (calloc's call), each checked for zeroes before the
+  // object is filled: reused slots hold the previous object's content, so a missed clear shows.
+  unsigned zeroed_percent = 10;
 };
 
 class Mutator {
@@ -76,6 +79,7 @@ class Mutator {
   bool check_obj(const Obj& o);
   bool release(Obj o);  // check + free
   void* do_alloc(std::size_t size, std::size_t align);
+  void check_zeroed(const void* p, std::size_t size, std::size_t align);
   void do_free(void* p);
 
   Run& run_;
