@@ -31,9 +31,10 @@ bool fail_free(FreeResult& out, ErrorKind kind, const char* cause, const Span* s
 enum class Freer : std::uint8_t { owner, locked };
 
 // Classifies `addr` against a span that is swept for this cycle and records the free. The owner
-// sets the slot's bit in `free` without a locked instruction (owner_mark_pending); a free under
-// free_lock sets it with one fetch_or — in `remote` when another P caches the span, so that of two
-// such frees of one object exactly one wins, and one racing with the owner's is found by the merge.
+// sets the slot's bit in `free` without a lock (owner_mark_pending); a free under free_lock sets
+// it with a plain load and store too (test_and_set_bit_locked) — in `remote` when another P caches
+// the span, so that of two such frees of one object the lock lets exactly one win, and one racing
+// with the owner's is found by the merge.
 // Requires: the caller owns the span's object state against collection — its P caches the span,
 // or it holds free_lock — and holds a P (no sweep can start).
 bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Freer freer,
@@ -61,12 +62,18 @@ bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Free
   if (freer == Freer::owner) {
     pending = owner_mark_pending(*s, i);
   } else if (s->cache_owner() < 0) {
-    pending = test_and_set_bit(s->bits[i / 64].free, i % 64);
+    SPANHEAP_DCHECK(&heap, s->free_lock.load(std::memory_order_relaxed),
+                    "a free into a span no P caches without free_lock (types.hpp)");
+    pending = test_and_set_bit_locked(s->bits[i / 64].free, i % 64);
   } else {
     // Another P caches the span: its frees are in `free`, ours go to `remote` (INV-S6).
+    SPANHEAP_DCHECK(&heap, s->free_lock.load(std::memory_order_relaxed),
+                    "a free into another P's span without free_lock (types.hpp)");
     pending = (s->bits[i / 64].free.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0 ||
-              test_and_set_bit(s->remote_bits[i / 64], i % 64);
-    s->set_remote_pending(true);
+              test_and_set_bit_locked(s->remote_bits[i / 64], i % 64);
+    // The flag shares the owner's hot line (owner_word): written only by the first remote free
+    // since the owner's last merge, not by every one.
+    if (!s->remote_pending()) s->set_remote_pending(true);
   }
   if (pending) {
     return fail_free(out, ErrorKind::double_free,

@@ -62,12 +62,16 @@ inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
 }
 
 // Sets bit `b` (< 64) of `word` and returns whether it was set before: the arbiter of two frees of
-// one object (exactly one sees it clear). Written so that GCC emits one `lock bts` on x86-64; as
-// part of a larger expression it fell back to a load and a `lock cmpxchg` loop.
-[[gnu::always_inline]] inline bool test_and_set_bit(std::atomic<std::uint64_t>& word,
-                                                    unsigned b) noexcept {
-  const std::uint64_t bit = std::uint64_t{1} << b;
-  return (word.fetch_or(bit, std::memory_order_acq_rel) & bit) != 0;
+// one object (exactly one sees it clear). Requires: free_lock held, and `word` one that only
+// holders of free_lock write while the span is in its present state (`free` of a span no P
+// caches, `remote_bits` of a cached one: types.hpp). So a plain load and store, not a locked
+// fetch_or, which would wait for every store before it: the lock already orders the frees.
+[[gnu::always_inline]] inline bool test_and_set_bit_locked(std::atomic<std::uint64_t>& word,
+                                                           unsigned b) noexcept {
+  const std::uint64_t w = word.load(std::memory_order_relaxed);
+  if ((w >> b & 1) != 0) return true;
+  word.store(w | std::uint64_t{1} << b, std::memory_order_relaxed);
+  return false;
 }
 
 // The free of slot `i` by the P that caches the span: true if the slot is already pending (a

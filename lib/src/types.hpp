@@ -120,7 +120,7 @@ struct Arena;
 // into `free` under free_lock when it collects or uncaches the span.
 struct alignas(16) SlotWord {
   std::atomic<std::uint64_t> alloc{0};  // written by sweep (owner) and init (see Span below)
-  std::atomic<std::uint64_t> free{0};   // cached: the owner's frees; else fetch_or by freers
+  std::atomic<std::uint64_t> free{0};   // cached: the owner's frees; else freers under free_lock
 };
 
 struct alignas(64) Span {
@@ -198,7 +198,7 @@ struct alignas(64) Span {
   Arena* arena = nullptr;                // immutable after init
 
   std::atomic<std::uint64_t> reclaimed_bits[bitmap_words] = {};
-  // While a P caches the span: other Ps' pending frees (fetch_or under free_lock); 0 otherwise
+  // While a P caches the span: other Ps' pending frees (set under free_lock); 0 otherwise
   // (INV-S6). Apart from `free`, so that a P freeing into its own spans never reads this line.
   std::atomic<std::uint64_t> remote_bits[bitmap_words] = {};
 
