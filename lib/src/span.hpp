@@ -46,9 +46,15 @@ inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
   // The two tests folded into one word, without a branch between them: whether a freed slot lies
   // below free_index is a coin toss on a span that is being allocated from, and a branch on it
   // was mispredicted on a third of the frees of a small churning ring.
+  // free_index first: a racy reader (find_object, usable_size) may meet a sweep, which writes the
+  // new alloc bits and then publishes them with its release store of free_index = 0. Read in this
+  // order, a reader that sees the old free_index has the slot's old answer, and one that sees 0
+  // sees the new bits. Read the other way round, it could take the old bits and the new 0, and
+  // call an object allocated since the last sweep a free slot (the stress drivers' soaks found
+  // that: usable_size 0 right after the allocation).
+  const std::uint32_t below = span.free_index.load(std::memory_order_acquire);
   const std::uint64_t word = span.bits[i / 64].alloc.load(std::memory_order_relaxed) >> (i % 64);
-  return ((word | static_cast<std::uint64_t>(i < span.free_index.load(std::memory_order_acquire))) &
-          1) != 0;
+  return ((word | static_cast<std::uint64_t>(i < below)) & 1) != 0;
 }
 
 inline bool slot_pending(const Span& span, std::uint32_t i) noexcept {
