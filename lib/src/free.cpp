@@ -58,17 +58,15 @@ bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Free
     return fail_free(out, ErrorKind::interior_free, "pointer into the middle of a live object", s,
                      addr - base);
   }
+  SPANHEAP_DCHECK(&heap, freer == Freer::owner || s->free_lock.load(std::memory_order_relaxed),
+                  "a free that does not own the span without free_lock (types.hpp)");
   bool pending;
   if (freer == Freer::owner) {
     pending = owner_mark_pending(*s, i);
   } else if (s->cache_owner() < 0) {
-    SPANHEAP_DCHECK(&heap, s->free_lock.load(std::memory_order_relaxed),
-                    "a free into a span no P caches without free_lock (types.hpp)");
     pending = test_and_set_bit_locked(s->bits[i / 64].free, i % 64);
   } else {
     // Another P caches the span: its frees are in `free`, ours go to `remote` (INV-S6).
-    SPANHEAP_DCHECK(&heap, s->free_lock.load(std::memory_order_relaxed),
-                    "a free into another P's span without free_lock (types.hpp)");
     pending = (s->bits[i / 64].free.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0 ||
               test_and_set_bit_locked(s->remote_bits[i / 64], i % 64);
     // The flag shares the owner's hot line (owner_word): written only by the first remote free
