@@ -55,7 +55,9 @@ HeapState::HeapState(const Options& o)
   bound_key = allocation_hooks ? 0 : ProcAffinity::make_key(uid, ProcBinding::automatic);
   binding = resolve_binding(options.binding);
   procs = std::make_unique<ProcState[]>(nslots);
+  statuses = std::make_unique<ProcStatusWord[]>(nslots);
   for (unsigned i = 0; i < nslots; i++) {
+    procs[i].status_word = &statuses[i].value;
     procs[i].index = i;
     procs[i].has_cache = i < nprocs;
     cache_init(*this, procs[i].cache, 0);
@@ -75,7 +77,7 @@ HeapState::~HeapState() {
   }
   unsigned busy = 0;
   for (unsigned i = 0; i < nslots; i++) {
-    const ProcStatus status = procs[i].status.load(std::memory_order_acquire);
+    const ProcStatus status = procs[i].status().load(std::memory_order_acquire);
     const ThreadRecord* binder = procs[i].binder.load(std::memory_order_acquire);
     if (status == ProcStatus::running || (status == ProcStatus::bound && binder != nullptr &&
                                           binder->in_call.load(std::memory_order_acquire) != 0))

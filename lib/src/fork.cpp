@@ -15,6 +15,17 @@ namespace {
 RankedMutex heaps_mu{LockRank::heaps};
 HeapState* heaps_first GUARDED_BY(heaps_mu) = nullptr;
 
+// In the child: a P that another thread of the parent had just taken when the fork happened, and
+// was about to give back because the world was stopping (keep_taken), has no thread to give it
+// back. The stop waited for every other running P, and the child's one thread holds none.
+void forget_takers(HeapState& heap) {
+  for (unsigned i = 0; i < heap.nslots; i++) {
+    ProcState& p = heap.proc(i);
+    if (p.status().load(std::memory_order_relaxed) == ProcStatus::running)
+      p.status().store(ProcStatus::idle, std::memory_order_relaxed);
+  }
+}
+
 // The handlers walk the list with heaps_mu held from prepare to parent/child; the analysis cannot
 // follow a lock taken in one function and released in another.
 void prepare() NO_THREAD_SAFETY_ANALYSIS {
@@ -33,7 +44,10 @@ void release_all(bool child) NO_THREAD_SAFETY_ANALYSIS {
   const bool can_bind = !child || rebind_after_fork();
   for (HeapState* h = heaps_first; h != nullptr; h = h->fork_next) {
     if (!can_bind && h->binding == ProcBinding::automatic) h->binding = ProcBinding::off;
-    if (child) forget_background_sweepers(*h);
+    if (child) {
+      forget_background_sweepers(*h);
+      forget_takers(*h);
+    }
     start_the_world(*h, std::move(*h->fork_stopped));
     h->fork_stopped.reset();
     h->world.cycle_mu.unlock_after_fork();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <memory>
 #include <thread>
@@ -195,6 +196,79 @@ TEST(Fork, EveryHeapOfTheProcessSurvives) {
   a.free(pa);
   b.free(pb);
   EXPECT_EQ(rec.count(), 0u);
+}
+
+// Waits until `ready` holds or `limit` passes; true if it holds.
+bool wait_for(const std::atomic<bool>& ready, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!ready.load()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// A thread of the parent takes P0 from idle just after the fork's stop read it (a stop writes no
+// idle P), and is about to give it back when the fork happens. The child has no such thread, so
+// it must not inherit P0 as taken: its first call on P0, and its next stop, would wait forever.
+TEST(Fork, APTakenInsideTheForksStopIsFreeInTheChild) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(2, rec);
+  o.binding = ProcBinding::off;  // every call takes its P by CAS
+  Heap heap(o);
+  void* x = heap.proc(0).allocate(64);
+  const std::thread::id forker_id = std::this_thread::get_id();
+  std::atomic<std::thread::id> taker_id{};
+  std::atomic<bool> take_now{false};
+  std::atomic<bool> taken{false};
+  std::atomic<bool> forked{false};
+  std::atomic<int> reads{0};
+  testing::set_protocol_hook(
+      heap,
+      [&](testing::ProtocolPoint point) {
+        const std::thread::id me = std::this_thread::get_id();
+        if (point == testing::ProtocolPoint::stop_found_idle_proc && me == forker_id &&
+            reads.fetch_add(1) == 0) {
+          take_now = true;  // P0 read idle by the fork's stop: let the taker take it now
+          wait_for(taken, std::chrono::seconds(10));
+        } else if (point == testing::ProtocolPoint::took_idle_proc && me == taker_id.load() &&
+                   !taken.exchange(true)) {
+          wait_for(forked, std::chrono::seconds(10));  // hold P0 across the fork
+        }
+      },
+      {testing::ProtocolPoint::stop_found_idle_proc, testing::ProtocolPoint::took_idle_proc});
+  void* y = nullptr;
+  std::thread taker([&] {
+    taker_id = std::this_thread::get_id();
+    wait_for(take_now, std::chrono::seconds(10));
+    y = heap.proc(0).allocate(64);
+  });
+  const pid_t pid = fork();
+  if (pid == 0) {
+    alarm(child_budget_s);
+    testing::set_protocol_hook(heap, {});
+    void* z = heap.proc(0).allocate(64);
+    if (z != nullptr) heap.proc(0).free(z);
+    heap.proc(1).free(x);
+    heap.collect();
+    const bool ok = z != nullptr && heap.verify().ok() && rec.count() == 0;
+    _exit(ok ? 0 : 1);
+  }
+  forked = true;
+  taker.join();
+  testing::set_protocol_hook(heap, {});
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(taken.load()) << "the taker never took P0 inside the fork's stop";
+  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status)
+                                 << (WTERMSIG(status) == SIGALRM ? " (hung on P0)" : "");
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_NE(y, nullptr);
+  heap.free(y);
+  heap.free(x);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_TRUE(heap.verify().ok());
 }
 
 }  // namespace

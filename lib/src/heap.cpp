@@ -29,9 +29,10 @@ namespace {
 
 // Enters the calling thread's affinity P `p` (last_used_proc.p) for a call: through its binding
 // (`me` receives the thread's record: leave with leave_bound(me)), else with a CAS from idle
-// (`me` is nullptr: leave with leave_call).
+// (`me` is nullptr: leave with leave_call), kept only while the world is not stopping (keep_taken).
 // The default binding is tested first, so that its calls take one compare to reach their entry.
-[[gnu::always_inline]] inline bool enter_own(ProcState& p, ThreadRecord*& me) noexcept {
+[[gnu::always_inline]] inline bool enter_own(HeapState& heap, ProcState& p,
+                                             ThreadRecord*& me) noexcept {
   const ProcBinding mode = last_used_proc.bound();
   me = this_thread_record;
   if (SPANHEAP_LIKELY(mode == ProcBinding::automatic)) {
@@ -41,8 +42,9 @@ namespace {
   }
   me = nullptr;
   ProcStatus seen = ProcStatus::idle;
-  return p.status.compare_exchange_strong(seen, ProcStatus::running, std::memory_order_acquire,
-                                          std::memory_order_relaxed);
+  return p.status().compare_exchange_strong(seen, ProcStatus::running, std::memory_order_seq_cst,
+                                            std::memory_order_relaxed) &&
+         keep_taken(heap.world, p);
 }
 
 // The common case of acquire_any_proc_slow, inlined: the thread's last P is bound to it or free.
@@ -52,7 +54,7 @@ inline ProcState& acquire_fast(HeapState& heap) {
     ThreadRecord* me;
     // A stale cache (INV-B1: only a P taken with the CAS can be stale) is flushed by the one
     // caller, allocate_holding or free_holding, first thing.
-    if (SPANHEAP_LIKELY(enter_own(p, me))) return p;
+    if (SPANHEAP_LIKELY(enter_own(heap, p, me))) return p;
   }
   return acquire_any_proc_slow(heap);
 }
@@ -280,7 +282,7 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
                   "a bound P's cache is stale (INV-B1)");
   FreeResult r;
   const bool ok = free_with_proc(heap, p, arena, reinterpret_cast<std::uintptr_t>(ptr), r);
-  if (SPANHEAP_UNLIKELY(p.status.load(std::memory_order_relaxed) == ProcStatus::running)) {
+  if (SPANHEAP_UNLIKELY(p.status().load(std::memory_order_relaxed) == ProcStatus::running)) {
     leave_call(heap, p);
   } else {
     leave_bound(me);
@@ -387,7 +389,7 @@ template <bool any_align>
     return heap_allocate(heap, -1, size, align);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
-  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_allocate(heap, -1, size, align);
+  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, me))) return heap_allocate(heap, -1, size, align);
   return allocate_in_cache<false, any_align>(heap, p, me, c, size, align);
 }
 
@@ -474,7 +476,7 @@ template <bool bound>
   if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid)) return heap_free(heap, -1, ptr);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
-  if (SPANHEAP_UNLIKELY(!enter_own(p, me))) return heap_free(heap, -1, ptr);
+  if (SPANHEAP_UNLIKELY(!enter_own(heap, p, me))) return heap_free(heap, -1, ptr);
   free_in_cache<false>(heap, p, me, arena, page, ptr);
 }
 

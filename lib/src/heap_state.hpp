@@ -84,6 +84,7 @@ class HeapState {
     return (classes_used[cls / 64].load(std::memory_order_relaxed) >> (cls % 64) & 1) != 0;
   }
   std::unique_ptr<ProcState[]> procs;
+  std::unique_ptr<ProcStatusWord[]> statuses;  // procs[i].status() is statuses[i].value
   World world;
   SweepState sweep;
   // Lines of their own: `pacer.requested` is read by every allocation, and the counters are written

@@ -102,10 +102,23 @@ void process_barrier(HeapState& heap) noexcept {
 #endif
 }
 
+// Sequentially consistent: the taker's half of the stop handshake, with keep_taken.
 inline bool try_cas(ProcState& p, ProcStatus& seen) noexcept {
   seen = ProcStatus::idle;
-  return p.status.compare_exchange_strong(seen, ProcStatus::running, std::memory_order_acquire,
-                                          std::memory_order_relaxed);
+  return p.status().compare_exchange_strong(seen, ProcStatus::running, std::memory_order_seq_cst,
+                                            std::memory_order_relaxed);
+}
+
+// try_cas, then keep_taken: the P is ours only if the world is not stopping.
+bool try_take(HeapState& heap, ProcState& p, ProcStatus& seen) noexcept {
+  if (!try_cas(p, seen)) return false;
+  protocol_point(heap, ProtocolPoint::took_idle_proc);
+  return keep_taken(heap.world, p);
+}
+
+// Sleeps while the world is stopped (start_the_world wakes every sleeper).
+void wait_for_restart(HeapState& heap) noexcept {
+  heap.world.stopped.wait(true, std::memory_order_acquire);
 }
 
 // Go's acquirep -> prepareForSweep: a P flushes a stale cache before it can allocate.
@@ -137,19 +150,18 @@ ProcState& acquire_among(HeapState& heap, unsigned first, unsigned count, unsign
     bool any_bound = false;
     for (unsigned k = 0; k < count; k++) {
       ProcState& p = heap.proc(first + (start + k) % count);
-      if (try_cas(p, seen)) return p;
+      if (try_take(heap, p, seen)) return p;
       any_bound |= seen == ProcStatus::bound;
     }
     if (any_bound) {
       for (unsigned k = 0; k < count; k++) {
         ProcState& p = heap.proc(first + (start + k) % count);
-        if (try_revoke(heap, p)) return p;
+        if (try_revoke(heap, p) && keep_taken(heap.world, p)) return p;
       }
     }
-    if (seen == ProcStatus::stopped) {
-      // The world is stopped: sleep until it restarts.
-      ProcState& p = heap.proc(first + start % count);
-      p.status.wait(ProcStatus::stopped, std::memory_order_acquire);
+    // Stopped: no P can be kept until the restart (keep_taken gave back any we took), so sleep.
+    if (heap.world.stopped.load(std::memory_order_acquire)) {
+      wait_for_restart(heap);
       continue;
     }
     backoff(spins);
@@ -201,8 +213,8 @@ void ensure_thread_record() noexcept {
 
 bool begin_revoke(ProcState& p) noexcept {
   ProcStatus expected = ProcStatus::bound;
-  if (!p.status.compare_exchange_strong(expected, ProcStatus::revoking, std::memory_order_seq_cst,
-                                        std::memory_order_relaxed))
+  if (!p.status().compare_exchange_strong(expected, ProcStatus::revoking, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed))
     return false;
   // Before finish_revokes' barrier (or, fenced, in the sequentially consistent order before its
   // load of in_call): the binder's enter_bound reads this word after it writes in_call.
@@ -242,14 +254,14 @@ void finish_revokes(HeapState& heap, ProcState* const* ps, unsigned n, ProcStatu
                     "a revoked P still lets its binder enter (INV-B1)");
     p.binder.store(nullptr, std::memory_order_relaxed);
     heap.counters.revocations.fetch_add(1, std::memory_order_relaxed);
-    p.status.store(to, std::memory_order_release);
+    p.status().store(to, std::memory_order_release);
   }
 }
 
 void leave_call(HeapState& heap, ProcState& p) noexcept {
   // Not from inside a callback: the key must stay unbound there (CallbackScope).
   if (heap.binding != ProcBinding::off && p.has_cache && callback_depth == 0 &&
-      p.status.load(std::memory_order_relaxed) == ProcStatus::running) {
+      p.status().load(std::memory_order_relaxed) == ProcStatus::running) {
     if (p.bind_veto != 0) {
       p.bind_veto--;
     } else if (this_thread_record != nullptr && last_used_proc.uid() == heap.uid &&
@@ -262,7 +274,7 @@ void leave_call(HeapState& heap, ProcState& p) noexcept {
       p.entry.store(this_thread_record, std::memory_order_relaxed);
       last_used_proc.record = this_thread_record;
       last_used_proc.set_bound(heap.binding);
-      p.status.store(ProcStatus::bound, std::memory_order_release);
+      p.status().store(ProcStatus::bound, std::memory_order_release);
       protocol_point(heap, ProtocolPoint::binding_published);
       return;
     }
@@ -294,9 +306,8 @@ bool rebind_after_fork() noexcept {
 }
 
 bool try_take_idle(HeapState& heap, ProcState& p) noexcept {
-  (void)heap;
   ProcStatus seen;
-  return try_cas(p, seen);
+  return try_take(heap, p, seen);
 }
 
 }  // namespace spanheap::detail

@@ -59,6 +59,18 @@ inline void leave_bound(ThreadRecord* me = this_thread_record) noexcept {
   me->in_call.store(0, std::memory_order_release);
 }
 
+// The taker's half of the stop handshake (stop_the_world, world.cpp): a P taken from idle with a
+// CAS is kept only if the world is not stopping. The stop does not take idle Ps: it publishes
+// world.stopped and reads each status. The CAS and this load are sequentially consistent, as are
+// the stopper's store and its reads, so either the stopper reads the P running and waits for it,
+// or the taker reads the world stopping and gives the P back, having touched nothing of it.
+// Returns false after giving it back; the caller then waits for the restart (acquire_among).
+[[gnu::always_inline]] inline bool keep_taken(const World& world, ProcState& p) noexcept {
+  if (SPANHEAP_LIKELY(!world.stopped.load(std::memory_order_seq_cst))) return true;
+  p.status().store(ProcStatus::idle, std::memory_order_release);
+  return false;
+}
+
 // Acquires P `i` specifically (explicit Proc handles), waiting while it is busy or stopped.
 ProcState& acquire_proc(HeapState& heap, unsigned i);
 // Acquires a sweeper slot (a P without a cache): blocks the world like a P does.
@@ -69,8 +81,8 @@ bool try_take_idle(HeapState& heap, ProcState& p) noexcept;
 // Leaves the P the caller holds: taken with a CAS (running -> idle), or entered through the
 // caller's binding (in_call = 0; status is bound, or revoking while a revoker waits for us).
 inline void release_proc(ProcState& p) noexcept {
-  if (SPANHEAP_LIKELY(p.status.load(std::memory_order_relaxed) == ProcStatus::running)) {
-    p.status.store(ProcStatus::idle, std::memory_order_release);
+  if (SPANHEAP_LIKELY(p.status().load(std::memory_order_relaxed) == ProcStatus::running)) {
+    p.status().store(ProcStatus::idle, std::memory_order_release);
   } else {
     leave_bound();
   }

@@ -16,6 +16,7 @@ enum class ProtocolPoint : std::uint8_t {
   find_object_span_read,
   stop_found_idle_proc,
   binding_published,
+  took_idle_proc,
 };
 
 // Set only while no heap call runs; null in normal use.

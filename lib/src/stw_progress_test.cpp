@@ -86,12 +86,17 @@ Options two_procs(testing::RecordingHandler& rec) {
 }
 
 detail::ProcStatus status_of(Heap& heap, unsigned i) {
-  return heap.state().proc(i).status.load(std::memory_order_acquire);
+  return heap.state().proc(i).status().load(std::memory_order_acquire);
+}
+
+// A stop has begun: from here on no thread keeps a P it takes (keep_taken).
+bool world_stopping(Heap& heap) {
+  return heap.state().world.stopped.load(std::memory_order_acquire);
 }
 
 // The freer holds P1 and frees an object of P0's stale cached span; the stopper (flush_all) has
-// already stopped P0 and now waits for P1. The freer cannot flush P0 and must not wait for it:
-// it sees the world stopping, gives P1 up, and retries after the restart (sweeper.cpp,
+// begun its stop, so P0 cannot be kept, and waits for P1. The freer cannot flush P0 and must not
+// wait for it: it sees the world stopping, gives P1 up, and retries after the restart (sweeper.cpp,
 // ensure_swept). That needs the stopper to publish its intent before it takes any P.
 TEST(StopTheWorldProgress, AFreerOfAStaleSpanWhoseOwnerTheStopperHoldsGivesItsPUp) {
   testing::RecordingHandler rec;
@@ -104,26 +109,25 @@ TEST(StopTheWorldProgress, AFreerOfAStaleSpanWhoseOwnerTheStopperHoldsGivesItsPU
   std::atomic<bool> freer_holds_p1{false};
   std::atomic<bool> p0_stopped{false};
   testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
-    // The freer's lazy flush of P1 at acquire: it holds P1 here. Pause until P0 is stopped.
+    // The freer's lazy flush of P1 at acquire: it holds P1 here. Pause until the stop begins.
     if (point != testing::ProtocolPoint::flush_released_span ||
         std::this_thread::get_id() != freer_id.load() || freer_holds_p1.exchange(true))
       return;
-    p0_stopped = wait_until([&] { return status_of(heap, 0) == detail::ProcStatus::stopped; },
-                            std::chrono::seconds(10));
+    p0_stopped = wait_until([&] { return world_stopping(heap); }, std::chrono::seconds(10));
   });
   Scenario s;
   s.spawn("freer (holds P1, frees into P0's stale span)", [&] {
     freer_id = std::this_thread::get_id();
     heap.proc(1).free(x);
   });
-  s.spawn("stopper (flush_all: stops P0, waits for P1)", [&] {
+  s.spawn("stopper (flush_all: stops the world, waits for P1)", [&] {
     wait_until([&] { return freer_holds_p1.load(); }, std::chrono::seconds(10));
     testing::flush_all(heap);
   });
   s.join_all("a freer waiting on a stale span whose owner P the stopper holds");
   testing::set_protocol_hook(heap, {});
   EXPECT_TRUE(freer_holds_p1.load()) << "the freer never paused holding P1";
-  EXPECT_TRUE(p0_stopped.load()) << "the stopper never stopped P0 while the freer held P1";
+  EXPECT_TRUE(p0_stopped.load()) << "the stopper never began its stop while the freer held P1";
   EXPECT_EQ(rec.count(), 0u) << "the free of a live object was reported";
   EXPECT_TRUE(heap.find_object(x).pending_free) << "the free did not happen";
   heap.free(y);
@@ -131,7 +135,7 @@ TEST(StopTheWorldProgress, AFreerOfAStaleSpanWhoseOwnerTheStopperHoldsGivesItsPU
 }
 
 // A thread that wants P0 while the world is stopping sleeps until the restart, and the restart
-// wakes it: the stopper has stopped P0 and waits for P1, which a third thread holds in a call.
+// wakes it: the stopper has begun its stop and waits for P1, which a third thread holds in a call.
 TEST(StopTheWorldProgress, AThreadWaitingForAPWhileTheWorldStopsIsWokenAtTheRestart) {
   testing::RecordingHandler rec;
   Heap heap(two_procs(rec));
@@ -154,13 +158,12 @@ TEST(StopTheWorldProgress, AThreadWaitingForAPWhileTheWorldStopsIsWokenAtTheRest
     holder_id = std::this_thread::get_id();
     heap.proc(1).free(y);
   });
-  s.spawn("stopper (stops P0, waits for P1)", [&] {
+  s.spawn("stopper (stops the world, waits for P1)", [&] {
     wait_until([&] { return holder_in_call.load(); }, std::chrono::seconds(10));
     testing::flush_all(heap);
   });
-  s.spawn("waiter (wants P0 while it is stopped)", [&] {
-    wait_until([&] { return status_of(heap, 0) == detail::ProcStatus::stopped; },
-               std::chrono::seconds(10));
+  s.spawn("waiter (wants P0 while the world is stopping)", [&] {
+    wait_until([&] { return world_stopping(heap); }, std::chrono::seconds(10));
     waiter_started = true;
     z = heap.proc(0).allocate(64);
   });
@@ -178,36 +181,49 @@ TEST(StopTheWorldProgress, AThreadWaitingForAPWhileTheWorldStopsIsWokenAtTheRest
   EXPECT_VERIFIED(heap);
 }
 
-// A thread takes P0 between the stopper's read of it as idle and the stopper's take: the take must
-// fail and the stop wait for that thread's call. A stop that took the P by a plain store would run
-// the pause (here a snapshot's, which only reads) while the thread is inside its call.
-TEST(StopTheWorldProgress, AStopWaitsForAThreadThatTookAnIdlePBeforeTheStopDid) {
+// A thread takes P0 right after the stopper read it as idle (the stop writes no idle P): the taker
+// must read the world stopping and give P0 back before it uses it, and take it again after the
+// restart. A taker that kept it would run its call (here a lazy flush) inside the pause, which
+// the stopper holds open at P1 until P0 is idle again.
+TEST(StopTheWorldProgress, AThreadThatTakesAnIdlePTheStopHasReadGivesItBackUnused) {
   testing::RecordingHandler rec;
   Heap heap(two_procs(rec));
   void* x = heap.proc(0).allocate(64);
-  testing::begin_cycle(heap);  // P0 stale: the taker's lazy flush at acquire is its pause point
+  testing::begin_cycle(heap);  // P0 stale: the taker's lazy flush at acquire is inside its call
 
   std::atomic<std::thread::id> stopper_id{};
   std::atomic<std::thread::id> taker_id{};
-  std::atomic<bool> window_seen{false};
+  std::atomic<int> stopper_reads{0};
   std::atomic<bool> take_now{false};
-  std::atomic<bool> taker_in_call{false};
-  std::atomic<bool> release_taker{false};
-  std::atomic<bool> stop_done{false};
+  std::atomic<int> takes{0};
+  std::atomic<bool> stopper_at_p1{false};
+  std::atomic<bool> given_back{false};
+  std::atomic<int> flushes_inside_pause{0};
   testing::set_protocol_hook(heap, [&](testing::ProtocolPoint point) {
     const std::thread::id me = std::this_thread::get_id();
-    if (point == testing::ProtocolPoint::stop_found_idle_proc && me == stopper_id.load() &&
-        !window_seen.exchange(true)) {
-      // The stopper has read P0 as idle: let the taker acquire it now, before the take.
-      take_now = true;
-      wait_until([&] { return taker_in_call.load(); }, std::chrono::seconds(10));
+    if (point == testing::ProtocolPoint::stop_found_idle_proc && me == stopper_id.load()) {
+      const int n = stopper_reads.fetch_add(1);
+      if (n == 0) {
+        // P0 read idle: let the taker take it now, inside the stop.
+        take_now = true;
+        wait_until([&] { return takes.load() >= 1; }, std::chrono::seconds(10));
+      } else if (n == 1) {
+        // P1: the stop is not over until P0 is idle again (the taker gave it back).
+        stopper_at_p1 = true;
+        given_back = wait_until([&] { return status_of(heap, 0) == detail::ProcStatus::idle; },
+                                std::chrono::seconds(10));
+      }
+    } else if (point == testing::ProtocolPoint::took_idle_proc && me == taker_id.load()) {
+      // The taker holds P0 from its CAS; it reads the stop only after the stopper reached P1.
+      if (takes.fetch_add(1) == 0)
+        wait_until([&] { return stopper_at_p1.load(); }, std::chrono::seconds(10));
     } else if (point == testing::ProtocolPoint::flush_released_span && me == taker_id.load() &&
-               !taker_in_call.exchange(true)) {
-      wait_until([&] { return release_taker.load(); }, std::chrono::seconds(10));
+               world_stopping(heap)) {
+      flushes_inside_pause++;
     }
   });
   Scenario s;
-  s.spawn("taker (acquires P0 inside the stopper's window)", [&] {
+  s.spawn("taker (takes P0 inside the stopper's window)", [&] {
     taker_id = std::this_thread::get_id();
     wait_until([&] { return take_now.load(); }, std::chrono::seconds(10));
     heap.proc(0).free(x);
@@ -215,22 +231,17 @@ TEST(StopTheWorldProgress, AStopWaitsForAThreadThatTookAnIdlePBeforeTheStopDid) 
   s.spawn("stopper (a snapshot)", [&] {
     stopper_id = std::this_thread::get_id();
     (void)testing::snapshot(heap);
-    stop_done = true;
   });
-  // While the taker is inside its call on P0, the stop cannot have completed. 200 ms is far more
-  // than a stop that ignored the taker needs; the correct stop waits however long this is.
-  EXPECT_TRUE(wait_until([&] { return taker_in_call.load(); }, std::chrono::seconds(10)))
-      << "the taker never got inside its call on P0";
-  const bool stopped_around_the_taker =
-      wait_until([&] { return stop_done.load(); }, std::chrono::milliseconds(200));
-  // Reported before the taker goes on: after such a stop its P's state is no longer its own.
-  EXPECT_FALSE(stopped_around_the_taker)
-      << "the world stopped while another thread was inside a call on P0";
-  release_taker = true;
-  s.join_all("a stop whose idle P was taken before the stop took it");
+  s.join_all("a taker of an idle P the stop had read");
   testing::set_protocol_hook(heap, {});
-  EXPECT_TRUE(window_seen.load()) << "the stopper never read P0 as idle";
+  EXPECT_GE(stopper_reads.load(), 2) << "the stopper never read both Ps as idle";
+  EXPECT_TRUE(stopper_at_p1.load()) << "the taker never held P0 while the stopper was at P1";
+  EXPECT_TRUE(given_back.load()) << "the taker never gave P0 back while the world was stopped";
+  EXPECT_EQ(flushes_inside_pause.load(), 0)
+      << "the taker ran its call on P0 while the world was stopped";
+  EXPECT_GE(takes.load(), 2) << "the taker did not take P0 again after the restart";
   EXPECT_EQ(rec.count(), 0u);
+  EXPECT_TRUE(heap.find_object(x).pending_free) << "the free did not happen";
   EXPECT_VERIFIED(heap);
 }
 

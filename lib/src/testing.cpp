@@ -173,7 +173,7 @@ bool inside_bound_call() {
 }
 
 bool proc_bound(const Heap& heap, unsigned i) {
-  return const_cast<Heap&>(heap).state().proc(i).status.load(std::memory_order_acquire) ==
+  return const_cast<Heap&>(heap).state().proc(i).status().load(std::memory_order_acquire) ==
          detail::ProcStatus::bound;
 }
 
@@ -193,6 +193,8 @@ static_assert(static_cast<int>(ProtocolPoint::stop_found_idle_proc) ==
               static_cast<int>(detail::ProtocolPoint::stop_found_idle_proc));
 static_assert(static_cast<int>(ProtocolPoint::binding_published) ==
               static_cast<int>(detail::ProtocolPoint::binding_published));
+static_assert(static_cast<int>(ProtocolPoint::took_idle_proc) ==
+              static_cast<int>(detail::ProtocolPoint::took_idle_proc));
 
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
                        std::initializer_list<ProtocolPoint> only) {

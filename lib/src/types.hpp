@@ -302,8 +302,10 @@ struct alignas(64) Central {
 // Cache and P (cache.cpp, proc.cpp). Go's mcache and p.
 //
 // flush_gen ∈ {sg, sg-2}: sg-2 means stale (cached spans are sg+1 and must be flushed, swept by
-// this P, before it allocates). A P acquires itself (status idle -> running); the world stops it
-// (idle -> stopped); the ragged barrier takes it (idle -> running) to flush it.
+// this P, before it allocates). A P acquires itself (status idle -> running); the ragged barrier
+// takes it (idle -> running) to flush it. A stop-the-world writes no P's status: it sets
+// World::stopped and reads every status, and a P taken from idle while `stopped` is set is given
+// back before use (keep_taken, proc.hpp), so with the world stopped every P is idle.
 //
 // Binding (docs/design.md "P binding"): a thread leaving a call may keep its P (running -> bound,
 // binder = its ThreadRecord). While bound, that thread enters and leaves calls by writing its own
@@ -321,13 +323,7 @@ struct alignas(64) ThreadRecord {
   std::atomic<std::uint32_t> in_call{0};  // written by the record's thread: 1 inside a bound call
   std::atomic<bool> used{false};
 };
-enum class ProcStatus : std::uint32_t {
-  idle = 0,
-  running = 1,
-  stopped = 2,
-  bound = 3,
-  revoking = 4
-};
+enum class ProcStatus : std::uint32_t { idle = 0, running = 1, bound = 2, revoking = 3 };
 
 // The spans a P owns besides its current one, per class (ReusePolicy::owner; cache.cpp): each
 // is full (allocation exhausted it) and at the cache's sweepgen, with cache_owner = the P. Linked
@@ -367,9 +363,17 @@ struct Cache {
   OwnedSpans owned[max_size_classes] = {};  // owner: P
 };
 
+// A P's status on a line of its own, in one array for all the Ps (HeapState::statuses): a stop
+// reads every P's status, and consecutive lines cost it a fraction of one line in each
+// multi-kilobyte ProcState (measured in docs/performance.md, "Pause").
+struct alignas(64) ProcStatusWord {
+  std::atomic<ProcStatus> value{ProcStatus::idle};  // atomic (acq/rel): the P's state
+};
+
 struct alignas(64) ProcState {
-  std::atomic<ProcStatus> status{ProcStatus::idle};  // atomic (acq/rel): the P's state
-  std::atomic<ThreadRecord*> binder{nullptr};        // the bound thread; changed only while unbound
+  std::atomic<ProcStatus>& status() const noexcept { return *status_word; }
+  std::atomic<ProcStatus>* status_word = nullptr;  // immutable after init: HeapState::statuses[i]
+  std::atomic<ThreadRecord*> binder{nullptr};      // the bound thread; changed only while unbound
   // The thread that may enter through its binding: the binder while the status is bound, else
   // nullptr. Set before the status becomes bound (leave_call), cleared by begin_revoke before the
   // revoker's barrier, so enter_bound's handshake needs this one word, not status and binder.
@@ -424,7 +428,9 @@ class HeapState;
 
 struct World {
   RankedMutex cycle_mu{LockRank::cycle};  // one cycle / verify / flush_all at a time
-  std::atomic<bool> stopped{false};       // atomic (acq/rel): world-written state
+  // Set for the whole of a stop (seq_cst: the stopper's half of the handshake of keep_taken);
+  // takers sleep on it (atomic wait) until the restart clears it.
+  std::atomic<bool> stopped{false};
 };
 
 // Proof that the world is stopped: only stop_the_world makes one; functions that need the world

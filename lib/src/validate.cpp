@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstring>
 #include <iterator>
+#include <thread>
 
 #include "cache.hpp"
 #include "central.hpp"
@@ -50,6 +52,20 @@ namespace spanheap::detail {
 using testing::SpanLocation;
 
 namespace {
+
+// A P's status with the world stopped. A thread may hold it running for a moment: it took the P
+// with its CAS after the stopper read it idle, and gives it back as soon as it reads the world
+// stopping (keep_taken). Wait out that moment (a second: it is a few instructions, unless the
+// thread is descheduled); a P still running then is one the stop did not wait for.
+ProcStatus settled_status(const ProcState& p) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  ProcStatus s = p.status().load(std::memory_order_acquire);
+  while (s == ProcStatus::running && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+    s = p.status().load(std::memory_order_acquire);
+  }
+  return s;
+}
 
 template <typename... Args>
 void fail(std::vector<Violation>* out, const char* id, fmt::format_string<Args...> f,
@@ -391,10 +407,11 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
     const std::uint32_t fg = heap.proc(i).cache.flush_gen.load(std::memory_order_relaxed);
     testing::flush_gen_violations(i, static_cast<std::int32_t>(fg - sg), out);
     if (fg == sg - 2) stale++;
-    // The stop revoked every binding and waited for each binder to leave its call.
+    // The stop revoked every binding and waited for each binder to leave its call, so every P
+    // is idle (INV-B1, and the stop's handshake: types.hpp).
     const ProcState& p = heap.proc(i);
-    const auto status = static_cast<unsigned>(p.status.load(std::memory_order_relaxed));
-    if (status != static_cast<unsigned>(ProcStatus::stopped) ||
+    const auto status = static_cast<unsigned>(settled_status(p));
+    if (status != static_cast<unsigned>(ProcStatus::idle) ||
         p.binder.load(std::memory_order_relaxed) != nullptr ||
         p.entry.load(std::memory_order_relaxed) != nullptr)
       fail(&out, "INV-B1", "P{} has status {}, a binder or an entry with the world stopped", i,

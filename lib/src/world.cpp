@@ -31,43 +31,52 @@ std::uint64_t now_ns() noexcept {
 
 WorldStopped stop_the_world(HeapState& heap) {
   const std::uint64_t start = now_ns();
+  // The stopper's half of the handshake with keep_taken (proc.hpp): publish the stop, then read
+  // every P. An idle P needs no write: whoever takes it from now on reads `stopped` after its CAS
+  // and gives it back untouched, so the pause pays one read a P, not a locked instruction a P.
+  // Wait only for those inside a heap call. Bound Ps are revoked together (one barrier for all),
+  // then each waits for its binder to leave.
   heap.world.stopped.store(true, std::memory_order_seq_cst);
-  // Take every P and sweeper slot that is idle; wait only for those inside a heap call. Bound Ps
-  // are revoked together (one barrier for all), then each waits for its binder to leave.
+  // The common stop finds every P idle (idle is 0): one pass of independent loads shows it.
+  if (SPANHEAP_LIKELY(heap.protocol_points == 0)) {
+    const ProcStatusWord* const words = heap.statuses.get();
+    const unsigned n = heap.nslots;
+    std::uint32_t any = 0;
+    for (unsigned i = 0; i < n; i++)
+      any |= static_cast<std::uint32_t>(words[i].value.load(std::memory_order_seq_cst));
+    if (any == 0) return WorldStopped(start);
+  }
   ProcState* bound[max_procs];
   unsigned nbound = 0;
   for (unsigned i = 0; i < heap.nslots; i++) {
-    ProcState& p = heap.proc(i);
+    // The status words alone, consecutive (ProcStatusWord): an idle P's ProcState is not touched.
+    const std::atomic<ProcStatus>& status = heap.statuses[i].value;
     unsigned spins = 0;
     for (;;) {
-      ProcStatus expected = p.status.load(std::memory_order_relaxed);
-      if (expected == ProcStatus::idle) {
-        // Another thread may take the P between this read and the take: only the CAS makes the
-        // take exclusive, and a failed CAS waits for that thread's call like any running P.
+      const ProcStatus seen = status.load(std::memory_order_seq_cst);
+      if (seen == ProcStatus::idle) {
+        // Another thread may take the P right after this read: it reads `stopped` after its CAS,
+        // so it gives the P back without using it.
         protocol_point(heap, ProtocolPoint::stop_found_idle_proc);
-        if (p.status.compare_exchange_weak(expected, ProcStatus::stopped, std::memory_order_acquire,
-                                           std::memory_order_relaxed))
-          break;
-      }
-      if (expected == ProcStatus::bound && begin_revoke(p)) {
-        bound[nbound++] = &p;
         break;
       }
+      if (seen == ProcStatus::bound && begin_revoke(heap.proc(i))) {
+        bound[nbound++] = &heap.proc(i);
+        break;
+      }
+      // Running (a call, or a taker about to give it back) or revoking (another revoker's take).
       if (++spins > 32) std::this_thread::yield();
     }
   }
-  if (nbound != 0) finish_revokes(heap, bound, nbound, ProcStatus::stopped);
+  if (nbound != 0) finish_revokes(heap, bound, nbound, ProcStatus::idle);
   return WorldStopped(start);
 }
 
 void start_the_world(HeapState& heap, WorldStopped stopped) {
   (void)stopped;
+  // Release: a taker that reads false here sees everything the pause wrote (the Ps' caches too).
   heap.world.stopped.store(false, std::memory_order_seq_cst);
-  for (unsigned i = 0; i < heap.nslots; i++) {
-    ProcState& p = heap.proc(i);
-    p.status.store(ProcStatus::idle, std::memory_order_release);
-    p.status.notify_all();
-  }
+  heap.world.stopped.notify_all();  // the takers sleeping in acquire_among
 }
 
 namespace {
@@ -88,10 +97,9 @@ void record_pause(HeapState& heap, std::uint64_t ns) {
 }
 
 // Pacing (DESIGN §4): the plan of pacing.hpp for this bump, published for the allocation paths.
-void set_pacing(HeapState& heap, std::uint64_t pages_to_sweep) {
-  // What survives this cycle: bytes allocated and not freed (freed ones are reclaimed by this
-  // cycle's sweep). Two sums over the Ps: this runs inside the pause, so no full Stats here.
-  const std::uint64_t survivors = surviving_bytes(heap);
+// `survivors`: what survives this cycle, bytes allocated and not freed (freed ones are reclaimed
+// by this cycle's sweep), summed over the Ps just before the stop.
+void set_pacing(HeapState& heap, std::uint64_t survivors, std::uint64_t pages_to_sweep) {
   const PacingPlan plan =
       plan_pacing(survivors, heap.options.gc_percent, heap.options.memory_limit,
                   heap.pages.committed_bytes.load(std::memory_order_relaxed), pages_to_sweep);
@@ -143,6 +151,11 @@ void begin_cycle_locked(HeapState& heap) REQUIRES(heap.world.cycle_mu) {
     }
     release_proc(slot);
   }
+  // Summed over the Ps before the stop, so that the pause does not grow with the number of Ps.
+  // Bytes allocated or freed between this read and the stop count in neither this cycle's
+  // survivors nor the next one's allocations (pacer.allocated restarts at the bump): the trigger
+  // moves by what a few calls allocate. Exact when no other thread runs.
+  const std::uint64_t survivors = surviving_bytes(heap);
   WorldStopped stopped = stop_the_world(heap);
   // Anything a racing mutator left (it could not: nothing becomes unswept mid-cycle, but frees
   // may have swept spans meanwhile) is finished here, with the world stopped.
@@ -154,9 +167,13 @@ void begin_cycle_locked(HeapState& heap) REQUIRES(heap.world.cycle_mu) {
   SPANHEAP_CHECK(&heap, sweep_done(heap),
                  "sweep not done at the bump: unswept spans, a sweeper active or a p mcache not "
                  "flushed (INV-G1, C10)");
-  for (unsigned i = 0; i < heap.nprocs; i++) {
-    SPANHEAP_CHECK(&heap, heap.proc(i).cache.flush_gen.load(std::memory_order_acquire) == sg,
-                   "p mcache not flushed (C10)");
+  // Each P's own flush_gen, besides the count sweep_done read: debug tier, a read a P that the
+  // pause would otherwise grow by.
+  if (heap.debug_checks()) {
+    for (unsigned i = 0; i < heap.nprocs; i++) {
+      SPANHEAP_CHECK(&heap, heap.proc(i).cache.flush_gen.load(std::memory_order_acquire) == sg,
+                     "p mcache not flushed (C10)");
+    }
   }
   if (heap.expensive_checks()) check_cycle_preconditions(heap, stopped);
   if (heap.options.flush == FlushPolicy::eager) {
@@ -176,7 +193,7 @@ void begin_cycle_locked(HeapState& heap) REQUIRES(heap.world.cycle_mu) {
     heap.sweep.stale_procs.store(heap.nprocs, std::memory_order_seq_cst);
   }
   const std::uint64_t cycle = heap.counters.cycles.fetch_add(1, std::memory_order_relaxed) + 1;
-  set_pacing(heap, pages);
+  set_pacing(heap, survivors, pages);
   const std::uint64_t pause = now_ns() - stopped.start_ns();
   record_pause(heap, pause);
   start_the_world(heap, std::move(stopped));

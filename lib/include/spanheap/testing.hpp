@@ -119,6 +119,10 @@ enum class ProtocolPoint : std::uint8_t {
                           // on the stopping thread; another thread may still take that P)
   binding_published,      // a call that took its P with a CAS has bound it to its thread (status
                           // bound, so another thread may revoke it now) and not yet returned
+  took_idle_proc,         // a thread took an idle P with its CAS (Proc handles, sweeper slots,
+                          // a freer helping a stale owner) and has not yet read whether the world
+                          // is stopping: a stop begun meanwhile waits for it or sees it give the
+                          // P back (runs on the taking thread)
 };
 // `only`: the points that call the hook (every point when empty); at the others the heap does not
 // call it at all (find_object passes one on every call).
