@@ -245,6 +245,58 @@ TEST(StopTheWorldProgress, AThreadThatTakesAnIdlePTheStopHasReadGivesItBackUnuse
   EXPECT_VERIFIED(heap);
 }
 
+// The same through the fast paths of a thread that takes its P with a CAS (binding off): its
+// allocation takes its last P after the stop has read every P idle, and must give it back, sleep
+// until the restart and only then allocate. An allocation that kept the P would return while the
+// stopper still holds the world stopped at its read of the last P.
+TEST(StopTheWorldProgress, AnUnboundFastPathThatTakesItsPInsideTheStopGivesItBack) {
+  testing::RecordingHandler rec;
+  Heap heap(two_procs(rec));
+  std::atomic<std::thread::id> stopper_id{};
+  std::atomic<bool> warmed{false};
+  std::atomic<bool> take_now{false};
+  std::atomic<bool> allocated{false};
+  std::atomic<bool> allocated_while_stopped{false};
+  std::atomic<bool> stopper_released{false};
+  std::atomic<int> reads{0};
+  testing::set_protocol_hook(
+      heap,
+      [&](testing::ProtocolPoint) {
+        if (std::this_thread::get_id() != stopper_id.load() || reads.fetch_add(1) != 1) return;
+        // Both Ps read idle: the world is stopped from here to the restart. Let the allocation
+        // run, and hold the stop open long enough for a wrong one to return inside it.
+        take_now = true;
+        wait_until([&] { return allocated.load(); }, std::chrono::milliseconds(300));
+        stopper_released = true;
+      },
+      {testing::ProtocolPoint::stop_found_idle_proc});
+  void* obj = nullptr;
+  Scenario s;
+  s.spawn("allocator (its last P, taken with the fast path's CAS)", [&] {
+    heap.free(heap.allocate(64));  // the thread's last P is now set: the fast path enters it
+    warmed = true;
+    wait_until([&] { return take_now.load(); }, std::chrono::seconds(10));
+    obj = heap.allocate(64);
+    allocated_while_stopped = !stopper_released.load();
+    allocated = true;
+  });
+  s.spawn("stopper (a snapshot)", [&] {
+    wait_until([&] { return warmed.load(); }, std::chrono::seconds(10));
+    stopper_id = std::this_thread::get_id();
+    (void)testing::snapshot(heap);
+  });
+  s.join_all("an unbound fast path taking its P inside the stop");
+  testing::set_protocol_hook(heap, {});
+  EXPECT_GE(reads.load(), 2) << "the stopper never read both Ps idle";
+  EXPECT_TRUE(allocated.load());
+  EXPECT_FALSE(allocated_while_stopped.load())
+      << "an allocation returned while the world was stopped";
+  ASSERT_NE(obj, nullptr);
+  heap.free(obj);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_VERIFIED(heap);
+}
+
 // The same give-up from a thread whose P is bound: its free of another P's object runs in the
 // bound general path (free_holding_bound), waits on that P's stale span, sees the world stopping,
 // gives its P up and takes it back with a CAS (before the stopper reaches it, or after the

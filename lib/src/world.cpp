@@ -37,8 +37,11 @@ WorldStopped stop_the_world(HeapState& heap) {
   // Wait only for those inside a heap call. Bound Ps are revoked together (one barrier for all),
   // then each waits for its binder to leave.
   heap.world.stopped.store(true, std::memory_order_seq_cst);
-  // The common stop finds every P idle (idle is 0): one pass of independent loads shows it.
-  if (SPANHEAP_LIKELY(heap.protocol_points == 0)) {
+  // The common stop finds every P idle (idle is 0): one pass of independent loads shows it. Not
+  // when a test observes each idle P read (the loop below calls its protocol point).
+  constexpr auto found_idle = static_cast<unsigned>(ProtocolPoint::stop_found_idle_proc);
+  static_assert(static_cast<std::uint32_t>(ProcStatus::idle) == 0, "the pass ORs the words");
+  if (SPANHEAP_LIKELY((heap.protocol_points >> found_idle & 1u) == 0)) {
     const ProcStatusWord* const words = heap.statuses.get();
     const unsigned n = heap.nslots;
     std::uint32_t any = 0;
