@@ -98,6 +98,57 @@ TEST(FindObject, IsOldOrNewWhileALargeFreeReleasesTheSpan) {
   EXPECT_EQ(rec.count(), rec.count(ErrorKind::misuse));  // only usable_size's own report
 }
 
+// An object allocated since its span's last sweep counts as allocated because its slot lies below
+// free_index; its allocation bit is still clear. A sweep of the span sets the bit, then publishes
+// free_index = 0. The classifier here waits between its two loads (find_object_between_loads)
+// while the span's stale P sweeps it in its lazy flush. Read in slot_allocated's order, free_index
+// first, it sees the old index (allocated); read the other way round it would take the old clear
+// bit and the new index, and call a live object a free slot (the race the soaks once found).
+TEST(FindObject, ALiveObjectStaysAllocatedWhenItsSpanIsSweptBetweenTheLoads) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(1, rec);
+  o.binding = ProcBinding::off;
+  Heap heap(o);
+  void* obj = heap.proc(0).allocate(64);
+  void* other = heap.proc(0).allocate(64);
+  testing::begin_cycle(heap);  // P0 stale: the span at sg+1, not swept, obj's bit still clear
+  std::atomic<bool> between{false};
+  std::atomic<bool> swept{false};
+  bool swept_in_window = false;
+  int windows = 0;
+  testing::set_protocol_hook(heap,
+                             [&](testing::ProtocolPoint) {
+                               if (windows++ != 0) return;
+                               between = true;
+                               const auto deadline =
+                                   std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                               while (!swept.load() && std::chrono::steady_clock::now() < deadline)
+                                 std::this_thread::yield();
+                               swept_in_window = swept.load();
+                             },
+                             {testing::ProtocolPoint::find_object_between_loads});
+  PointerInfo seen;
+  std::thread classifier([&] { seen = heap.find_object(obj); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!between.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ASSERT_TRUE(between.load()) << "find_object never reached its loads";
+  const std::uint64_t before = heap.stats().swept_by_flush;
+  heap.proc(0).free(other);  // P0's lazy flush sweeps the span: obj's bit set, free_index 0
+  const std::uint64_t after = heap.stats().swept_by_flush;
+  swept = true;
+  classifier.join();
+  testing::set_protocol_hook(heap, {});
+  EXPECT_GT(after, before) << "the free's lazy flush swept nothing";
+  EXPECT_TRUE(swept_in_window) << "the sweep did not run between the classifier's loads";
+  EXPECT_EQ(seen.kind, PointerKind::object_start)
+      << "kind " << static_cast<int>(seen.kind) << " for a live object";
+  EXPECT_FALSE(seen.pending_free);
+  EXPECT_EQ(heap.find_object(obj).kind, PointerKind::object_start);
+  heap.free(obj);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_VERIFIED(heap);
+}
+
 // A hook set for some points runs at those and no others, and an empty set means every point.
 TEST(ProtocolHook, RunsOnlyAtThePointsItAskedFor) {
   testing::RecordingHandler rec;
@@ -115,7 +166,8 @@ TEST(ProtocolHook, RunsOnlyAtThePointsItAskedFor) {
   testing::set_protocol_hook(heap, record);
   big = heap.allocate(size);
   EXPECT_EQ(heap.find_object(big).kind, PointerKind::object_start);
-  EXPECT_EQ(seen, std::vector{testing::ProtocolPoint::find_object_span_read});
+  EXPECT_EQ(seen, (std::vector{testing::ProtocolPoint::find_object_span_read,
+                               testing::ProtocolPoint::find_object_between_loads}));
   testing::set_protocol_hook(heap, {});
   seen.clear();
   heap.free(big);

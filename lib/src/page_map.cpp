@@ -91,7 +91,8 @@ namespace {
 // under it. Every writer of the fields read here (page_free, coalescing, carving, span_init_*)
 // either holds that lock or writes before the release that makes the span in use, so they are
 // stable for as long as the lock is held; the bitmaps and free_index are atomics.
-PointerInfo classify_in_span(const Span& span, std::uintptr_t addr) noexcept {
+PointerInfo classify_in_span(const HeapState& heap, const Span& span,
+                             std::uintptr_t addr) noexcept {
   PointerInfo info;
   info.span_class = span.cls();
   if (addr >= span.limit()) {
@@ -102,7 +103,8 @@ PointerInfo classify_in_span(const Span& span, std::uintptr_t addr) noexcept {
   const std::uintptr_t base = span.start + i * span.elem_size;
   info.base = reinterpret_cast<void*>(base);
   info.size = span.elem_size;
-  if (!slot_allocated(span, i)) {
+  if (!slot_allocated(span, i,
+                      [&] { protocol_point(heap, ProtocolPoint::find_object_between_loads); })) {
     info.kind = PointerKind::free_slot;
     return info;
   }
@@ -140,7 +142,7 @@ PointerInfo find_object(const HeapState& heap, const void* p) noexcept {
     return info;
   }
   protocol_point(heap, ProtocolPoint::find_object_span_read);
-  return classify_in_span(*span, addr);
+  return classify_in_span(heap, *span, addr);
 }
 
 }  // namespace spanheap::detail

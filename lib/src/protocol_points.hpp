@@ -17,6 +17,7 @@ enum class ProtocolPoint : std::uint8_t {
   stop_found_idle_proc,
   binding_published,
   took_idle_proc,
+  find_object_between_loads,
 };
 
 // Set only while no heap call runs; null in normal use.

@@ -40,8 +40,11 @@ std::uint32_t next_free_index(Span& span) noexcept;
 
 // allocated(i) as seen by a freer holding a P while the span is swept for this cycle, for any
 // index (object_slot's answer too): false past the last slot, whose bits it does not read.
-// free_index ≤ nelems, so an index below it needs no range test.
-inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
+// free_index ≤ nelems, so an index below it needs no range test. `between` runs between the two
+// loads: find_object's protocol point there lets a test run a sweep inside the window.
+template <typename Between>
+[[gnu::always_inline]] inline bool slot_allocated(const Span& span, std::uint32_t i,
+                                                  Between&& between) noexcept {
   if (i >= span.nelems) return false;
   // The two tests folded into one word, without a branch between them: whether a freed slot lies
   // below free_index is a coin toss on a span that is being allocated from, and a branch on it
@@ -53,8 +56,12 @@ inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
   // call an object allocated since the last sweep a free slot (the stress drivers' soaks found
   // that: usable_size 0 right after the allocation).
   const std::uint32_t below = span.free_index.load(std::memory_order_acquire);
+  between();
   const std::uint64_t word = span.bits[i / 64].alloc.load(std::memory_order_relaxed) >> (i % 64);
   return ((word | static_cast<std::uint64_t>(i < below)) & 1) != 0;
+}
+[[gnu::always_inline]] inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
+  return slot_allocated(span, i, [] {});
 }
 
 inline bool slot_pending(const Span& span, std::uint32_t i) noexcept {

@@ -195,6 +195,8 @@ static_assert(static_cast<int>(ProtocolPoint::binding_published) ==
               static_cast<int>(detail::ProtocolPoint::binding_published));
 static_assert(static_cast<int>(ProtocolPoint::took_idle_proc) ==
               static_cast<int>(detail::ProtocolPoint::took_idle_proc));
+static_assert(static_cast<int>(ProtocolPoint::find_object_between_loads) ==
+              static_cast<int>(detail::ProtocolPoint::find_object_between_loads));
 
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
                        std::initializer_list<ProtocolPoint> only) {

@@ -123,6 +123,9 @@ enum class ProtocolPoint : std::uint8_t {
                           // a freer helping a stale owner) and has not yet read whether the world
                           // is stopping: a stop begun meanwhile waits for it or sees it give the
                           // P back (runs on the taking thread)
+  find_object_between_loads,  // Heap::find_object has read a slot's free_index and not yet its
+                              // allocation bit, with the page heap lock held (runs on the
+                              // classifying thread; a lazy flush may sweep the span meanwhile)
 };
 // `only`: the points that call the hook (every point when empty); at the others the heap does not
 // call it at all (find_object passes one on every call).
