@@ -429,8 +429,9 @@ class HeapState;
 struct World {
   RankedMutex cycle_mu{LockRank::cycle};  // one cycle / verify / flush_all at a time
   // Set for the whole of a stop (seq_cst: the stopper's half of the handshake of keep_taken);
-  // takers sleep on it (atomic wait) until the restart clears it.
-  std::atomic<bool> stopped{false};
+  // takers sleep on it (atomic wait) until the restart clears it. A line of its own: every call
+  // that takes its P with a CAS reads it, and the sweep counters that follow are written often.
+  alignas(64) std::atomic<bool> stopped{false};
 };
 
 // Proof that the world is stopped: only stop_the_world makes one; functions that need the world
