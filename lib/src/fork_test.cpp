@@ -198,16 +198,6 @@ TEST(Fork, EveryHeapOfTheProcessSurvives) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
-// Waits until `ready` holds or `limit` passes; true if it holds.
-bool wait_for(const std::atomic<bool>& ready, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!ready.load()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
 // A thread of the parent takes P0 from idle just after the fork's stop read it (a stop writes no
 // idle P), and is about to give it back when the fork happens. The child has no such thread, so
 // it must not inherit P0 as taken: its first call on P0, and its next stop, would wait forever.
@@ -230,17 +220,18 @@ TEST(Fork, APTakenInsideTheForksStopIsFreeInTheChild) {
         if (point == testing::ProtocolPoint::stop_found_idle_proc && me == forker_id &&
             reads.fetch_add(1) == 0) {
           take_now = true;  // P0 read idle by the fork's stop: let the taker take it now
-          wait_for(taken, std::chrono::seconds(10));
+          test::wait_until([&] { return taken.load(); }, std::chrono::seconds(10));
         } else if (point == testing::ProtocolPoint::took_idle_proc && me == taker_id.load() &&
                    !taken.exchange(true)) {
-          wait_for(forked, std::chrono::seconds(10));  // hold P0 across the fork
+          test::wait_until([&] { return forked.load(); },
+                           std::chrono::seconds(10));  // across the fork
         }
       },
       {testing::ProtocolPoint::stop_found_idle_proc, testing::ProtocolPoint::took_idle_proc});
   void* y = nullptr;
   std::thread taker([&] {
     taker_id = std::this_thread::get_id();
-    wait_for(take_now, std::chrono::seconds(10));
+    test::wait_until([&] { return take_now.load(); }, std::chrono::seconds(10));
     y = heap.proc(0).allocate(64);
   });
   const pid_t pid = fork();

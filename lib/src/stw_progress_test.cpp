@@ -25,17 +25,7 @@
 namespace spanheap {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// Waits (yielding) until `ready` holds or `limit` passes; true when it held.
-bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds limit) {
-  const auto deadline = Clock::now() + limit;
-  while (!ready()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
+using test::wait_until;
 
 // Threads of one scenario, each with a name and a done flag. join_all() waits for all of them for
 // `limit`; a thread still running then is a deadlock: the watchdog prints who is stuck and aborts,

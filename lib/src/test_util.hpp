@@ -7,11 +7,25 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <thread>
 #include <vector>
 
 namespace spanheap::test {
+
+// Waits (yielding) until `ready` holds or `limit` passes; true when it held. The bound turns a
+// thread that never arrives into a failed expectation instead of a hung test.
+inline bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
 
 // A deterministic heap: nothing happens unless the test asks for it.
 inline Options deterministic(unsigned procs, testing::RecordingHandler& rec,
