@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <functional>
 #include <thread>
 
@@ -303,6 +304,16 @@ bool rebind_after_fork() noexcept {
   if (membarrier_register()) return true;
   membarrier_state.store(2, std::memory_order_relaxed);
   return false;
+}
+
+ProcStatus settled_status(const ProcState& p) noexcept {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  ProcStatus s = p.status().load(std::memory_order_acquire);
+  while (s == ProcStatus::running && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+    s = p.status().load(std::memory_order_acquire);
+  }
+  return s;
 }
 
 bool try_take_idle(HeapState& heap, ProcState& p) noexcept {

@@ -71,6 +71,13 @@ inline void leave_bound(ThreadRecord* me = this_thread_record) noexcept {
   return false;
 }
 
+// P `p`'s status with the world stopped (the verifier's INV-B1 / INV-W1 check). A thread may hold
+// it running for a moment: it took the P with its CAS after the stopper read it idle, and gives it
+// back as soon as it reads the world stopping (keep_taken). This waits that moment out (up to a
+// second: a few instructions, unless the thread is descheduled); a P still running then is one
+// the stop did not wait for.
+ProcStatus settled_status(const ProcState& p) noexcept;
+
 // Acquires P `i` specifically (explicit Proc handles), waiting while it is busy or stopped.
 ProcState& acquire_proc(HeapState& heap, unsigned i);
 // Acquires a sweeper slot (a P without a cache): blocks the world like a P does.

@@ -5,16 +5,15 @@
 
 #include <algorithm>
 #include <bit>
-#include <chrono>
 #include <cstring>
 #include <iterator>
-#include <thread>
 
 #include "cache.hpp"
 #include "central.hpp"
 #include "heap_state.hpp"
 #include "pacing.hpp"
 #include "page_heap.hpp"
+#include "proc.hpp"
 #include "report.hpp"
 #include "size_classes.hpp"
 #include "span.hpp"
@@ -52,20 +51,6 @@ namespace spanheap::detail {
 using testing::SpanLocation;
 
 namespace {
-
-// A P's status with the world stopped. A thread may hold it running for a moment: it took the P
-// with its CAS after the stopper read it idle, and gives it back as soon as it reads the world
-// stopping (keep_taken). Wait out that moment (a second: it is a few instructions, unless the
-// thread is descheduled); a P still running then is one the stop did not wait for.
-ProcStatus settled_status(const ProcState& p) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  ProcStatus s = p.status().load(std::memory_order_acquire);
-  while (s == ProcStatus::running && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::yield();
-    s = p.status().load(std::memory_order_acquire);
-  }
-  return s;
-}
 
 template <typename... Args>
 void fail(std::vector<Violation>* out, const char* id, fmt::format_string<Args...> f,
