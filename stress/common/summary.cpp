@@ -73,8 +73,7 @@ int Run::summarize(const Stats& s, const SharedTally& tally, const PauseLog& pau
       "  ops         {} allocs ({} zeroed, checked), {} frees, {} sweep_one, {} transfers, {} "
       "content checks: {} ops/s, {} alloc/s\n",
       allocs, tally.zeroed.load(), frees, tally.sweeps.load(), tally.transfers.load(),
-      tally.checks.load(),
-      human(ops / std::max(elapsed, 1e-9)),
+      tally.checks.load(), human(ops / std::max(elapsed, 1e-9)),
       human(static_cast<double>(allocs) / std::max(elapsed, 1e-9)));
   fmt::print("  pause       heap histogram ({} pauses): p50 {}, p99 {}, max {}\n", hist_total,
              histogram_percentile(s, 0.50), histogram_percentile(s, 0.99), micros(s.pause_max_ns));
