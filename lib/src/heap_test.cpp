@@ -495,6 +495,10 @@ TEST(HeapThreads, MoreThreadsThanPs) {
   heap.collect();
   while (heap.sweep_one()) {
   }
+  // sweep_one() finds nothing left to take while the background sweeper may still be sweeping the
+  // last span it took, whose frees it has not counted yet: wait for the cycle's sweep to be done.
+  EXPECT_TRUE(test::wait_until([&] { return testing::sweep_done(heap); }, std::chrono::seconds(10)))
+      << "the cycle's sweep never finished";
   EXPECT_EQ(heap.stats().live_objects, 0u);
   EXPECT_VERIFIED(heap);
   EXPECT_EQ(rec.count(), 0u);
