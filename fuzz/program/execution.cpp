@@ -100,6 +100,10 @@ void ProgramExecution::make_heap() {
   // Small arenas and small commit chunks (16 pages, not 64): growth, arena ends and coalescing
   // with fresh runs come sooner, and less is committed, poisoned and recycled per execution.
   o.commit_bytes = std::size_t{128} << 10;
+  // Huge-page arenas (aligned to 2 MiB, grown by whole huge pages) for the even sizes, so that
+  // both growth rules are reached without a field of their own in the encoding. The recycling
+  // provider ignores the advice: no execution waits for the kernel to build a huge page.
+  o.huge_pages = c.arena_mib % 2 == 0;
   RecyclingOsMemory::instance().declare_writes(true);  // declare_written() below
   if (c.fake_os) {
     fake_.emplace(RecyclingOsMemory::instance());  // failures injected over recycled arenas

@@ -107,7 +107,11 @@ std::size_t arena_size_for(const HeapState& heap, std::size_t min_pages) {
 Arena* new_arena(HeapState& heap, std::size_t bytes) REQUIRES(heap.pages.mu) {
   const std::size_t npages = bytes >> page_shift;
   const MetaLayout m = meta_layout(npages);
-  void* base = heap.os->reserve(bytes, granule_size);
+  // Huge pages need an aligned 2 MiB of one mapping: the arena starts on one, and its huge pages
+  // are those it holds whole.
+  const bool huge = arena_wants_huge(heap, bytes);
+  void* base =
+      heap.os->reserve(bytes, huge ? std::max(granule_size, huge_page_size) : granule_size);
   if (base == nullptr) return nullptr;
   void* meta = heap.os->reserve(m.total, page_size);
   if (meta == nullptr || !heap.os->commit(meta, page_size)) {
@@ -120,6 +124,8 @@ Arena* new_arena(HeapState& heap, std::size_t bytes) REQUIRES(heap.pages.mu) {
   arena->base = reinterpret_cast<std::uintptr_t>(base);
   arena->npages = npages;
   arena->owner = &heap;
+  arena->huge = huge;
+  if (huge) heap.os->advise_huge_pages(base, bytes / huge_page_size * huge_page_size);
   arena->meta = meta;
   arena->meta_bytes = m.total;
   auto* bytes_at = static_cast<std::byte*>(meta);

@@ -151,6 +151,7 @@ Options Options::from_env(Options o) {
   if (const char* v = env("SPANHEAP_CLOBBER")) o.debug.clobber_freed = parse_bool(v);
   if (const char* v = env("SPANHEAP_VERIFY")) o.debug.verify_each_cycle = parse_bool(v);
   if (const char* v = env("SPANHEAP_TRACE")) o.trace = parse_bool(v);
+  if (const char* v = env("SPANHEAP_HUGE_PAGES")) o.huge_pages = parse_bool(v);
   return o;
 }
 

@@ -29,6 +29,16 @@ void SystemMemory::release(void* p, std::size_t size) { madvise(p, size, MADV_DO
 
 void SystemMemory::unreserve(void* p, std::size_t size) { munmap(p, size); }
 
+void SystemMemory::advise_huge_pages(void* p, std::size_t size) {
+#ifdef MADV_HUGEPAGE
+  // EINVAL without transparent huge pages in the kernel: the pages stay small, nothing else.
+  (void)madvise(p, size, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)size;
+#endif
+}
+
 }  // namespace spanheap::detail
 
 namespace spanheap {

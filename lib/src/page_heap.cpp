@@ -241,6 +241,12 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   // each: a tunable between commit calls and committed-but-unused memory.
   const std::size_t min_commit_pages = heap.options.commit_bytes >> page_shift;
   std::size_t commit_pages = std::min(std::max(npages, min_commit_pages), room);
+  // In an arena of huge pages, growth ends on a huge page's end: a huge page is only built for
+  // an aligned 2 MiB that is committed whole, and the first touch of it faults it all in anyway.
+  const std::size_t done_pages = fresh ? 0 : arena->committed_pages;
+  if (fresh ? arena_wants_huge(heap, fresh_bytes) : arena->huge)
+    commit_pages =
+        std::min(round_up(done_pages + commit_pages, pages_per_huge_page) - done_pages, room);
   // The memory limit counts metadata too, and is checked before anything is reserved: a refused
   // request costs neither address space nor resident page tables.
   const std::size_t limit = heap.options.memory_limit;
@@ -248,10 +254,9 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
     const std::size_t used = heap.pages.committed_bytes.load(std::memory_order_relaxed) +
                              heap.pages.meta_bytes.load(std::memory_order_relaxed);
     auto cost = [&](std::size_t pages) {
-      const std::size_t done = fresh ? 0 : arena->committed_pages;
       const TableBytes t = table_bytes(arena_pages, pages);
       const std::size_t tables =
-          fresh ? page_size + t.spans + t.history : table_growth(*arena, done + pages);
+          fresh ? page_size + t.spans + t.history : table_growth(*arena, done_pages + pages);
       return (pages << page_shift) + tables;
     };
     if (used + cost(commit_pages) > limit) {

@@ -26,6 +26,7 @@ namespace spanheap::testing {
 void* FakeOsMemory::reserve(std::size_t size, std::size_t align) {
   std::lock_guard<std::mutex> g(mu_);
   reserve_calls_++;
+  aligns_.push_back(align);
   if (fail_reserves_ > 0) {
     fail_reserves_--;
     failures_++;
@@ -75,6 +76,12 @@ void FakeOsMemory::unreserve(void* p, std::size_t size) {
   under_.unreserve(p, size);
 }
 
+void FakeOsMemory::advise_huge_pages(void* p, std::size_t size) {
+  std::lock_guard<std::mutex> g(mu_);
+  advice_.push_back(Range{reinterpret_cast<std::uintptr_t>(p), size});
+  under_.advise_huge_pages(p, size);
+}
+
 void FakeOsMemory::fail_reserves(unsigned n) {
   std::lock_guard<std::mutex> g(mu_);
   fail_reserves_ = n;
@@ -110,6 +117,14 @@ unsigned FakeOsMemory::commit_calls() const {
 unsigned FakeOsMemory::failures() const {
   std::lock_guard<std::mutex> g(mu_);
   return failures_;
+}
+std::vector<FakeOsMemory::Range> FakeOsMemory::huge_page_advice() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return advice_;
+}
+std::vector<std::size_t> FakeOsMemory::reserve_aligns() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return aligns_;
 }
 
 // ---- RecordingHandler -----------------------------------------------------------------------

@@ -43,6 +43,9 @@ static_assert((std::size_t{1} << page_shift) == page_size);
 inline constexpr std::size_t granule_shift = 20;
 inline constexpr std::size_t granule_size = std::size_t{1} << granule_shift;
 inline constexpr std::size_t pages_per_granule = granule_size / page_size;
+// The huge page of x86-64 and of arm64 with 4 KiB base pages (Options::huge_pages).
+inline constexpr std::size_t huge_page_size = std::size_t{2} << 20;
+inline constexpr std::size_t pages_per_huge_page = huge_page_size / page_size;
 // The most Ps a heap may have: bounds the per-P arrays; Go's GOMAXPROCS limit is 256 too.
 inline constexpr unsigned max_procs = 256;
 // The most background sweepers: each is a thread, and past a few per core they only contend for
@@ -241,7 +244,10 @@ struct Arena {
   // readers bound their page index by it; entries past it are inaccessible memory.
   std::atomic<std::size_t> table_pages{0};  // atomic (acq/rel): the entries below it exist
   HeapState* owner = nullptr;               // immutable after init
-  std::atomic<Span*>* spans = nullptr;      // page -> span (atomic (acq/rel): span fields)
+  // Advised to be backed by huge pages (Options::huge_pages): base is aligned to one, and the
+  // page heap commits it in whole ones (grow). Immutable after init.
+  bool huge = false;
+  std::atomic<Span*>* spans = nullptr;  // page -> span (atomic (acq/rel): span fields)
   // page -> what it was last used for (PageHistory, history_bits each; written under the page
   // heap lock, read lock-free by the bad-free path).
   std::atomic<std::uint64_t>* history = nullptr;

@@ -107,6 +107,14 @@ class OsMemory {
   // When false (the default), memory is plain memory to the provider: commit() hands it back
   // accessible, and the heap unpoisons whatever it poisoned before it unreserves it.
   virtual bool keeps_poison() const noexcept { return false; }
+  // Asks that [p, p+size), part of a reservation, be backed by huge pages where the OS can
+  // (Linux: madvise(MADV_HUGEPAGE), which transparent huge pages in "madvise" mode need). A
+  // hint: nothing fails without it. Called once per arena, before any of it is committed, when
+  // Options::huge_pages is set. The default does nothing.
+  virtual void advise_huge_pages(void* p, std::size_t size) {
+    (void)p;
+    (void)size;
+  }
 };
 
 // The real provider (mmap / mprotect / madvise). Shared by every heap that is not given another.
@@ -141,13 +149,20 @@ struct Options {
   // less committed-but-unused memory. Fuzzers use smaller chunks to reach growth more often.
   std::size_t commit_bytes = std::size_t{512} << 10;
   unsigned release_after_cycles = 2;  // free page runs idle this many cycles go back to the OS
-  bool trace = false;                 // one line per cycle on stderr (also SPANHEAP_TRACE=1)
-  OsMemory* os = nullptr;             // nullptr = system_memory(); not owned
+  // Back arenas with 2 MiB huge pages where the OS allows it (OsMemory::advise_huge_pages): an
+  // arena is then aligned to 2 MiB and grows by whole huge pages, so that a workload whose live
+  // set is larger than the TLB's reach walks far fewer page-table entries and takes one page
+  // fault per 2 MiB. The cost: resident memory rounds up to 2 MiB steps of growth, and a release
+  // of part of a huge page splits it (docs/design.md "Huge pages").
+  bool huge_pages = true;
+  bool trace = false;      // one line per cycle on stderr (also SPANHEAP_TRACE=1)
+  OsMemory* os = nullptr;  // nullptr = system_memory(); not owned
 
   // `base` overridden by SPANHEAP_PROCS, SPANHEAP_SWEEPERS, SPANHEAP_FLUSH (lazy|eager),
   // SPANHEAP_REUSE (owner|next_cycle), SPANHEAP_BINDING (automatic|fenced|off),
   // SPANHEAP_GC_PERCENT, SPANHEAP_MEMORY_LIMIT, SPANHEAP_CHECKS (release|debug|expensive),
   // SPANHEAP_POISON, SPANHEAP_CLOBBER, SPANHEAP_COLLECT_EVERY, SPANHEAP_VERIFY, SPANHEAP_TRACE,
+  // SPANHEAP_HUGE_PAGES,
   // SPANHEAP_ARENA_BYTES, SPANHEAP_COMMIT_BYTES.
   static Options from_env(Options base);
   static Options from_env();  // from_env(Options{})

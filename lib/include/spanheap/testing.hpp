@@ -30,6 +30,7 @@ class FakeOsMemory final : public OsMemory {
   bool commit(void* p, std::size_t size) override;
   void release(void* p, std::size_t size) override;
   void unreserve(void* p, std::size_t size) override;
+  void advise_huge_pages(void* p, std::size_t size) override;  // recorded, then passed on
   // The layer underneath's: the fake changes no byte and no poison of the memory it passes on.
   bool keeps_poison() const noexcept override { return under_.keeps_poison(); }
 
@@ -45,6 +46,12 @@ class FakeOsMemory final : public OsMemory {
   unsigned reserve_calls() const;
   unsigned commit_calls() const;
   unsigned failures() const;  // calls that were made to fail
+  struct Range {
+    std::uintptr_t base;
+    std::size_t size;
+  };
+  std::vector<Range> huge_page_advice() const;      // every advise_huge_pages call, in order
+  std::vector<std::size_t> reserve_aligns() const;  // the alignment each reserve call asked for
 
  private:
   OsMemory& under_;
@@ -58,6 +65,8 @@ class FakeOsMemory final : public OsMemory {
   unsigned reserve_calls_ = 0;
   unsigned commit_calls_ = 0;
   unsigned failures_ = 0;
+  std::vector<Range> advice_;
+  std::vector<std::size_t> aligns_;
   struct Region {
     std::uintptr_t base;
     std::size_t size;
