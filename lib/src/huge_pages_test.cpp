@@ -131,6 +131,42 @@ TEST(HugePages, AtTheMemoryLimitGrowthFallsBackToWhatTheRequestNeeds) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// The scavenger leaves a free run that holds no whole huge page (releasing it would split huge
+// pages in use, and khugepaged would fault it back in), and releases one that holds one.
+TEST(HugePages, OnlyFreeRunsHoldingAWholeHugePageAreReleased) {
+  for (bool huge_pages : {true, false}) {
+    SCOPED_TRACE(huge_pages ? "huge pages" : "small pages");
+    testing::RecordingHandler rec;
+    testing::FakeOsMemory os;
+    Options o = huge_options(rec, os, 16 * mib, huge_pages);
+    o.release_after_cycles = 1;
+    Heap heap(o);
+    // Large objects, each its own run: a 512 KiB run freed between two 1 MiB ones, then all.
+    void* a = heap.allocate(mib);
+    void* b = heap.allocate(mib / 2);
+    void* c = heap.allocate(mib);
+    ASSERT_TRUE(a != nullptr && b != nullptr && c != nullptr);
+    heap.free(b);
+    for (int i = 0; i < 3; i++) heap.collect();
+    if (huge_pages) {
+      // Neither b's run nor the rest of the committed huge pages past c holds a whole one.
+      EXPECT_EQ(os.released_bytes(), 0u);
+      EXPECT_EQ(heap.stats().released_bytes, 0u);
+    } else {
+      EXPECT_GE(os.released_bytes(), mib / 2);
+    }
+    heap.free(a);
+    heap.free(c);
+    for (int i = 0; i < 3; i++) heap.collect();
+    const Stats st = heap.stats();
+    // Everything is free: one run of whole huge pages, released.
+    EXPECT_GE(st.released_bytes, 2 * mib);
+    EXPECT_EQ(st.released_bytes, os.released_bytes() - (huge_pages ? 0 : mib / 2));
+    EXPECT_TRUE(heap.verify().ok());
+    EXPECT_EQ(rec.count(), 0u);
+  }
+}
+
 TEST(HugePages, OnByDefaultAndOffWithTheEnvironment) {
   EXPECT_TRUE(Options{}.huge_pages);
   setenv("SPANHEAP_HUGE_PAGES", "0", 1);

@@ -458,6 +458,13 @@ void page_scavenge(HeapState& heap, std::uint64_t cycle) {
     for (Span* s = list.first; s != nullptr; s = s->next) {
       if (goal != 0 && retained() <= goal) return;
       if (s->released || cycle - s->free_since < heap.options.release_after_cycles) continue;
+      // In an arena of huge pages a run that holds no whole huge page stays: releasing it would
+      // split the huge pages it shares with spans in use (costing their TLB reach), and the
+      // kernel's khugepaged collapses a huge page that has any page present back in whole,
+      // faulting the released pages in again unseen. A run that holds one is released whole.
+      if (s->arena->huge &&
+          round_up(s->start, huge_page_size) + huge_page_size > s->start + s->bytes())
+        continue;
       heap.os->release(reinterpret_cast<void*>(s->start), s->bytes());
       s->released = true;
       s->need_zero.store(false, std::memory_order_relaxed);
