@@ -104,12 +104,13 @@ std::size_t arena_size_for(const HeapState& heap, std::size_t min_pages) {
   return std::max(bytes, round_up(min_pages << page_shift, granule_size));
 }
 
-Arena* new_arena(HeapState& heap, std::size_t bytes) REQUIRES(heap.pages.mu) {
+Arena* new_arena(HeapState& heap, std::size_t bytes, bool huge) REQUIRES(heap.pages.mu) {
   const std::size_t npages = bytes >> page_shift;
   const MetaLayout m = meta_layout(npages);
   // Huge pages need an aligned 2 MiB of one mapping: the arena starts on one, and its huge pages
   // are those it holds whole.
-  const bool huge = arena_wants_huge(heap, bytes);
+  SPANHEAP_DCHECK(&heap, !huge || arena_wants_huge(heap, bytes),
+                  "an arena of huge pages too small for one");
   void* base =
       heap.os->reserve(bytes, huge ? std::max(granule_size, huge_page_size) : granule_size);
   if (base == nullptr) return nullptr;

@@ -35,13 +35,14 @@ void drop_fresh_arena(HeapState& heap, Arena* arena) REQUIRES(heap.pages.mu);
 // The bytes of address space an arena for a request of `min_pages` pages spans.
 std::size_t arena_size_for(const HeapState& heap, std::size_t min_pages);
 
-// Whether an arena of `bytes` is one of huge pages (Arena::huge): Options::huge_pages, and room
-// for one at least.
+// Whether an arena of `bytes` may be one of huge pages (Arena::huge): Options::huge_pages, and
+// room for one at least.
 inline bool arena_wants_huge(const HeapState& heap, std::size_t bytes) noexcept {
   return heap.options.huge_pages && bytes >= huge_page_size;
 }
 
 // Reserves an arena of `bytes` and commits its header page (its tables are committed by grow()).
-Arena* new_arena(HeapState& heap, std::size_t bytes) REQUIRES(heap.pages.mu);
+// `huge`: an arena of huge pages (requires arena_wants_huge).
+Arena* new_arena(HeapState& heap, std::size_t bytes, bool huge) REQUIRES(heap.pages.mu);
 
 }  // namespace spanheap::detail

@@ -49,7 +49,7 @@ Span* cache_span(HeapState& heap, Cache& by, Central& central) {
     }
   }
   if (span == nullptr) {
-    span = page_alloc(heap, sc.npages, sweep_one);
+    span = page_alloc(heap, sc.npages, sweep_one, page_size, /*small_objects=*/true);
     if (span == nullptr) return nullptr;
     span_init_small(*span, cls);
     heap.classes_used[cls / 64].fetch_or(std::uint64_t{1} << (cls % 64), std::memory_order_relaxed);

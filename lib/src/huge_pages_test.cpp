@@ -3,6 +3,7 @@
 // advice. Whether the kernel then builds huge pages is its business (docs/design.md "Huge pages").
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
@@ -30,7 +31,10 @@ bool inside(const testing::FakeOsMemory::Range& r, const void* p) {
   return a >= r.base && a < r.base + r.size;
 }
 
-TEST(HugePages, AnArenaIsAlignedAdvisedAndGrownByWholeHugePages) {
+// Objects of 8 KiB: a small class (spans of 8 of them), so they take the arenas of huge pages.
+constexpr std::size_t small_object = 8192;
+
+TEST(HugePages, AnArenaOfSmallObjectsIsAlignedAdvisedAndGrownByWholeHugePages) {
   testing::RecordingHandler rec;
   testing::FakeOsMemory os;
   Heap heap(huge_options(rec, os, 8 * mib, true));
@@ -46,22 +50,54 @@ TEST(HugePages, AnArenaIsAlignedAdvisedAndGrownByWholeHugePages) {
   EXPECT_TRUE(inside(advice[0], first));
   // The first growth asked for commit_bytes (512 KiB) and got the whole huge page.
   EXPECT_EQ(heap.stats().mapped_bytes, huge);
-  // Large objects of 96 KiB take the page heap's runs: every growth ends on a huge page.
   std::vector<void*> live;
   std::size_t grew = 0;
   std::size_t mapped = heap.stats().mapped_bytes;
-  for (int i = 0; i < 60; i++) {
-    live.push_back(heap.allocate(96 << 10));
+  for (int i = 0; i < 640; i++) {  // 5 MiB
+    live.push_back(heap.allocate(small_object));
     ASSERT_NE(live.back(), nullptr);
-    EXPECT_TRUE(inside(advice[0], live.back()));
+    ASSERT_TRUE(inside(advice[0], live.back())) << i;
     const std::size_t now = heap.stats().mapped_bytes;
-    EXPECT_EQ(now % huge, 0u) << "a growth ended inside a huge page: " << now;
+    ASSERT_EQ(now % huge, 0u) << "a growth ended inside a huge page: " << now;
     if (now != mapped) grew++;
     mapped = now;
   }
   EXPECT_GE(grew, 2u);
+  EXPECT_EQ(os.huge_page_advice().size(), 1u);
   for (void* p : live) heap.free(p);
   heap.free(first);
+  EXPECT_TRUE(heap.verify().ok());
+  EXPECT_EQ(rec.count(), 0u);
+}
+
+// A large object's pages come from an arena of small pages: touching a huge page faults all of
+// it in, and a large object is often touched in part only (a buffer, a vector's reserve).
+TEST(HugePages, LargeObjectsTakeAnArenaOfSmallPages) {
+  testing::RecordingHandler rec;
+  testing::FakeOsMemory os;
+  Heap heap(huge_options(rec, os, 8 * mib, true));
+  void* small = heap.allocate(64);
+  void* large = heap.allocate(96 << 10);
+  void* small2 = heap.allocate(small_object);
+  ASSERT_TRUE(small != nullptr && large != nullptr && small2 != nullptr);
+  const auto advice = os.huge_page_advice();
+  ASSERT_EQ(advice.size(), 1u) << "the large object's arena was advised";
+  EXPECT_TRUE(inside(advice[0], small));
+  EXPECT_TRUE(inside(advice[0], small2));
+  EXPECT_FALSE(inside(advice[0], large));
+  const auto aligns = os.reserve_aligns();
+  EXPECT_NE(std::find(aligns.begin(), aligns.end(), mib), aligns.end())
+      << "no arena reserved at the granule's alignment";
+  // A huge page for the small objects, commit_bytes for the large one.
+  EXPECT_EQ(heap.stats().mapped_bytes, huge + (std::size_t{512} << 10));
+  EXPECT_TRUE(heap.verify().ok());  // every free run on the lists of its arena's kind
+  heap.free(large);
+  // Freed, its run goes back to the lists of its own kind: the next small span does not take it.
+  void* small3 = heap.allocate(small_object);
+  EXPECT_TRUE(inside(advice[0], small3));
+  heap.free(small);
+  heap.free(small2);
+  heap.free(small3);
   EXPECT_TRUE(heap.verify().ok());
   EXPECT_EQ(rec.count(), 0u);
 }
@@ -98,7 +134,7 @@ TEST(HugePages, TheAdviceCoversWholeHugePagesAndGrowthStopsAtTheArenaEnd) {
   testing::FakeOsMemory os;
   Heap heap(huge_options(rec, os, 3 * mib, true));
   std::vector<void*> live;
-  for (int i = 0; i < 24; i++) live.push_back(heap.allocate(96 << 10));  // 2.25 MiB
+  for (int i = 0; i < 288; i++) live.push_back(heap.allocate(small_object));  // 2.25 MiB
   for (void* p : live) ASSERT_NE(p, nullptr);
   const auto advice = os.huge_page_advice();
   ASSERT_GE(advice.size(), 1u);
@@ -141,27 +177,39 @@ TEST(HugePages, OnlyFreeRunsHoldingAWholeHugePageAreReleased) {
     Options o = huge_options(rec, os, 16 * mib, huge_pages);
     o.release_after_cycles = 1;
     Heap heap(o);
-    // Large objects, each its own run: a 512 KiB run freed between two 1 MiB ones, then all.
-    void* a = heap.allocate(mib);
-    void* b = heap.allocate(mib / 2);
-    void* c = heap.allocate(mib);
-    ASSERT_TRUE(a != nullptr && b != nullptr && c != nullptr);
-    heap.free(b);
-    for (int i = 0; i < 3; i++) heap.collect();
+    // 4 MiB of small objects, the first and the last kept: the runs freed between them span
+    // both huge pages but hold neither whole.
+    std::vector<void*> objects;
+    for (int i = 0; i < 512; i++) objects.push_back(heap.allocate(small_object));
+    for (void* p : objects) ASSERT_NE(p, nullptr);
+    std::uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (void* p : objects) {
+      lo = std::min(lo, reinterpret_cast<std::uintptr_t>(p));
+      hi = std::max(hi, reinterpret_cast<std::uintptr_t>(p));
+    }
+    ASSERT_EQ(hi - lo, 4 * mib - small_object) << "the objects are not one run of 4 MiB";
+    for (std::size_t i = 1; i + 1 < objects.size(); i++) heap.free(objects[i]);
+    for (int i = 0; i < 3; i++) {
+      heap.collect();
+      while (heap.sweep_one()) {
+      }
+    }
+    ASSERT_LT(heap.stats().span_bytes, mib) << "the emptied spans did not go back to the pages";
     if (huge_pages) {
-      // Neither b's run nor the rest of the committed huge pages past c holds a whole one.
       EXPECT_EQ(os.released_bytes(), 0u);
       EXPECT_EQ(heap.stats().released_bytes, 0u);
     } else {
-      EXPECT_GE(os.released_bytes(), mib / 2);
+      EXPECT_GE(os.released_bytes(), 2 * mib);
     }
-    heap.free(a);
-    heap.free(c);
-    for (int i = 0; i < 3; i++) heap.collect();
-    const Stats st = heap.stats();
-    // Everything is free: one run of whole huge pages, released.
-    EXPECT_GE(st.released_bytes, 2 * mib);
-    EXPECT_EQ(st.released_bytes, os.released_bytes() - (huge_pages ? 0 : mib / 2));
+    heap.free(objects.front());
+    heap.free(objects.back());
+    for (int i = 0; i < 3; i++) {
+      heap.collect();
+      while (heap.sweep_one()) {
+      }
+    }
+    // Everything is free: one run of two whole huge pages, released.
+    EXPECT_GE(heap.stats().released_bytes, 4 * mib);
     EXPECT_TRUE(heap.verify().ok());
     EXPECT_EQ(rec.count(), 0u);
   }

@@ -122,34 +122,38 @@ void recycle_span_struct(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
   heap.pages.span_pool = s;
 }
 
-SpanList& free_list_for(PageHeap& ph, std::size_t npages) REQUIRES(ph.mu) {
-  return npages < free_list_exact ? ph.free_runs[npages] : ph.free_long;
+// A run's kind is its arena's (PageHeap::free_runs).
+unsigned kind_of(const Span* s) noexcept { return s->arena->huge ? 1 : 0; }
+
+SpanList& free_list_for(PageHeap& ph, unsigned kind, std::size_t npages) REQUIRES(ph.mu) {
+  return npages < free_list_exact ? ph.free_runs[kind][npages] : ph.free_long[kind];
 }
 
 void insert_free(PageHeap& ph, Span* s) REQUIRES(ph.mu) {
-  list_push_back(free_list_for(ph, s->npages), s);
+  const unsigned kind = kind_of(s);
+  list_push_back(free_list_for(ph, kind, s->npages), s);
   if (s->npages < free_list_exact)
-    ph.nonempty[s->npages / 64] |= std::uint64_t{1} << (s->npages % 64);
+    ph.nonempty[kind][s->npages / 64] |= std::uint64_t{1} << (s->npages % 64);
 }
 
 void remove_free(PageHeap& ph, Span* s) REQUIRES(ph.mu) {
   SpanList* list = s->list.load(std::memory_order_relaxed);
   list_remove(*list, s);
   if (s->npages < free_list_exact && list->first == nullptr)
-    ph.nonempty[s->npages / 64] &= ~(std::uint64_t{1} << (s->npages % 64));
+    ph.nonempty[kind_of(s)][s->npages / 64] &= ~(std::uint64_t{1} << (s->npages % 64));
 }
 
-// First fit over the exact lists, then best fit over the long list.
-Span* find_free(PageHeap& ph, std::size_t npages) REQUIRES(ph.mu) {
+// First fit over the exact lists of `kind`, then best fit over its long list.
+Span* find_free(PageHeap& ph, unsigned kind, std::size_t npages) REQUIRES(ph.mu) {
   // The smallest non-empty exact list ≥ npages, found with the bitmap of non-empty lists.
   for (std::size_t w = npages / 64; npages < free_list_exact && w < free_list_exact / 64; w++) {
-    std::uint64_t bits = ph.nonempty[w];
+    std::uint64_t bits = ph.nonempty[kind][w];
     if (w == npages / 64) bits &= ~std::uint64_t{0} << (npages % 64);
     if (bits != 0)
-      return ph.free_runs[w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits))].first;
+      return ph.free_runs[kind][w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits))].first;
   }
   Span* best = nullptr;
-  for (Span* s = ph.free_long.first; s != nullptr; s = s->next) {
+  for (Span* s = ph.free_long[kind].first; s != nullptr; s = s->next) {
     if (s->npages >= npages && (best == nullptr || s->npages < best->npages)) best = s;
   }
   return best;
@@ -229,10 +233,11 @@ void coalesce_and_insert(HeapState& heap, Span* s) REQUIRES(heap.pages.mu) {
   insert_free(heap.pages, keep);
 }
 
-// Commits at least `npages` more pages as one free run. False when the memory limit or the OS
-// refuses; a growth that fails gives back whatever it reserved for itself.
-bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
-  Arena* arena = heap.pages.current;
+// Commits at least `npages` more pages as one free run of `kind` (in an arena of that kind). False
+// when the memory limit or the OS refuses; a growth that fails gives back whatever it reserved
+// for itself.
+bool grow(HeapState& heap, unsigned kind, std::size_t npages) REQUIRES(heap.pages.mu) {
+  Arena* arena = heap.pages.current[kind];
   const bool fresh = arena == nullptr || arena->npages - arena->committed_pages < npages;
   const std::size_t fresh_bytes = fresh ? arena_size_for(heap, npages) : 0;
   const std::size_t arena_pages = fresh ? fresh_bytes >> page_shift : arena->npages;
@@ -244,7 +249,7 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   // In an arena of huge pages, growth ends on a huge page's end: a huge page is only built for
   // an aligned 2 MiB that is committed whole, and the first touch of it faults it all in anyway.
   const std::size_t done_pages = fresh ? 0 : arena->committed_pages;
-  if (fresh ? arena_wants_huge(heap, fresh_bytes) : arena->huge)
+  if (kind == 1)
     commit_pages =
         std::min(round_up(done_pages + commit_pages, pages_per_huge_page) - done_pages, room);
   // The memory limit counts metadata too, and is checked before anything is reserved: a refused
@@ -265,7 +270,7 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
     }
   }
   if (fresh) {
-    arena = new_arena(heap, fresh_bytes);
+    arena = new_arena(heap, fresh_bytes, kind == 1);
     if (arena == nullptr) return false;
   }
   const std::uintptr_t start = arena->base + (arena->committed_pages << page_shift);
@@ -278,9 +283,9 @@ bool grow(HeapState& heap, std::size_t npages) REQUIRES(heap.pages.mu) {
   }
   // A dedicated arena for a request larger than Options::arena_bytes does not replace the
   // current one, whose uncommitted rest stays in use for ordinary growth.
-  if (fresh &&
-      (heap.pages.current == nullptr || arena_pages <= (heap.options.arena_bytes >> page_shift)))
-    heap.pages.current = arena;
+  if (fresh && (heap.pages.current[kind] == nullptr ||
+                arena_pages <= (heap.options.arena_bytes >> page_shift)))
+    heap.pages.current[kind] = arena;
   // A free run, poisoned (DebugOptions::poison_freed): an OS layer that keeps poison hands it over
   // poisoned already, which spares a pass over the shadow of every arena commit.
   if (!os_keeps_poison(heap)) {
@@ -376,12 +381,14 @@ Span* carve_aligned(HeapState& heap, Span* s, std::size_t npages, std::size_t al
 
 }  // namespace
 
-Span* page_alloc(HeapState& heap, std::size_t npages, Reclaim reclaim, std::size_t align) {
+Span* page_alloc(HeapState& heap, std::size_t npages, Reclaim reclaim, std::size_t align,
+                 bool small_objects) {
   // Any run of this many pages holds `npages` pages starting at a multiple of `align`.
   const std::size_t need = npages + (align >> page_shift) - 1;
+  const unsigned kind = small_objects && arena_wants_huge(heap, arena_size_for(heap, need)) ? 1 : 0;
   {
     LockGuard g(heap.pages.mu);
-    if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
+    if (Span* s = find_free(heap.pages, kind, need)) return carve_aligned(heap, s, npages, align);
   }
   // Sweep on demand before growing: sweeping may free runs that fit (Go's mheap.reclaim). Bounded
   // like cache_span's budget: the caller holds a P, so a stop-the-world waits for this loop, and
@@ -389,12 +396,12 @@ Span* page_alloc(HeapState& heap, std::size_t npages, Reclaim reclaim, std::size
   for (int budget = page_sweep_budget; budget > 0 && reclaim(heap, SweepKind::on_demand);
        budget--) {
     LockGuard g(heap.pages.mu);
-    if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
+    if (Span* s = find_free(heap.pages, kind, need)) return carve_aligned(heap, s, npages, align);
   }
   LockGuard g(heap.pages.mu);
-  if (Span* s = find_free(heap.pages, need)) return carve_aligned(heap, s, npages, align);
-  if (!grow(heap, need)) return nullptr;
-  Span* s = find_free(heap.pages, need);
+  if (Span* s = find_free(heap.pages, kind, need)) return carve_aligned(heap, s, npages, align);
+  if (!grow(heap, kind, need)) return nullptr;
+  Span* s = find_free(heap.pages, kind, need);
   return s != nullptr ? carve_aligned(heap, s, npages, align) : nullptr;
 }
 
@@ -471,8 +478,10 @@ void page_scavenge(HeapState& heap, std::uint64_t cycle) {
       heap.pages.released_bytes.fetch_add(s->bytes(), std::memory_order_relaxed);
     }
   };
-  for (SpanList& list : heap.pages.free_runs) scan(list);
-  scan(heap.pages.free_long);
+  for (unsigned kind = 0; kind < page_kinds; kind++) {
+    for (SpanList& list : heap.pages.free_runs[kind]) scan(list);
+    scan(heap.pages.free_long[kind]);
+  }
 }
 
 void page_heap_destroy(HeapState& heap) NO_THREAD_SAFETY_ANALYSIS {

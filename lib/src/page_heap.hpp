@@ -22,9 +22,12 @@ using Reclaim = bool (&)(HeapState& heap, SweepKind kind);
 // map entries pointing at it, state still dead: span_init_* publishes it in_use), or nullptr when
 // the OS or the memory limit says no (the caller reports). Before growing, sweeps on demand with
 // `reclaim` (a bounded number of spans), taking a run that the sweep freed if one fits.
-// The span starts at a multiple of `align` (a power of two ≥ page_size).
+// The span starts at a multiple of `align` (a power of two ≥ page_size). `small_objects`: the
+// span will hold small objects, and comes from an arena of huge pages when Options::huge_pages
+// allows (page_kind); a large object's pages come from the other arenas, so that huge pages are
+// faulted in whole only where small objects fill them.
 Span* page_alloc(HeapState& heap, std::size_t npages, Reclaim reclaim,
-                 std::size_t align = page_size);
+                 std::size_t align = page_size, bool small_objects = false);
 
 // Returns an in-use span to the free runs, coalescing with its neighbours, and publishes it at
 // sg (T4) after its last write. Requires: the caller's sweep owns it (sweepgen == sg-1) and

@@ -244,8 +244,9 @@ struct Arena {
   // readers bound their page index by it; entries past it are inaccessible memory.
   std::atomic<std::size_t> table_pages{0};  // atomic (acq/rel): the entries below it exist
   HeapState* owner = nullptr;               // immutable after init
-  // Advised to be backed by huge pages (Options::huge_pages): base is aligned to one, and the
-  // page heap commits it in whole ones (grow). Immutable after init.
+  // Advised to be backed by huge pages (Options::huge_pages): base is aligned to one, the page
+  // heap commits it in whole ones (grow), and it serves only spans of small objects (its runs
+  // are PageHeap's kind 1). Immutable after init.
   bool huge = false;
   std::atomic<Span*>* spans = nullptr;  // page -> span (atomic (acq/rel): span fields)
   // page -> what it was last used for (PageHistory, history_bits each; written under the page
@@ -263,14 +264,21 @@ struct Arena {
 // Runs of fewer pages than this have an exact-size free list; longer ones share one list.
 inline constexpr std::size_t free_list_exact = 128;
 
+// Two kinds of arenas and of free runs (Options::huge_pages): [1] arenas of huge pages, which
+// serve the spans of small objects, and [0] the others, which serve large objects (and every
+// request when huge pages are off). A free run is listed under its arena's kind.
+inline constexpr unsigned page_kinds = 2;
+
 struct PageHeap {
   RankedMutex mu{LockRank::page_heap};
   Arena* arenas GUARDED_BY(mu) = nullptr;
-  Arena* current GUARDED_BY(mu) = nullptr;             // the arena new pages are committed from
-  SpanList free_runs[free_list_exact] GUARDED_BY(mu);  // [n] = free runs of exactly n pages
-  SpanList free_long GUARDED_BY(mu);                   // free runs of ≥ free_list_exact pages
-  // Bit n: free_runs[n] is non-empty (set and cleared with the list; the verifier checks it).
-  std::uint64_t nonempty[free_list_exact / 64] GUARDED_BY(mu) = {};
+  Arena* current[page_kinds] GUARDED_BY(mu) = {};  // the arena new pages are committed from
+  // [kind][n] = free runs of exactly n pages
+  SpanList free_runs[page_kinds][free_list_exact] GUARDED_BY(mu);
+  SpanList free_long[page_kinds] GUARDED_BY(mu);  // free runs of ≥ free_list_exact pages
+  // Bit n of [kind]: free_runs[kind][n] is non-empty (set and cleared with the list; the
+  // verifier checks it).
+  std::uint64_t nonempty[page_kinds][free_list_exact / 64] GUARDED_BY(mu) = {};
   Span* span_pool GUARDED_BY(mu) = nullptr;  // recycled Span structs (sweepgen kept)
   struct Chunk {
     void* base;

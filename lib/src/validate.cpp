@@ -25,23 +25,17 @@ namespace spanheap::testing {
 // Declared in spanheap/invariants.hpp and defined here, in the product library: the verifier names
 // span locations in its violation messages.
 const char* to_string(SpanLocation location) noexcept {
-  switch (location) {
-    case SpanLocation::cached:
-      return "cached";
-    case SpanLocation::central_partial_swept:
-      return "central_partial_swept";
-    case SpanLocation::central_partial_unswept:
-      return "central_partial_unswept";
-    case SpanLocation::central_full_swept:
-      return "central_full_swept";
-    case SpanLocation::central_full_unswept:
-      return "central_full_unswept";
-    case SpanLocation::page_heap_free:
-      return "page_heap_free";
-    case SpanLocation::nowhere:
-      return "nowhere";
-  }
-  return "unknown";
+  // In the enum's order (invariants.hpp).
+  static constexpr const char* names[] = {"cached",
+                                          "central_partial_swept",
+                                          "central_partial_unswept",
+                                          "central_full_swept",
+                                          "central_full_unswept",
+                                          "page_heap_free",
+                                          "nowhere"};
+  static_assert(std::size(names) == static_cast<std::size_t>(SpanLocation::nowhere) + 1);
+  const auto i = static_cast<std::size_t>(location);
+  return i < std::size(names) ? names[i] : "unknown";
 }
 
 }  // namespace spanheap::testing
@@ -259,25 +253,30 @@ const std::vector<CensusEntry>& take_census(HeapState& heap, const WorldStopped&
   }
   // 4. Page heap free runs.
   PageHeap& ph = heap.pages;
-  auto walk_free = [&](SpanList& list, std::size_t exact) {
+  auto walk_free = [&](SpanList& list, unsigned kind, std::size_t exact) {
     for (Span* s = list.first; s != nullptr; s = s->next) {
       place(s, SpanLocation::page_heap_free, -1);
       if (exact != 0 ? s->npages != exact : s->npages < free_list_exact)
         fail(out, "page_heap", "free run {} of {} pages on the wrong free list", addr(s),
              s->npages);
+      if (s->arena->huge != (kind == 1))  // PageHeap: huge pages serve small objects only
+        fail(out, "page_heap", "free run {} of an arena {}of huge pages on the lists of kind {}",
+             addr(s), s->arena->huge ? "" : "not ", kind);
     }
   };
   // The exact lists the page heap's bitmap says are non-empty; a run on any other is placed
   // nowhere and reported, so the walk checks the bitmap as well.
-  for (std::size_t w = 0; w < std::size(ph.nonempty); w++) {
-    for (std::uint64_t bits = ph.nonempty[w]; bits != 0; bits &= bits - 1) {
-      const std::size_t n = w * 64 + static_cast<std::size_t>(std::countr_zero(bits));
-      if (ph.free_runs[n].first == nullptr)
-        fail(out, "page_heap", "free list of {}-page runs marked non-empty but empty", n);
-      walk_free(ph.free_runs[n], n);
+  for (unsigned kind = 0; kind < page_kinds; kind++) {
+    for (std::size_t w = 0; w < std::size(ph.nonempty[kind]); w++) {
+      for (std::uint64_t bits = ph.nonempty[kind][w]; bits != 0; bits &= bits - 1) {
+        const std::size_t n = w * 64 + static_cast<std::size_t>(std::countr_zero(bits));
+        if (ph.free_runs[kind][n].first == nullptr)
+          fail(out, "page_heap", "free list of {}-page runs marked non-empty but empty", n);
+        walk_free(ph.free_runs[kind][n], kind, n);
+      }
     }
+    walk_free(ph.free_long[kind], kind, 0);
   }
-  walk_free(ph.free_long, 0);
 
   // Arenas are walked newest first; hand the census out in address order.
   std::sort(where.begin(), where.end(), [](const CensusEntry& a, const CensusEntry& b) {

@@ -100,14 +100,14 @@ TEST_F(ValidateTest, FreeRunsOnAListTheBitmapHidesAreReported) {
   std::uint64_t bit = 0;
   {
     LockGuard g(ph.mu);
-    while (n < free_list_exact && ph.free_runs[n].first == nullptr) n++;
+    while (n < free_list_exact && ph.free_runs[0][n].first == nullptr) n++;
     ASSERT_LT(n, free_list_exact) << "the heap has no exact-size free run";
     bit = std::uint64_t{1} << (n % 64);
-    ph.nonempty[n / 64] &= ~bit;
+    ph.nonempty[0][n / 64] &= ~bit;
   }
   EXPECT_TRUE(names(heap.verify(), "INV-L1"));
   LockGuard g(ph.mu);
-  ph.nonempty[n / 64] |= bit;
+  ph.nonempty[0][n / 64] |= bit;
 }
 
 TEST_F(ValidateTest, ABitmapBitOnAnEmptyFreeListIsReported) {
@@ -116,16 +116,16 @@ TEST_F(ValidateTest, ABitmapBitOnAnEmptyFreeListIsReported) {
   std::uint64_t bit = 0;
   {
     LockGuard g(ph.mu);
-    while (ph.free_runs[n].first != nullptr) n++;
+    while (ph.free_runs[0][n].first != nullptr) n++;
     bit = std::uint64_t{1} << (n % 64);
-    ph.nonempty[n / 64] |= bit;
+    ph.nonempty[0][n / 64] |= bit;
   }
   const VerifyResult r = heap.verify();
   EXPECT_TRUE(names(r, "page_heap"));
   EXPECT_NE(r.to_string().find(fmt::format("free list of {}-page runs", n)), std::string::npos)
       << r.to_string();
   LockGuard g(ph.mu);
-  ph.nonempty[n / 64] &= ~bit;
+  ph.nonempty[0][n / 64] &= ~bit;
 }
 
 TEST_F(ValidateTest, SpansOfAClassMarkedUnusedAreReported) {
@@ -176,6 +176,39 @@ TEST(Validate, AnUncommittedPageThatMapsToASpanIsReported) {
   }
   EXPECT_TRUE(heap.verify().ok());
   EXPECT_EQ(rec.count(), 0u);
+}
+
+// A free run listed under the other kind of arena (PageHeap: huge pages serve small objects only)
+// is reported: moved by hand from the lists of kind 0 to those of kind 1.
+TEST_F(ValidateTest, AFreeRunOnTheListsOfTheOtherKindIsReported) {
+  heap.allocate(64);  // commits a run of pages and carves one span off it: the rest is free
+  PageHeap& ph = heap.state().pages;
+  std::size_t n = 1;
+  {
+    LockGuard g(ph.mu);
+    while (n < free_list_exact && ph.free_runs[0][n].first == nullptr) n++;
+    ASSERT_LT(n, free_list_exact) << "the heap has no exact-size free run";
+    std::swap(ph.free_runs[0][n], ph.free_runs[1][n]);
+    std::swap(ph.nonempty[0][n / 64], ph.nonempty[1][n / 64]);
+  }
+  const VerifyResult r = heap.verify();
+  EXPECT_NE(r.to_string().find("of an arena not of huge pages on the lists of kind 1"),
+            std::string::npos)
+      << r.to_string();
+  LockGuard g(ph.mu);
+  std::swap(ph.free_runs[0][n], ph.free_runs[1][n]);
+  std::swap(ph.nonempty[0][n / 64], ph.nonempty[1][n / 64]);
+}
+
+TEST(SpanLocationNames, EachLocationHasItsOwnName) {
+  using testing::SpanLocation;
+  EXPECT_STREQ(to_string(SpanLocation::cached), "cached");
+  EXPECT_STREQ(to_string(SpanLocation::central_partial_swept), "central_partial_swept");
+  EXPECT_STREQ(to_string(SpanLocation::central_partial_unswept), "central_partial_unswept");
+  EXPECT_STREQ(to_string(SpanLocation::central_full_swept), "central_full_swept");
+  EXPECT_STREQ(to_string(SpanLocation::central_full_unswept), "central_full_unswept");
+  EXPECT_STREQ(to_string(SpanLocation::page_heap_free), "page_heap_free");
+  EXPECT_STREQ(to_string(SpanLocation::nowhere), "nowhere");
 }
 
 }  // namespace
