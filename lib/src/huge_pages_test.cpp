@@ -16,15 +16,36 @@ namespace {
 constexpr std::size_t mib = std::size_t{1} << 20;
 constexpr std::size_t huge = 2 * mib;
 
-Options huge_options(testing::RecordingHandler& rec, testing::FakeOsMemory& os,
-                     std::size_t arena_bytes, bool huge_pages) {
-  Options o = test::deterministic(1, rec);
-  o.arena_bytes = arena_bytes;
-  o.commit_bytes = 512 << 10;
-  o.huge_pages = huge_pages;
-  o.os = &os;
-  return o;
-}
+// A one-P heap on a FakeOsMemory that records what it asks of the OS, with arenas of
+// `arena_bytes`, growth by 512 KiB where huge pages do not round it, and huge pages on or off.
+struct RecordedHeap {
+  testing::RecordingHandler rec;
+  testing::FakeOsMemory os;
+  Heap heap;
+
+  RecordedHeap(std::size_t arena_bytes, bool huge_pages, std::size_t memory_limit = 0,
+               unsigned release_after_cycles = 2)
+      : heap(options(arena_bytes, huge_pages, memory_limit, release_after_cycles)) {}
+
+  Options options(std::size_t arena_bytes, bool huge_pages, std::size_t memory_limit,
+                  unsigned release_after_cycles) {
+    Options o = test::deterministic(1, rec);
+    o.arena_bytes = arena_bytes;
+    o.commit_bytes = 512 << 10;
+    o.huge_pages = huge_pages;
+    o.memory_limit = memory_limit;
+    o.release_after_cycles = release_after_cycles;
+    o.os = &os;
+    return o;
+  }
+
+  // Frees `objects`; the heap must then verify and have reported nothing.
+  void free_and_check(const std::vector<void*>& objects) {
+    for (void* p : objects) heap.free(p);
+    EXPECT_TRUE(heap.verify().ok());
+    EXPECT_EQ(rec.count(), 0u);
+  }
+};
 
 bool inside(const testing::FakeOsMemory::Range& r, const void* p) {
   const auto a = reinterpret_cast<std::uintptr_t>(p);
@@ -35,9 +56,9 @@ bool inside(const testing::FakeOsMemory::Range& r, const void* p) {
 constexpr std::size_t small_object = 8192;
 
 TEST(HugePages, AnArenaOfSmallObjectsIsAlignedAdvisedAndGrownByWholeHugePages) {
-  testing::RecordingHandler rec;
-  testing::FakeOsMemory os;
-  Heap heap(huge_options(rec, os, 8 * mib, true));
+  RecordedHeap h(8 * mib, true);
+  Heap& heap = h.heap;
+  testing::FakeOsMemory& os = h.os;
   void* first = heap.allocate(64);
   ASSERT_NE(first, nullptr);
   const auto advice = os.huge_page_advice();
@@ -64,18 +85,16 @@ TEST(HugePages, AnArenaOfSmallObjectsIsAlignedAdvisedAndGrownByWholeHugePages) {
   }
   EXPECT_GE(grew, 2u);
   EXPECT_EQ(os.huge_page_advice().size(), 1u);
-  for (void* p : live) heap.free(p);
-  heap.free(first);
-  EXPECT_TRUE(heap.verify().ok());
-  EXPECT_EQ(rec.count(), 0u);
+  live.push_back(first);
+  h.free_and_check(live);
 }
 
 // A large object's pages come from an arena of small pages: touching a huge page faults all of
 // it in, and a large object is often touched in part only (a buffer, a vector's reserve).
 TEST(HugePages, LargeObjectsTakeAnArenaOfSmallPages) {
-  testing::RecordingHandler rec;
-  testing::FakeOsMemory os;
-  Heap heap(huge_options(rec, os, 8 * mib, true));
+  RecordedHeap h(8 * mib, true);
+  Heap& heap = h.heap;
+  testing::FakeOsMemory& os = h.os;
   void* small = heap.allocate(64);
   void* large = heap.allocate(96 << 10);
   void* small2 = heap.allocate(small_object);
@@ -95,44 +114,38 @@ TEST(HugePages, LargeObjectsTakeAnArenaOfSmallPages) {
   // Freed, its run goes back to the lists of its own kind: the next small span does not take it.
   void* small3 = heap.allocate(small_object);
   EXPECT_TRUE(inside(advice[0], small3));
-  heap.free(small);
-  heap.free(small2);
-  heap.free(small3);
-  EXPECT_TRUE(heap.verify().ok());
-  EXPECT_EQ(rec.count(), 0u);
+  h.free_and_check({small, small2, small3});
 }
 
 TEST(HugePages, OffTheArenaIsNotAdvisedAndGrowsByCommitBytes) {
-  testing::RecordingHandler rec;
-  testing::FakeOsMemory os;
-  Heap heap(huge_options(rec, os, 8 * mib, false));
+  RecordedHeap h(8 * mib, false);
+  Heap& heap = h.heap;
+  testing::FakeOsMemory& os = h.os;
   void* p = heap.allocate(64);
   ASSERT_NE(p, nullptr);
   EXPECT_TRUE(os.huge_page_advice().empty());
   EXPECT_EQ(os.reserve_aligns().at(0), mib);
   EXPECT_EQ(heap.stats().mapped_bytes, std::size_t{512} << 10);
-  heap.free(p);
-  EXPECT_EQ(rec.count(), 0u);
+  h.free_and_check({p});
 }
 
 TEST(HugePages, AnArenaSmallerThanAHugePageIsNotAdvised) {
-  testing::RecordingHandler rec;
-  testing::FakeOsMemory os;
-  Heap heap(huge_options(rec, os, mib, true));
+  RecordedHeap h(mib, true);
+  Heap& heap = h.heap;
+  testing::FakeOsMemory& os = h.os;
   void* p = heap.allocate(64);
   ASSERT_NE(p, nullptr);
   EXPECT_TRUE(os.huge_page_advice().empty());
   EXPECT_EQ(heap.stats().mapped_bytes, std::size_t{512} << 10);
-  heap.free(p);
-  EXPECT_EQ(rec.count(), 0u);
+  h.free_and_check({p});
 }
 
 // An arena of 3 MiB holds one whole huge page: only that is advised, and the growth past it
 // commits the arena's last MiB, no more.
 TEST(HugePages, TheAdviceCoversWholeHugePagesAndGrowthStopsAtTheArenaEnd) {
-  testing::RecordingHandler rec;
-  testing::FakeOsMemory os;
-  Heap heap(huge_options(rec, os, 3 * mib, true));
+  RecordedHeap h(3 * mib, true);
+  Heap& heap = h.heap;
+  testing::FakeOsMemory& os = h.os;
   std::vector<void*> live;
   for (int i = 0; i < 288; i++) live.push_back(heap.allocate(small_object));  // 2.25 MiB
   for (void* p : live) ASSERT_NE(p, nullptr);
@@ -145,26 +158,19 @@ TEST(HugePages, TheAdviceCoversWholeHugePagesAndGrowthStopsAtTheArenaEnd) {
   for (void* p : live) in_first += inside(arena, p) ? 1 : 0;
   EXPECT_EQ(in_first, live.size()) << "a growth left the first arena before it was full";
   EXPECT_EQ(heap.stats().mapped_bytes, 3 * mib);
-  for (void* p : live) heap.free(p);
-  EXPECT_TRUE(heap.verify().ok());
-  EXPECT_EQ(rec.count(), 0u);
+  h.free_and_check(live);
 }
 
 // Under a memory limit a whole huge page may not fit: growth then commits what the request
 // needs, as without huge pages, and the allocation succeeds.
 TEST(HugePages, AtTheMemoryLimitGrowthFallsBackToWhatTheRequestNeeds) {
-  testing::RecordingHandler rec;
-  testing::FakeOsMemory os;
-  Options o = huge_options(rec, os, 8 * mib, true);
-  o.memory_limit = mib;
-  Heap heap(o);
-  void* p = heap.allocate(64);
-  ASSERT_NE(p, nullptr) << (rec.count() != 0 ? rec.take().at(0).message : "");
-  const std::size_t mapped = heap.stats().mapped_bytes;
+  RecordedHeap h(8 * mib, true, /*memory_limit=*/mib);
+  void* p = h.heap.allocate(64);
+  ASSERT_NE(p, nullptr) << (h.rec.count() != 0 ? h.rec.take().at(0).message : "");
+  const std::size_t mapped = h.heap.stats().mapped_bytes;
   EXPECT_GT(mapped, 0u);
   EXPECT_LT(mapped, mib);
-  heap.free(p);
-  EXPECT_EQ(rec.count(), 0u);
+  h.free_and_check({p});
 }
 
 // The scavenger leaves a free run that holds no whole huge page (releasing it would split huge
@@ -172,11 +178,9 @@ TEST(HugePages, AtTheMemoryLimitGrowthFallsBackToWhatTheRequestNeeds) {
 TEST(HugePages, OnlyFreeRunsHoldingAWholeHugePageAreReleased) {
   for (bool huge_pages : {true, false}) {
     SCOPED_TRACE(huge_pages ? "huge pages" : "small pages");
-    testing::RecordingHandler rec;
-    testing::FakeOsMemory os;
-    Options o = huge_options(rec, os, 16 * mib, huge_pages);
-    o.release_after_cycles = 1;
-    Heap heap(o);
+    RecordedHeap h(16 * mib, huge_pages, 0, /*release_after_cycles=*/1);
+    Heap& heap = h.heap;
+    testing::FakeOsMemory& os = h.os;
     // 4 MiB of small objects, the first and the last kept: the runs freed between them span
     // both huge pages but hold neither whole.
     std::vector<void*> objects;
@@ -210,8 +214,7 @@ TEST(HugePages, OnlyFreeRunsHoldingAWholeHugePageAreReleased) {
     }
     // Everything is free: one run of two whole huge pages, released.
     EXPECT_GE(heap.stats().released_bytes, 4 * mib);
-    EXPECT_TRUE(heap.verify().ok());
-    EXPECT_EQ(rec.count(), 0u);
+    h.free_and_check({});
   }
 }
 
