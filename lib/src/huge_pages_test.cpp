@@ -57,34 +57,32 @@ constexpr std::size_t small_object = 8192;
 
 TEST(HugePages, AnArenaOfSmallObjectsIsAlignedAdvisedAndGrownByWholeHugePages) {
   RecordedHeap h(8 * mib, true);
-  Heap& heap = h.heap;
-  testing::FakeOsMemory& os = h.os;
-  void* first = heap.allocate(64);
+  void* first = h.heap.allocate(64);
   ASSERT_NE(first, nullptr);
-  const auto advice = os.huge_page_advice();
+  const auto advice = h.os.huge_page_advice();
   ASSERT_EQ(advice.size(), 1u);
   // Reserved aligned to a huge page (the address alone could be aligned by chance); the arena is
   // the heap's first reservation.
-  EXPECT_EQ(os.reserve_aligns().at(0), huge);
+  EXPECT_EQ(h.os.reserve_aligns().at(0), huge);
   EXPECT_EQ(advice[0].base % huge, 0u) << "the arena does not start on a huge page";
   EXPECT_EQ(advice[0].size, 8 * mib);
   EXPECT_TRUE(inside(advice[0], first));
   // The first growth asked for commit_bytes (512 KiB) and got the whole huge page.
-  EXPECT_EQ(heap.stats().mapped_bytes, huge);
+  EXPECT_EQ(h.heap.stats().mapped_bytes, huge);
   std::vector<void*> live;
   std::size_t grew = 0;
-  std::size_t mapped = heap.stats().mapped_bytes;
+  std::size_t mapped = h.heap.stats().mapped_bytes;
   for (int i = 0; i < 640; i++) {  // 5 MiB
-    live.push_back(heap.allocate(small_object));
+    live.push_back(h.heap.allocate(small_object));
     ASSERT_NE(live.back(), nullptr);
     ASSERT_TRUE(inside(advice[0], live.back())) << i;
-    const std::size_t now = heap.stats().mapped_bytes;
+    const std::size_t now = h.heap.stats().mapped_bytes;
     ASSERT_EQ(now % huge, 0u) << "a growth ended inside a huge page: " << now;
     if (now != mapped) grew++;
     mapped = now;
   }
   EXPECT_GE(grew, 2u);
-  EXPECT_EQ(os.huge_page_advice().size(), 1u);
+  EXPECT_EQ(h.os.huge_page_advice().size(), 1u);
   live.push_back(first);
   h.free_and_check(live);
 }
@@ -93,50 +91,44 @@ TEST(HugePages, AnArenaOfSmallObjectsIsAlignedAdvisedAndGrownByWholeHugePages) {
 // it in, and a large object is often touched in part only (a buffer, a vector's reserve).
 TEST(HugePages, LargeObjectsTakeAnArenaOfSmallPages) {
   RecordedHeap h(8 * mib, true);
-  Heap& heap = h.heap;
-  testing::FakeOsMemory& os = h.os;
-  void* small = heap.allocate(64);
-  void* large = heap.allocate(96 << 10);
-  void* small2 = heap.allocate(small_object);
+  void* small = h.heap.allocate(64);
+  void* large = h.heap.allocate(96 << 10);
+  void* small2 = h.heap.allocate(small_object);
   ASSERT_TRUE(small != nullptr && large != nullptr && small2 != nullptr);
-  const auto advice = os.huge_page_advice();
+  const auto advice = h.os.huge_page_advice();
   ASSERT_EQ(advice.size(), 1u) << "the large object's arena was advised";
   EXPECT_TRUE(inside(advice[0], small));
   EXPECT_TRUE(inside(advice[0], small2));
   EXPECT_FALSE(inside(advice[0], large));
-  const auto aligns = os.reserve_aligns();
+  const auto aligns = h.os.reserve_aligns();
   EXPECT_NE(std::find(aligns.begin(), aligns.end(), mib), aligns.end())
       << "no arena reserved at the granule's alignment";
   // A huge page for the small objects, commit_bytes for the large one.
-  EXPECT_EQ(heap.stats().mapped_bytes, huge + (std::size_t{512} << 10));
-  EXPECT_TRUE(heap.verify().ok());  // every free run on the lists of its arena's kind
-  heap.free(large);
+  EXPECT_EQ(h.heap.stats().mapped_bytes, huge + (std::size_t{512} << 10));
+  EXPECT_TRUE(h.heap.verify().ok());  // every free run on the lists of its arena's kind
+  h.heap.free(large);
   // Freed, its run goes back to the lists of its own kind: the next small span does not take it.
-  void* small3 = heap.allocate(small_object);
+  void* small3 = h.heap.allocate(small_object);
   EXPECT_TRUE(inside(advice[0], small3));
   h.free_and_check({small, small2, small3});
 }
 
 TEST(HugePages, OffTheArenaIsNotAdvisedAndGrowsByCommitBytes) {
   RecordedHeap h(8 * mib, false);
-  Heap& heap = h.heap;
-  testing::FakeOsMemory& os = h.os;
-  void* p = heap.allocate(64);
+  void* p = h.heap.allocate(64);
   ASSERT_NE(p, nullptr);
-  EXPECT_TRUE(os.huge_page_advice().empty());
-  EXPECT_EQ(os.reserve_aligns().at(0), mib);
-  EXPECT_EQ(heap.stats().mapped_bytes, std::size_t{512} << 10);
+  EXPECT_TRUE(h.os.huge_page_advice().empty());
+  EXPECT_EQ(h.os.reserve_aligns().at(0), mib);
+  EXPECT_EQ(h.heap.stats().mapped_bytes, std::size_t{512} << 10);
   h.free_and_check({p});
 }
 
 TEST(HugePages, AnArenaSmallerThanAHugePageIsNotAdvised) {
   RecordedHeap h(mib, true);
-  Heap& heap = h.heap;
-  testing::FakeOsMemory& os = h.os;
-  void* p = heap.allocate(64);
+  void* p = h.heap.allocate(64);
   ASSERT_NE(p, nullptr);
-  EXPECT_TRUE(os.huge_page_advice().empty());
-  EXPECT_EQ(heap.stats().mapped_bytes, std::size_t{512} << 10);
+  EXPECT_TRUE(h.os.huge_page_advice().empty());
+  EXPECT_EQ(h.heap.stats().mapped_bytes, std::size_t{512} << 10);
   h.free_and_check({p});
 }
 
@@ -144,12 +136,10 @@ TEST(HugePages, AnArenaSmallerThanAHugePageIsNotAdvised) {
 // commits the arena's last MiB, no more.
 TEST(HugePages, TheAdviceCoversWholeHugePagesAndGrowthStopsAtTheArenaEnd) {
   RecordedHeap h(3 * mib, true);
-  Heap& heap = h.heap;
-  testing::FakeOsMemory& os = h.os;
   std::vector<void*> live;
-  for (int i = 0; i < 288; i++) live.push_back(heap.allocate(small_object));  // 2.25 MiB
+  for (int i = 0; i < 288; i++) live.push_back(h.heap.allocate(small_object));  // 2.25 MiB
   for (void* p : live) ASSERT_NE(p, nullptr);
-  const auto advice = os.huge_page_advice();
+  const auto advice = h.os.huge_page_advice();
   ASSERT_GE(advice.size(), 1u);
   EXPECT_EQ(advice[0].size, huge);
   // The first arena is committed whole (3 MiB): 2 MiB, then the 1 MiB left of it.
@@ -157,7 +147,7 @@ TEST(HugePages, TheAdviceCoversWholeHugePagesAndGrowthStopsAtTheArenaEnd) {
   std::size_t in_first = 0;
   for (void* p : live) in_first += inside(arena, p) ? 1 : 0;
   EXPECT_EQ(in_first, live.size()) << "a growth left the first arena before it was full";
-  EXPECT_EQ(heap.stats().mapped_bytes, 3 * mib);
+  EXPECT_EQ(h.heap.stats().mapped_bytes, 3 * mib);
   h.free_and_check(live);
 }
 
@@ -179,12 +169,10 @@ TEST(HugePages, OnlyFreeRunsHoldingAWholeHugePageAreReleased) {
   for (bool huge_pages : {true, false}) {
     SCOPED_TRACE(huge_pages ? "huge pages" : "small pages");
     RecordedHeap h(16 * mib, huge_pages, 0, /*release_after_cycles=*/1);
-    Heap& heap = h.heap;
-    testing::FakeOsMemory& os = h.os;
     // 4 MiB of small objects, the first and the last kept: the runs freed between them span
     // both huge pages but hold neither whole.
     std::vector<void*> objects;
-    for (int i = 0; i < 512; i++) objects.push_back(heap.allocate(small_object));
+    for (int i = 0; i < 512; i++) objects.push_back(h.heap.allocate(small_object));
     for (void* p : objects) ASSERT_NE(p, nullptr);
     std::uintptr_t lo = UINTPTR_MAX, hi = 0;
     for (void* p : objects) {
@@ -192,28 +180,28 @@ TEST(HugePages, OnlyFreeRunsHoldingAWholeHugePageAreReleased) {
       hi = std::max(hi, reinterpret_cast<std::uintptr_t>(p));
     }
     ASSERT_EQ(hi - lo, 4 * mib - small_object) << "the objects are not one run of 4 MiB";
-    for (std::size_t i = 1; i + 1 < objects.size(); i++) heap.free(objects[i]);
+    for (std::size_t i = 1; i + 1 < objects.size(); i++) h.heap.free(objects[i]);
     for (int i = 0; i < 3; i++) {
-      heap.collect();
-      while (heap.sweep_one()) {
+      h.heap.collect();
+      while (h.heap.sweep_one()) {
       }
     }
-    ASSERT_LT(heap.stats().span_bytes, mib) << "the emptied spans did not go back to the pages";
+    ASSERT_LT(h.heap.stats().span_bytes, mib) << "the emptied spans did not go back to the pages";
     if (huge_pages) {
-      EXPECT_EQ(os.released_bytes(), 0u);
-      EXPECT_EQ(heap.stats().released_bytes, 0u);
+      EXPECT_EQ(h.os.released_bytes(), 0u);
+      EXPECT_EQ(h.heap.stats().released_bytes, 0u);
     } else {
-      EXPECT_GE(os.released_bytes(), 2 * mib);
+      EXPECT_GE(h.os.released_bytes(), 2 * mib);
     }
-    heap.free(objects.front());
-    heap.free(objects.back());
+    h.heap.free(objects.front());
+    h.heap.free(objects.back());
     for (int i = 0; i < 3; i++) {
-      heap.collect();
-      while (heap.sweep_one()) {
+      h.heap.collect();
+      while (h.heap.sweep_one()) {
       }
     }
     // Everything is free: one run of two whole huge pages, released.
-    EXPECT_GE(heap.stats().released_bytes, 4 * mib);
+    EXPECT_GE(h.heap.stats().released_bytes, 4 * mib);
     h.free_and_check({});
   }
 }
