@@ -55,9 +55,12 @@ HeapState::HeapState(const Options& o)
   bound_key = allocation_hooks ? 0 : ProcAffinity::make_key(uid, ProcBinding::automatic);
   binding = resolve_binding(options.binding);
   procs = std::make_unique<ProcState[]>(nslots);
-  statuses = std::make_unique<ProcStatusWord[]>(nslots);
+  // Binding off writes a status word at every call: a line each (ProcStatusLine).
+  status_stride = binding == ProcBinding::off ? ProcStatusLine::words : 1;
+  status_lines = (nslots * status_stride + ProcStatusLine::words - 1) / ProcStatusLine::words;
+  statuses = std::make_unique<ProcStatusLine[]>(status_lines);
   for (unsigned i = 0; i < nslots; i++) {
-    procs[i].status_word = &statuses[i].value;
+    procs[i].status_word = &status_word(i);
     procs[i].index = i;
     procs[i].has_cache = i < nprocs;
     cache_init(*this, procs[i].cache, 0);

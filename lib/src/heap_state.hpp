@@ -84,7 +84,16 @@ class HeapState {
     return (classes_used[cls / 64].load(std::memory_order_relaxed) >> (cls % 64) & 1) != 0;
   }
   std::unique_ptr<ProcState[]> procs;
-  std::unique_ptr<ProcStatusWord[]> statuses;  // procs[i].status() is statuses[i].value
+  // procs[i].status() is status_word(i): word i * status_stride of the lines (types.hpp), which
+  // the stop reads as one array of status_lines * ProcStatusLine::words words (words no P has
+  // stay idle).
+  std::unique_ptr<ProcStatusLine[]> statuses;
+  unsigned status_lines = 0;   // immutable after init
+  unsigned status_stride = 1;  // immutable after init: 1 (binding on) or ProcStatusLine::words
+  std::atomic<ProcStatus>* status_words() const noexcept { return statuses[0].value; }
+  std::atomic<ProcStatus>& status_word(unsigned i) const noexcept {
+    return status_words()[i * status_stride];
+  }
   World world;
   SweepState sweep;
   // Lines of their own: `pacer.requested` is read by every allocation, and the counters are written

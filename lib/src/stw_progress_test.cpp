@@ -20,6 +20,7 @@
 
 #include "affinity.hpp"
 #include "heap_state.hpp"
+#include "proc.hpp"
 #include "test_util.hpp"
 
 namespace spanheap {
@@ -378,6 +379,56 @@ TEST(StopTheWorldProgress, ABoundFreerThatGivesItsPUpForAStopLeavesItFreeAfterwa
   EXPECT_EQ(rec.count(), 0u);
   heap.free(freer_obj);
   EXPECT_VERIFIED(heap);
+}
+
+// The stop's first pass reads the status words as one array of lines (types.hpp,
+// ProcStatusLine): packed sixteen to a line with binding on, one to a line with binding off. In
+// both layouts it must find a P held at any index: the first, the last of a line, the first of
+// the next, the last P, and a sweeper slot past the Ps. Each is taken as a call takes it (the
+// CAS), the stop must wait for it, and it completes once the P is given back.
+TEST(StopTheWorldProgress, TheStopWaitsForAPTakenAtAnyIndexInBothStatusLayouts) {
+  for (const ProcBinding binding : {ProcBinding::automatic, ProcBinding::off}) {
+    testing::RecordingHandler rec;
+    Options o = test::deterministic(40, rec);
+    o.binding = binding;
+    o.sweepers = 1;
+    Heap heap(o);
+    detail::HeapState& h = heap.state();
+    if (testing::binding(heap) != binding) continue;  // automatic falls back to off (no membarrier)
+    const unsigned stride = binding == ProcBinding::off ? detail::ProcStatusLine::words : 1;
+    EXPECT_EQ(h.status_stride, stride);
+    EXPECT_EQ(h.status_lines, (h.nslots * stride + detail::ProcStatusLine::words - 1) /
+                                  detail::ProcStatusLine::words);
+    for (unsigned i = 0; i < h.nslots; i++) {
+      ASSERT_EQ(&h.proc(i).status(), &h.status_words()[i * stride]);
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(&h.proc(i).status()) % 64 == 0,
+                binding == ProcBinding::off || i % detail::ProcStatusLine::words == 0);
+    }
+    for (const unsigned i : {0u, 15u, 16u, 39u, h.nslots - 1}) {
+      SCOPED_TRACE(::testing::Message() << "binding " << static_cast<int>(binding) << ", slot " << i);
+      detail::ProcState& p = h.proc(i);
+      // A sweeper slot may be the background sweeper's for a moment.
+      ASSERT_TRUE(wait_until([&] { return detail::try_take_idle(h, p); }, std::chrono::seconds(10)));
+      const std::uint64_t cycles = heap.stats().cycles;
+      std::atomic<bool> collected{false};
+      Scenario s;
+      s.spawn("collector", [&] {
+        heap.collect();
+        collected = true;
+      });
+      // The stop has begun; it must still be waiting when the P has been held a while.
+      ASSERT_TRUE(wait_until([&] { return world_stopping(heap) || collected.load(); },
+                             std::chrono::seconds(10)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      EXPECT_FALSE(collected.load()) << "the stop did not wait for the P taken at slot " << i;
+      EXPECT_EQ(heap.stats().cycles, cycles);
+      detail::release_proc(p);
+      s.join_all("a stop waiting for a taken P");
+      EXPECT_EQ(heap.stats().cycles, cycles + 1);
+    }
+    EXPECT_EQ(rec.count(), 0u);
+    EXPECT_VERIFIED(heap);
+  }
 }
 
 }  // namespace

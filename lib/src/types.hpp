@@ -377,16 +377,23 @@ struct Cache {
   OwnedSpans owned[max_size_classes] = {};  // owner: P
 };
 
-// A P's status on a line of its own, in one array for all the Ps (HeapState::statuses): a stop
-// reads every P's status, and consecutive lines cost it a fraction of one line in each
-// multi-kilobyte ProcState (measured in docs/performance.md, "Pause").
-struct alignas(64) ProcStatusWord {
-  std::atomic<ProcStatus> value{ProcStatus::idle};  // atomic (acq/rel): the P's state
+// The Ps' status words, in one array of their own (HeapState::statuses): a stop reads every P's
+// status, and that array costs it a few lines, not one line in each multi-kilobyte ProcState.
+// How many words share a line depends on who writes them (HeapState::status_stride): with
+// binding off every call takes and gives back its P with a CAS on its word, so each word has a
+// line of its own and two threads' calls never write one line; with binding on (automatic or
+// fenced) a word changes only when its P is bound, revoked or taken by a thread without a binding,
+// so the words are packed, sixteen to a line, and a stop at 64 Ps reads 4 lines instead of 64
+// (docs/performance.md, "Stop-the-world pause").
+struct alignas(64) ProcStatusLine {
+  static constexpr unsigned words = 16;
+  std::atomic<ProcStatus> value[words] = {};  // atomic (acq/rel): the P's state
 };
+static_assert(sizeof(ProcStatusLine) == 64, "sixteen status words fill one cache line");
 
 struct alignas(64) ProcState {
   std::atomic<ProcStatus>& status() const noexcept { return *status_word; }
-  std::atomic<ProcStatus>* status_word = nullptr;  // immutable after init: HeapState::statuses[i]
+  std::atomic<ProcStatus>* status_word = nullptr;  // immutable after init: HeapState::status_word(i)
   std::atomic<ThreadRecord*> binder{nullptr};      // the bound thread; changed only while unbound
   // The thread that may enter through its binding: the binder while the status is bound, else
   // nullptr. Set before the status becomes bound (leave_call), cleared by begin_revoke before the
