@@ -1,6 +1,7 @@
 // free: see free.hpp.
 #include "free.hpp"
 
+#include "cache.hpp"
 #include "central.hpp"
 #include "page_heap.hpp"
 #include "page_map.hpp"
@@ -178,6 +179,50 @@ bool free_with_proc(HeapState& heap, ProcState& p, const Arena& arena, std::uint
     }
     return true;
   }
+}
+
+bool free_into_cached_span(HeapState& heap, ProcState& p, const Arena& arena, std::size_t page,
+                           Span& s, std::uintptr_t addr) {
+  const std::uint32_t owner = s.owner_word.load(std::memory_order_relaxed) & Span::owner_none;
+  const std::uint32_t sg = heap.sg();
+  // No P caches the span (central's, or a large one): the general path, which also moves a span
+  // on central's full list to its partial list. A cached span at sg+1 belongs to a stale P: the
+  // general path waits for or helps its flush. A stale freeing P (taken with a CAS) flushes first
+  // in free_holding.
+  if (owner == Span::owner_none || s.sweepgen.load(std::memory_order_acquire) != sg + 3 ||
+      cache_is_stale(sg, p.cache))
+    return false;
+  if (owner == p.index) {
+    // Our own span at sg+3: only we collect it, so no lock (free_with_proc's owner path); the
+    // remote flag is set, so the slot's remote bit is tested too.
+    const std::uint32_t i = object_slot(s, addr);
+    if (!slot_allocated(s, i) || owner_mark_pending(s, i)) return false;
+  } else {
+    protocol_point(heap, ProtocolPoint::remote_free_before_lock);
+    SpanLock lock(s);
+    // Under free_lock no collection runs and cache_owner does not change. Meanwhile the owner
+    // may have uncached the span, or the struct been freed and recycled for other pages: take
+    // the free only if the page still maps to it and a P other than ours still caches it at
+    // sg+3 (ours cannot: we hold it). A span cached by another P is swept, so no sweep can
+    // change its slots while we hold a P.
+    if (arena.spans[page].load(std::memory_order_acquire) != &s ||
+        s.cache_owner() < 0 || s.sweepgen.load(std::memory_order_acquire) != sg + 3)
+      return false;
+    SPANHEAP_DCHECK(&heap, s.cache_owner() != static_cast<int>(p.index),
+                    "a remote free into a span the freeing P caches");
+    const std::uint32_t i = object_slot(s, addr);  // after the recheck: s.start may have changed
+    if (!slot_allocated(s, i)) return false;
+    // The owner's pending bit first (mark_free's order): a slot in it is a double free, and the
+    // remote bit stays clear.
+    if ((s.bits[i / 64].free.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0 ||
+        test_and_set_bit_locked(s.remote_bits[i / 64], i % 64))
+      return false;
+    if (!s.remote_pending()) s.set_remote_pending(true);
+  }
+  bump(p.cache.frees, 1);
+  bump(p.cache.free_bytes, s.elem_size);
+  poison_memory(heap, reinterpret_cast<void*>(addr), s.elem_size);
+  return true;
 }
 
 }  // namespace spanheap::detail

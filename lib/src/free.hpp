@@ -30,4 +30,16 @@ struct FreeResult {
 bool free_with_proc(HeapState& heap, ProcState& p, const Arena& arena, std::uintptr_t addr,
                     FreeResult& out);
 
+// The fast paths' free into a small span that a P caches, when its owner word is not the freeing
+// P's bare index: the P's own span with other Ps' frees pending (the remote flag set), or a span
+// another P caches (a thread freeing what another allocated, the common case of producer /
+// consumer and larson-like programs). Records a valid free as free_with_proc would (the owner's
+// unlocked mark; under free_lock, the remote bit), without its dispatch: one lock, one
+// revalidation. Returns false, having written nothing, for anything else — no P caches the span,
+// a stale span, a stale freeing P, a bad or double free, the span uncached or recycled while the
+// lock was awaited — and the caller takes the general path, which judges and reports it.
+// Requires: the caller holds P `p`; `s` is what arena.spans[page] held for `addr`.
+bool free_into_cached_span(HeapState& heap, ProcState& p, const Arena& arena, std::size_t page,
+                           Span& s, std::uintptr_t addr);
+
 }  // namespace spanheap::detail

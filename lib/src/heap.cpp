@@ -467,6 +467,11 @@ template <bool bound>
       // recycled): `arena` is then dead past the page table, one register fewer on the way.
       return free_general<bound>(heap, p, me, *s->arena, ptr);
     }
+    // A span some P caches: ours with other Ps' frees pending, or another P's.
+    if (s != nullptr && free_into_cached_span(heap, p, *arena, page, *s, addr)) {
+      if (!bound && SPANHEAP_UNLIKELY(me == nullptr)) return leave_call(heap, p);
+      return leave_bound(me);
+    }
   }
   free_general<bound>(heap, p, me, *arena, ptr);
 }

@@ -18,6 +18,7 @@ enum class ProtocolPoint : std::uint8_t {
   binding_published,
   took_idle_proc,
   find_object_between_loads,
+  remote_free_before_lock,
 };
 
 // Set only while no heap call runs; null in normal use.

@@ -135,6 +135,10 @@ enum class ProtocolPoint : std::uint8_t {
   find_object_between_loads,  // Heap::find_object has read a slot's free_index and not yet its
                               // allocation bit, with the page heap lock held (runs on the
                               // classifying thread; a lazy flush may sweep the span meanwhile)
+  remote_free_before_lock,    // a fast-path free into a span another P caches has read the
+                              // span unlocked and not yet taken its free_lock: the owner may
+                              // uncache it, or its struct be recycled, meanwhile (runs on the
+                              // freeing thread, holding its P)
 };
 // `only`: the points that call the hook (every point when empty); at the others the heap does not
 // call it at all (find_object passes one on every call).
