@@ -57,8 +57,9 @@ HeapState::HeapState(const Options& o)
   procs = std::make_unique<ProcState[]>(nslots);
   // Binding off writes a status word at every call: a line each (ProcStatusLine).
   status_stride = binding == ProcBinding::off ? ProcStatusLine::words : 1;
-  status_lines = (nslots * status_stride + ProcStatusLine::words - 1) / ProcStatusLine::words;
-  statuses = std::make_unique<ProcStatusLine[]>(status_lines);
+  status_slots = (nslots + 3) & ~3u;
+  statuses = std::make_unique<ProcStatusLine[]>(
+      (status_slots * status_stride + ProcStatusLine::words - 1) / ProcStatusLine::words);
   for (unsigned i = 0; i < nslots; i++) {
     procs[i].status_word = &status_word(i);
     procs[i].index = i;

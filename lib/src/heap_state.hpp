@@ -84,11 +84,11 @@ class HeapState {
     return (classes_used[cls / 64].load(std::memory_order_relaxed) >> (cls % 64) & 1) != 0;
   }
   std::unique_ptr<ProcState[]> procs;
-  // procs[i].status() is status_word(i): word i * status_stride of the lines (types.hpp), which
-  // the stop reads as one array of status_lines * ProcStatusLine::words words (words no P has
-  // stay idle).
+  // procs[i].status() is status_word(i): word i * status_stride of the lines (types.hpp). The
+  // lines hold status_slots words at that stride, nslots rounded up to four (the stop's first
+  // pass reads four at a time); the words past nslots stay idle.
   std::unique_ptr<ProcStatusLine[]> statuses;
-  unsigned status_lines = 0;   // immutable after init
+  unsigned status_slots = 0;   // immutable after init
   unsigned status_stride = 1;  // immutable after init: 1 (binding on) or ProcStatusLine::words
   std::atomic<ProcStatus>* status_words() const noexcept { return statuses[0].value; }
   std::atomic<ProcStatus>& status_word(unsigned i) const noexcept {

@@ -42,18 +42,18 @@ WorldStopped stop_the_world(HeapState& heap) {
   constexpr auto found_idle = static_cast<unsigned>(ProtocolPoint::stop_found_idle_proc);
   static_assert(static_cast<std::uint32_t>(ProcStatus::idle) == 0, "the pass ORs the words");
   if (SPANHEAP_LIKELY((heap.protocol_points >> found_idle & 1u) == 0)) {
-    // Every word of the lines, four at a time into independent ORs: at 64 Ps with binding on,
-    // 4 lines read in ~70 instructions (words no P has are idle). With binding off most words are
-    // padding, and reading them costs less than testing which are not.
+    // Every slot's word, four at a time into independent ORs (status_slots rounds nslots up to
+    // four; the words past nslots stay idle): at 64 Ps with binding on, 5 lines in ~170
+    // instructions.
     const std::atomic<ProcStatus>* const w = heap.status_words();
-    const unsigned n = heap.status_lines * ProcStatusLine::words;
-    static_assert(ProcStatusLine::words % 4 == 0);
+    const unsigned stride = heap.status_stride;
+    const unsigned n = heap.status_slots * stride;
     std::uint32_t any0 = 0, any1 = 0, any2 = 0, any3 = 0;
-    for (unsigned i = 0; i < n; i += 4) {
+    for (unsigned i = 0; i < n; i += 4 * stride) {
       any0 |= static_cast<std::uint32_t>(w[i].load(std::memory_order_seq_cst));
-      any1 |= static_cast<std::uint32_t>(w[i + 1].load(std::memory_order_seq_cst));
-      any2 |= static_cast<std::uint32_t>(w[i + 2].load(std::memory_order_seq_cst));
-      any3 |= static_cast<std::uint32_t>(w[i + 3].load(std::memory_order_seq_cst));
+      any1 |= static_cast<std::uint32_t>(w[i + stride].load(std::memory_order_seq_cst));
+      any2 |= static_cast<std::uint32_t>(w[i + 2 * stride].load(std::memory_order_seq_cst));
+      any3 |= static_cast<std::uint32_t>(w[i + 3 * stride].load(std::memory_order_seq_cst));
     }
     if ((any0 | any1 | any2 | any3) == 0) return WorldStopped(start);
   }
