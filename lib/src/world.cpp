@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <iterator>
 #include <cstdio>
 #include <thread>
 
@@ -135,27 +134,19 @@ struct UnsweptCount {
 };
 
 // After the bump every central list that was swept is unswept: count them (C20: the new swept
-// lists must be empty). Only the classes that have had a span (HeapState::classes_used), taken
-// from the bits: another class's lists are empty, and reading its central lines, cold in a
-// program that never used the class, cost the pause a miss each. Class 0 holds large spans, which
-// set no bit. No central lock is taken: with the world stopped nobody else can hold one, and this
-// runs inside the pause.
+// lists must be empty). No central lock is taken: with the world stopped nobody else can hold
+// one, and this runs inside the pause.
 UnsweptCount count_unswept(HeapState& heap, const WorldStopped&,
                            std::uint32_t next) NO_THREAD_SAFETY_ANALYSIS {
   UnsweptCount n{0, 0};
   const unsigned u = unswept_index(next);
   const unsigned sw = swept_index(next);
-  for (unsigned w = 0; w < std::size(heap.classes_used); w++) {
-    std::uint64_t used = heap.classes_used[w].load(std::memory_order_relaxed);
-    if (w == 0) used |= 1;
-    for (; used != 0; used &= used - 1) {
-      const unsigned c = w * 64 + static_cast<unsigned>(__builtin_ctzll(used));
-      Central& central = heap.central[c];
-      SPANHEAP_CHECK(&heap, central.partial[sw].count == 0 && central.full[sw].count == 0,
-                     "non-empty swept list at the bump (C20)");
-      n.spans += static_cast<std::int64_t>(central.partial[u].count + central.full[u].count);
-      n.pages += central.partial[u].pages + central.full[u].pages;
-    }
+  for (unsigned c = 0; c < num_size_classes(); c++) {
+    Central& central = heap.central[c];
+    SPANHEAP_CHECK(&heap, central.partial[sw].count == 0 && central.full[sw].count == 0,
+                   "non-empty swept list at the bump (C20)");
+    n.spans += static_cast<std::int64_t>(central.partial[u].count + central.full[u].count);
+    n.pages += central.partial[u].pages + central.full[u].pages;
   }
   return n;
 }
