@@ -205,8 +205,8 @@ bool free_into_cached_span(HeapState& heap, ProcState& p, const Arena& arena, st
     // the free only if the page still maps to it and a P other than ours still caches it at
     // sg+3 (ours cannot: we hold it). A span cached by another P is swept, so no sweep can
     // change its slots while we hold a P.
-    if (arena.spans[page].load(std::memory_order_acquire) != &s ||
-        s.cache_owner() < 0 || s.sweepgen.load(std::memory_order_acquire) != sg + 3)
+    if (arena.spans[page].load(std::memory_order_acquire) != &s || s.cache_owner() < 0 ||
+        s.sweepgen.load(std::memory_order_acquire) != sg + 3)
       return false;
     SPANHEAP_DCHECK(&heap, s.cache_owner() != static_cast<int>(p.index),
                     "a remote free into a span the freeing P caches");

@@ -175,19 +175,21 @@ TEST(RemoteFastFree, ASpanUncachedWhileTheFreeAwaitsItsLockIsJudgedAgain) {
   ASSERT_NE(bind_this_thread(heap), owner_p);
   detail::Span& s = span_of(heap, x);
   bool evicted = false;
-  testing::set_protocol_hook(
-      heap,
-      [&](testing::ProtocolPoint) {
-        if (evicted) return;
-        evicted = true;
-        owner.run([&] {
-          // As test::evict_to_central: a refill's look at the oldest owned spans moves them to
-          // the front, so the span may be looked at a few times before it is the one evicted.
-          const unsigned limit = 4 * (testing::max_owned_spans() + 4) * s.nelems;
-          while (s.cache_owner() >= 0 && more.size() < limit) more.push_back(heap.allocate(64));
-        });
-      },
-      {testing::ProtocolPoint::remote_free_before_lock});
+  testing::set_protocol_hook(heap,
+                             [&](testing::ProtocolPoint) {
+                               if (evicted) return;
+                               evicted = true;
+                               owner.run([&] {
+                                 // As test::evict_to_central: a refill's look at the oldest owned
+                                 // spans moves them to the front, so the span may be looked at a
+                                 // few times before it is the one evicted.
+                                 const unsigned limit =
+                                     4 * (testing::max_owned_spans() + 4) * s.nelems;
+                                 while (s.cache_owner() >= 0 && more.size() < limit)
+                                   more.push_back(heap.allocate(64));
+                               });
+                             },
+                             {testing::ProtocolPoint::remote_free_before_lock});
   const std::uint64_t held = testing::held_frees(heap);
   heap.free(x);
   testing::set_protocol_hook(heap, {});

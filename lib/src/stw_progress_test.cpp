@@ -409,10 +409,12 @@ TEST(StopTheWorldProgress, TheStopWaitsForAPTakenAtAnyIndexInBothStatusLayouts) 
                 binding == ProcBinding::off || i % detail::ProcStatusLine::words == 0);
     }
     for (const unsigned i : {0u, 15u, 16u, 39u, h.nslots - 1}) {
-      SCOPED_TRACE(::testing::Message() << "binding " << static_cast<int>(binding) << ", slot " << i);
+      SCOPED_TRACE(::testing::Message()
+                   << "binding " << static_cast<int>(binding) << ", slot " << i);
       detail::ProcState& p = h.proc(i);
       // A sweeper slot may be the background sweeper's for a moment.
-      ASSERT_TRUE(wait_until([&] { return detail::try_take_idle(h, p); }, std::chrono::seconds(10)));
+      ASSERT_TRUE(
+          wait_until([&] { return detail::try_take_idle(h, p); }, std::chrono::seconds(10)));
       const std::uint64_t cycles = heap.stats().cycles;
       std::atomic<bool> collected{false};
       Scenario s;
@@ -423,9 +425,7 @@ TEST(StopTheWorldProgress, TheStopWaitsForAPTakenAtAnyIndexInBothStatusLayouts) 
       // The stop has begun (or, if it missed the P, already ended).
       // (Not an ASSERT: the P is given back and the collector joined whatever happens.)
       const bool began = wait_until(
-          [&] {
-            return world_stopping(heap) || collected.load() || heap.stats().cycles != cycles;
-          },
+          [&] { return world_stopping(heap) || collected.load() || heap.stats().cycles != cycles; },
           std::chrono::seconds(10));
       if (!began) {
         ADD_FAILURE() << "the stop never began (World::stopped not published while a P was taken)";
@@ -435,9 +435,9 @@ TEST(StopTheWorldProgress, TheStopWaitsForAPTakenAtAnyIndexInBothStatusLayouts) 
       }
       // A stop that missed the P runs its pause (the cycle count moves, `stopped` is cleared)
       // and then waits in the ragged barrier for the P's flush; one that saw it never gets there.
-      const bool cycle_ran = wait_until(
-          [&] { return heap.stats().cycles != cycles || !world_stopping(heap); },
-          std::chrono::milliseconds(100));
+      const bool cycle_ran =
+          wait_until([&] { return heap.stats().cycles != cycles || !world_stopping(heap); },
+                     std::chrono::milliseconds(100));
       EXPECT_FALSE(cycle_ran) << "the stop did not wait for the P taken at slot " << i;
       detail::release_proc(p);
       s.join_all("a stop waiting for a taken P");

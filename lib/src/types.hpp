@@ -393,8 +393,9 @@ static_assert(sizeof(ProcStatusLine) == 64, "sixteen status words fill one cache
 
 struct alignas(64) ProcState {
   std::atomic<ProcStatus>& status() const noexcept { return *status_word; }
-  std::atomic<ProcStatus>* status_word = nullptr;  // immutable after init: HeapState::status_word(i)
-  std::atomic<ThreadRecord*> binder{nullptr};      // the bound thread; changed only while unbound
+  // Immutable after init: HeapState::status_word(i).
+  std::atomic<ProcStatus>* status_word = nullptr;
+  std::atomic<ThreadRecord*> binder{nullptr};  // the bound thread; changed only while unbound
   // The thread that may enter through its binding: the binder while the status is bound, else
   // nullptr. Set before the status becomes bound (leave_call), cleared by begin_revoke before the
   // revoker's barrier, so enter_bound's handshake needs this one word, not status and binder.
