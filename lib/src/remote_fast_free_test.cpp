@@ -87,17 +87,25 @@ unsigned bind_this_thread(Heap& heap) {
   return detail::last_used_proc.p;
 }
 
+// A heap of two Ps with binding on, and the owner's thread, bound to one of them once it has run
+// a call; the test thread's calls then bind the other (skipped where binding falls back to off).
+class RemoteFastFree : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (testing::binding(heap) == ProcBinding::off) GTEST_SKIP() << "no membarrier: binding is off";
+  }
+  testing::RecordingHandler rec;
+  Heap heap{bound_procs(rec)};
+  OwnerThread owner;
+};
+
 ErrorKind take_one(testing::RecordingHandler& rec, const char* what) {
   const auto reports = rec.take();
   EXPECT_EQ(reports.size(), 1u) << what;
   return reports.empty() ? ErrorKind::corruption : reports[0].kind;
 }
 
-TEST(RemoteFastFree, ValidFreesStayOffTheGeneralPathAndBadOnesAreReportedAtTheCall) {
-  testing::RecordingHandler rec;
-  Heap heap(bound_procs(rec));
-  if (testing::binding(heap) == ProcBinding::off) GTEST_SKIP() << "no membarrier: binding is off";
-  OwnerThread owner;
+TEST_F(RemoteFastFree, ValidFreesStayOffTheGeneralPathAndBadOnesAreReportedAtTheCall) {
   unsigned owner_p = 0;
   void *x = nullptr, *y = nullptr, *z = nullptr, *keep = nullptr;
   owner.run([&] {
@@ -160,11 +168,7 @@ TEST(RemoteFastFree, ValidFreesStayOffTheGeneralPathAndBadOnesAreReportedAtTheCa
 // to central (it exhausts max_owned_spans more spans of the class). Under the lock the free must
 // see that no P caches the span any more and leave it to the general path, which sets the span's
 // `free` bit: a remote bit there would be a free nobody merges (INV-S6).
-TEST(RemoteFastFree, ASpanUncachedWhileTheFreeAwaitsItsLockIsJudgedAgain) {
-  testing::RecordingHandler rec;
-  Heap heap(bound_procs(rec));
-  if (testing::binding(heap) == ProcBinding::off) GTEST_SKIP() << "no membarrier: binding is off";
-  OwnerThread owner;
+TEST_F(RemoteFastFree, ASpanUncachedWhileTheFreeAwaitsItsLockIsJudgedAgain) {
   unsigned owner_p = 0;
   void* x = nullptr;
   std::vector<void*> more;
