@@ -383,7 +383,7 @@ struct Cache {
 // binding off every call takes and gives back its P with a CAS on its word, so each word has a
 // line of its own and two threads' calls never write one line; with binding on (automatic or
 // fenced) a word changes only when its P is bound, revoked or taken by a thread without a binding,
-// so the words are packed, sixteen to a line, and a stop at 64 Ps reads 4 lines instead of 64
+// so the words are packed, sixteen to a line, and a stop at 64 Ps reads 5 lines instead of 66
 // (docs/performance.md, "Stop-the-world pause").
 struct alignas(64) ProcStatusLine {
   static constexpr unsigned words = 16;
