@@ -67,12 +67,7 @@ bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Free
   } else if (s->cache_owner() < 0) {
     pending = test_and_set_bit_locked(s->bits[i / 64].free, i % 64);
   } else {
-    // Another P caches the span: its frees are in `free`, ours go to `remote` (INV-S6).
-    pending = (s->bits[i / 64].free.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0 ||
-              test_and_set_bit_locked(s->remote_bits[i / 64], i % 64);
-    // The flag shares the owner's hot line (owner_word): written only by the first remote free
-    // since the owner's last merge, not by every one.
-    if (!s->remote_pending()) s->set_remote_pending(true);
+    pending = remote_mark_pending(*s, i);  // another P caches the span: its frees are in `free`
   }
   if (pending) {
     return fail_free(out, ErrorKind::double_free,
@@ -211,13 +206,7 @@ bool free_into_cached_span(HeapState& heap, ProcState& p, const Arena& arena, st
     SPANHEAP_DCHECK(&heap, s.cache_owner() != static_cast<int>(p.index),
                     "a remote free into a span the freeing P caches");
     const std::uint32_t i = object_slot(s, addr);  // after the recheck: s.start may have changed
-    if (!slot_allocated(s, i)) return false;
-    // The owner's pending bit first (mark_free's order): a slot in it is a double free, and the
-    // remote bit stays clear.
-    if ((s.bits[i / 64].free.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0 ||
-        test_and_set_bit_locked(s.remote_bits[i / 64], i % 64))
-      return false;
-    if (!s.remote_pending()) s.set_remote_pending(true);
+    if (!slot_allocated(s, i) || remote_mark_pending(s, i)) return false;
   }
   bump(p.cache.frees, 1);
   bump(p.cache.free_bytes, s.elem_size);

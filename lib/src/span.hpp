@@ -110,6 +110,20 @@ inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
   return false;
 }
 
+// The free of slot `i` by a P other than the one that caches the span (INV-S6): true if the slot
+// is already pending — in the owner's `free` (tested first: the remote bit then stays clear) or in
+// `remote` — else it sets the slot's remote bit and raises the span's remote flag, so that the
+// owner's fast path stops taking the span as its bare own and its merge reads the bits. The flag
+// shares the owner's hot line (owner_word): written only by the first remote free since the
+// owner's last merge, not by every one. Requires: free_lock held, and a P caching the span.
+[[gnu::always_inline]] inline bool remote_mark_pending(Span& span, std::uint32_t i) noexcept {
+  if ((span.bits[i / 64].free.load(std::memory_order_relaxed) >> (i % 64) & 1) != 0 ||
+      test_and_set_bit_locked(span.remote_bits[i / 64], i % 64))
+    return true;
+  if (!span.remote_pending()) span.set_remote_pending(true);
+  return false;
+}
+
 // Moves the other Ps' frees (`remote`) into `free`; `raced` receives the slots that were in both:
 // each is one object freed twice, by the owner and by another P at the same time. Returns how
 // many; `raced` is written only when there were remote frees to merge, so read it only when the
