@@ -4,10 +4,8 @@
 #include "report.hpp"
 
 namespace spanheap::detail {
-namespace {
-// Bit r set: the thread holds a lock of rank r.
-thread_local std::uint32_t held_ranks = 0;
-}  // namespace
+
+constinit thread_local std::uint32_t held_ranks = 0;
 
 const char* to_string(LockRank rank) noexcept {
   switch (rank) {
@@ -25,30 +23,43 @@ const char* to_string(LockRank rank) noexcept {
   return "unknown";
 }
 
-void RankedMutex::lock() {
+void RankedMutex::order_violated() const {
   const auto r = static_cast<std::uint32_t>(rank_);
-  if (SPANHEAP_UNLIKELY(held_ranks >> r != 0)) {
-    // Holding this rank or a higher one: a lock-order violation (or self-deadlock).
-    unsigned highest = 31 - static_cast<unsigned>(__builtin_clz(held_ranks));
-    report(nullptr, ErrorKind::corruption, nullptr,
-           "lock order violated: taking {} (rank {}) while holding {} (rank {})", to_string(rank_),
-           r, to_string(static_cast<LockRank>(highest)), highest);
-  }
-  mu_.lock();
-  held_ranks |= 1u << r;
+  const unsigned highest = 31 - static_cast<unsigned>(__builtin_clz(held_ranks));
+  report(nullptr, ErrorKind::corruption, nullptr,
+         "lock order violated: taking {} (rank {}) while holding {} (rank {})", to_string(rank_), r,
+         to_string(static_cast<LockRank>(highest)), highest);
 }
+
+void RankedMutex::take_contended() {
+  // A holder keeps these locks for a few hundred instructions: spin that long before sleeping.
+  for (int i = 0; i < 64; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    std::uint32_t expected = free_;
+    if (word_.load(std::memory_order_relaxed) == free_ &&
+        word_.compare_exchange_weak(expected, held, std::memory_order_acquire,
+                                    std::memory_order_relaxed))
+      return;
+  }
+  // Marked contended before sleeping, so that the holder's release wakes a sleeper; taken as
+  // contended too, since another thread may still sleep (at worst one wake-up too many).
+  while (word_.exchange(contended, std::memory_order_acquire) != free_)
+    word_.wait(contended, std::memory_order_relaxed);
+}
+
+void RankedMutex::wake_one() { word_.notify_one(); }
 
 bool RankedMutex::try_lock() {
   const auto r = static_cast<std::uint32_t>(rank_);
   if (held_ranks >> r != 0) return false;
-  if (!mu_.try_lock()) return false;
+  std::uint32_t expected = free_;
+  if (!word_.compare_exchange_strong(expected, held, std::memory_order_acquire,
+                                     std::memory_order_relaxed))
+    return false;
   held_ranks |= 1u << r;
   return true;
-}
-
-void RankedMutex::unlock() {
-  held_ranks &= ~(1u << static_cast<std::uint32_t>(rank_));
-  mu_.unlock();
 }
 
 bool RankedMutex::held_by_me() const noexcept {

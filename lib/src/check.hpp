@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 
 #if defined(__clang__)
 #define SPANHEAP_TSA(x) __attribute__((x))
@@ -55,12 +54,32 @@ enum class LockRank : std::uint8_t {
 };
 const char* to_string(LockRank rank) noexcept;
 
+// Bit r set: the calling thread holds a lock of rank r (RankedMutex).
+extern constinit thread_local std::uint32_t held_ranks;
+
 // A mutex that carries its rank. Held ranks form a bitmask per thread; ranks are small.
+//
+// The lock is one futex word (Drepper's "Futexes are tricky", mutex 2): 0 free, 1 held, 2 held
+// with perhaps a thread asleep on it. Taking a free lock is one CAS and releasing an uncontended
+// one is one exchange, both inline: std::mutex's pthread calls cost ~55 instructions a pair, and a
+// large allocation and its free take four pairs. A contended lock spins briefly, then sleeps on
+// the word (atomic wait); a release that finds 2 wakes one sleeper, which takes the lock as 2,
+// since others may still sleep. The word holds no waiter list, so a fork() child that releases
+// the locks its parent's forking thread held is left with nothing of the parent's sleepers.
 class CAPABILITY("mutex") RankedMutex {
  public:
   explicit constexpr RankedMutex(LockRank rank) noexcept : rank_(rank) {}
-  void lock() ACQUIRE();
-  void unlock() RELEASE();
+  void lock() ACQUIRE() {
+    const auto r = static_cast<std::uint32_t>(rank_);
+    // Holding this rank or a higher one: a lock-order violation (or self-deadlock).
+    if (SPANHEAP_UNLIKELY(held_ranks >> r != 0)) order_violated();
+    take();
+    held_ranks |= 1u << r;
+  }
+  void unlock() RELEASE() {
+    held_ranks &= ~(1u << static_cast<std::uint32_t>(rank_));
+    give();
+  }
   bool try_lock() SPANHEAP_TSA(try_acquire_capability(true));
   LockRank rank() const noexcept { return rank_; }
   // True when the calling thread holds a lock of this rank (debug checks).
@@ -68,11 +87,26 @@ class CAPABILITY("mutex") RankedMutex {
   // For the fork handlers only (fork.cpp), which hold every heap's locks across fork(): many locks
   // of one rank at once, in rank order, outside the per-thread bookkeeping. In the child the
   // forking thread is the only thread left and releases them as the parent does.
-  void lock_for_fork() SPANHEAP_TSA(no_thread_safety_analysis) { mu_.lock(); }
-  void unlock_after_fork() SPANHEAP_TSA(no_thread_safety_analysis) { mu_.unlock(); }
+  void lock_for_fork() SPANHEAP_TSA(no_thread_safety_analysis) { take(); }
+  void unlock_after_fork() SPANHEAP_TSA(no_thread_safety_analysis) { give(); }
 
  private:
-  std::mutex mu_;
+  static constexpr std::uint32_t free_ = 0, held = 1, contended = 2;
+  void take() {
+    std::uint32_t expected = free_;
+    if (SPANHEAP_UNLIKELY(!word_.compare_exchange_strong(expected, held, std::memory_order_acquire,
+                                                         std::memory_order_relaxed)))
+      take_contended();
+  }
+  void give() {
+    if (SPANHEAP_UNLIKELY(word_.exchange(free_, std::memory_order_release) == contended))
+      wake_one();
+  }
+  [[gnu::cold]] void order_violated() const;
+  [[gnu::noinline]] void take_contended();
+  [[gnu::noinline]] void wake_one();
+
+  std::atomic<std::uint32_t> word_{free_};
   LockRank rank_;
 };
 
