@@ -165,22 +165,27 @@ Span* find_free(PageHeap& ph, unsigned kind, std::size_t npages) REQUIRES(ph.mu)
 void set_history([[maybe_unused]] HeapState& heap, Arena& arena, std::uintptr_t start,
                  std::size_t npages, PageHistory h) REQUIRES(heap.pages.mu) {
   const std::uint64_t fill = 0x5555555555555555ull * static_cast<std::uint64_t>(h);
-  std::size_t page = (start - arena.base) >> page_shift;
-  const std::size_t end = page + npages;
-  while (page < end) {
-    const std::size_t offset = page % history_pages_per_word;
-    const std::size_t n = std::min(end - page, history_pages_per_word - offset);
-    std::atomic<std::uint64_t>& word = arena.history[page / history_pages_per_word];
-    if (n == history_pages_per_word) {
-      word.store(fill, std::memory_order_relaxed);
-    } else {
-      const std::uint64_t mask = ((std::uint64_t{1} << (n * history_bits)) - 1)
-                                 << (offset * history_bits);
-      word.store((word.load(std::memory_order_relaxed) & ~mask) | (fill & mask),
-                 std::memory_order_relaxed);
-    }
-    page += n;
+  const std::size_t first = (start - arena.base) >> page_shift;
+  const std::size_t last = first + npages - 1;
+  std::atomic<std::uint64_t>* word = &arena.history[first / history_pages_per_word];
+  std::atomic<std::uint64_t>* const last_word = &arena.history[last / history_pages_per_word];
+  // The fields of the run's pages in its first and its last word (the same word for a short
+  // run); the words between are the run's whole. Straight-line rather than a loop that sized each
+  // word's share: a large allocation and its free write ~2 words each, and the loop's min and
+  // masks were most of the cost.
+  std::uint64_t mask = ~std::uint64_t{0} << (first % history_pages_per_word * history_bits);
+  const std::uint64_t last_mask =
+      ~std::uint64_t{0} >>
+      ((history_pages_per_word - 1 - last % history_pages_per_word) * history_bits);
+  if (word != last_word) {
+    word->store((word->load(std::memory_order_relaxed) & ~mask) | (fill & mask),
+                std::memory_order_relaxed);
+    for (++word; word != last_word; ++word) word->store(fill, std::memory_order_relaxed);
+    mask = ~std::uint64_t{0};
   }
+  mask &= last_mask;
+  word->store((word->load(std::memory_order_relaxed) & ~mask) | (fill & mask),
+              std::memory_order_relaxed);
 }
 
 // The free run that starts or ends at page `page` of `arena`, taken off its free list (its pages
