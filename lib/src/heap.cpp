@@ -69,7 +69,7 @@ void note_slow_allocation(HeapState& heap) {
     heap.pacer.requested.store(true, std::memory_order_relaxed);
 }
 
-void* alloc_large(HeapState& heap, std::size_t size, std::size_t align, std::size_t& elem) {
+Span* alloc_large(HeapState& heap, std::size_t size, std::size_t align) {
   std::size_t npages = (size + page_size - 1) >> page_shift;
   if (npages == 0) npages = 1;
   const std::size_t bytes = npages << page_shift;
@@ -77,7 +77,6 @@ void* alloc_large(HeapState& heap, std::size_t size, std::size_t align, std::siz
   Span* s = page_alloc(heap, npages, sweep_one, std::max(align, page_size));
   if (s == nullptr) return nullptr;
   span_init_large(*s);
-  elem = s->elem_size;
   // Unpoisoned by on_allocate_debug, as every object is (a second pass here doubled the shadow
   // writes of every large allocation).
   // Under owner reuse page_alloc charged the pages, and free_large_span's page_free credits them.
@@ -89,7 +88,7 @@ void* alloc_large(HeapState& heap, std::size_t size, std::size_t align, std::siz
     central_put_swept(heap, central, s);  // large spans live on central[0]'s full lists
   }
   note_slow_allocation(heap);
-  return reinterpret_cast<void*>(s->start);
+  return s;
 }
 
 // Debug hooks at allocation: the write-after-free check and ASan unpoisoning.
@@ -146,8 +145,13 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
     span = p.cache.alloc[c];
     elem = span->elem_size;
   } else {
-    obj = alloc_large(heap, size, align, elem);
-    if (obj != nullptr) span = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
+    // The span as alloc_large returns it, not looked up again from the object: no other thread
+    // can free an object not yet returned, so the struct stays this span's.
+    span = alloc_large(heap, size, align);
+    if (span != nullptr) {
+      obj = reinterpret_cast<void*>(span->start);
+      elem = span->elem_size;
+    }
   }
   if (SPANHEAP_LIKELY(obj != nullptr)) {
     if (SPANHEAP_UNLIKELY(heap.free_arena.load(std::memory_order_relaxed) == &no_arena))
