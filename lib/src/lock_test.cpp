@@ -58,7 +58,7 @@ TEST(RankedMutex, ExcludesUnderContention) {
           mu.unlock();
         }
       },
-      60s))
+      20s))
       << "a thread never got the lock back: a release lost a wake-up";
   EXPECT_EQ(overlaps->load(), 0u) << "two threads held the lock at once";
   mu.lock();
