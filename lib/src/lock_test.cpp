@@ -1,13 +1,13 @@
 // RankedMutex (check.hpp): mutual exclusion, waking every sleeper, try_lock and the rank order.
 // A lost wake-up hangs a thread, so every wait here is bounded: the test fails with a message and
-// leaves the stuck thread detached (its lock is never destroyed) rather than hang the run.
+// leaves the stuck thread detached (it keeps the state it shares alive) rather than hang the run.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <thread>
-#include <vector>
 
 #include "check.hpp"
 #include "test_util.hpp"
@@ -23,76 +23,68 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Leaked: a thread that a broken lock left asleep may still refer to it when the test returns.
-RankedMutex& leaked_lock(LockRank rank) { return *new RankedMutex(rank); }
-
-// Runs `threads` threads of `body` and joins them all within `limit`; false when any is stuck.
-template <typename F>
-bool run_bounded(unsigned threads, F body, std::chrono::milliseconds limit) {
-  auto* done = new std::atomic<unsigned>{0};
-  for (unsigned t = 0; t < threads; t++)
-    std::thread([=] {
-      body(t);
-      done->fetch_add(1);
-    }).detach();
-  return test::wait_until([&] { return done->load() == threads; }, limit);
-}
+// Each test's state is shared with its threads (shared_ptr): a thread that a broken lock left
+// asleep keeps it alive after the test returns, and the last thread out frees it.
+struct Contended {
+  RankedMutex mu{LockRank::central};
+  std::uint64_t counter = 0;  // guarded by mu
+  unsigned holder = ~0u;      // guarded by mu: who holds it, as the holder last wrote it
+  std::atomic<unsigned> overlaps{0};
+  std::atomic<unsigned> entered{0};
+  std::atomic<unsigned> done{0};
+};
 
 TEST(RankedMutex, ExcludesUnderContention) {
-  RankedMutex& mu = leaked_lock(LockRank::central);
-  // Guarded by mu: a plain counter and a witness of who holds the lock.
-  auto* counter = new std::uint64_t{0};
-  auto* holder = new unsigned{~0u};
-  auto* overlaps = new std::atomic<unsigned>{0};
   constexpr unsigned threads = 4, rounds = 20000;
-  ASSERT_TRUE(run_bounded(
-      threads,
-      [&mu, counter, holder, overlaps](unsigned t) {
-        for (unsigned i = 0; i < rounds; i++) {
-          mu.lock();
-          *holder = t;
-          ++*counter;
-          // Now and then hold the lock long enough that the others stop spinning and sleep.
-          if (i % 512 == 0) std::this_thread::sleep_for(200us);
-          if (*holder != t) overlaps->fetch_add(1);
-          mu.unlock();
-        }
-      },
-      20s))
-      << "a thread never got the lock back: a release lost a wake-up";
-  EXPECT_EQ(overlaps->load(), 0u) << "two threads held the lock at once";
-  mu.lock();
-  EXPECT_EQ(*counter, std::uint64_t{threads} * rounds);
-  mu.unlock();
+  auto c = std::make_shared<Contended>();
+  for (unsigned t = 0; t < threads; t++)
+    std::thread([c, t] {
+      for (unsigned i = 0; i < rounds; i++) {
+        c->mu.lock();
+        c->holder = t;
+        ++c->counter;
+        // Now and then hold the lock long enough that the others stop spinning and sleep.
+        if (i % 512 == 0) std::this_thread::sleep_for(200us);
+        if (c->holder != t) c->overlaps.fetch_add(1);
+        c->mu.unlock();
+      }
+      c->done.fetch_add(1);
+    }).detach();
+  ASSERT_TRUE(test::wait_until([&] { return c->done.load() == threads; }, 20s))
+      << c->done.load() << " of " << threads
+      << " threads finished: a thread never got the lock back (a release lost a wake-up)";
+  EXPECT_EQ(c->overlaps.load(), 0u) << "two threads held the lock at once";
+  c->mu.lock();
+  EXPECT_EQ(c->counter, std::uint64_t{threads} * rounds);
+  c->mu.unlock();
 }
 
 // Threads that found the lock held for long are asleep on it; one release must let every one of
 // them through in turn (each takes the lock as contended, so its own release wakes the next).
 TEST(RankedMutex, WakesEverySleeper) {
-  RankedMutex& mu = leaked_lock(LockRank::page_heap);
-  auto* entered = new std::atomic<unsigned>{0};
-  mu.lock();
   constexpr unsigned sleepers = 3;
-  auto* done = new std::atomic<unsigned>{0};
+  auto c = std::make_shared<Contended>();
+  c->mu.lock();
   for (unsigned t = 0; t < sleepers; t++)
-    std::thread([&mu, entered, done] {
-      entered->fetch_add(1);
-      mu.lock();
+    std::thread([c] {
+      c->entered.fetch_add(1);  // before the lock: the test waits for this, never past it
+      c->mu.lock();
       std::this_thread::sleep_for(1ms);  // the others stay asleep meanwhile
-      mu.unlock();
-      done->fetch_add(1);
+      c->mu.unlock();
+      c->done.fetch_add(1);
     }).detach();
-  ASSERT_TRUE(test::wait_until([&] { return entered->load() == sleepers; }, 10s));
+  const bool all_entered = test::wait_until([&] { return c->entered.load() == sleepers; }, 10s);
   std::this_thread::sleep_for(50ms);  // far past the spin: all three are asleep
-  EXPECT_EQ(done->load(), 0u) << "a thread took a held lock";
-  mu.unlock();
-  EXPECT_TRUE(test::wait_until([&] { return done->load() == sleepers; }, 10s))
-      << done->load() << " of " << sleepers << " sleepers got the lock: a release lost a wake-up";
+  EXPECT_EQ(c->done.load(), 0u) << "a thread took a held lock";
+  c->mu.unlock();
+  ASSERT_TRUE(all_entered) << "the threads never started";
+  EXPECT_TRUE(test::wait_until([&] { return c->done.load() == sleepers; }, 10s))
+      << c->done.load() << " of " << sleepers << " sleepers got the lock: a release lost a wake-up";
 }
 
 TEST(RankedMutex, TryLock) {
-  RankedMutex& mu = leaked_lock(LockRank::central);
-  RankedMutex& higher = leaked_lock(LockRank::page_heap);
+  RankedMutex mu(LockRank::central);
+  RankedMutex higher(LockRank::page_heap);
   EXPECT_FALSE(mu.held_by_me());
   ASSERT_TRUE(mu.try_lock());
   EXPECT_TRUE(mu.held_by_me());
