@@ -11,7 +11,7 @@ namespace spanheap::detail {
 
 void cache_init(HeapState& heap, Cache& cache, std::uint32_t sg) noexcept {
   (void)heap;
-  for (Span*& s : cache.alloc) s = &empty_span;
+  for (std::atomic<Span*>& s : cache.alloc) s.store(&empty_span, std::memory_order_relaxed);
   cache.flush_gen.store(sg, std::memory_order_relaxed);
 }
 
@@ -92,10 +92,10 @@ void check_exhausted(HeapState& heap, const Span* s) {
 bool refill(HeapState& heap, ProcState& p, unsigned c) {
   Cache& cache = p.cache;
   const std::uint32_t sg = heap.sg();
-  Span* old = cache.alloc[c];
+  Span* old = cache.alloc[c].load(std::memory_order_relaxed);
   if (old != &empty_span) {
     check_exhausted(heap, old);
-    cache.alloc[c] = &empty_span;
+    cache.alloc[c].store(&empty_span, std::memory_order_relaxed);
     if (heap.options.reuse == ReusePolicy::owner) {
       park(heap, p, c, old);
     } else {
@@ -112,7 +112,9 @@ bool refill(HeapState& heap, ProcState& p, unsigned c) {
     span->set_cache_owner(static_cast<int>(p.index));
   }
   span->sweepgen.store(sg + 3, std::memory_order_release);  // T5
-  cache.alloc[c] = span;
+  // Release: stats() reads the span through this pointer (its alloc cache), and a span struct just
+  // built by the page heap was written by no atomic store that reader could order after.
+  cache.alloc[c].store(span, std::memory_order_release);
   return true;
 }
 
@@ -127,14 +129,23 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c, bool may_refil
   Cache& cache = p.cache;
   SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), cache),
                   "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
+  // INV-C as the counters keep it: the slots of this alloc cache were counted when they entered
+  // it, and the ones it holds now would be counted again at the exit below.
+  SPANHEAP_CHECK(
+      &heap,
+      cache.alloc[c].load(std::memory_order_relaxed)->alloc_cache.load(std::memory_order_relaxed) ==
+          0,
+      "allocation slow path with slots left in the alloc cache (INV-C: they would be "
+      "counted twice)");
   // At most: the span is full -> collect or refill -> allocate.
   for (int attempt = 0; attempt < 3; attempt++) {
-    Span* s = cache.alloc[c];
+    Span* s = cache.alloc[c].load(std::memory_order_relaxed);
     if (s != &empty_span) {
       const std::uint32_t i = next_free_index(*s);
       if (i < s->nelems) {
         s->alloc_count++;
         SPANHEAP_CHECK(&heap, s->alloc_count <= s->nelems, "s.allocCount > s.nelems (C4)");
+        count_slow_allocation(cache, *s, 1);
         return reinterpret_cast<void*>(s->start + i * s->elem_size);
       }
       SPANHEAP_CHECK(&heap, s->alloc_count == s->nelems,
@@ -150,7 +161,7 @@ void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c, bool may_refil
           check_exhausted(heap, s);
           park(heap, p, c, s);
         }
-        cache.alloc[c] = o;
+        cache.alloc[c].store(o, std::memory_order_release);  // as in refill
         SPANHEAP_DCHECK(&heap, owns_span(heap, p, *o),
                         "collection of a span this P does not cache (T9a)");
         span_collect(heap, cache, *o);
@@ -179,8 +190,13 @@ void cache_flush(HeapState& heap, ProcState& p, FlushKind kind, bool keep_empty)
   for (unsigned c = 1; c < ncls; c++) {
     // The current span, then the owned ones (a failed refill can leave owned spans behind an
     // empty current one).
-    if (Span* s = cache.alloc[c]; s != &empty_span) {
-      cache.alloc[c] = &empty_span;
+    if (Span* s = cache.alloc[c].load(std::memory_order_relaxed); s != &empty_span) {
+      // The free slots left in its alloc cache were counted as allocations when they entered it
+      // (Cache::allocs); the span leaves with them.
+      const std::uint64_t unused = count_word(s->alloc_cache.load(std::memory_order_relaxed));
+      bump(cache.allocs, 0 - unused);
+      bump(cache.alloc_bytes, 0 - unused * s->elem_size);
+      cache.alloc[c].store(&empty_span, std::memory_order_relaxed);
       uncache_span(heap, heap.central[c], s, keep_empty);
       protocol_point(heap, ProtocolPoint::flush_released_span);
     }

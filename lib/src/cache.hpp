@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "span.hpp"
+#include "stats.hpp"
 #include "types.hpp"
 
 namespace spanheap::detail {
@@ -35,12 +37,12 @@ inline constexpr unsigned owned_scan = 4;
 // word leaves the cache empty, so the next allocation loads the next word in the slow path
 // (INV-A3). Requires: owner P, flushed cache.
 inline bool cache_alloc_fast(Cache& cache, unsigned c, void*& obj, std::size_t& elem) noexcept {
-  Span* s = cache.alloc[c];
-  const std::uint64_t bits = s->alloc_cache;
+  Span* s = cache.alloc[c].load(std::memory_order_relaxed);
+  const std::uint64_t bits = s->alloc_cache.load(std::memory_order_relaxed);
   if (bits == 0) return false;
   const auto k = static_cast<std::uint32_t>(__builtin_ctzll(bits));
   const std::uint32_t r = s->free_index.load(std::memory_order_relaxed) + k;
-  s->alloc_cache = (bits >> k) >> 1;
+  s->alloc_cache.store((bits >> k) >> 1, std::memory_order_relaxed);
   s->free_index.store(r + 1, std::memory_order_release);
   s->alloc_count++;
   elem = s->elem_size;
@@ -48,10 +50,23 @@ inline bool cache_alloc_fast(Cache& cache, unsigned c, void*& obj, std::size_t& 
   return true;
 }
 
+// The allocation counters' charge when a slow path hands `handed` objects out of `s`, the current
+// span of a class, and leaves free slots of a word in its alloc cache: those are counted now, for
+// the fast path that will hand them out uncounted (Cache::allocs). Requires: owner P, and the
+// span's alloc cache empty when the slow path began (the fast path had failed on it), so nothing
+// in it was counted before (cache_alloc_slow checks that).
+inline void count_slow_allocation(Cache& cache, const Span& s, unsigned handed) noexcept {
+  const std::uint64_t n = handed + count_word(s.alloc_cache.load(std::memory_order_relaxed));
+  bump(cache.allocs, n);
+  bump(cache.alloc_bytes, n * s.elem_size);
+}
+
 // The slow path: next free slot in the current span, else refill (uncache the full span, take one
 // from central). nullptr only when memory is exhausted, or, with `may_refill` false, when no span
 // this P caches has a slot to give or pending frees worth collecting (the caller then takes the
-// whole slow path: refill, and the out-of-memory handling). Requires: owner P, flushed cache.
+// whole slow path: refill, and the out-of-memory handling). Counts the object it returns and the
+// slots it leaves in the alloc cache (count_slow_allocation). Requires: owner P, flushed cache,
+// the class's alloc cache empty.
 void* cache_alloc_slow(HeapState& heap, ProcState& p, unsigned c, bool may_refill = true);
 
 // Returns every cached span to central (Go's releaseAll): stale ones are swept by this P now.

@@ -61,7 +61,8 @@ Span* cache_span(HeapState& heap, Cache& by, Central& central) {
                  "cache_span: span has no free objects (C11)");
   span->free_index.store(fi, std::memory_order_release);
   refill_alloc_cache(*span, fi / 64);
-  span->alloc_cache >>= fi % 64;
+  span->alloc_cache.store(span->alloc_cache.load(std::memory_order_relaxed) >> fi % 64,
+                          std::memory_order_relaxed);
   // Pacing (Go's heap_live): the free bytes handed to a cache count as allocated. Under
   // ReusePolicy::owner the page heap charges the pages it hands out instead (Pacer::allocated):
   // slots reclaimed without a cycle are reused memory, and counting them would run cycles that an

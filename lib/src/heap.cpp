@@ -138,11 +138,12 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   std::size_t elem = 0;
   Span* span = nullptr;
   if (SPANHEAP_LIKELY(c != 0)) {
+    // Counted by the slow path that loaded its word into the alloc cache, or by this one.
     if (!cache_alloc_fast(p.cache, c, obj, elem)) {
       obj = cache_alloc_slow(heap, p, c);
       note_slow_allocation(heap);
     }
-    span = p.cache.alloc[c];
+    span = p.cache.alloc[c].load(std::memory_order_relaxed);
     elem = span->elem_size;
   } else {
     // The span as alloc_large returns it, not looked up again from the object: no other thread
@@ -151,13 +152,13 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
     if (span != nullptr) {
       obj = reinterpret_cast<void*>(span->start);
       elem = span->elem_size;
+      bump(p.cache.allocs, 1);
+      bump(p.cache.alloc_bytes, elem);
     }
   }
   if (SPANHEAP_LIKELY(obj != nullptr)) {
     if (SPANHEAP_UNLIKELY(heap.free_arena.load(std::memory_order_relaxed) == &no_arena))
       heap.free_arena.store(span->arena, std::memory_order_release);
-    bump(p.cache.allocs, 1);
-    bump(p.cache.alloc_bytes, elem);
     if (SPANHEAP_UNLIKELY(heap.allocation_hooks)) on_allocate_hooks(heap, p, span, obj, elem);
   }
   if (proc < 0) {
@@ -206,28 +207,25 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
 [[gnu::always_inline]] inline void* next_word(HeapState& heap, ProcState& p, unsigned c,
                                               std::size_t size, std::size_t align,
                                               ThreadRecord* me) {
-  Span* s = p.cache.alloc[c];
+  Span* s = p.cache.alloc[c].load(std::memory_order_relaxed);
   SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
                   "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
   // A span whose last slot the fast path handed out has free_index == nelems; so has empty_span.
   const std::uint32_t i =
       s->free_index.load(std::memory_order_relaxed) < s->nelems ? next_free_index(*s) : s->nelems;
   void* obj;
-  std::size_t elem;
   if (SPANHEAP_LIKELY(i < s->nelems)) {
     s->alloc_count++;
     SPANHEAP_CHECK(&heap, s->alloc_count <= s->nelems, "s.allocCount > s.nelems (C4)");
-    elem = s->elem_size;
-    obj = reinterpret_cast<void*>(s->start + i * elem);
+    obj = reinterpret_cast<void*>(s->start + i * s->elem_size);
+    // The object and the rest of its word, which next_free_index left in the alloc cache.
+    count_slow_allocation(p.cache, *s, 1);
   } else {
     if (heap.options.reuse != ReusePolicy::owner)
       return allocate_holding_default(heap, p, c, size, align);
-    obj = cache_alloc_slow(heap, p, c, /*may_refill=*/false);
+    obj = cache_alloc_slow(heap, p, c, /*may_refill=*/false);  // counts it
     if (obj == nullptr) return allocate_holding_default(heap, p, c, size, align);
-    elem = p.cache.alloc[c]->elem_size;
   }
-  bump(p.cache.allocs, 1);
-  bump(p.cache.alloc_bytes, elem);
   if (me == nullptr) return leave_then_return(heap, p, obj);
   leave_bound(me);
   return obj;
@@ -363,8 +361,7 @@ template <bool bound, bool any_align>
   if (SPANHEAP_UNLIKELY(!cache_alloc_fast(p.cache, c, obj, elem)))
     return any_align ? allocate_next_word_aligned(heap, p, c, size, align, me)
                      : allocate_next_word(heap, p, c, size, me);
-  bump(p.cache.allocs, 1);
-  bump(p.cache.alloc_bytes, elem);
+  (void)elem;  // counted with its word (Cache::allocs)
   if (!bound && SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
   leave_bound(me);
   // No look at pacer.requested: only an allocation's slow path sets it, and that allocation runs

@@ -350,7 +350,7 @@ Span* carve(HeapState& heap, Span* s, std::size_t npages) REQUIRES(heap.pages.mu
   if (heap.options.reuse == ReusePolicy::owner) pacer_charge_pages(heap, npages);
   set_history(heap, *out->arena, out->start, npages, PageHistory::in_use);
   // Reset allocation state; sweepgen becomes sg (T1) before the span is published anywhere.
-  out->alloc_cache = 0;
+  out->alloc_cache.store(0, std::memory_order_relaxed);
   out->free_index.store(0, std::memory_order_relaxed);
   out->nelems = 0;
   out->alloc_count = 0;

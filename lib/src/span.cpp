@@ -15,6 +15,15 @@ namespace spanheap::detail {
 
 Span empty_span;
 
+#if defined(__x86_64__) && !defined(__POPCNT__)
+bool ask_cpu_for_popcnt() noexcept {
+  __builtin_cpu_init();  // the heap may run before the constructors that would call it
+  const bool has = __builtin_cpu_supports("popcnt") != 0;
+  popcnt_answer.store(has ? 1 : 0, std::memory_order_relaxed);
+  return has;
+}
+#endif
+
 namespace {
 
 inline unsigned words_for(std::uint32_t nelems) noexcept { return (nelems + 63) / 64; }
@@ -33,46 +42,6 @@ void clear_bits(Span& s) noexcept {
   }
   s.set_remote_pending(false);
 }
-
-// The population counts of a collection and of the test before it (sweep_bits,
-// worth_collecting), a word of bitmap each: with the POPCNT instruction where the CPU has it.
-// x86-64's baseline lacks it, so a build for that baseline counts in a dozen ALU instructions
-// (popcount64) unless the CPU, asked once, says it has the instruction; almost every x86-64 CPU
-// does. An asm statement rather than a target attribute: the counting loops stay ordinary
-// templates, one instance for each answer.
-#if defined(__x86_64__) && !defined(__POPCNT__)
-// -1 until asked, then 0 or 1; a relaxed atomic rather than a function-local static, whose guard
-// made the question a call.
-std::atomic<int> popcnt_answer{-1};
-
-[[gnu::noinline]] bool ask_cpu_for_popcnt() noexcept {
-  __builtin_cpu_init();  // the heap may run before the constructors that would call it
-  const bool has = __builtin_cpu_supports("popcnt") != 0;
-  popcnt_answer.store(has ? 1 : 0, std::memory_order_relaxed);
-  return has;
-}
-
-inline bool cpu_has_popcnt() noexcept {
-  const int answer = popcnt_answer.load(std::memory_order_relaxed);
-  return SPANHEAP_LIKELY(answer >= 0) ? answer != 0 : ask_cpu_for_popcnt();
-}
-template <bool hw>
-[[gnu::always_inline]] inline unsigned count_bits(std::uint64_t x) noexcept {
-  if constexpr (hw) {
-    std::uint64_t n;
-    asm("popcntq %1, %0" : "=r"(n) : "rm"(x));
-    return static_cast<unsigned>(n);
-  } else {
-    return popcount64(x);
-  }
-}
-#else
-inline bool cpu_has_popcnt() noexcept { return false; }
-template <bool>
-[[gnu::always_inline]] inline unsigned count_bits(std::uint64_t x) noexcept {
-  return popcount64(x);  // the instruction when the target has one
-}
-#endif
 
 // Pending frees of word w: the owner's and the other Ps'. A slot in both counts twice, as the
 // free counters count it until the merge finds it.
@@ -119,7 +88,7 @@ void span_init_large(Span& s) noexcept {
   // The single object is allocated at once: free_index = alloc_count = 1 (INV-A2 for large).
   s.alloc_count = 1;
   s.free_index.store(1, std::memory_order_relaxed);
-  s.alloc_cache = 0;
+  s.alloc_cache.store(0, std::memory_order_relaxed);
   s.state.store(SpanState::in_use, std::memory_order_release);
 }
 
@@ -127,12 +96,12 @@ std::uint32_t next_free_index(Span& s) noexcept {
   std::uint32_t i = s.free_index.load(std::memory_order_relaxed);
   const std::uint32_t n = s.nelems;
   if (i >= n) return n;
-  std::uint64_t cache = s.alloc_cache;
+  std::uint64_t cache = s.alloc_cache.load(std::memory_order_relaxed);
   // At a word's first slot the cache may not hold that word yet: the fast path leaves it empty
   // when it hands out a word's last slot (INV-A3).
   if (cache == 0 && i % 64 == 0) {
     refill_alloc_cache(s, i / 64);
-    cache = s.alloc_cache;
+    cache = s.alloc_cache.load(std::memory_order_relaxed);
   }
   unsigned k = cache == 0 ? 64 : static_cast<unsigned>(__builtin_ctzll(cache));
   while (k == 64) {
@@ -142,11 +111,11 @@ std::uint32_t next_free_index(Span& s) noexcept {
       return n;
     }
     refill_alloc_cache(s, i / 64);
-    cache = s.alloc_cache;
+    cache = s.alloc_cache.load(std::memory_order_relaxed);
     k = cache == 0 ? 64 : static_cast<unsigned>(__builtin_ctzll(cache));
   }
   const std::uint32_t r = i + k;  // < n: the cache holds no bit past nelems
-  s.alloc_cache = (cache >> k) >> 1;
+  s.alloc_cache.store((cache >> k) >> 1, std::memory_order_relaxed);
   i = r + 1;
   if (i % 64 == 0 && i != n) refill_alloc_cache(s, i / 64);
   // Publishing r+1 makes slot r "allocated" for freers; the caller allocates r right away.

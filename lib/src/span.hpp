@@ -3,6 +3,7 @@
 // work of a sweep. Ownership rules are in types.hpp; the protocol around sweeping is sweeper.cpp.
 #pragma once
 
+#include <atomic>
 #include <bit>
 #include <cstdint>
 
@@ -30,8 +31,9 @@ inline std::uint64_t slots_in_word(std::uint32_t nelems, std::uint32_t word) noe
 // alloc_cache = ~alloc_bits[word] (Go's refillAllocCache), without the bits past nelems: the
 // allocation fast path hands out whatever bit it finds and never compares with nelems (INV-A3).
 inline void refill_alloc_cache(Span& span, std::uint32_t word) noexcept {
-  span.alloc_cache =
-      ~span.bits[word].alloc.load(std::memory_order_relaxed) & slots_in_word(span.nelems, word);
+  span.alloc_cache.store(
+      ~span.bits[word].alloc.load(std::memory_order_relaxed) & slots_in_word(span.nelems, word),
+      std::memory_order_relaxed);
 }
 
 // Positions free_index/alloc_cache at the first free slot at or after free_index and returns
@@ -148,6 +150,47 @@ inline unsigned popcount64(std::uint64_t x) noexcept {
   x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
   return static_cast<unsigned>((x * 0x0101010101010101ull) >> 56);
 #endif
+}
+
+// The population counts of a collection and of the test before it (sweep_bits,
+// worth_collecting), a word of bitmap each, and of the allocation counters' charge
+// (count_slow_allocation): with the POPCNT instruction where the CPU has it.
+// x86-64's baseline lacks it, so a build for that baseline counts in a dozen ALU instructions
+// (popcount64) unless the CPU, asked once, says it has the instruction; almost every x86-64 CPU
+// does. An asm statement rather than a target attribute: the counting loops stay ordinary
+// templates, one instance for each answer.
+#if defined(__x86_64__) && !defined(__POPCNT__)
+// -1 until asked, then 0 or 1; a relaxed atomic rather than a function-local static, whose guard
+// made the question a call.
+inline std::atomic<int> popcnt_answer{-1};
+
+[[gnu::noinline]] bool ask_cpu_for_popcnt() noexcept;
+
+inline bool cpu_has_popcnt() noexcept {
+  const int answer = popcnt_answer.load(std::memory_order_relaxed);
+  return SPANHEAP_LIKELY(answer >= 0) ? answer != 0 : ask_cpu_for_popcnt();
+}
+template <bool hw>
+[[gnu::always_inline]] inline unsigned count_bits(std::uint64_t x) noexcept {
+  if constexpr (hw) {
+    std::uint64_t n;
+    asm("popcntq %1, %0" : "=r"(n) : "rm"(x));
+    return static_cast<unsigned>(n);
+  } else {
+    return popcount64(x);
+  }
+}
+#else
+inline bool cpu_has_popcnt() noexcept { return false; }
+template <bool>
+[[gnu::always_inline]] inline unsigned count_bits(std::uint64_t x) noexcept {
+  return popcount64(x);  // the instruction when the target has one
+}
+#endif
+
+// One word's population count, by whichever of the two the CPU can run.
+[[gnu::always_inline]] inline unsigned count_word(std::uint64_t x) noexcept {
+  return cpu_has_popcnt() ? count_bits<true>(x) : count_bits<false>(x);
 }
 
 // Slot index of address `p` inside `span` (p within [start, limit)).

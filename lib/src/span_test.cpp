@@ -44,10 +44,10 @@ struct SpanTest : ::testing::Test {
   if (fi >= s.nelems) return ::testing::AssertionSuccess();
   const std::uint64_t want =
       (~s.bits[fi / 64].alloc.load() & slots_in_word(s.nelems, fi / 64)) >> (fi % 64);
-  if (s.alloc_cache == want || (fi % 64 == 0 && s.alloc_cache == 0))
-    return ::testing::AssertionSuccess();
+  const std::uint64_t cached = s.alloc_cache.load();
+  if (cached == want || (fi % 64 == 0 && cached == 0)) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
-         << "alloc_cache " << s.alloc_cache << " at free_index " << fi << ", want " << want;
+         << "alloc_cache " << cached << " at free_index " << fi << ", want " << want;
 }
 
 TEST_F(SpanTest, FastAndSlowAllocationHandOutTheFreeSlotsInOrderUnderRandomSweeps) {
@@ -55,7 +55,7 @@ TEST_F(SpanTest, FastAndSlowAllocationHandOutTheFreeSlotsInOrderUnderRandomSweep
   auto cache = std::make_unique<Cache>();
   for (unsigned cls = 1; cls < num_size_classes(); cls += 3) {
     init(cls);
-    cache->alloc[cls] = &span;
+    cache->alloc[cls].store(&span);
     for (int round = 0; round < 6; round++) {
       // Allocate a random number of slots, each through the fast path (cache_alloc_fast) or,
       // when it declines or at random, the slow one (next_free_index), as allocation does.
@@ -94,7 +94,8 @@ TEST_F(SpanTest, FastAndSlowAllocationHandOutTheFreeSlotsInOrderUnderRandomSweep
       EXPECT_EQ(span.alloc_count, before - freed);
       EXPECT_EQ(count_allocated(span), span.alloc_count);
       EXPECT_EQ(count_pending(span), 0u);
-      EXPECT_EQ(span.alloc_cache, ~span.bits[0].alloc.load() & slots_in_word(span.nelems, 0));
+      EXPECT_EQ(span.alloc_cache.load(),
+                ~span.bits[0].alloc.load() & slots_in_word(span.nelems, 0));
       for (unsigned w = 0; w < bitmap_words; w++) EXPECT_EQ(out[w] & span.bits[w].alloc.load(), 0u);
     }
   }

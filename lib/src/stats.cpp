@@ -2,8 +2,11 @@
 #include "stats.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "heap_state.hpp"
+#include "size_classes.hpp"
+#include "span.hpp"
 
 namespace spanheap::detail {
 
@@ -14,6 +17,34 @@ struct ProcTotals {
   // Everything reclaimed: by sweeps and large frees (HeapCounters) and by collections (per P).
   std::uint64_t reclaimed_objects = 0, reclaimed_bytes = 0;
 };
+// The free slots in the alloc caches of every P's current spans: counted as allocations when
+// their words entered the caches (Cache::allocs), handed out by none yet. Racy (another P may be
+// handing them out, or its span may leave its cache meanwhile) and exact when no P is in a call.
+// The class's object size, not the span's: a span struct read racily may be reinitialised
+// meanwhile.
+struct Reserved {
+  std::uint64_t objects = 0, bytes = 0;
+};
+Reserved reserved_in_caches(const HeapState& heap) {
+  Reserved r;
+  for (unsigned w = 0; w < std::size(heap.classes_used); w++) {
+    // A class's spans exist only once its bit is set, and a P caches only such spans.
+    for (std::uint64_t bits = heap.classes_used[w].load(std::memory_order_relaxed); bits != 0;
+         bits &= bits - 1) {
+      const unsigned c = w * 64 + static_cast<unsigned>(__builtin_ctzll(bits));
+      if (c == 0 || c >= num_size_classes()) continue;
+      const std::uint64_t size = size_class(c).size;
+      for (unsigned i = 0; i < heap.nslots; i++) {
+        const Span* s = heap.procs[i].cache.alloc[c].load(std::memory_order_acquire);
+        const unsigned n = count_word(s->alloc_cache.load(std::memory_order_relaxed));
+        r.objects += n;
+        r.bytes += n * size;
+      }
+    }
+  }
+  return r;
+}
+
 ProcTotals proc_totals(const HeapState& heap) {
   ProcTotals t;
   for (unsigned i = 0; i < heap.nslots; i++) {
@@ -26,6 +57,9 @@ ProcTotals proc_totals(const HeapState& heap) {
     t.collected_objects += c.collected_objects.load(std::memory_order_relaxed);
     t.collected_bytes += c.collected_bytes.load(std::memory_order_relaxed);
   }
+  const Reserved reserved = reserved_in_caches(heap);
+  t.allocs -= std::min(t.allocs, reserved.objects);
+  t.alloc_bytes -= std::min(t.alloc_bytes, reserved.bytes);
   t.reclaimed_objects =
       heap.counters.reclaimed_objects.load(std::memory_order_relaxed) + t.collected_objects;
   t.reclaimed_bytes =

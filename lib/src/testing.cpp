@@ -302,7 +302,8 @@ void snapshot(Heap& heap, HeapSnapshot& snap, VerifyResult* verify) {
         static_cast<std::int32_t>(p.cache.flush_gen.load(std::memory_order_relaxed) - sg);
     pi.idle = true;  // every P is stopped by us, so none is inside a call
     for (unsigned c = 1; c < detail::num_size_classes(); c++)
-      pi.cached_spans += (p.cache.alloc[c] != &detail::empty_span) + p.cache.owned[c].count;
+      pi.cached_spans += (p.cache.alloc[c].load(std::memory_order_relaxed) != &detail::empty_span) +
+                         p.cache.owned[c].count;
     snap.procs.push_back(pi);
   }
   snap.sweep_done = detail::sweep_done(h);

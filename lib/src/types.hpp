@@ -129,11 +129,12 @@ struct alignas(16) SlotWord {
 struct alignas(64) Span {
   // Line 0: everything the allocation and free fast paths read, then the first bitmap word, so
   // that a free into one of a span's first 64 slots touches this line alone.
-  std::uint64_t alloc_cache = 0;             // owner: cache's P (or sweep owner)
-  std::atomic<std::uint32_t> free_index{0};  // owner writes; freers read (acq/rel: slots below are
-                                             // allocated)
-  std::uint32_t nelems = 0;                  // immutable after init (of this use of the struct)
-  std::uint16_t alloc_count = 0;             // owner: cache's P, sweep owner, or central under lock
+  std::atomic<std::uint64_t> alloc_cache{0};  // owner: cache's P (or sweep owner); stats() reads
+                                              // a cached span's racily (relaxed)
+  std::atomic<std::uint32_t> free_index{0};   // owner writes; freers read (acq/rel: slots below are
+                                              // allocated)
+  std::uint32_t nelems = 0;                   // immutable after init (of this use of the struct)
+  std::uint16_t alloc_count = 0;  // owner: cache's P, sweep owner, or central under lock
   // The free fast path's "is this an object's start, and which" in one multiply (object_slot in
   // span.hpp): immutable after init, from the class (SizeClass); 0 for a large span.
   std::uint8_t slot_shift = 0;
@@ -349,10 +350,19 @@ struct OwnedSpans {
 };
 
 struct Cache {
-  Span* alloc[max_size_classes] = {};       // owner: P; &empty_span when none
+  // Owner: P; &empty_span when none. Atomic only for stats(), which reads every P's current spans
+  // to take their alloc caches' slots back out of `allocs` (below): a span is stored with release,
+  // so that reader (acquire) sees the struct as built; the owner's own loads are relaxed.
+  std::atomic<Span*> alloc[max_size_classes]{};
   std::atomic<std::uint32_t> flush_gen{0};  // owner writes (release: spans are flushed); the cycle
                                             // reads while stopped
   // Counters: single writer (the P holding it), read racily by stats().
+  // Allocations are counted a word at a time, not a call at a time (Go's mcache counts a span's
+  // free slots when it caches the span): when the slow path leaves a word's free slots in the
+  // alloc cache of the current span, `allocs` and `alloc_bytes` count all of them at once, with
+  // the object the slow path hands out, and the fast path counts nothing. The slots still in the
+  // cache are counted back out when the span leaves the cache (cache_flush), and stats()
+  // subtracts those of every P's current spans, so its figures stay exact (INV-C, verify()).
   std::atomic<std::uint64_t> allocs{0};
   std::atomic<std::uint64_t> alloc_bytes{0};
   std::atomic<std::uint64_t> frees{0};

@@ -217,7 +217,7 @@ const std::vector<CensusEntry>& take_census(HeapState& heap, const WorldStopped&
   for (unsigned i = 0; i < heap.nprocs; i++) {
     Cache& cache = heap.proc(i).cache;
     for_each_used_class(heap, /*large=*/false, [&](unsigned c) {
-      Span* s = cache.alloc[c];
+      Span* s = cache.alloc[c].load(std::memory_order_relaxed);
       if (s == &empty_span) return;
       place(s, SpanLocation::cached, static_cast<int>(i));
       if (s->cls() != c)
@@ -361,12 +361,13 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
       const std::uint64_t mask = valid_bits >= 64 ? ~0ull : (1ull << valid_bits) - 1;
       // The fast path trusts every bit it finds: one past nelems would hand out memory past the
       // span's last slot. An empty cache at a word's first slot is that word not loaded yet.
-      if ((s->alloc_cache & ~mask) != 0)
+      const std::uint64_t cached = s->alloc_cache.load(std::memory_order_relaxed);
+      if ((cached & ~mask) != 0)
         fail(&out, "INV-A3", "span {} alloc_cache {:#x} holds bits past its {} slots", addr(s),
-             s->alloc_cache, s->nelems);
-      else if ((expect & mask) != s->alloc_cache && !(fi == base && s->alloc_cache == 0))
+             cached, s->nelems);
+      else if ((expect & mask) != cached && !(fi == base && cached == 0))
         fail(&out, "INV-A3", "span {} alloc_cache {:#x} out of sync with alloc bits ({:#x})",
-             addr(s), s->alloc_cache, expect & mask);
+             addr(s), cached, expect & mask);
     }
     objects += s->alloc_count;
     bytes += std::uint64_t{s->alloc_count} * s->elem_size;
