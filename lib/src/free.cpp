@@ -99,7 +99,7 @@ void move_to_partial(HeapState& heap, Span* s) {
 // T10 (ReusePolicy::owner): the free that set a large object's free bit returns its span to the
 // page heap at once. Later frees of the object see the bit (double_free) until the span's state
 // changes under free_lock, and freed pages after that (double_free by page history).
-void free_large_span(HeapState& heap, Span* s) {
+void free_large_span(HeapState& heap, ProcState& p, Span* s) {
   Central& central = heap.central[0];
   {
     LockGuard g(central.mu);
@@ -115,9 +115,8 @@ void free_large_span(HeapState& heap, Span* s) {
   s->sweepgen.store(heap.sg() - 1, std::memory_order_release);
   s->bits[0].free.store(0, std::memory_order_relaxed);
   s->alloc_count = 0;
-  heap.counters.large_frees.fetch_add(1, std::memory_order_relaxed);
-  heap.counters.reclaimed_objects.fetch_add(1, std::memory_order_relaxed);
-  heap.counters.reclaimed_bytes.fetch_add(s->elem_size, std::memory_order_relaxed);
+  bump(p.cache.large_frees, 1);  // reclaimed as well (stats.cpp)
+  bump(p.cache.large_freed_bytes, s->elem_size);
   page_free(heap, s);
 }
 
@@ -167,7 +166,7 @@ bool free_with_proc(HeapState& heap, ProcState& p, const Arena& arena, std::uint
       }
     }
     if (s->is_large()) {
-      free_large_span(heap, s);
+      free_large_span(heap, p, s);
     } else if (to_partial) {
       protocol_point(heap, ProtocolPoint::free_move_to_partial);
       move_to_partial(heap, s);

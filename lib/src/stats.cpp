@@ -14,7 +14,8 @@ namespace {
 struct ProcTotals {
   std::uint64_t allocs = 0, alloc_bytes = 0, frees = 0, free_bytes = 0;
   std::uint64_t collections = 0, collected_objects = 0, collected_bytes = 0;
-  // Everything reclaimed: by sweeps and large frees (HeapCounters) and by collections (per P).
+  std::uint64_t large_frees = 0, large_freed_bytes = 0;
+  // Everything reclaimed: by sweeps (HeapCounters), and by collections and large frees (per P).
   std::uint64_t reclaimed_objects = 0, reclaimed_bytes = 0;
 };
 // The free slots in the alloc caches of every P's current spans: counted as allocations when
@@ -56,14 +57,16 @@ ProcTotals proc_totals(const HeapState& heap) {
     t.collections += c.collections.load(std::memory_order_relaxed);
     t.collected_objects += c.collected_objects.load(std::memory_order_relaxed);
     t.collected_bytes += c.collected_bytes.load(std::memory_order_relaxed);
+    t.large_frees += c.large_frees.load(std::memory_order_relaxed);
+    t.large_freed_bytes += c.large_freed_bytes.load(std::memory_order_relaxed);
   }
   const Reserved reserved = reserved_in_caches(heap);
   t.allocs -= std::min(t.allocs, reserved.objects);
   t.alloc_bytes -= std::min(t.alloc_bytes, reserved.bytes);
-  t.reclaimed_objects =
-      heap.counters.reclaimed_objects.load(std::memory_order_relaxed) + t.collected_objects;
-  t.reclaimed_bytes =
-      heap.counters.reclaimed_bytes.load(std::memory_order_relaxed) + t.collected_bytes;
+  t.reclaimed_objects = heap.counters.reclaimed_objects.load(std::memory_order_relaxed) +
+                        t.collected_objects + t.large_frees;
+  t.reclaimed_bytes = heap.counters.reclaimed_bytes.load(std::memory_order_relaxed) +
+                      t.collected_bytes + t.large_freed_bytes;
   // A double free whose two frees raced was counted by both; one of them freed nothing.
   t.frees -= std::min(t.frees, heap.counters.raced_double_frees.load(std::memory_order_relaxed));
   t.free_bytes -=
@@ -127,7 +130,7 @@ Stats collect_stats(const HeapState& heap) {
   s.swept_termination = swept(SweepKind::termination);
   s.collections = t.collections;
   s.collected_objects = t.collected_objects;
-  s.large_frees = c.large_frees.load(std::memory_order_relaxed);
+  s.large_frees = t.large_frees;
   s.revocations = c.revocations.load(std::memory_order_relaxed);
   s.errors = c.errors.load(std::memory_order_relaxed);
   return s;
