@@ -15,15 +15,6 @@ namespace spanheap::detail {
 
 Span empty_span;
 
-#if defined(__x86_64__) && !defined(__POPCNT__)
-bool ask_cpu_for_popcnt() noexcept {
-  __builtin_cpu_init();  // the heap may run before the constructors that would call it
-  const bool has = __builtin_cpu_supports("popcnt") != 0;
-  popcnt_answer.store(has ? 1 : 0, std::memory_order_relaxed);
-  return has;
-}
-#endif
-
 namespace {
 
 inline unsigned words_for(std::uint32_t nelems) noexcept { return (nelems + 63) / 64; }

@@ -5,8 +5,8 @@
 #include <iterator>
 
 #include "heap_state.hpp"
+#include "popcount.hpp"
 #include "size_classes.hpp"
-#include "span.hpp"
 
 namespace spanheap::detail {
 
