@@ -103,11 +103,7 @@ INSTANTIATE_TEST_SUITE_P(Reuse, CachedWordCounts,
 // the threads have allocated, and exact once they stop.
 TEST(CachedWordCounts, StatsReadWhileOtherThreadsAllocateAreBoundedAndThenExact) {
   testing::RecordingHandler rec;
-  Options o;
-  o.procs = 2;
-  o.gc_percent = 0;
-  o.error_handler = rec.handler();
-  Heap heap(o);
+  Heap heap(test::deterministic(2, rec));
   constexpr int threads = 2;
   constexpr int ops = 20000;
   std::atomic<std::uint64_t> allocated{0};
