@@ -35,9 +35,14 @@ Reserved reserved_in_caches(const HeapState& heap) {
       const unsigned c = w * 64 + static_cast<unsigned>(__builtin_ctzll(bits));
       if (c == 0 || c >= num_size_classes()) continue;
       const std::uint64_t size = size_class(c).size;
-      for (unsigned i = 0; i < heap.nslots; i++) {
+      // The sweepers' slots (past nprocs) never cache a span, and an empty alloc cache (no span
+      // of the class: the common case) needs no count. stats() runs after every step of the fuzz
+      // executor, and at every cycle for the pacer.
+      for (unsigned i = 0; i < heap.nprocs; i++) {
         const Span* s = heap.procs[i].cache.alloc[c].load(std::memory_order_acquire);
-        const unsigned n = count_word(s->alloc_cache.load(std::memory_order_relaxed));
+        const std::uint64_t cached = s->alloc_cache.load(std::memory_order_relaxed);
+        if (cached == 0) continue;
+        const unsigned n = count_word(cached);
         r.objects += n;
         r.bytes += n * size;
       }
