@@ -81,8 +81,8 @@ void pacer_credit_pages(HeapState& heap, std::size_t npages) REQUIRES(heap.pages
 }
 
 // A page count of the page heap updated by the holder of its lock, which orders every writer of
-// these counters: a load and a store, not a locked read-modify-write (about ten nanoseconds each
-// here, and a large allocation and its free made four of them). stats() and verify() read them.
+// these counters: a load and a store, not a locked read-modify-write (a few nanoseconds each, and
+// a large allocation and its free made four of them). stats() and verify() read them.
 void count_pages(HeapState& heap, std::atomic<std::size_t>& counter, std::size_t add,
                  std::size_t sub) REQUIRES(heap.pages.mu) {
   (void)heap;  // named for the lock it requires

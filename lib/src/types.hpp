@@ -375,7 +375,7 @@ struct Cache {
   std::atomic<std::uint64_t> collected_objects{0};
   std::atomic<std::uint64_t> collected_bytes{0};
   // Large objects whose pages this P gave back at their free (T10) and their bytes: per P for
-  // the same reason (a locked add costs about ten nanoseconds here, and a large free made three).
+  // the same reason (a locked add costs a few nanoseconds, and a large free made three).
   std::atomic<std::uint64_t> large_frees{0};
   std::atomic<std::uint64_t> large_freed_bytes{0};
   // Frees that reached the general checks (free_holding) with this P held: a fast path that
