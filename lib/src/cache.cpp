@@ -193,9 +193,7 @@ void cache_flush(HeapState& heap, ProcState& p, FlushKind kind, bool keep_empty)
     if (Span* s = cache.alloc[c].load(std::memory_order_relaxed); s != &empty_span) {
       // The free slots left in its alloc cache were counted as allocations when they entered it
       // (Cache::allocs); the span leaves with them.
-      const std::uint64_t unused = count_word(s->alloc_cache.load(std::memory_order_relaxed));
-      bump(cache.allocs, 0 - unused);
-      bump(cache.alloc_bytes, 0 - unused * s->elem_size);
+      count_allocations(cache, *s, 0 - cached_slots(*s));
       cache.alloc[c].store(&empty_span, std::memory_order_relaxed);
       uncache_span(heap, heap.central[c], s, keep_empty);
       protocol_point(heap, ProtocolPoint::flush_released_span);

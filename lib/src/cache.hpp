@@ -50,15 +50,26 @@ inline bool cache_alloc_fast(Cache& cache, unsigned c, void*& obj, std::size_t& 
   return true;
 }
 
-// The allocation counters' charge when a slow path hands `handed` objects out of `s`, the current
-// span of a class, and leaves free slots of a word in its alloc cache: those are counted now, for
-// the fast path that will hand them out uncounted (Cache::allocs). Requires: owner P, and the
-// span's alloc cache empty when the slow path began (the fast path had failed on it), so nothing
-// in it was counted before (cache_alloc_slow checks that).
-inline void count_slow_allocation(Cache& cache, const Span& s, unsigned handed) noexcept {
-  const std::uint64_t n = handed + count_word(s.alloc_cache.load(std::memory_order_relaxed));
+// The allocation counters' charge for `n` objects of span `s`'s class: added by a slow path for
+// what it hands out and the free slots it leaves in the alloc cache (the fast path hands those
+// out uncounted: Cache::allocs), taken back (n wraps below zero) by a flush for the slots the
+// cache still holds. Both go through here so that the charge and its refund cannot drift apart.
+inline void count_allocations(Cache& cache, const Span& s, std::uint64_t n) noexcept {
   bump(cache.allocs, n);
   bump(cache.alloc_bytes, n * s.elem_size);
+}
+
+// The free slots in span `s`'s alloc cache: counted when they entered it, not yet handed out.
+inline std::uint64_t cached_slots(const Span& s) noexcept {
+  return count_word(s.alloc_cache.load(std::memory_order_relaxed));
+}
+
+// The charge when a slow path hands `handed` objects out of `s`, the current span of a class, and
+// leaves free slots of a word in its alloc cache. Requires: owner P, and the span's alloc cache
+// empty when the slow path began (the fast path had failed on it), so nothing in it was counted
+// before (cache_alloc_slow and next_word check that).
+inline void count_slow_allocation(Cache& cache, const Span& s, unsigned handed) noexcept {
+  count_allocations(cache, s, handed + cached_slots(s));
 }
 
 // The slow path: next free slot in the current span, else refill (uncache the full span, take one

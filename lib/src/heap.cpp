@@ -210,6 +210,13 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   Span* s = p.cache.alloc[c].load(std::memory_order_relaxed);
   SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
                   "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
+  // INV-C as the counters keep it, as cache_alloc_slow checks it: the slots left in the alloc
+  // cache were counted when they entered it, and the next word's count below would count them
+  // again. Debug tier here: this exit runs once a word, where the general slow path's check is
+  // always on.
+  SPANHEAP_DCHECK(&heap, s->alloc_cache.load(std::memory_order_relaxed) == 0,
+                  "allocation next-word path with slots left in the alloc cache (INV-C: they "
+                  "would be counted twice)");
   // A span whose last slot the fast path handed out has free_index == nelems; so has empty_span.
   const std::uint32_t i =
       s->free_index.load(std::memory_order_relaxed) < s->nelems ? next_free_index(*s) : s->nelems;
