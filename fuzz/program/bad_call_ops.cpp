@@ -188,8 +188,10 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_freed_interior(c
   }
   // A stale P flushes at acquire, and that flush releases a span it empties (a free's own sweep
   // keeps it): whether this P caches the span is the heap's business, so either kind is right.
+  // Through the facade that P is facade_proc (acquiring).
+  const unsigned proc = op.proc == via_heap ? facade_proc : op.proc;
   if (call.want == ErrorKind::invalid_free &&
-      (!stale_known_ || (op.proc < stale_.size() && stale_[op.proc]))) {
+      (!stale_known_ || (proc < stale_.size() && stale_[proc]))) {
     call.or_kind = ErrorKind::double_free;
   }
   note("#{} + {} ({}{})", f.id, q - f.p, kind_name(info.kind),

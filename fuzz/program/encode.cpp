@@ -37,6 +37,10 @@ void write_magnitude(Writer& w, std::uint64_t v) {
 
 bool write_proc(Writer& w, const Program& p, unsigned proc) {
   if (!uses_procs(p.target)) return proc == via_heap;
+  if (proc == via_heap) {
+    w.u8(facade_proc_bits);
+    return true;
+  }
   if (proc >= p.config.procs) return false;
   w.u8(proc);
   return true;

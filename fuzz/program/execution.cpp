@@ -113,6 +113,10 @@ void ProgramExecution::make_heap() {
   }
   options_ = o;
   heap_.emplace(o);
+  // The facade's P is then the same in every process (else a hash of the thread's id), so a
+  // program that fails in a fuzzing process fails the same way in ci/repro's, and the model
+  // knows which P a facade call flushes.
+  testing::prefer_proc(*heap_, facade_proc);
   testing::set_protocol_hook(*heap_, [this](testing::ProtocolPoint) { ++span_releases_; },
                              {testing::ProtocolPoint::page_free_begin});
   refresh_stats();

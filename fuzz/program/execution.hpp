@@ -197,6 +197,8 @@ class ProgramExecution {
   bool checked_nothing_to_sweep_ = false;
   std::array<bool, 8> stale_{};  // which explicit Ps the model knows to be stale
   bool stale_known_ = true;
+  // The P the thread takes for a facade call (via_heap): the executor's testing::prefer_proc.
+  static constexpr unsigned facade_proc = 0;
   std::uint64_t expected_lazy_flushes_ = 0;
 };
 

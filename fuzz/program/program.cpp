@@ -27,8 +27,15 @@ std::uint64_t read_magnitude(ByteReader& r) {
   return (v & (top | (top - 1))) | top;
 }
 
+// The proc byte of the targets that name Ps: its two top bits both set (a quarter of the values)
+// route the call through the facade (via_heap: the calling thread's own P and the library's fast
+// paths), so that those paths meet explicit Ps' frees, stale Ps and cycles; any other value names
+// P (byte % procs). Inputs written when every byte named a P keep their meaning when their proc
+// bytes are below 0xC0, as every generated seed's are.
 unsigned read_proc(ByteReader& r, const Program& p) {
-  return uses_procs(p.target) ? r.u8() % p.config.procs : via_heap;
+  if (!uses_procs(p.target)) return via_heap;
+  const unsigned b = r.u8();
+  return (b & facade_proc_bits) == facade_proc_bits ? via_heap : b % p.config.procs;
 }
 
 // Alignment: a power of two up to the page size.

@@ -68,7 +68,9 @@ inline const OpTable& table(Target target) {
   return alloc_free_ops;
 }
 
-// Targets whose operations name an explicit P (a Proc handle); the others go through the facade.
+// Targets whose operations name an explicit P (a Proc handle), or the facade when the proc byte
+// has these bits set (read_proc); the others always go through the facade.
+inline constexpr unsigned facade_proc_bits = 0xC0;
 inline bool uses_procs(Target target) {
   return target == Target::procs_interleave || target == Target::bad_free;
 }

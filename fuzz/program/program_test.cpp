@@ -55,6 +55,23 @@ TEST(ProgramCodec, HeaderChoosesHeapOptions) {
   EXPECT_EQ(decode(Target::bad_free, owner).config.reuse, ReusePolicy::owner);
 }
 
+TEST(ProgramCodec, ProcBytesWithBothTopBitsSetGoThroughTheFacade) {
+  // procs_interleave with 3 Ps: Free opcodes (table slot 4), each a proc byte and a pick of 5.
+  const std::uint8_t bytes[] = {2, 0, 4, 0x07, 5, 4, 0xBF, 5, 4, 0xC0, 5, 4, 0xFF, 5};
+  const Program p = decode(Target::procs_interleave, bytes);
+  ASSERT_EQ(p.ops.size(), 4u);
+  EXPECT_EQ(std::get<Free>(p.ops[0]), (Free{.proc = 7 % 3, .pick = 5}));
+  EXPECT_EQ(std::get<Free>(p.ops[1]), (Free{.proc = 0xBF % 3, .pick = 5}));
+  EXPECT_EQ(std::get<Free>(p.ops[2]), (Free{.proc = via_heap, .pick = 5}));
+  EXPECT_EQ(std::get<Free>(p.ops[3]), (Free{.proc = via_heap, .pick = 5}));
+  // The facade encodes as 0xC0; a P as its index, which every generated seed uses.
+  const std::vector<std::uint8_t> canonical = {2, 0, 4, 1, 5, 4, 2, 5, 4, 0xC0, 5, 4, 0xC0, 5};
+  EXPECT_EQ(encode(p), canonical);
+  // The targets without explicit Ps read no proc byte and take only the facade.
+  Program af{.target = Target::alloc_free, .config = {}, .ops = {Free{.proc = 1, .pick = 5}}};
+  EXPECT_FALSE(encode(af).has_value());
+}
+
 TEST(ProgramCodec, FreedInteriorKindsComeFromTheOffsetsTopBit) {
   // BadFree opcode of bad_free (table slot 7), kind double_pending (1), P0, pick 2, offset 0x8005.
   const std::uint8_t bytes[] = {0, 0, 7, 1, 0, 2, 0x05, 0x80};

@@ -13,11 +13,11 @@ constexpr unsigned rotating_checks = 2;
 }  // namespace
 
 // A P that acquires flushes itself first if it is stale (lazy flush at acquire), exactly once.
-// Through the facade the P is the thread's, which the model does not track.
+// Through the facade the P is the thread's: facade_proc, which the executor made its first choice
+// (testing::prefer_proc) and which is idle whenever a step starts, so the thread takes it again.
 void ProgramExecution::acquiring(unsigned proc) {
-  if (proc == via_heap) {
-    stale_known_ = false;
-  } else if (proc < stale_.size()) {
+  if (proc == via_heap) proc = facade_proc;
+  if (proc < stale_.size()) {
     if (stale_[proc] && prog_.config.flush == FlushPolicy::lazy) expected_lazy_flushes_ = 1;
     stale_[proc] = false;
   }

@@ -95,5 +95,33 @@ TEST(FuzzRegression, alloc_free_5c5a750447f8) {
   EXPECT_TRUE(outcome.ok) << outcome.report(program);
 }
 
+// A bad free through the facade of a pointer inside a pending object after a cycle: the thread's
+// P (P0, the only one) was stale, and its flush at acquire swept and released the object's span,
+// so the heap said double_free ("its pages are free") where the model, which allowed that flush
+// only for a stale explicit P, wanted invalid_free. The model's bug: a facade call flushes the
+// facade's P when it is stale, which the model now knows to be facade_proc. Reduced by hand from
+// the first bad_free smoke run whose proc bytes could name the facade; that input failed only in
+// a process whose earlier executions had left the thread's first choice at one of eight Ps,
+// which is why the executor now names it (testing::prefer_proc).
+TEST(FuzzRegression, bad_free_dd7d0af243e7) {
+  const Program program = Program{
+      .target = Target::bad_free,
+      .config = {.procs = 1,
+                 .flush = FlushPolicy::lazy,
+                 .gc_percent = 0,
+                 .arena_mib = 1,
+                 .fake_os = false,
+                 .memory_limit_mib = 0,
+                 .reuse = ReusePolicy::owner},
+      .ops = {
+          Alloc{.proc = 0, .size = 3744, .align = 16},
+          Free{.proc = 0, .pick = 0},
+          BeginCycle{},
+          BadFree{.kind = BadKind::pending_interior, .proc = via_heap, .pick = 0, .offset = 2051},
+      }};
+  const Outcome outcome = run(program);
+  EXPECT_TRUE(outcome.ok) << outcome.report(program);
+}
+
 }  // namespace
 }  // namespace spanheap::fuzz

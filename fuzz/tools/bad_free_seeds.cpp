@@ -174,9 +174,58 @@ void owner_collected_double_free_seeds(Seeds& out, Target target) {
   out["owner_double_free_across_collections"] = again;
 }
 
+// The facade (via_heap: the calling thread's own P, the library's fast paths) among explicit Ps,
+// under both reuse policies and flush policies: its owner frees into spans it caches (the fast
+// free), frees of objects another P caches (the fast path's remote exit), explicit Ps' frees into
+// the facade's spans, allocations that run out of a word and collect (the fast path's next-word
+// exit), and a cycle that stops the world while the facade's P is bound to the executing thread.
+void facade_interleave_seeds(Seeds& out, Target target) {
+  for (ReusePolicy r : {ReusePolicy::owner, ReusePolicy::next_cycle}) {
+    for (FlushPolicy f : policies) {
+      Program p{.target = target, .config = reuse_config(3, f, r), .ops = {}};
+      for (int i = 0; i < 8; ++i) p.ops.push_back(Alloc{.proc = via_heap, .size = four_slot});
+      p.ops.push_back(Alloc{.proc = 2, .size = 48});
+      p.ops.push_back(Alloc{.proc = 2, .size = four_slot});
+      p.ops.push_back(Free{.proc = via_heap, .pick = 0});  // the facade's own: the fast free
+      p.ops.push_back(Free{.proc = 1, .pick = 1});         // another P's into the facade's span
+      p.ops.push_back(Free{.proc = via_heap, .pick = 7});  // P2's object: the remote exit
+      p.ops.push_back(Free{.proc = via_heap, .pick = 2});
+      for (int i = 0; i < 3; ++i) p.ops.push_back(Alloc{.proc = via_heap, .size = four_slot});
+      p.ops.push_back(Alloc{.proc = via_heap, .size = 48});
+      p.ops.push_back(BeginCycle{});  // stops the world with the facade's P bound
+      p.ops.push_back(Free{.proc = via_heap, .pick = 3});
+      if (target == Target::procs_interleave) p.ops.push_back(FlushIdle{1});
+      p.ops.push_back(Alloc{.proc = via_heap, .size = four_slot});
+      p.ops.push_back(Wake{2});
+      p.ops.push_back(Free{.proc = 0, .pick = 4});
+      p.ops.push_back(Free{.proc = via_heap, .pick = 5});
+      p.ops.push_back(SweepOne{});
+      if (target == Target::procs_interleave) p.ops.push_back(RaggedBarrier{});
+      p.ops.push_back(Alloc{.proc = via_heap, .size = four_slot});
+      p.ops.push_back(Free{.proc = 2, .pick = 0});
+      if (target == Target::bad_free) {
+        // A second free of an object the facade freed: pending (the fast free's pending test),
+        // then, after the facade collected and reallocated slots, as the model judges it.
+        p.ops.push_back(Free{.proc = via_heap, .pick = 1});
+        p.ops.push_back(
+            BadFree{.kind = BadKind::double_pending, .proc = via_heap, .pick = 0, .offset = 0});
+        p.ops.push_back(
+            BadFree{.kind = BadKind::interior, .proc = via_heap, .pick = 2, .offset = 8});
+        for (int i = 0; i < 3; ++i) p.ops.push_back(Alloc{.proc = via_heap, .size = four_slot});
+        p.ops.push_back(
+            BadFree{.kind = BadKind::double_reclaimed, .proc = via_heap, .pick = 0, .offset = 0});
+      }
+      p.ops.push_back(Collect{});
+      out[fmt::format("facade_among_ps_{}_{}", rname(r), pname(f))] = p;
+    }
+  }
+}
+
 }  // namespace
 
 void reuse_seeds(Seeds& out, Target target) {
+  if (target == Target::procs_interleave || target == Target::bad_free)
+    facade_interleave_seeds(out, target);
   if (target == Target::procs_interleave) {
     owner_collect_interleave_seeds(out, target);
     return;

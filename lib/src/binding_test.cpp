@@ -45,6 +45,31 @@ TEST(Binding, AThreadKeepsItsPBetweenCalls) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// testing::prefer_proc names the facade's first P, so that a single-threaded driver meets the
+// same P in every process; once the thread has called the heap it changes nothing.
+TEST(Binding, PreferProcNamesTheFacadesFirstP) {
+  for (unsigned want = 0; want < 4; want++) {
+    testing::RecordingHandler rec;
+    Heap heap(bound_options(4, rec));
+    EXPECT_FALSE(testing::prefer_proc(heap, 4));  // not a P
+    ASSERT_TRUE(testing::prefer_proc(heap, want));
+    void* p = heap.allocate(48);
+    if (testing::binding(heap) != ProcBinding::off) {
+      EXPECT_TRUE(testing::proc_bound(heap, want));
+    }
+    // (A snapshot stops the world, which revokes the binding: the thread takes P `want` again.)
+    const testing::HeapSnapshot snap = testing::snapshot(heap);
+    EXPECT_EQ(test::span_containing(snap, p)->cache_proc, static_cast<int>(want));
+    EXPECT_FALSE(testing::prefer_proc(heap, (want + 1) % 4));  // the thread has used the heap
+    heap.free(p);
+    void* q = heap.allocate(48);
+    EXPECT_EQ(test::span_containing(testing::snapshot(heap), q)->cache_proc,
+              static_cast<int>(want));
+    heap.free(q);
+    EXPECT_EQ(rec.count(), 0u);
+  }
+}
+
 TEST(Binding, OffNeverBinds) {
   testing::RecordingHandler rec;
   Options o = bound_options(1, rec);

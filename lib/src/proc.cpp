@@ -181,6 +181,17 @@ ProcState& acquire_any_proc_slow(HeapState& heap) {
   return p;
 }
 
+bool prefer_proc(const HeapState& heap, unsigned i) noexcept {
+  if (i >= heap.nprocs || last_used_proc.uid() == heap.uid) return false;
+  for (const Affinity& a : affinity)
+    if (a.uid == heap.uid) return false;
+  // As acquire_any_proc_slow would on the thread's first call, which now takes the P by its
+  // affinity instead: without a record the thread would never bind.
+  if (heap.binding != ProcBinding::off) ensure_thread_record();
+  remember(heap, i);
+  return true;
+}
+
 ProcState& acquire_proc(HeapState& heap, unsigned i) {
   ProcState& p = acquire_among(heap, i, 1, 0);
   prepare(heap, p);

@@ -16,6 +16,11 @@ class HeapState;
 // Acquires some P for the calling thread (its last one if free, else any free one), waiting while
 // the world is stopped. Flushes the P's cache if it is stale before returning.
 ProcState& acquire_any_proc_slow(HeapState& heap);
+// Makes P `i` the calling thread's first choice for `heap` (its affinity, as if it had used P `i`
+// last) instead of the hash of its id, which differs between processes. False, and nothing
+// changed, when `i` is not a P or the thread has already used the heap: its affinity (or binding)
+// is then the heap's own business.
+bool prefer_proc(const HeapState& heap, unsigned i) noexcept;
 // Gives the calling thread a record if it has none and one is free; call it holding no P (it may
 // register a thread-exit handler, which may allocate). A thread without a record never binds.
 void ensure_thread_record() noexcept;

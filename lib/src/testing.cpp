@@ -187,6 +187,8 @@ bool inside_bound_call() {
          detail::this_thread_record->in_call.load(std::memory_order_relaxed) != 0;
 }
 
+bool prefer_proc(Heap& heap, unsigned i) { return detail::prefer_proc(heap.state(), i); }
+
 bool proc_bound(const Heap& heap, unsigned i) {
   return const_cast<Heap&>(heap).state().proc(i).status().load(std::memory_order_acquire) ==
          detail::ProcStatus::bound;

@@ -148,6 +148,13 @@ void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
 // a ThreadSanitizer build's automatic is fenced), and whether P `i` is bound to a thread now.
 ProcBinding binding(const Heap& heap);
 bool proc_bound(const Heap& heap, unsigned i);
+// Makes P `i` the P the calling thread takes first when it calls `heap` through the facade
+// (Heap::allocate, free, ...), as if it had used P `i` last; by default a thread's first choice
+// is a hash of its id, which differs from one process to the next. A single-threaded driver (the
+// fuzz executor) calls it on a fresh heap so that a program meets the same P in every process.
+// False, and nothing changed, when `i` is not below procs() or the calling thread has already
+// called the heap.
+bool prefer_proc(Heap& heap, unsigned i);
 // Whether the calling thread is inside a call it entered through its binding (its in_call flag,
 // which a revoker waits on): a protocol hook can tell that it runs inside such a call.
 bool inside_bound_call();
