@@ -134,4 +134,47 @@ SPANHEAP_PROP(SweepgenModel, SweepDebtAfterForcedFlush, 20, 40, ()) {
   check_generated(model, sut, CommandMix{});
 }
 
+// The facade commands reach the fast paths they are there to model: once the heap knows the
+// thread's P, facade allocations of a size class (one by the CAS entry, a fill whose later calls
+// enter by the binding, its refill included) enter no general path, and the free of an object of
+// that P's current span ends in the fast free. Then a Proc handle on the P bound to this thread,
+// within one step: it revokes its own thread's binding and runs on that P.
+SPANHEAP_PROP(SweepgenModel, FacadeReachesFastPaths, 20, 40, ()) {
+  HeapSetup s = setup(*rc::gen::inRange(1u, 4u));
+  s.reuse = *rc::gen::element(ReusePolicy::next_cycle, ReusePolicy::owner);
+  RC_TAG(s.reuse == ReusePolicy::owner ? "reuse=owner" : "reuse=next_cycle");
+  Sut sut(s);
+  Model model(s);
+  Heap& heap = sut.checked.heap();
+  const std::size_t size = *rc::gen::element<std::size_t>(16, 48, 256, 1024);
+  unsigned nelems = 1;
+  for (const auto& c : testing::size_classes())
+    if (c.span_class == testing::size_to_class(size, 16)) nelems = c.nelems;
+  run_script({make_facade_allocate(size)}, model, sut);  // #0: the heap's first facade call
+  RC_ASSERT(sut.checked.facade_proc().has_value());
+  const CheckedHeap::FacadeCounts warm = sut.checked.facade_counts();
+  run_script({make_facade_allocate(size),          // #1
+              make_facade_fill(size, nelems + 1),  // #2 .. #nelems+2, a refill among them
+              make_facade_free(static_cast<int>(nelems) + 2)},  // in the current span
+             model, sut);
+  const CheckedHeap::FacadeCounts& now = sut.checked.facade_counts();
+  RC_ASSERT(now.allocations - warm.allocations == nelems + 2);
+  RC_ASSERT(now.fast_allocations - warm.fast_allocations == nelems + 2);
+  RC_ASSERT(now.frees == 1u);
+  RC_ASSERT(now.fast_frees == 1u);
+
+  const unsigned own = *sut.checked.facade_proc();
+  Step mixed;
+  mixed.op = Op::fill;
+  mixed.size = size;
+  sut.checked.allocate_facade(mixed, size);
+  const bool binds = testing::binding(heap) != ProcBinding::off;
+  RC_ASSERT(testing::proc_bound(heap, own) == binds);
+  sut.checked.allocate(mixed, own, size);
+  RC_ASSERT(!testing::proc_bound(heap, own));
+  const std::vector<std::string> v = sut.checked.finish(mixed);
+  if (!v.empty()) RC_FAIL("a Proc handle on the facade's bound P:\n" + join(v));
+  check_generated(model, sut, CommandMix{});
+}
+
 }  // namespace spanheap::props

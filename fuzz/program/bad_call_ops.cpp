@@ -53,7 +53,7 @@ void ProgramExecution::exec(const BadFree& op) {
     return;
   if (!unchanged(before, "a bad free")) return;
   if (op.kind == BadKind::other_heap) {
-    other_->free(other_obj_);
+    other_->proc(0).free(other_obj_);
     if (!other_rec_.take().empty()) {
       fail(CheckId::other_heap_free, "the second heap reported an error freeing its own object");
       return;
@@ -211,7 +211,11 @@ std::optional<ProgramExecution::BadCall> ProgramExecution::pick_other_heap(const
     o.error_handler = other_rec_.handler();
     other_.emplace(o);
   }
-  other_obj_ = other_->allocate(16 + op.offset % 256);
+  // Through a Proc handle, which leaves the thread's affinity alone: a facade call on the second
+  // heap would make it this thread's last heap, and the main heap's next facade call would find
+  // its P still bound to this thread (a thread's binding outlives its switch to another heap) and
+  // take another, where the model expects facade_proc.
+  other_obj_ = other_->proc(0).allocate(16 + op.offset % 256);
   if (other_obj_ == nullptr) {
     fail(CheckId::other_heap_alloc, "the second heap could not allocate");
     return std::nullopt;

@@ -123,5 +123,35 @@ TEST(FuzzRegression, bad_free_dd7d0af243e7) {
   EXPECT_TRUE(outcome.ok) << outcome.report(program);
 }
 
+// The second heap of an other_heap bad free allocated through its facade, which made it the
+// thread's last heap; the main heap's next facade call (the last step) found P0 still bound to
+// this thread from step 3, took the first idle P instead, P1, stale, whose flush at acquire
+// released the freed object's span: double_free where the model, which runs facade calls on P0,
+// wanted invalid_free. The executor now calls the second heap through a Proc handle, which leaves
+// the thread's affinity alone. Found by the asan-ubsan preset's bad_free smoke, reduced by
+// removing operations while it still failed.
+TEST(FuzzRegression, bad_free_c5d5fc0ec6b5) {
+  const Program program = Program{
+      .target = Target::bad_free,
+      .config = {.procs = 7,
+                 .flush = FlushPolicy::lazy,
+                 .gc_percent = 35,
+                 .arena_mib = 3,
+                 .fake_os = true,
+                 .memory_limit_mib = 52,
+                 .reuse = ReusePolicy::next_cycle},
+      .ops = {
+          Alloc{.proc = 1, .size = 28795, .align = 8192},
+          Free{.proc = 3, .pick = 179},
+          BeginCycle{},
+          Alloc{.proc = via_heap, .size = 13850, .align = 1024},
+          BadFree{.kind = BadKind::other_heap, .proc = 6, .pick = 66, .offset = 4706},
+          BadFree{
+              .kind = BadKind::pending_interior, .proc = via_heap, .pick = 202, .offset = 14732},
+      }};
+  const Outcome outcome = run(program);
+  EXPECT_TRUE(outcome.ok) << outcome.report(program);
+}
+
 }  // namespace
 }  // namespace spanheap::fuzz

@@ -17,6 +17,20 @@ unsigned class_nelems(std::size_t size, std::size_t align) {
   return 1;
 }
 
+std::string proc_name(unsigned proc) {
+  return proc == facade ? std::string("facade") : fmt::format("P{}", proc);
+}
+
+// The P a command runs on: a facade call enters the calling thread's own P, which is
+// facade_first_proc (the oracle checks that after every facade call).
+unsigned running_proc(unsigned proc) { return proc == facade ? facade_first_proc : proc; }
+
+// A free may flush the idle stale P that caches the object's span, which the model cannot name.
+void forget_stale(Model& m) {
+  for (auto& s : m.stale)
+    if (s == Staleness::stale) s = Staleness::unknown;
+}
+
 }  // namespace
 
 void finish_command(const Command& cmd, const Model& s0, Sut& sut, const Step& step) {
@@ -49,22 +63,28 @@ struct Allocate : Command {
   std::size_t size;
   std::size_t align;
   Allocate(unsigned p, std::size_t s, std::size_t a) : proc(p), size(s), align(a) {}
+  bool small() const { return testing::size_to_class(size, align) != 0; }
+  void checkPreconditions(const Model& m) const override {
+    if (proc == facade) RC_PRE(small() || m.facade_warm);
+  }
   void apply(Model& m) const override {
     m.live[m.next_id++] = ModelObject{size, align};
-    m.stale[proc] = Staleness::current;
+    m.stale[running_proc(proc)] = Staleness::current;
+    if (proc == facade) m.facade_warm = m.facade_warm || small();
   }
   void run(const Model& m, Sut& sut) const override {
     Step step;
     step.op = Op::allocate;
-    step.proc = static_cast<int>(proc);
+    step.proc = proc == facade ? -1 : static_cast<int>(proc);
     step.size = size;
     step.align = align;
-    void* p = sut.checked.allocate(step, proc, size, align);
+    void* p = proc == facade ? sut.checked.allocate_facade(step, size, align)
+                             : sut.checked.allocate(step, proc, size, align);
     sut.ptr[m.next_id] = reinterpret_cast<std::uintptr_t>(p);
     finish_command(*this, m, sut, step);
   }
   void show(std::ostream& os) const override {
-    os << "allocate(P" << proc << ", " << size << ", align " << align << ")";
+    os << "allocate(" << proc_name(proc) << ", " << size << ", align " << align << ")";
   }
 };
 
@@ -75,21 +95,27 @@ struct Fill : Command {
   Fill(unsigned p, std::size_t s, unsigned c) : proc(p), size(s), count(c) {}
   void apply(Model& m) const override {
     for (unsigned i = 0; i < count; ++i) m.live[m.next_id++] = ModelObject{size, 16};
-    m.stale[proc] = Staleness::current;
+    m.stale[running_proc(proc)] = Staleness::current;
+    if (proc == facade)
+      m.facade_warm = m.facade_warm || (count > 0 && testing::size_to_class(size, 16) != 0);
   }
   void run(const Model& m, Sut& sut) const override {
     Step step;
     step.op = Op::fill;
-    step.proc = static_cast<int>(proc);
+    step.proc = proc == facade ? -1 : static_cast<int>(proc);
     step.size = size;
+    // Through the facade, the first call leaves the thread bound to its P (when the heap binds)
+    // and the others enter by that binding, the bound fast path: no snapshot between them revokes
+    // it.
     for (unsigned i = 0; i < count; ++i) {
-      void* p = sut.checked.allocate(step, proc, size, 16);
+      void* p = proc == facade ? sut.checked.allocate_facade(step, size, 16)
+                               : sut.checked.allocate(step, proc, size, 16);
       sut.ptr[m.next_id + static_cast<int>(i)] = reinterpret_cast<std::uintptr_t>(p);
     }
     finish_command(*this, m, sut, step);
   }
   void show(std::ostream& os) const override {
-    os << "fill(P" << proc << ", " << count << " x " << size << ")";
+    os << "fill(" << proc_name(proc) << ", " << count << " x " << size << ")";
   }
 };
 
@@ -99,26 +125,35 @@ struct Free : Command {
   Free(unsigned p, int i) : proc(p), id(i) {}
   void checkPreconditions(const Model& m) const override {
     RC_PRE(m.live.count(id) == 1);
-    RC_PRE(proc < m.setup.procs);
+    if (proc == facade) {
+      RC_PRE(m.facade_warm);
+    } else {
+      RC_PRE(proc < m.setup.procs);
+    }
   }
   void apply(Model& m) const override {
     m.live.erase(id);
     // The freeing P flushes if stale; the heap may also flush the idle stale P that caches the
     // object's span (the oracle checks that exactly), which the model cannot name.
-    for (auto& s : m.stale)
-      if (s == Staleness::stale) s = Staleness::unknown;
-    m.stale[proc] = Staleness::current;
+    forget_stale(m);
+    m.stale[running_proc(proc)] = Staleness::current;
   }
   void run(const Model& m, Sut& sut) const override {
     Step step;
     step.op = Op::free;
-    step.proc = static_cast<int>(proc);
+    step.proc = proc == facade ? -1 : static_cast<int>(proc);
     const std::uintptr_t p = sut.ptr.at(id);
     if (p == 0) RC_FAIL(fmt::format("object #{} was never allocated", id));
-    sut.checked.free(step, proc, p);
+    if (proc == facade) {
+      sut.checked.free_facade(step, p);
+    } else {
+      sut.checked.free(step, proc, p);
+    }
     finish_command(*this, m, sut, step);
   }
-  void show(std::ostream& os) const override { os << "free(P" << proc << ", #" << id << ")"; }
+  void show(std::ostream& os) const override {
+    os << "free(" << proc_name(proc) << ", #" << id << ")";
+  }
 };
 
 // Commands without arguments beyond an optional P.
@@ -213,6 +248,13 @@ CommandPtr make_fill(unsigned proc, std::size_t size, unsigned count) {
   return std::make_shared<const Fill>(proc, size, count);
 }
 CommandPtr make_free(unsigned proc, int id) { return std::make_shared<const Free>(proc, id); }
+CommandPtr make_facade_allocate(std::size_t size, std::size_t align) {
+  return make_allocate(facade, size, align);
+}
+CommandPtr make_facade_fill(std::size_t size, unsigned count) {
+  return make_fill(facade, size, count);
+}
+CommandPtr make_facade_free(int id) { return make_free(facade, id); }
 CommandPtr make_wake(unsigned proc) { return std::make_shared<const Simple>(Op::wake, proc); }
 CommandPtr make_idle(unsigned proc) { return std::make_shared<const Simple>(Op::idle, proc); }
 CommandPtr make_flush_idle(unsigned proc) {
@@ -229,7 +271,10 @@ CommandPtr make_flush_all() { return std::make_shared<const Simple>(Op::flush_al
 
 rc::Gen<CommandPtr> gen_command(const Model& model, const CommandMix& mix) {
   const unsigned procs = model.setup.procs;
-  auto proc = rc::gen::inRange<unsigned>(0, procs);
+  // rapidcheck's inRange draws from a range scaled by the case's size: at the small sizes of most
+  // cases it would offer only P0 and only the first commands of the mix. At the nominal size the
+  // draw is uniform (and still shrinks towards 0).
+  auto proc = rc::gen::resize(rc::kNominalSize, rc::gen::inRange<unsigned>(0, procs));
   std::vector<int> ids;
   for (const auto& [id, o] : model.live) ids.push_back(id);
   const std::vector<std::size_t> sizes = mix.small_sizes;
@@ -255,6 +300,26 @@ rc::Gen<CommandPtr> gen_command(const Model& model, const CommandMix& mix) {
       }));
   if (!ids.empty())
     add(mix.free, rc::gen::exec([=] { return make_free(*proc, *rc::gen::elementOf(ids)); }));
+  add(mix.allocate_facade,
+      rc::gen::exec([=] { return make_facade_allocate(*small_size, *align); }));
+  add(mix.fill_facade, rc::gen::exec([=] {
+        const std::size_t size = *rc::gen::elementOf(sizes);
+        return make_facade_fill(size, class_nelems(size, 16) + 1);
+      }));
+  // Offered once the model's preconditions hold, so that no generated facade command is dropped.
+  if (model.facade_warm) {
+    add(mix.allocate_large_facade, rc::gen::exec([=] {
+          return make_facade_allocate(
+              *rc::gen::inRange<std::size_t>(max_small_size + 1, 40 * page_size), *align);
+        }));
+    // Half of them free the newest object: most often in the span the facade's P allocates
+    // from, where the free takes the fast path (free_in_cache) rather than the general one.
+    if (!ids.empty())
+      add(mix.free_facade, rc::gen::exec([=] {
+            return make_facade_free(*rc::gen::weightedOneOf<int>(
+                {{1, rc::gen::elementOf(ids)}, {1, rc::gen::just(ids.back())}}));
+          }));
+  }
   add(mix.wake, rc::gen::exec([=] { return make_wake(*proc); }));
   add(mix.idle, rc::gen::exec([=] { return make_idle(*proc); }));
   add(mix.flush_idle, rc::gen::exec([=] { return make_flush_idle(*proc); }));
@@ -271,7 +336,8 @@ rc::Gen<CommandPtr> gen_command(const Model& model, const CommandMix& mix) {
   // weightedOneOf takes an initializer_list; pick the index by weight ourselves.
   std::size_t total = 0;
   for (const auto& o : options) total += o.first;
-  return rc::gen::mapcat(rc::gen::inRange<std::size_t>(0, total), [options](std::size_t r) {
+  const auto pick = rc::gen::resize(rc::kNominalSize, rc::gen::inRange<std::size_t>(0, total));
+  return rc::gen::mapcat(pick, [options](std::size_t r) {
     for (const auto& o : options) {
       if (r < o.first) return o.second;
       r -= o.first;
@@ -305,6 +371,11 @@ void check_generated(const Model& model, Sut& sut, const CommandMix& mix) {
   RC_CLASSIFY(commands.size() >= 10 && commands.size() < 50, "10-49 commands");
   RC_CLASSIFY(commands.size() >= 50, "50+ commands");
   rc::state::runAll(commands, model, sut);
+  // Whether the facade commands reached the fast paths they model (FacadeReachesFastPaths
+  // asserts it on a script; here the summary shows how often generated cases do).
+  const CheckedHeap::FacadeCounts& calls = sut.checked.facade_counts();
+  RC_CLASSIFY(calls.fast_allocations > 0, "facade allocation on a fast path");
+  RC_CLASSIFY(calls.fast_frees > 0, "facade free on a fast path");
 }
 
 }  // namespace spanheap::props

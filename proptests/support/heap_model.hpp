@@ -34,6 +34,10 @@ struct Model {
   std::vector<Staleness> stale;
   std::map<int, ModelObject> live;  // id -> object, freed objects leave the model
   int next_id = 0;
+  // A facade allocation of a small class has run. Until then the oracle may not know the
+  // facade's P (without a binding to show it, only the span such an allocation caches names it),
+  // so facade frees and large facade allocations wait for one.
+  bool facade_warm = false;
 
   explicit Model(const HeapSetup& s) : setup(s), stale(s.procs, Staleness::current) {}
 };
@@ -64,6 +68,11 @@ struct CommandMix {
   unsigned begin_cycle = 5;
   unsigned collect = 3;
   unsigned flush_all = 2;
+  // The facade (Heap::allocate / Heap::free on the calling thread's own P: the fast paths).
+  unsigned allocate_facade = 10;
+  unsigned allocate_large_facade = 1;
+  unsigned fill_facade = 2;
+  unsigned free_facade = 10;
   // Sizes for small allocations: a few classes keep spans shared and refills frequent.
   std::vector<std::size_t> small_sizes = {8, 16, 48, 256, 1024, 3072, 8192, 32768};
   // Commands a property file adds to the mix (error_props: bad frees), with their weights.
@@ -75,9 +84,18 @@ rc::Gen<CommandPtr> gen_command(const Model& model, const CommandMix& mix);
 
 // Commands, also usable directly to script the Go-bug scenarios.
 // Allocations take the model's next ids (0, 1, 2, ... in script order); frees name them.
+// `proc` may be `facade`: the call goes to the heap itself (Heap::allocate, Heap::free), whose
+// fast paths enter the calling thread's own P: facade_first_proc (heap_oracle.hpp), which the
+// model treats the command as running on and the oracle checks after the call (it learns the P
+// from the thread's binding, or without one from the span a small facade allocation came from:
+// hence a facade free or large allocation needs `Model::facade_warm`).
+inline constexpr unsigned facade = ~0u;
 CommandPtr make_allocate(unsigned proc, std::size_t size, std::size_t align = 16);
 CommandPtr make_fill(unsigned proc, std::size_t size, unsigned count);
 CommandPtr make_free(unsigned proc, int id);
+CommandPtr make_facade_allocate(std::size_t size, std::size_t align = 16);
+CommandPtr make_facade_fill(std::size_t size, unsigned count);
+CommandPtr make_facade_free(int id);
 CommandPtr make_wake(unsigned proc);
 CommandPtr make_idle(unsigned proc);
 CommandPtr make_flush_idle(unsigned proc);

@@ -102,6 +102,7 @@ TestHeap::TestHeap(const HeapSetup& setup) {
   o.release_after_cycles = setup.release_after_cycles;
   o.os = &os;
   heap = std::make_unique<Heap>(std::move(o));
+  testing::prefer_proc(*heap, facade_first_proc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,19 +130,39 @@ unsigned CheckedHeap::naive_next_free(const SpanInfo& s) {
   return s.nelems;
 }
 
-void* CheckedHeap::allocate(Step& step, unsigned proc, std::size_t size, std::size_t align) {
+void CheckedHeap::predict_slots(unsigned proc, std::size_t size, std::size_t align) {
   // Predict the slot when P `proc` is current and caches a span of this class with room
   // (INV-A3: the allocation cache mirrors the complement of the bits from free_index).
   const unsigned cls = testing::size_to_class(size, align);
-  if (step.allocated.empty() && cls != 0 && last_.procs[proc].flush_gen_delta == 0) {
-    for (const SpanInfo& s : last_.spans) {
-      if (s.location == SpanLocation::cached && s.cache_proc == static_cast<int>(proc) &&
-          s.span_class == cls && s.alloc_count < s.nelems) {
-        predicted_slot_[s.base] = naive_next_free(s);
-      }
+  if (cls == 0 || last_.procs[proc].flush_gen_delta != 0) return;
+  predicted_for_ = static_cast<int>(proc);
+  for (const SpanInfo& s : last_.spans) {
+    if (s.location == SpanLocation::cached && s.cache_proc == static_cast<int>(proc) &&
+        s.span_class == cls && s.alloc_count < s.nelems) {
+      predicted_slot_[s.base] = naive_next_free(s);
     }
   }
-  void* p = heap().proc(proc).allocate(size, align);
+}
+
+void* CheckedHeap::allocate(Step& step, unsigned proc, std::size_t size, std::size_t align) {
+  if (step.allocated.empty()) predict_slots(proc, size, align);
+  return track_allocation(step, heap().proc(proc).allocate(size, align), size, align);
+}
+
+void* CheckedHeap::allocate_facade(Step& step, std::size_t size, std::size_t align) {
+  step.facade = true;
+  // Keyed by the P the earlier facade steps used; finish() drops the prediction if this call
+  // turns out to have used another.
+  if (step.allocated.empty() && facade_proc_) predict_slots(*facade_proc_, size, align);
+  const std::uint64_t general = testing::general_allocations(heap());
+  void* p = heap().allocate(size, align);
+  ++facade_counts_.allocations;
+  if (testing::general_allocations(heap()) == general) ++facade_counts_.fast_allocations;
+  note_facade_binding();
+  return track_allocation(step, p, size, align);
+}
+
+void* CheckedHeap::track_allocation(Step& step, void* p, std::size_t size, std::size_t align) {
   if (p == nullptr) {
     step.allocated.push_back(0);
     return nullptr;
@@ -154,7 +175,7 @@ void* CheckedHeap::allocate(Step& step, unsigned proc, std::size_t size, std::si
   o.size = size;
   PointerInfo info = heap().find_object(p);
   o.usable = info.size;
-  o.span_class = cls;
+  o.span_class = testing::size_to_class(size, align);
   o.seed = oracle::mix(++allocations_);
   // The quarantine (DESIGN §4): a new object never overlaps a live object, and overlaps a
   // pending one only if a sweep in this same step reclaimed it (a refill may sweep a span and
@@ -189,6 +210,57 @@ void CheckedHeap::free(Step& step, unsigned proc, std::uintptr_t base) {
     overlap_.push_back(fmt::format("object {:#x} contents changed while live", base));
   heap().proc(proc).free(reinterpret_cast<void*>(base));
   if (it != objects_.end()) it->second.pending = true;
+}
+
+void CheckedHeap::free_facade(Step& step, std::uintptr_t base) {
+  step.facade = true;
+  step.ptr = base;
+  auto it = objects_.find(base);
+  if (it != objects_.end() && !contents_intact(it->second))
+    overlap_.push_back(fmt::format("object {:#x} contents changed while live", base));
+  const std::uint64_t held = testing::held_frees(heap());
+  heap().free(reinterpret_cast<void*>(base));
+  ++facade_counts_.frees;
+  if (testing::held_frees(heap()) == held) ++facade_counts_.fast_frees;
+  note_facade_binding();
+  if (it != objects_.end()) it->second.pending = true;
+}
+
+void CheckedHeap::note_facade_binding() {
+  for (unsigned i = 0; i < setup_.procs; ++i)
+    if (testing::proc_bound(heap(), i)) facade_bound_.insert(i);
+}
+
+int CheckedHeap::resolve_facade_proc(const Step& step, const HeapSnapshot& cur,
+                                     std::vector<std::string>& v) {
+  std::optional<unsigned> seen;
+  if (facade_bound_.size() > 1)
+    v.push_back(
+        fmt::format("facade: {} Ps are bound to the one thread that called", facade_bound_.size()));
+  if (!facade_bound_.empty()) {
+    seen = *facade_bound_.begin();
+  } else if (!step.allocated.empty() && step.allocated.back() != 0 &&
+             testing::size_to_class(step.size, step.align) != 0) {
+    // Without a binding (ProcBinding::off): the allocating P caches the span it allocated from
+    // (check_allocations checks that for every P), so it names the P here.
+    const SpanInfo* sp = span_containing(cur, step.allocated.back());
+    if (sp && sp->location == SpanLocation::cached) seen = static_cast<unsigned>(sp->cache_proc);
+  }
+  facade_bound_.clear();
+  if (seen && *seen != facade_first_proc)
+    v.push_back(fmt::format("facade: the call ran on P{}, not on P{}, the thread's first choice "
+                            "and idle when the step began",
+                            *seen, facade_first_proc));
+  if (seen) facade_proc_ = seen;
+  if (!facade_proc_) {
+    v.push_back(
+        "facade: no binding and no small facade allocation yet, so the P of this call is unknown "
+        "(the model lets a facade free or large allocation run only after a small one)");
+    return -1;
+  }
+  // Keyed by a P the call did not use: not this step's prediction.
+  if (predicted_for_ != static_cast<int>(*facade_proc_)) predicted_slot_.clear();
+  return static_cast<int>(*facade_proc_);
 }
 
 }  // namespace spanheap::props

@@ -20,6 +20,13 @@
 
 namespace spanheap::props {
 
+// The P the test thread takes first for a facade call (Heap::allocate, Heap::free): TestHeap makes
+// it the thread's first choice (testing::prefer_proc), and every P is idle when a step starts (a
+// Proc handle gives its P back; the snapshot after each step revokes a binding), so every facade
+// call runs on it. By default the choice would be a hash of the thread's id, which differs from
+// one process to the next, and a failing case would not replay elsewhere.
+inline constexpr unsigned facade_first_proc = 0;
+
 using testing::HeapSnapshot;
 using testing::SpanInfo;
 using testing::SpanLocation;
@@ -71,6 +78,9 @@ struct Step {
   std::size_t align = 16;
   std::uintptr_t ptr = 0;                  // free / bad_free
   std::vector<ErrorKind> expected_errors;  // bad_free: the one report it must make (any of these)
+  // allocate / fill / free through Heap::allocate and Heap::free (the fast paths, on the calling
+  // thread's own P): `proc` is -1 until finish() fills in the P the calls used.
+  bool facade = false;
 };
 
 struct TrackedObject {
@@ -116,6 +126,24 @@ class CheckedHeap {
   void* allocate(Step& step, unsigned proc, std::size_t size, std::size_t align = 16);
   // A valid free of a tracked, not yet freed object through P `proc` (checks its stamp first).
   void free(Step& step, unsigned proc, std::uintptr_t base);
+  // The same through the facade, Heap::allocate and Heap::free, which enter the calling thread's
+  // own P (its affinity, chosen by the library) by their fast paths. Mark the step `facade`.
+  void* allocate_facade(Step& step, std::size_t size, std::size_t align = 16);
+  void free_facade(Step& step, std::uintptr_t base);
+  // The P the facade calls of this heap use, once a facade step has shown it: the one P bound to
+  // this thread after the call (testing::proc_bound), else the P caching the span a small facade
+  // allocation came from. The thread keeps its P while every P is idle between steps, as here.
+  std::optional<unsigned> facade_proc() const { return facade_proc_; }
+  // Facade calls so far, and how many of them ended in a fast path: an allocation that did not
+  // enter the general path (testing::general_allocations), a free that no general check held
+  // (testing::held_frees).
+  struct FacadeCounts {
+    std::uint64_t allocations = 0;
+    std::uint64_t fast_allocations = 0;
+    std::uint64_t frees = 0;
+    std::uint64_t fast_frees = 0;
+  };
+  const FacadeCounts& facade_counts() const { return facade_counts_; }
 
   // Takes a snapshot and returns every violation of the step's rules, then adopts the new state
   // (so one failed step does not cascade). Empty = all good.
@@ -144,6 +172,15 @@ class CheckedHeap {
   void check_collections(StepDiff& d);
   void check_predicted_slot(StepDiff& d, const SpanInfo& span, std::uintptr_t p);
   void check_objects(StepDiff& d);
+  // Before an allocation through P `proc`: the slot each of its current spans of the class hands
+  // out next.
+  void predict_slots(unsigned proc, std::size_t size, std::size_t align);
+  // After an allocation call: records and stamps the object (nullptr: a failed allocation).
+  void* track_allocation(Step& step, void* p, std::size_t size, std::size_t align);
+  // After a facade call, before the snapshot revokes the binding: the Ps bound to this thread.
+  void note_facade_binding();
+  // In finish(): the P the step's facade calls used (learning it), or -1 with a violation.
+  int resolve_facade_proc(const Step& step, const HeapSnapshot& cur, std::vector<std::string>& v);
 
   HeapSetup setup_;
   CheckSet checks_;
@@ -153,6 +190,10 @@ class CheckedHeap {
   std::uint64_t allocations_ = 0;  // content seeds
   // Next-free slot predicted before an allocation on a cached span (span base -> slot).
   std::map<std::uintptr_t, unsigned> predicted_slot_;
+  int predicted_for_ = -1;  // the P whose spans predicted_slot_ holds
+  std::optional<unsigned> facade_proc_;
+  std::set<unsigned> facade_bound_;  // Ps bound to this thread after the step's facade calls
+  FacadeCounts facade_counts_;
   // Problems found inside allocate()/free(), reported by the next finish().
   std::vector<std::string> overlap_;
   std::set<std::uintptr_t> returned_;

@@ -50,6 +50,7 @@ void CheckedHeap::check_allocations(StepDiff& d) {
     if (k == 0) check_predicted_slot(d, *sp, p);
   }
   predicted_slot_.clear();
+  predicted_for_ = -1;
   const Stats& s0 = d.before.stats;
   const Stats& s1 = d.cur.stats;
   if (s1.allocations - s0.allocations != allocated_now)

@@ -8,6 +8,7 @@
 #include <spanheap/oracle/sweepgen_moves.hpp>
 
 #include <algorithm>
+#include <optional>
 
 #include "heap_oracle.hpp"
 #include "step_diff.hpp"
@@ -42,10 +43,17 @@ std::map<std::uintptr_t, const SpanInfo*> in_use_by_base(const HeapSnapshot& sna
 
 }  // namespace
 
-std::vector<std::string> CheckedHeap::finish(const Step& step) {
+std::vector<std::string> CheckedHeap::finish(const Step& called) {
   std::vector<std::string> v = std::move(overlap_);
   overlap_.clear();
   HeapSnapshot cur = testing::snapshot(heap());
+  // A facade step is judged as a step of the P its calls used, once finish() knows which.
+  std::optional<Step> resolved;
+  if (called.facade) {
+    resolved = called;
+    resolved->proc = resolve_facade_proc(called, cur, v);
+  }
+  const Step& step = resolved ? *resolved : called;
   const bool bump = step.op == Op::begin_cycle || step.op == Op::collect;
   StepDiff d{step,
              last_,
