@@ -92,9 +92,17 @@ void ProgramExecution::make_heap() {
   // whole-heap census inside every cycle, which the explicit verify() at each boundary
   // replaces (docs/fuzzing.md "The oracle").
   o.checks = CheckLevel::debug;
-  o.debug.clobber_freed = true;
+  // The allocation hooks (freed slots clobbered, and poisoned under ASan, then checked and
+  // unpoisoned at allocation) keep every allocation off the fast paths (HeapState::
+  // allocation_hooks) and the thread from binding its P: with them on, no input ever reached the
+  // allocation fast path or the bound entry. Arenas of 3 and 4 MiB (bit 7 of header byte 0) run
+  // without them, so those paths meet the oracle's content, overlap and count checks; 1 and 2 MiB
+  // keep the write-after-free check. Bit 6 picks the growth rule (huge pages below), so the four
+  // sizes cover both choices of both.
+  const bool hooks = c.arena_mib <= 2;
+  o.debug.clobber_freed = hooks;
 #ifdef SPANHEAP_FUZZ_ASAN
-  o.debug.poison_freed = true;
+  o.debug.poison_freed = hooks;
 #endif
   o.arena_bytes = std::size_t{c.arena_mib} << 20;
   // Small arenas and small commit chunks (16 pages, not 64): growth, arena ends and coalescing

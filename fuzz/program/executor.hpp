@@ -3,7 +3,8 @@
 // oracle library, oracle/). docs/fuzzing.md lists every check.
 //
 // The heap is built with sweepers = 0, gc_percent = 0 (unless the program turns pacing on),
-// checks = expensive, debug.clobber_freed = true, a small arena and, when the program asks,
+// checks = debug, debug.clobber_freed for arenas of 1 and 2 MiB (the others reach the
+// allocation fast paths, which the hooks turn off), a small arena and, when the program asks,
 // testing::FakeOsMemory with failure injection; errors go to a testing::RecordingHandler, so
 // every report the model did not predict is a failure.
 //

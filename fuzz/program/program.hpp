@@ -46,8 +46,8 @@ std::optional<Target> target_from_string(std::string_view name) noexcept;
 inline constexpr unsigned via_heap = 255;
 
 // Heap options chosen by the first two input bytes. Everything else is fixed by the executor:
-// sweepers = 0, checks = debug, debug.clobber_freed = true, so nothing happens that the
-// program did not ask for.
+// sweepers = 0, checks = debug, debug.clobber_freed for arenas of 1 and 2 MiB (execution.cpp),
+// so nothing happens that the program did not ask for.
 struct HeapConfig {
   unsigned procs = 1;  // 1..8
   FlushPolicy flush = FlushPolicy::lazy;
