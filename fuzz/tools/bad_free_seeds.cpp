@@ -183,6 +183,9 @@ void facade_interleave_seeds(Seeds& out, Target target) {
   for (ReusePolicy r : {ReusePolicy::owner, ReusePolicy::next_cycle}) {
     for (FlushPolicy f : policies) {
       Program p{.target = target, .config = reuse_config(3, f, r), .ops = {}};
+      // Arenas of 3 and 4 MiB: no allocation hooks, so the facade's allocations take the fast
+      // paths and its P binds (execution.cpp); the two sizes are the two growth rules.
+      p.config.arena_mib = f == FlushPolicy::lazy ? 3 : 4;
       for (int i = 0; i < 8; ++i) p.ops.push_back(Alloc{.proc = via_heap, .size = four_slot});
       p.ops.push_back(Alloc{.proc = 2, .size = 48});
       p.ops.push_back(Alloc{.proc = 2, .size = four_slot});

@@ -74,6 +74,25 @@ void alloc_free_seeds(Seeds& out) {
     if (!append_if_fits(pacing, ops)) break;
   }
   out["pacing"] = pacing;
+
+  // The allocation fast paths: no allocation hooks (an arena of 3 MiB: execution.cpp), so the
+  // thread binds its P and allocations take the fast path, its next-word exit (more than a word
+  // of a class) and, under owner reuse, collections of the frees in between.
+  for (ReusePolicy r : {ReusePolicy::owner, ReusePolicy::next_cycle}) {
+    Program fast{.target = Target::alloc_free, .config = config(1, FlushPolicy::lazy), .ops = {}};
+    fast.config.arena_mib = 3;
+    fast.config.reuse = r;
+    Rng frng;
+    for (int round = 0;; ++round) {
+      std::vector<Op> ops;
+      for (int i = 0; i < 12; ++i)
+        ops.push_back(Alloc{.proc = via_heap, .size = 16u + 48u * frng.below(3), .align = 16});
+      for (int i = 0; i < 5; ++i) ops.push_back(Free{via_heap, frng.below(256)});
+      if (round % 4 == 3) ops.push_back(Collect{});
+      if (!append_if_fits(fast, ops)) break;
+    }
+    out[r == ReusePolicy::owner ? "fast_paths_owner" : "fast_paths_next_cycle"] = fast;
+  }
 }
 
 void procs_interleave_seeds(Seeds& out) {
