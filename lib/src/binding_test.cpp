@@ -70,6 +70,39 @@ TEST(Binding, PreferProcNamesTheFacadesFirstP) {
   }
 }
 
+// A thread that alternates between two heaps keeps one P of each: its binding in the heap it
+// left stays (nothing revokes it until a stop or another thread needs the P), and when it comes
+// back it takes that P again rather than an idle one, which it would then bind too: one P more
+// stranded with its cache at every switch, until every P of the heap was bound to the thread.
+TEST(Binding, AThreadAlternatingBetweenHeapsKeepsOnePOfEach) {
+  testing::RecordingHandler rec;
+  Heap a(bound_options(4, rec));
+  Heap b(bound_options(4, rec));
+  SKIP_UNLESS_BINDING(a);
+  const auto bound_ps = [](const Heap& h) {
+    unsigned n = 0;
+    for (unsigned i = 0; i < h.procs(); i++) n += testing::proc_bound(h, i) ? 1 : 0;
+    return n;
+  };
+  std::vector<void*> in_a, in_b;
+  for (int round = 0; round < 12; round++) {
+    for (int i = 0; i < 3; i++) in_a.push_back(a.allocate(48));
+    EXPECT_EQ(bound_ps(a), 1u) << "round " << round;
+    for (int i = 0; i < 3; i++) in_b.push_back(b.allocate(48));
+    EXPECT_EQ(bound_ps(b), 1u) << "round " << round;
+    a.free(in_a.back());
+    in_a.pop_back();
+    EXPECT_EQ(bound_ps(a), 1u) << "round " << round;
+  }
+  EXPECT_EQ(bound_ps(a), 1u);
+  EXPECT_EQ(bound_ps(b), 1u);
+  for (void* p : in_a) a.free(p);
+  for (void* p : in_b) b.free(p);
+  EXPECT_VERIFIED(a);
+  EXPECT_VERIFIED(b);
+  EXPECT_EQ(rec.count(), 0u);
+}
+
 TEST(Binding, OffNeverBinds) {
   testing::RecordingHandler rec;
   Options o = bound_options(1, rec);
@@ -369,6 +402,41 @@ TEST(Binding, AnErrorHandlerInsideABoundCallCallsAnotherHeap) {
   EXPECT_THAT(reports.at(0).message, ::testing::HasSubstr("write after free"));
   EXPECT_TRUE(inside) << "the report did not come from inside a bound call";
   EXPECT_TRUE(still_inside) << "a call from the handler cleared the reporting call's in_call";
+  EXPECT_EQ(rec_b.count(), 0u) << rec_b.last()->message;
+  heap.free(again);
+  heap.free(anchor);
+  EXPECT_VERIFIED(heap);
+  EXPECT_VERIFIED(other);
+}
+
+// The same with a binding left in the other heap: the thread called it first, so its first
+// choice there is a P bound to it. From inside a call it cannot take its own binding back (a
+// revoke of it would wait for the call it is inside): it takes the other heap's idle P.
+TEST(Binding, AnErrorHandlerCallsAnotherHeapWhereItLeftABinding) {
+  testing::RecordingHandler rec_b;
+  Heap other(bound_options(2, rec_b));
+  SKIP_UNLESS_BINDING(other);
+  other.free(other.allocate(64));
+  ASSERT_TRUE(some_proc_bound(other, 2));
+  bool ran = false;
+  Options o = bound_options(2, rec_b);
+  o.debug.clobber_freed = true;
+  o.error_handler = [&](const ErrorReport&) {
+    ran = true;
+    for (int i = 0; i < 2; i++) other.free(other.allocate(64));
+  };
+  Heap heap(o);
+  void* anchor = heap.allocate(16, 8);
+  auto* x = static_cast<unsigned char*>(heap.allocate(16, 8));
+  heap.free(x);
+  heap.collect();
+  while (heap.sweep_one()) {
+  }
+  for (int i = 0; i < 4096 && !some_proc_bound(heap, 2); i++) heap.free(heap.allocate(48));
+  ASSERT_TRUE(some_proc_bound(heap, 2));
+  x[0] = 0x00;
+  void* again = heap.allocate(16, 8);  // reports the write, from inside the call
+  ASSERT_TRUE(ran) << "no report";
   EXPECT_EQ(rec_b.count(), 0u) << rec_b.last()->message;
   heap.free(again);
   heap.free(anchor);

@@ -171,10 +171,31 @@ ProcState& acquire_among(HeapState& heap, unsigned first, unsigned count, unsign
 
 }  // namespace
 
+namespace {
+
+// The calling thread's own binding of P `p`, left behind when it called another heap (nothing
+// revokes a binding when its thread switches heaps): taken back for this call as a revoke would,
+// without the barrier (our own stores are ordered) and without the veto a revoke by another
+// thread sets, so that the call binds it again rather than binding a second P. Not from inside a
+// call: finish_revokes cannot take our own binding while we may be inside a bound call on it.
+bool take_own_binding(HeapState& heap, ProcState& p) noexcept {
+  ThreadRecord* const me = this_thread_record;
+  if (me == nullptr || p.binder.load(std::memory_order_relaxed) != me ||
+      me->in_call.load(std::memory_order_relaxed) != 0 || !begin_revoke(p))
+    return false;
+  ProcState* one = &p;
+  finish_revokes(heap, &one, 1, ProcStatus::running);
+  return keep_taken(heap.world, p);
+}
+
+}  // namespace
+
 ProcState& acquire_any_proc_slow(HeapState& heap) {
   if (heap.binding != ProcBinding::off) ensure_thread_record();  // before we hold a P
   const unsigned start = preferred_proc(heap);
-  ProcState& p = acquire_among(heap, 0, heap.nprocs, start);
+  ProcState& p = take_own_binding(heap, heap.proc(start))
+                     ? heap.proc(start)
+                     : acquire_among(heap, 0, heap.nprocs, start);
   if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid || p.index != start))
     remember(heap, p.index);
   prepare(heap, p);

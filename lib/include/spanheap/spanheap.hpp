@@ -213,7 +213,8 @@ struct Stats {
   std::uint64_t collections = 0;        // spans whose pending frees an owner collected
   std::uint64_t collected_objects = 0;  // objects reclaimed that way (part of the reclaimed)
   std::uint64_t large_frees = 0;        // large objects whose pages went back at free()
-  std::uint64_t revocations = 0;        // P bindings revoked (stop-the-world, another thread)
+  std::uint64_t revocations = 0;        // P bindings revoked (stop-the-world, another thread,
+                                        // or the binder back from another heap: no barrier)
   std::uint64_t errors = 0;             // reports made
 };
 
