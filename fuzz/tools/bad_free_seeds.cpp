@@ -222,6 +222,29 @@ void facade_interleave_seeds(Seeds& out, Target target) {
       out[fmt::format("facade_among_ps_{}_{}", rname(r), pname(f))] = p;
     }
   }
+  if (target != Target::bad_free) return;
+  // Bad frees on the facade's fast paths, small objects (48 bytes: a span of 170 slots and a tail):
+  // a double free of an object another P freed into the facade's span (its remote bit, which the
+  // owner's fast free must test), and through the facade into a span P1 caches (the remote fast
+  // free): a double free, a tail pointer, an interior pointer.
+  for (ReusePolicy r : {ReusePolicy::owner, ReusePolicy::next_cycle}) {
+    Program q{.target = target, .config = reuse_config(2, FlushPolicy::lazy, r), .ops = {}};
+    q.config.arena_mib = 3;
+    for (int i = 0; i < 4; ++i) q.ops.push_back(Alloc{.proc = via_heap, .size = 48});
+    for (int i = 0; i < 4; ++i) q.ops.push_back(Alloc{.proc = 1, .size = 48});
+    q.ops.push_back(Free{.proc = 1, .pick = 1});  // remote, into the facade's span
+    q.ops.push_back(BadFree{.kind = BadKind::double_pending, .proc = via_heap, .pick = 0});
+    q.ops.push_back(Free{.proc = via_heap, .pick = 0});  // the owner's free, remote bits pending
+    q.ops.push_back(Free{.proc = via_heap, .pick = 3});  // P1's object: the remote fast free
+    q.ops.push_back(BadFree{.kind = BadKind::double_pending, .proc = via_heap, .pick = 2});
+    q.ops.push_back(BadFree{.kind = BadKind::span_tail, .proc = via_heap, .pick = 4, .offset = 3});
+    q.ops.push_back(BadFree{.kind = BadKind::interior, .proc = via_heap, .pick = 4, .offset = 5});
+    q.ops.push_back(BadFree{.kind = BadKind::pending_interior, .proc = via_heap, .pick = 1});
+    q.ops.push_back(Alloc{.proc = via_heap, .size = 48});
+    q.ops.push_back(Collect{});
+    q.ops.push_back(BadFree{.kind = BadKind::double_reclaimed, .proc = via_heap, .pick = 0});
+    out["facade_fast_bad_frees_" + rname(r)] = q;
+  }
 }
 
 }  // namespace

@@ -82,12 +82,13 @@ void alloc_free_seeds(Seeds& out) {
     Program fast{.target = Target::alloc_free, .config = config(1, FlushPolicy::lazy), .ops = {}};
     fast.config.arena_mib = 3;
     fast.config.reuse = r;
+    // 66 objects of one class: past the first word of the span's bitmap (the next-word exit).
+    for (int i = 0; i < 66; ++i) fast.ops.push_back(Alloc{.proc = via_heap, .size = 16});
     Rng frng;
     for (int round = 0;; ++round) {
       std::vector<Op> ops;
-      for (int i = 0; i < 12; ++i)
-        ops.push_back(Alloc{.proc = via_heap, .size = 16u + 48u * frng.below(3), .align = 16});
-      for (int i = 0; i < 5; ++i) ops.push_back(Free{via_heap, frng.below(256)});
+      for (int i = 0; i < 3; ++i) ops.push_back(Free{via_heap, frng.below(256)});
+      for (int i = 0; i < 2; ++i) ops.push_back(Alloc{.proc = via_heap, .size = 16});
       if (round % 4 == 3) ops.push_back(Collect{});
       if (!append_if_fits(fast, ops)) break;
     }
