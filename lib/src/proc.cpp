@@ -169,10 +169,6 @@ ProcState& acquire_among(HeapState& heap, unsigned first, unsigned count, unsign
   }
 }
 
-}  // namespace
-
-namespace {
-
 // The calling thread's own binding of P `p`, left behind when it called another heap (nothing
 // revokes a binding when its thread switches heaps): taken back for this call as a revoke would,
 // without the barrier (our own stores are ordered) and without the veto a revoke by another
