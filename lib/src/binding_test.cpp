@@ -367,6 +367,30 @@ TEST(Binding, ACallbackInsideABoundCallCallsTheHeapOnAnotherP) {
   EXPECT_EQ(rec.count(), 0u);
 }
 
+// Has `heap` (clobber_freed on, 2 Ps) report from inside a bound call: an object freed, then
+// reclaimed and clobbered by a cycle, written after its free, and allocated again on a bound P,
+// whose check at allocation reports the write. The caller frees `again` and `anchor`.
+struct ReportInsideACall {
+  void* anchor = nullptr;
+  void* written = nullptr;  // the object written after its free
+  void* again = nullptr;    // what the reporting allocation returned: the same slot
+};
+ReportInsideACall report_inside_a_bound_call(Heap& heap) {
+  ReportInsideACall r;
+  r.anchor = heap.allocate(16, 8);
+  auto* x = static_cast<unsigned char*>(heap.allocate(16, 8));
+  r.written = x;
+  heap.free(x);
+  heap.collect();  // the barrier's sweep reclaims and clobbers x
+  while (heap.sweep_one()) {
+  }
+  for (int i = 0; i < 4096 && !some_proc_bound(heap, 2); i++) heap.free(heap.allocate(48));
+  EXPECT_TRUE(some_proc_bound(heap, 2));
+  x[0] = 0x00;
+  r.again = heap.allocate(16, 8);  // reports the write, from inside the call
+  return r;
+}
+
 // The same for the error handler, with a report from inside a bound call (a write after free found
 // at reallocation) and a handler that calls a second heap twice: had the first call bound that
 // heap's P to the thread, the second would enter it through the bound fast path and, leaving,
@@ -387,24 +411,15 @@ TEST(Binding, AnErrorHandlerInsideABoundCallCallsAnotherHeap) {
     still_inside = testing::inside_bound_call();
   };
   Heap heap(o);
-  void* anchor = heap.allocate(16, 8);
-  auto* x = static_cast<unsigned char*>(heap.allocate(16, 8));
-  heap.free(x);
-  heap.collect();  // the barrier's sweep reclaims and clobbers x
-  while (heap.sweep_one()) {
-  }
-  for (int i = 0; i < 4096 && !some_proc_bound(heap, 2); i++) heap.free(heap.allocate(48));
-  ASSERT_TRUE(some_proc_bound(heap, 2));
-  x[0] = 0x00;
-  void* again = heap.allocate(16, 8);  // reports the write, from inside the call
-  ASSERT_EQ(again, x);
+  const ReportInsideACall r = report_inside_a_bound_call(heap);
+  ASSERT_EQ(r.again, r.written);
   ASSERT_TRUE(ran) << "no report";
   EXPECT_THAT(reports.at(0).message, ::testing::HasSubstr("write after free"));
   EXPECT_TRUE(inside) << "the report did not come from inside a bound call";
   EXPECT_TRUE(still_inside) << "a call from the handler cleared the reporting call's in_call";
   EXPECT_EQ(rec_b.count(), 0u) << rec_b.last()->message;
-  heap.free(again);
-  heap.free(anchor);
+  heap.free(r.again);
+  heap.free(r.anchor);
   EXPECT_VERIFIED(heap);
   EXPECT_VERIFIED(other);
 }
@@ -426,20 +441,11 @@ TEST(Binding, AnErrorHandlerCallsAnotherHeapWhereItLeftABinding) {
     for (int i = 0; i < 2; i++) other.free(other.allocate(64));
   };
   Heap heap(o);
-  void* anchor = heap.allocate(16, 8);
-  auto* x = static_cast<unsigned char*>(heap.allocate(16, 8));
-  heap.free(x);
-  heap.collect();
-  while (heap.sweep_one()) {
-  }
-  for (int i = 0; i < 4096 && !some_proc_bound(heap, 2); i++) heap.free(heap.allocate(48));
-  ASSERT_TRUE(some_proc_bound(heap, 2));
-  x[0] = 0x00;
-  void* again = heap.allocate(16, 8);  // reports the write, from inside the call
+  const ReportInsideACall r = report_inside_a_bound_call(heap);
   ASSERT_TRUE(ran) << "no report";
   EXPECT_EQ(rec_b.count(), 0u) << rec_b.last()->message;
-  heap.free(again);
-  heap.free(anchor);
+  heap.free(r.again);
+  heap.free(r.anchor);
   EXPECT_VERIFIED(heap);
   EXPECT_VERIFIED(other);
 }
