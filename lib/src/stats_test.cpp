@@ -108,12 +108,19 @@ TEST(CachedWordCounts, StatsReadWhileOtherThreadsAllocateAreBoundedAndThenExact)
   constexpr int ops = 20000;
   std::atomic<std::uint64_t> allocated{0};
   std::atomic<int> running{threads};
+  std::atomic<std::uint64_t> reads{0};
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; t++) {
     workers.emplace_back([&, t] {
       std::mt19937 rng(static_cast<unsigned>(t) + 1);
       std::vector<void*> ring(512, nullptr);
       for (int i = 0; i < ops; i++) {
+        // Halfway, wait for a read to end: on a loaded machine the reader might otherwise not
+        // run before both threads are done, and the test would check nothing while they run.
+        if (i == ops / 2) {
+          const std::uint64_t seen = reads.load();
+          while (reads.load() == seen) std::this_thread::yield();
+        }
         void*& slot = ring[rng() % ring.size()];
         if (slot != nullptr) heap.free(slot);
         // Counted before the allocation: the reader's bound may not trail it.
@@ -125,19 +132,18 @@ TEST(CachedWordCounts, StatsReadWhileOtherThreadsAllocateAreBoundedAndThenExact)
       running.fetch_sub(1);
     });
   }
-  std::uint64_t reads = 0;
   while (running.load() != 0) {
     const Stats s = heap.stats();
     const std::uint64_t bound = allocated.load();
     EXPECT_LE(s.allocations, bound);
     EXPECT_LE(s.live_objects, bound);
-    reads++;
+    reads.fetch_add(1);
   }
   for (std::thread& w : workers) w.join();
   const Stats s = heap.stats();
   EXPECT_EQ(s.allocations, allocated.load());
   EXPECT_EQ(s.frees, allocated.load());
-  EXPECT_GT(reads, 0u);
+  EXPECT_GT(reads.load(), 0u);
   EXPECT_EQ(rec.count(), 0u);
   EXPECT_VERIFIED(heap);
 }
