@@ -3,12 +3,17 @@
 // objects survive their thread in shared survivor slots and are checked and freed by a thread of a
 // later round; some operations go through explicit heap.proc(i) handles, and some threads force a
 // cycle themselves. A random-interval collector, background sweepers and the verifier run across
-// rounds. See docs/stress.md.
+// rounds. A third of the threads also alternate with a second heap (no allocation hooks, so
+// their calls there take the fast paths and bind): a thread's binding outlives its switch to the
+// other heap, and on its return it takes its own binding back while other threads revoke it and
+// cycles of either heap revoke every binding. See docs/stress.md.
 #include "common/harness.hpp"
 #include "common/workers.hpp"
 
 #include <fmt/format.h>
 
+#include <atomic>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -33,6 +38,37 @@ Defaults defaults() {
   return d;
 }
 
+// A few objects of the second heap, each filled with a byte of its own and checked before its
+// free; now and then a cycle of that heap (which revokes every binding in it). Returns false
+// after recording a failure.
+bool side_calls(Run& run, Heap& side, Rng& rng, std::atomic<std::uint64_t>& side_allocs) {
+  void* objs[3];
+  std::size_t sizes[3];
+  for (int j = 0; j < 3; ++j) {
+    sizes[j] = 16 + rng.below(497);
+    objs[j] = side.allocate(sizes[j]);
+    if (objs[j] == nullptr) {
+      run.fail(fmt::format("second heap: allocate({}) returned nullptr", sizes[j]));
+      return false;
+    }
+    side_allocs.fetch_add(1, std::memory_order_relaxed);
+    std::memset(objs[j], 0x40 + j, sizes[j]);
+  }
+  for (int j = 0; j < 3; ++j) {
+    const auto* b = static_cast<const unsigned char*>(objs[j]);
+    for (std::size_t k = 0; k < sizes[j]; ++k) {
+      if (b[k] != 0x40 + j) {
+        run.fail(fmt::format("second heap: byte {} of a {}-byte object changed while live", k,
+                             sizes[j]));
+        return false;
+      }
+    }
+    side.free(objs[j]);
+  }
+  if (rng.chance(1, 200)) side.collect();
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,6 +76,11 @@ int main(int argc, char** argv) {
   const Config& cfg = run.config();
   Heap heap(run.heap_options(2));
   run.arm(heap);  // --yield-at-points
+  Options side_options = run.heap_options(2);
+  side_options.debug.clobber_freed = false;  // the hooks would keep its calls off the fast paths
+  side_options.debug.poison_freed = false;
+  Heap side(side_options);
+  std::atomic<std::uint64_t> side_allocs{0};
 
   Slots transfer(2 * cfg.threads);
   Slots survivors(8 * cfg.threads);
@@ -75,8 +116,10 @@ int main(int argc, char** argv) {
           Rng& rng = m.rng();
           auto steps = rng.between(50, cfg.smoke ? 400 : 1500);
           bool collect_once = rng.chance(1, 6);
+          const bool alternate = rng.chance(1, 3);
           for (std::uint64_t k = 0; k < steps && !run.stopping(); ++k) {
             if (!m.step()) break;
+            if (alternate && k % 8 == 0 && !side_calls(run, side, rng, side_allocs)) break;
             if (collect_once && k == steps / 2)
               heap.collect();  // a short-lived thread forcing a cycle
           }
@@ -107,9 +150,21 @@ int main(int argc, char** argv) {
   survivors.drain(run, heap, rest, leaked);
   tally.add(rest);
 
+  // The second heap: every object freed, every count exact, its structure sound.
+  const Stats ss = side.stats();
+  if (ss.allocations != side_allocs.load() || ss.frees != side_allocs.load())
+    run.fail(fmt::format("second heap: stats count {} allocations and {} frees, {} were made",
+                         ss.allocations, ss.frees, side_allocs.load()));
+  if (const VerifyResult v = side.verify(); !v.ok())
+    run.fail("second heap: verify(): " + v.to_string());
+
   std::vector<std::string> extra;
   extra.push_back(fmt::format(
       "churn       {} rounds, {} threads created and destroyed, {} objects outlived their thread",
       rounds.load(), created.load(), survived.load()));
+  extra.push_back(
+      fmt::format("second heap {} objects by threads alternating between the heaps, "
+                  "{} revocations there",
+                  side_allocs.load(), ss.revocations));
   return run.finish(heap, tally, pauses, leaked.load(), extra);
 }
