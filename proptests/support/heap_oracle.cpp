@@ -248,9 +248,10 @@ int CheckedHeap::resolve_facade_proc(const Step& step, const HeapSnapshot& cur,
   }
   facade_bound_.clear();
   if (seen && *seen != facade_first_proc)
-    v.push_back(fmt::format("facade: the call ran on P{}, not on P{}, the thread's first choice "
-                            "and idle when the step began",
-                            *seen, facade_first_proc));
+    v.push_back(
+        fmt::format("facade: the call ran on P{}, not on P{}, the thread's first choice "
+                    "and idle when the step began",
+                    *seen, facade_first_proc));
   if (seen) facade_proc_ = seen;
   if (!facade_proc_) {
     v.push_back(
