@@ -71,9 +71,15 @@ Options Run::heap_options(unsigned default_procs) {
   o.sweepers = cfg_.sweepers;
   o.flush = cfg_.flush;
   o.checks = cfg_.checks;
-  o.debug.clobber_freed = true;
+  // The allocation hooks (freed slots clobbered, and poisoned under ASan, checked at allocation)
+  // keep every allocation off the fast paths and the threads from binding by key
+  // (HeapState::allocation_hooks): runs with an odd seed go without them, so that the fast paths
+  // race the protocol too; even seeds keep the write-after-free check. The seed is in the repro
+  // line, so a failure replays with the same choice.
+  const bool hooks = cfg_.seed % 2 == 0;
+  o.debug.clobber_freed = hooks;
 #if defined(SPANHEAP_STRESS_ASAN)
-  o.debug.poison_freed = true;
+  o.debug.poison_freed = hooks;
 #endif
   // SPANHEAP_* variables may still adjust the rest (tracing, for one); they are echoed in repro().
   o = Options::from_env(o);

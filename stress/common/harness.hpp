@@ -99,7 +99,8 @@ class Run {
 
   const Config& config() const { return cfg_; }
   // Options for the heap under test: the run's flags, the recording error handler, expensive
-  // checks and the debug modes that suit the build (clobber always, poison under ASan).
+  // checks and, with an even seed, the allocation hooks (clobber, and poison under ASan); an odd
+  // seed runs without them, so that allocations take the fast paths.
   Options heap_options(unsigned default_procs);
   // Arms --yield-at-points on a heap built from heap_options(): call it right after construction.
   void arm(Heap& heap) const;
