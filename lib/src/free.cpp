@@ -28,6 +28,15 @@ bool fail_free(FreeResult& out, ErrorKind kind, const char* cause, const Span* s
   return false;
 }
 
+// Counts the valid free of the object at `addr`, whose pending bit this free has just set, and
+// poisons it. Requires: the slot still this free's to touch — the freeing P caches the span, or
+// the caller holds free_lock — since once the owner may collect it, it may hand it out again.
+void record_free(HeapState& heap, ProcState& p, const Span& s, std::uintptr_t addr) {
+  bump(p.cache.frees, 1);
+  bump(p.cache.free_bytes, s.elem_size);
+  poison_memory(heap, reinterpret_cast<void*>(addr), s.elem_size);
+}
+
 // Who records a free: the P caching the span (no lock), or any other P holding free_lock.
 enum class Freer : std::uint8_t { owner, locked };
 
@@ -73,9 +82,7 @@ bool mark_free(HeapState& heap, ProcState& p, Span* s, std::uintptr_t addr, Free
     return fail_free(out, ErrorKind::double_free,
                      "object already freed, not yet reclaimed (pending)", s, 0);
   }
-  bump(p.cache.frees, 1);
-  bump(p.cache.free_bytes, s->elem_size);
-  poison_memory(heap, reinterpret_cast<void*>(base), s->elem_size);
+  record_free(heap, p, *s, base);
   return true;
 }
 
@@ -191,6 +198,7 @@ bool free_into_cached_span(HeapState& heap, ProcState& p, const Arena& arena, st
     // remote flag is set, so the slot's remote bit is tested too.
     const std::uint32_t i = object_slot(s, addr);
     if (!slot_allocated(s, i) || owner_mark_pending(s, i)) return false;
+    record_free(heap, p, s, addr);
   } else {
     protocol_point(heap, ProtocolPoint::remote_free_before_lock);
     SpanLock lock(s);
@@ -206,10 +214,13 @@ bool free_into_cached_span(HeapState& heap, ProcState& p, const Arena& arena, st
                     "a remote free into a span the freeing P caches");
     const std::uint32_t i = object_slot(s, addr);  // after the recheck: s.start may have changed
     if (!slot_allocated(s, i) || remote_mark_pending(s, i)) return false;
+    // Counted and poisoned before the lock is released: from then on the owner may collect the
+    // slot and hand it out again (a poison after that would fall on the live object: the stress
+    // drivers' ASan runs saw it), or uncache the span and let its struct be recycled with another
+    // elem_size.
+    record_free(heap, p, s, addr);
   }
-  bump(p.cache.frees, 1);
-  bump(p.cache.free_bytes, s.elem_size);
-  poison_memory(heap, reinterpret_cast<void*>(addr), s.elem_size);
+  protocol_point(heap, ProtocolPoint::remote_free_recorded);
   return true;
 }
 

@@ -19,6 +19,7 @@ enum class ProtocolPoint : std::uint8_t {
   took_idle_proc,
   find_object_between_loads,
   remote_free_before_lock,
+  remote_free_recorded,
 };
 
 // Set only while no heap call runs; null in normal use.

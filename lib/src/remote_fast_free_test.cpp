@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -21,6 +22,7 @@
 #include "affinity.hpp"
 #include "heap_state.hpp"
 #include "page_map.hpp"
+#include "poison.hpp"  // the ASan interface in an ASan build
 #include "span.hpp"
 #include "test_util.hpp"
 
@@ -206,6 +208,79 @@ TEST_F(RemoteFastFree, ASpanUncachedWhileTheFreeAwaitsItsLockIsJudgedAgain) {
   EXPECT_VERIFIED(heap);
   owner.run([&] {
     for (void* p : more) heap.free(p);
+  });
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_VERIFIED(heap);
+}
+
+// What a remote free does after setting the slot's remote bit — count the free and, under
+// poison_freed, poison the object — is done before it releases free_lock: from then on the owner
+// may collect the slot and hand it out again. Here the owner does exactly that at the point right
+// after the free recorded it (remote_free_recorded): the object it gets back must be live, counted
+// once and, in an ASan build, unpoisoned (a poison after the lock fell on the live object: the
+// stress drivers' ASan runs saw it as a use-after-poison). Threads unbound (poison_freed keeps
+// them off the bound paths), each steered to its own P.
+TEST(RemoteFreeWindow, TheOwnerReusingASlotRightAfterItsRemoteFreeGetsItLive) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(2, rec);
+  o.reuse = ReusePolicy::owner;
+  o.debug.poison_freed = true;  // a no-op without ASan
+  Heap heap(o);
+  OwnerThread owner;
+  constexpr std::size_t size = 128;
+  std::vector<void*> v;
+  owner.run([&] {
+    ASSERT_TRUE(testing::prefer_proc(heap, 0));
+    v.push_back(heap.allocate(size));
+    const unsigned n = span_of(heap, v[0]).nelems;
+    while (v.size() < n) v.push_back(heap.allocate(size));
+  });
+  ASSERT_FALSE(v.empty());
+  detail::Span& s = span_of(heap, v[0]);
+  ASSERT_EQ(s.cache_owner(), 0) << "the owner's span is not cached by its P";
+  for (void* obj : v) ASSERT_EQ(&span_of(heap, obj), &s) << "one span's objects";
+  ASSERT_TRUE(testing::prefer_proc(heap, 1));
+  const unsigned threshold = testing::collect_threshold(s.nelems);
+  ASSERT_GE(threshold, 2u);
+  // All but the last free that makes the span worth collecting; the first of them takes the
+  // general path (the thread's first call), the others the fast path's remote free.
+  for (unsigned k = 0; k + 1 < threshold; k++) heap.free(v[k]);
+  void* const x = v[threshold - 1];
+  std::vector<void*> again;
+  bool reused = false;
+  testing::set_protocol_hook(heap,
+                             [&](testing::ProtocolPoint) {
+                               if (reused) return;
+                               reused = true;
+                               // The owner's current span is full: its next allocations collect it,
+                               // lowest slot first.
+                               owner.run([&] {
+                                 for (unsigned k = 0; k < threshold; k++)
+                                   again.push_back(heap.allocate(size));
+                               });
+                             },
+                             {testing::ProtocolPoint::remote_free_recorded});
+  heap.free(x);
+  testing::set_protocol_hook(heap, {});
+  ASSERT_TRUE(reused) << "the free did not take the fast path's remote free";
+  ASSERT_NE(std::find(again.begin(), again.end(), x), again.end())
+      << "the owner did not collect the slot and hand it out again";
+  const PointerInfo info = heap.find_object(x);
+  EXPECT_EQ(info.kind, PointerKind::object_start);
+  EXPECT_FALSE(info.pending_free);
+#if defined(SPANHEAP_ASAN)
+  EXPECT_EQ(__asan_region_is_poisoned(x, size), nullptr)
+      << "the free poisoned the slot after its owner had handed it out again";
+#endif
+  const Stats st = heap.stats();
+  EXPECT_EQ(st.frees, threshold);
+  EXPECT_EQ(st.collected_objects, threshold);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_VERIFIED(heap);
+  owner.run([&] {
+    for (void* obj : again) static_cast<unsigned char*>(obj)[size - 1] = 1;  // live: writable
+    for (void* obj : again) heap.free(obj);
+    for (std::size_t k = threshold; k < v.size(); k++) heap.free(v[k]);
   });
   EXPECT_EQ(rec.count(), 0u);
   EXPECT_VERIFIED(heap);

@@ -216,6 +216,8 @@ static_assert(static_cast<int>(ProtocolPoint::find_object_between_loads) ==
               static_cast<int>(detail::ProtocolPoint::find_object_between_loads));
 static_assert(static_cast<int>(ProtocolPoint::remote_free_before_lock) ==
               static_cast<int>(detail::ProtocolPoint::remote_free_before_lock));
+static_assert(static_cast<int>(ProtocolPoint::remote_free_recorded) ==
+              static_cast<int>(detail::ProtocolPoint::remote_free_recorded));
 
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
                        std::initializer_list<ProtocolPoint> only) {

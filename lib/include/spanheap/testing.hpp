@@ -139,6 +139,10 @@ enum class ProtocolPoint : std::uint8_t {
                               // span unlocked and not yet taken its free_lock: the owner may
                               // uncache it, or its struct be recycled, meanwhile (runs on the
                               // freeing thread, holding its P)
+  remote_free_recorded,       // a fast-path free into a span some P caches has recorded the free
+                              // (bit, counters, poisoning) and released free_lock if it took it;
+                              // the owner may now collect the slot and hand it out again (runs
+                              // on the freeing thread, holding its P)
 };
 // `only`: the points that call the hook (every point when empty); at the others the heap does not
 // call it at all (find_object passes one on every call).
