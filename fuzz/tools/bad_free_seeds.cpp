@@ -245,6 +245,31 @@ void facade_interleave_seeds(Seeds& out, Target target) {
     q.ops.push_back(BadFree{.kind = BadKind::double_reclaimed, .proc = via_heap, .pick = 0});
     out["facade_fast_bad_frees_" + rname(r)] = q;
   }
+  // The facade's fast frees at their slot tests' edges. A pointer at the first byte of the tail
+  // of the facade's own span (offset 0: the one tail address whose slot index is exactly nelems,
+  // which the owner's fast free must refuse like any index past the last slot). Then, through the
+  // facade into a span P1 caches again after a cycle reclaimed two of its objects and P1 handed
+  // one slot out again, a second free of each: the one whose slot is still free is a double free
+  // the remote fast free must refuse by its allocated test (the other is skipped, live again).
+  for (ReusePolicy r : {ReusePolicy::owner, ReusePolicy::next_cycle}) {
+    Program q{.target = target, .config = reuse_config(2, FlushPolicy::lazy, r), .ops = {}};
+    q.config.arena_mib = 3;
+    for (int i = 0; i < 4; ++i) q.ops.push_back(Alloc{.proc = 1, .size = 48});
+    // 80 bytes: a class with a tail, apart from P1's, so that P1's refill after the cycle can
+    // only take its own span back.
+    q.ops.push_back(Alloc{.proc = via_heap, .size = 80});
+    q.ops.push_back(Alloc{.proc = via_heap, .size = 80});
+    q.ops.push_back(BadFree{.kind = BadKind::span_tail, .proc = via_heap, .pick = 4, .offset = 0});
+    q.ops.push_back(Free{.proc = 1, .pick = 1});
+    q.ops.push_back(Free{.proc = 1, .pick = 2});
+    q.ops.push_back(Collect{});
+    q.ops.push_back(Alloc{.proc = 1, .size = 48});
+    q.ops.push_back(Alloc{.proc = via_heap, .size = 80});  // the facade's P flushes: not stale
+    q.ops.push_back(BadFree{.kind = BadKind::double_reclaimed, .proc = via_heap, .pick = 0});
+    q.ops.push_back(BadFree{.kind = BadKind::double_reclaimed, .proc = via_heap, .pick = 1});
+    q.ops.push_back(Collect{});
+    out["facade_fast_slot_edges_" + rname(r)] = q;
+  }
 }
 
 }  // namespace
