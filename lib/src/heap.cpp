@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "atomic_read.hpp"
 #include "cache.hpp"
 #include "central.hpp"
 #include "free.hpp"
@@ -241,9 +242,11 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
 // The fast path's exit above, as one function for the one-load lookup's allocations (alignment 16)
 // and one for the others: the first keeps the fast path's arguments within the registers it has
 // free, which a sixth argument did not (it cost every allocation a register saved and restored).
-[[gnu::noinline]] void* allocate_next_word(HeapState& heap, ProcState& p, unsigned c,
-                                           std::size_t size, ThreadRecord* me) {
-  return next_word(heap, p, c, size, 16, me);
+// The class is looked up again here rather than passed: kept for the call, it cost the fast path a
+// register copy.
+[[gnu::noinline]] void* allocate_next_word(HeapState& heap, ProcState& p, std::size_t size,
+                                           ThreadRecord* me) {
+  return next_word(heap, p, size_to_class16(size), size, 16, me);
 }
 [[gnu::noinline]] void* allocate_next_word_aligned(HeapState& heap, ProcState& p, unsigned c,
                                                    std::size_t size, std::size_t align,
@@ -367,7 +370,7 @@ template <bool bound, bool any_align>
     return allocate_holding_default(heap, p, c, size, align);
   if (SPANHEAP_UNLIKELY(!cache_alloc_fast(p.cache, c, obj, elem)))
     return any_align ? allocate_next_word_aligned(heap, p, c, size, align, me)
-                     : allocate_next_word(heap, p, c, size, me);
+                     : allocate_next_word(heap, p, size, me);
   (void)elem;  // counted with its word (Cache::allocs)
   if (!bound && SPANHEAP_UNLIKELY(me == nullptr)) return leave_then_return(heap, p, obj);
   leave_bound(me);
@@ -477,7 +480,7 @@ template <bool bound>
       // object_slot's fields are the class's (verify() checks them; span_test, at every byte).
       const std::uint32_t i = object_slot(*s, addr);  // no object starts at addr: i >= nelems
       // A slot already pending (a double free) goes to free_holding, which reports it.
-      if (SPANHEAP_LIKELY(slot_allocated(*s, i) &&
+      if (SPANHEAP_LIKELY(i < s->nelems && owner_slot_allocated(*s, i) &&
                           !owner_mark_pending(*s, i, /*no_remote=*/true))) {
         // elem_size read again, not kept from the slot test: one register fewer across the bit
         // work, which spared the fast path saving and restoring one.
@@ -549,8 +552,7 @@ template <bool bound>
   // One test for "in the home arena" and "its page table has the entry": the table never covers
   // more than the arena (commit_tables), and a pointer below the base wraps to a page past it.
   const std::size_t page = (addr - arena->base) >> page_shift;
-  if (SPANHEAP_UNLIKELY(page >= arena->table_pages.load(std::memory_order_acquire)))
-    return free_elsewhere(heap, ptr);
+  if (SPANHEAP_UNLIKELY(at_or_past(page, arena->table_pages))) return free_elsewhere(heap, ptr);
   free_in_arena(heap, arena, page, ptr);
 }
 
@@ -569,6 +571,8 @@ template <bool bound>
 // The two calls every program makes most are defined here rather than with the rest of the facade,
 // so that the fast paths inline into them rather than cost a call from another translation unit.
 namespace spanheap {
+
+void* Heap::allocate(std::size_t size) { return detail::allocate_fast(*state_, size, 16); }
 
 void* Heap::allocate(std::size_t size, std::size_t align) {
   return detail::allocate_fast(*state_, size, align);

@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "affinity.hpp"
+#include "atomic_read.hpp"
 #include "types.hpp"
 
 namespace spanheap::detail {
@@ -49,7 +50,7 @@ void ensure_thread_record() noexcept;
     std::atomic_signal_fence(std::memory_order_seq_cst);
     // Relaxed: only this thread sets entry to itself (leave_call), so what the P holds was
     // written by this thread or published to it by the CAS that took the P before it bound it.
-    if (SPANHEAP_LIKELY(p.entry.load(std::memory_order_relaxed) == me)) return true;
+    if (SPANHEAP_LIKELY(relaxed_equals(p.entry, me))) return true;
   } else {
     me->in_call.store(1, std::memory_order_seq_cst);
     if (p.entry.load(std::memory_order_seq_cst) == me) return true;

@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstdint>
 
+#include "atomic_read.hpp"
 #include "popcount.hpp"
 #include "types.hpp"
 
@@ -67,6 +68,15 @@ template <typename Between>
 }
 [[gnu::always_inline]] inline bool slot_allocated(const Span& span, std::uint32_t i) noexcept {
   return slot_allocated(span, i, [] {});
+}
+
+// slot_allocated as the P that caches the span sees it (the free fast path): free_index is that
+// P's own write, so no order is needed, and the compare reads it from memory (relaxed_below_mask).
+// Requires: i < nelems, and the caller the span's owner.
+[[gnu::always_inline]] inline bool owner_slot_allocated(const Span& span,
+                                                        std::uint32_t i) noexcept {
+  const std::uint64_t word = span.bits[i / 64].alloc.load(std::memory_order_relaxed);
+  return ((word | relaxed_below_mask(i, span.free_index)) >> (i % 64) & 1) != 0;
 }
 
 inline bool slot_pending(const Span& span, std::uint32_t i) noexcept {

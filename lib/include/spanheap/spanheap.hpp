@@ -279,8 +279,9 @@ class Heap {
   // Returns `size` bytes aligned to `align` (any power of two up to max_alloc_size; beyond
   // page_size the object is a large span of its own starting at that alignment), or nullptr
   // after an out_of_memory / size_overflow / bad_alignment report. size 0 returns a unique
-  // minimal object.
-  void* allocate(std::size_t size, std::size_t align = 16);
+  // minimal object. allocate(size) is allocate(size, 16), with no alignment to test.
+  void* allocate(std::size_t size);
+  void* allocate(std::size_t size, std::size_t align);
   // allocate(), with the first `size` bytes zero (calloc). Memory known to be zero (fresh pages
   // that no sweep or collection has freed an object of: Go's needzero) is not cleared again.
   void* allocate_zeroed(std::size_t size, std::size_t align = 16);
