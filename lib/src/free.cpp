@@ -215,9 +215,8 @@ bool free_into_cached_span(HeapState& heap, ProcState& p, const Arena& arena, st
     const std::uint32_t i = object_slot(s, addr);  // after the recheck: s.start may have changed
     if (!slot_allocated(s, i) || remote_mark_pending(s, i)) return false;
     // Counted and poisoned before the lock is released: from then on the owner may collect the
-    // slot and hand it out again (a poison after that would fall on the live object: the stress
-    // drivers' ASan runs saw it), or uncache the span and let its struct be recycled with another
-    // elem_size.
+    // slot and hand it out again (a poison after that would fall on a live object), or uncache
+    // the span and let its struct be recycled with another elem_size.
     record_free(heap, p, s, addr);
   }
   protocol_point(heap, ProtocolPoint::remote_free_recorded);

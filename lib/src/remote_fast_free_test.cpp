@@ -217,9 +217,9 @@ TEST_F(RemoteFastFree, ASpanUncachedWhileTheFreeAwaitsItsLockIsJudgedAgain) {
 // poison_freed, poison the object — is done before it releases free_lock: from then on the owner
 // may collect the slot and hand it out again. Here the owner does exactly that at the point right
 // after the free recorded it (remote_free_recorded): the object it gets back must be live, counted
-// once and, in an ASan build, unpoisoned (a poison after the lock fell on the live object: the
-// stress drivers' ASan runs saw it as a use-after-poison). Threads unbound (poison_freed keeps
-// them off the bound paths), each steered to its own P.
+// once and, in an ASan build, unpoisoned (a poison after the lock would fall on the live
+// object). Threads unbound (poison_freed keeps them off the bound paths), each steered to its own
+// P.
 TEST(RemoteFreeWindow, TheOwnerReusingASlotRightAfterItsRemoteFreeGetsItLive) {
   testing::RecordingHandler rec;
   Options o = test::deterministic(2, rec);
