@@ -116,6 +116,18 @@ void on_allocate_debug(HeapState& heap, Span* s, void* obj) {
   }
 }
 
+// The first allocation names its span's arena as the free fast path's home (HeapState::free_arena)
+// with the copies that path reads beside it, written first (INV-H1). One call publishes: two first
+// allocations may hold spans of different arenas (huge_pages), and interleaved copies would pair
+// one arena's base with another's table.
+[[gnu::noinline]] void publish_home_arena(HeapState& heap, const Arena& arena) {
+  if (heap.home_claimed.exchange(true, std::memory_order_relaxed)) return;
+  heap.free_base.store(arena.base, std::memory_order_relaxed);
+  heap.free_spans.store(arena.spans, std::memory_order_relaxed);
+  heap.free_arena.store(&arena, std::memory_order_release);
+  protocol_point(heap, ProtocolPoint::home_arena_published);
+}
+
 // The debug options' work at allocation (HeapState::allocation_hooks says if any is on).
 void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std::size_t elem) {
   if (heap.options.debug.clobber_freed || heap.options.debug.poison_freed)
@@ -159,7 +171,7 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   }
   if (SPANHEAP_LIKELY(obj != nullptr)) {
     if (SPANHEAP_UNLIKELY(heap.free_arena.load(std::memory_order_relaxed) == &no_arena))
-      heap.free_arena.store(span->arena, std::memory_order_release);
+      publish_home_arena(heap, *span->arena);
     if (SPANHEAP_UNLIKELY(heap.allocation_hooks)) on_allocate_hooks(heap, p, span, obj, elem);
   }
   if (proc < 0) {
@@ -460,14 +472,17 @@ template <bool bound>
 
 // The free once P `p` is entered (as allocate_in_cache): `ptr` is in `arena`, at `page` of its
 // page table (below table_pages).
+// `spans` is the arena's page table (the home arena's copy of it, HeapState::free_spans, or
+// arena->spans): read from the heap's line, it is not a load that waits for the arena's.
 template <bool bound>
 [[gnu::always_inline]] inline void free_in_cache(HeapState& heap, ProcState& p, ThreadRecord* me,
-                                                 const Arena* arena, std::size_t page, void* ptr) {
+                                                 const Arena* arena, std::atomic<Span*>* spans,
+                                                 std::size_t page, void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so
   // no lazy flush is due and only this P collects it), the pointer an allocated object's start.
   {
-    Span* s = arena->spans[page].load(std::memory_order_acquire);
+    Span* s = spans[page].load(std::memory_order_acquire);
     // At sg+3 and naming this P: in this P's cache since its flush of this cycle (a stale P's
     // spans are at sg+1), hence in use (a span no cache holds names no P: INV-S3), and only this
     // P, which we hold, could take it out. Bound, naming this P is enough: a bound P is never
@@ -502,26 +517,27 @@ template <bool bound>
   free_general<bound>(heap, p, me, *arena, ptr);
 }
 
-[[gnu::noinline]] void free_unbound(HeapState& heap, const Arena* arena, std::size_t page,
-                                    void* ptr) {
+[[gnu::noinline]] void free_unbound(HeapState& heap, const Arena* arena, std::atomic<Span*>* spans,
+                                    std::size_t page, void* ptr) {
   if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid)) return heap_free(heap, -1, ptr);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
   if (SPANHEAP_UNLIKELY(!enter_own(heap, p, me))) return heap_free(heap, -1, ptr);
-  free_in_cache<false>(heap, p, me, arena, page, ptr);
+  free_in_cache<false>(heap, p, me, arena, spans, page, ptr);
 }
 
-// A free of `ptr`, at `page` of `arena`'s page table, with the P still to enter.
+// A free of `ptr`, at `page` of `arena`'s page table `spans`, with the P still to enter.
 [[gnu::always_inline]] inline void free_in_arena(HeapState& heap, const Arena* arena,
-                                                 std::size_t page, void* ptr) {
+                                                 std::atomic<Span*>* spans, std::size_t page,
+                                                 void* ptr) {
   if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key))
-    return free_unbound(heap, arena, page, ptr);
+    return free_unbound(heap, arena, spans, page, ptr);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* const me = last_used_proc.record;
   check_not_nested(heap, me);
   if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me, /*may_be_nested=*/false)))
     return heap_free(heap, -1, ptr);
-  free_in_cache<true>(heap, p, me, arena, page, ptr);
+  free_in_cache<true>(heap, p, me, arena, spans, page, ptr);
 }
 
 // A pointer outside the home arena's page table: another arena of this heap, or anything the
@@ -533,7 +549,7 @@ template <bool bound>
   const std::size_t page = (addr - arena->base) >> page_shift;
   if (SPANHEAP_UNLIKELY(page >= arena->table_pages.load(std::memory_order_acquire)))
     return heap_free(heap, -1, ptr);
-  free_in_arena(heap, arena, page, ptr);
+  free_in_arena(heap, arena, arena->spans, page, ptr);
 }
 
 }  // namespace
@@ -548,12 +564,20 @@ template <bool bound>
 
 [[gnu::always_inline]] inline void free_fast(HeapState& heap, void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const Arena* arena = heap.free_arena.load(std::memory_order_acquire);
+  // The base and the page table from the heap's own line: the page's span is two loads from
+  // the heap, not three (the arena is read only for the bound, which the span's load need not
+  // wait for).
+  const HomeArenaView home = home_arena_view(heap);
+#ifndef NDEBUG
+  SPANHEAP_DCHECK(&heap, home_arena_view_consistent(home),
+                  "the free fast path read copies of another arena than free_arena (INV-H1)");
+#endif
   // One test for "in the home arena" and "its page table has the entry": the table never covers
   // more than the arena (commit_tables), and a pointer below the base wraps to a page past it.
-  const std::size_t page = (addr - arena->base) >> page_shift;
-  if (SPANHEAP_UNLIKELY(at_or_past(page, arena->table_pages))) return free_elsewhere(heap, ptr);
-  free_in_arena(heap, arena, page, ptr);
+  const std::size_t page = (addr - home.base) >> page_shift;
+  if (SPANHEAP_UNLIKELY(at_or_past(page, home.arena->table_pages)))
+    return free_elsewhere(heap, ptr);
+  free_in_arena(heap, home.arena, home.spans, page, ptr);
 }
 
 // What the fast paths leave to allocate_zeroed: they do not clear, so the caller clears `obj`

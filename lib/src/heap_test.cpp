@@ -322,6 +322,47 @@ TEST(Heap, FreesInAndAroundTheFastPathsArenaGetTheRegistrysVerdicts) {
   EXPECT_VERIFIED(heap);
 }
 
+// INV-H1: the free fast path reads the home arena's base and page table from copies beside
+// HeapState::free_arena, so whenever a thread can see the arena it must see its copies. At the
+// moment the first allocation makes the arena visible (home_arena_published) the fast path's view
+// is that arena's; before, it names no arena (and a free goes to the registry); after, frees take
+// the fast path's table and the heap verifies.
+TEST(Heap, TheHomeArenasCopiesAreVisibleWithIt) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(1, rec));
+  const detail::HomeArenaView before = detail::home_arena_view(heap.state());
+  EXPECT_EQ(before.arena, &detail::no_arena);
+  EXPECT_TRUE(detail::home_arena_view_consistent(before));
+  int published = 0;
+  testing::set_protocol_hook(heap,
+                             [&](testing::ProtocolPoint) {
+                               published++;
+                               const detail::HomeArenaView v =
+                                   detail::home_arena_view(heap.state());
+                               EXPECT_NE(v.arena, &detail::no_arena);
+                               EXPECT_TRUE(detail::home_arena_view_consistent(v))
+                                   << "free_arena is visible before its copies: base " << v.base
+                                   << " (arena's " << v.arena->base << ")";
+                             },
+                             {testing::ProtocolPoint::home_arena_published});
+  std::vector<void*> v;
+  for (int i = 0; i < 64; i++) v.push_back(heap.allocate(48));
+  testing::set_protocol_hook(heap, {});
+  EXPECT_EQ(published, 1) << "the home arena is published once, by the first allocation";
+  const detail::HomeArenaView after = detail::home_arena_view(heap.state());
+  ASSERT_TRUE(detail::home_arena_view_consistent(after));
+  for (void* p : v) {
+    const std::size_t page =
+        (reinterpret_cast<std::uintptr_t>(p) - after.base) >> detail::page_shift;
+    ASSERT_LT(page, after.arena->table_pages.load());
+    EXPECT_NE(after.spans[page].load(), nullptr);
+  }
+  for (void* p : v) heap.free(p);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_EQ(heap.stats().frees, v.size());
+  EXPECT_VERIFIED(heap);
+}
+
 TEST(Heap, PacingStartsCyclesByItself) {
   testing::RecordingHandler rec;
   Options o = test::deterministic(1, rec);

@@ -218,6 +218,8 @@ static_assert(static_cast<int>(ProtocolPoint::remote_free_before_lock) ==
               static_cast<int>(detail::ProtocolPoint::remote_free_before_lock));
 static_assert(static_cast<int>(ProtocolPoint::remote_free_recorded) ==
               static_cast<int>(detail::ProtocolPoint::remote_free_recorded));
+static_assert(static_cast<int>(ProtocolPoint::home_arena_published) ==
+              static_cast<int>(detail::ProtocolPoint::home_arena_published));
 
 void set_protocol_hook(Heap& heap, std::function<void(ProtocolPoint)> hook,
                        std::initializer_list<ProtocolPoint> only) {

@@ -143,6 +143,9 @@ enum class ProtocolPoint : std::uint8_t {
                               // (bit, counters, poisoning) and released free_lock if it took it;
                               // the owner may now collect the slot and hand it out again (runs
                               // on the freeing thread, holding its P)
+  home_arena_published,       // the heap's first allocation has named its arena as the one the
+                              // free fast path looks in first: other threads' frees may now read
+                              // it (runs on the allocating thread, holding its P)
 };
 // `only`: the points that call the hook (every point when empty); at the others the heap does not
 // call it at all (find_object passes one on every call).
