@@ -106,7 +106,12 @@ namespace spanheap {
 using detail::HeapState;
 
 Heap::Heap() : Heap(Options::from_env()) {}
-Heap::Heap(Options options) : state_(std::make_unique<HeapState>(options)) {}
+Heap::Heap(Options options) : state_(std::make_unique<HeapState>(options)) {
+  // No call has run: nothing reads home_ yet, and the first allocation's publication orders
+  // everything after it (INV-H1).
+  home_.arena.store(&detail::no_arena, std::memory_order_relaxed);
+  state_->home = &home_;
+}
 Heap::~Heap() = default;
 
 std::size_t Heap::usable_size(const void* p) const {

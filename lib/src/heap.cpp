@@ -116,15 +116,15 @@ void on_allocate_debug(HeapState& heap, Span* s, void* obj) {
   }
 }
 
-// The first allocation names its span's arena as the free fast path's home (HeapState::free_arena)
-// with the copies that path reads beside it, written first (INV-H1). One call publishes: two first
+// The first allocation names its span's arena as the free fast path's home (HeapState::home) with
+// the copies that path reads beside it, written first (INV-H1). One call publishes: two first
 // allocations may hold spans of different arenas (huge_pages), and interleaved copies would pair
 // one arena's base with another's table.
 [[gnu::noinline]] void publish_home_arena(HeapState& heap, const Arena& arena) {
   if (heap.home_claimed.exchange(true, std::memory_order_relaxed)) return;
-  heap.free_base.store(arena.base, std::memory_order_relaxed);
-  heap.free_spans.store(arena.spans, std::memory_order_relaxed);
-  heap.free_arena.store(&arena, std::memory_order_release);
+  heap.home->base.store(arena.base, std::memory_order_relaxed);
+  heap.home->spans.store(arena.spans, std::memory_order_relaxed);
+  heap.home->arena.store(&arena, std::memory_order_release);
   protocol_point(heap, ProtocolPoint::home_arena_published);
 }
 
@@ -170,7 +170,7 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
     }
   }
   if (SPANHEAP_LIKELY(obj != nullptr)) {
-    if (SPANHEAP_UNLIKELY(heap.free_arena.load(std::memory_order_relaxed) == &no_arena))
+    if (SPANHEAP_UNLIKELY(heap.home->arena.load(std::memory_order_relaxed) == &no_arena))
       publish_home_arena(heap, *span->arena);
     if (SPANHEAP_UNLIKELY(heap.allocation_hooks)) on_allocate_hooks(heap, p, span, obj, elem);
   }
@@ -472,8 +472,8 @@ template <bool bound>
 
 // The free once P `p` is entered (as allocate_in_cache): `ptr` is in `arena`, at `page` of its
 // page table (below table_pages).
-// `spans` is the arena's page table (the home arena's copy of it, HeapState::free_spans, or
-// arena->spans): read from the heap's line, it is not a load that waits for the arena's.
+// `spans` is the arena's page table (the home arena's copy of it, HomeArena::spans, or
+// arena->spans): read from the Heap object, it is not a load that waits for the arena's.
 template <bool bound>
 [[gnu::always_inline]] inline void free_in_cache(HeapState& heap, ProcState& p, ThreadRecord* me,
                                                  const Arena* arena, std::atomic<Span*>* spans,
@@ -562,15 +562,16 @@ template <bool bound>
   return allocate_bound<false>(heap, size_to_class16(size), size, 16);
 }
 
-[[gnu::always_inline]] inline void free_fast(HeapState& heap, void* ptr) {
+// `home` is the Heap object's HomeArena (HeapState::home): the page's span is two loads from the
+// Heap object, where through the state and the arena it was four; the arena is read only for the
+// bound, which the span's load need not wait for, and the state for the P, beside it.
+[[gnu::always_inline]] inline void free_fast(HeapState& heap, const HomeArena& home_arena,
+                                             void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  // The base and the page table from the heap's own line: the page's span is two loads from
-  // the heap, not three (the arena is read only for the bound, which the span's load need not
-  // wait for).
-  const HomeArenaView home = home_arena_view(heap);
+  const HomeArenaView home = home_arena_view(home_arena);
 #ifndef NDEBUG
   SPANHEAP_DCHECK(&heap, home_arena_view_consistent(home),
-                  "the free fast path read copies of another arena than free_arena (INV-H1)");
+                  "the free fast path read copies of another arena than its home's (INV-H1)");
 #endif
   // One test for "in the home arena" and "its page table has the entry": the table never covers
   // more than the arena (commit_tables), and a pointer below the base wraps to a page past it.
@@ -602,7 +603,7 @@ void* Heap::allocate(std::size_t size, std::size_t align) {
   return detail::allocate_fast(*state_, size, align);
 }
 
-void Heap::free(void* p) { detail::free_fast(*state_, p); }
+void Heap::free(void* p) { detail::free_fast(*state_, home_, p); }
 
 // calloc's call, through the same fast paths.
 void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {

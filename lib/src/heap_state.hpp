@@ -19,7 +19,7 @@ namespace spanheap::detail {
 
 struct CensusEntry;  // validate.hpp
 
-// The arena HeapState::free_arena names before the heap has one: base 0, no pages.
+// The arena HeapState::home names before the heap has one: base 0, no pages.
 inline const Arena no_arena{};
 
 struct Pacer {
@@ -67,18 +67,16 @@ class HeapState {
   // One of this heap's arenas that held a span, where the free fast path looks first: an address
   // test instead of the registry's two loads and its owner test. An arena that held a span is
   // given back only with the heap, so whichever one this names stays valid; the first allocation
-  // sets it, in its slow path (once: a line every call reads is not rewritten).
-  // Until then it names an arena of no pages, which holds no address.
-  std::atomic<const Arena*> free_arena{&no_arena};
-  // free_arena's base and page table, copied here so that the free fast path reads them beside
-  // free_arena instead of through it: one dependent load fewer on every free's chain. Written
-  // (relaxed) before free_arena's release store, by the one call that wins home_claimed, and read
-  // after the fast path's acquire load of free_arena, so that a path that sees the arena sees its
-  // copies too (INV-H1, checked by verify() and the fast path's debug check); while free_arena
-  // is no_arena its table_pages (0) sends every pointer elsewhere and the copies are not used.
-  std::atomic<std::uintptr_t> free_base{0};
-  std::atomic<std::atomic<Span*>*> free_spans{nullptr};
-  std::atomic<bool> home_claimed{false};  // the first allocation that publishes free_arena
+  // sets it, in its slow path (once: a line every call reads is not rewritten). Until then it
+  // names an arena of no pages, which holds no address. It lives in the Heap object (Heap::home_,
+  // set by its constructor), with the copies of the arena's base and page table that the fast
+  // path reads beside it rather than through it: written (relaxed) before its release store, by
+  // the one call that wins home_claimed, and read after the fast path's acquire load of it, so
+  // that a path that sees the arena sees its copies too (INV-H1, checked by verify() and the fast
+  // path's debug check). While it names no_arena, its table_pages (0) sends every pointer
+  // elsewhere and the copies are not used.
+  HomeArena* home = nullptr;
+  std::atomic<bool> home_claimed{false};  // the first allocation that publishes the home arena
   // A line of its own: the fast paths read the fields above on every call, and the page heap's
   // lock is written by every page allocation and free.
   alignas(64) PageHeap pages;
@@ -139,20 +137,20 @@ inline void protocol_point(const HeapState& heap, ProtocolPoint point) {
   }
 }
 
-// What the free fast path reads of the home arena: free_arena, then its copies (INV-H1).
+// What the free fast path reads of the home arena: the arena, then its copies (INV-H1).
 struct HomeArenaView {
   const Arena* arena;
   std::uintptr_t base;
   std::atomic<Span*>* spans;
 };
 
-// The acquire load comes first: the copies written before free_arena's release store are then
+// The acquire load comes first: the copies written before the arena's release store are then
 // the ones read. Their loads do not depend on its value, so they do not wait for it.
-[[gnu::always_inline]] inline HomeArenaView home_arena_view(const HeapState& heap) noexcept {
+[[gnu::always_inline]] inline HomeArenaView home_arena_view(const HomeArena& home) noexcept {
   HomeArenaView v;
-  v.arena = heap.free_arena.load(std::memory_order_acquire);
-  v.base = heap.free_base.load(std::memory_order_relaxed);
-  v.spans = heap.free_spans.load(std::memory_order_relaxed);
+  v.arena = home.arena.load(std::memory_order_acquire);
+  v.base = home.base.load(std::memory_order_relaxed);
+  v.spans = home.spans.load(std::memory_order_relaxed);
   return v;
 }
 

@@ -279,7 +279,7 @@ TEST(Heap, StatsFollowAllocationsAndFrees) {
   EXPECT_VERIFIED(heap);
 }
 
-// The free fast path looks in one arena of the heap by address (HeapState::free_arena) before it
+// The free fast path looks in one arena of the heap by address (HeapState::home) before it
 // asks the registry. With 1 MiB arenas and 4 MiB of objects, frees into that arena and into the
 // others are all valid, and pointers just outside it — foreign memory mapped at its bounds,
 // another heap's object — get the registry's verdicts.
@@ -289,7 +289,7 @@ TEST(Heap, FreesInAndAroundTheFastPathsArenaGetTheRegistrysVerdicts) {
   Heap other(test::deterministic(1, rec));
   std::vector<void*> v;
   for (int i = 0; i < 4096; i++) v.push_back(heap.allocate(1024));
-  const detail::Arena* home = heap.state().free_arena.load();
+  const detail::Arena* home = heap.state().home->arena.load();
   ASSERT_NE(home, &detail::no_arena);
   const std::uintptr_t lo = home->base, hi = home->base + (home->npages << detail::page_shift);
   std::size_t inside = 0;
@@ -322,15 +322,15 @@ TEST(Heap, FreesInAndAroundTheFastPathsArenaGetTheRegistrysVerdicts) {
   EXPECT_VERIFIED(heap);
 }
 
-// INV-H1: the free fast path reads the home arena's base and page table from copies beside
-// HeapState::free_arena, so whenever a thread can see the arena it must see its copies. At the
-// moment the first allocation makes the arena visible (home_arena_published) the fast path's view
-// is that arena's; before, it names no arena (and a free goes to the registry); after, frees take
-// the fast path's table and the heap verifies.
+// INV-H1: the free fast path reads the home arena's base and page table from copies beside the
+// arena (HomeArena, in the Heap object), so whenever a thread can see the arena it must see its
+// copies. At the moment the first allocation makes the arena visible (home_arena_published) the
+// fast path's view is that arena's; before, it names no arena (and a free goes to the registry);
+// after, frees take the fast path's table and the heap verifies.
 TEST(Heap, TheHomeArenasCopiesAreVisibleWithIt) {
   testing::RecordingHandler rec;
   Heap heap(test::deterministic(1, rec));
-  const detail::HomeArenaView before = detail::home_arena_view(heap.state());
+  const detail::HomeArenaView before = detail::home_arena_view(*heap.state().home);
   EXPECT_EQ(before.arena, &detail::no_arena);
   EXPECT_TRUE(detail::home_arena_view_consistent(before));
   int published = 0;
@@ -338,10 +338,10 @@ TEST(Heap, TheHomeArenasCopiesAreVisibleWithIt) {
                              [&](testing::ProtocolPoint) {
                                published++;
                                const detail::HomeArenaView v =
-                                   detail::home_arena_view(heap.state());
+                                   detail::home_arena_view(*heap.state().home);
                                EXPECT_NE(v.arena, &detail::no_arena);
                                EXPECT_TRUE(detail::home_arena_view_consistent(v))
-                                   << "free_arena is visible before its copies: base " << v.base
+                                   << "the home arena is visible before its copies: base " << v.base
                                    << " (arena's " << v.arena->base << ")";
                              },
                              {testing::ProtocolPoint::home_arena_published});
@@ -349,7 +349,7 @@ TEST(Heap, TheHomeArenasCopiesAreVisibleWithIt) {
   for (int i = 0; i < 64; i++) v.push_back(heap.allocate(48));
   testing::set_protocol_hook(heap, {});
   EXPECT_EQ(published, 1) << "the home arena is published once, by the first allocation";
-  const detail::HomeArenaView after = detail::home_arena_view(heap.state());
+  const detail::HomeArenaView after = detail::home_arena_view(*heap.state().home);
   ASSERT_TRUE(detail::home_arena_view_consistent(after));
   for (void* p : v) {
     const std::size_t page =

@@ -423,11 +423,14 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
   totals.released_bytes = released;
   totals.free_bytes = free_pages * page_size - released;
   testing::accounting_violations(totals, collect_stats(heap), out);
-  // The free fast path's copies of the home arena (the arena itself is one of this heap's: the
-  // census found its spans through the registry).
-  if (const HomeArenaView home = home_arena_view(heap); !home_arena_view_consistent(home))
+  // The free fast path's home arena: one of this heap's, and its copies agree with it.
+  const HomeArenaView home = home_arena_view(*heap.home);
+  if (home.arena != &no_arena && home.arena->owner != &heap)
+    fail(&out, "INV-H1", "the home arena {} is not one of this heap's",
+         static_cast<const void*>(home.arena));
+  else if (!home_arena_view_consistent(home))
     fail(&out, "INV-H1",
-         "free_arena {} has base {:#x} and page table {} but the copies read {:#x} and {}",
+         "home arena {} has base {:#x} and page table {} but the copies read {:#x} and {}",
          static_cast<const void*>(home.arena), home.arena->base,
          static_cast<const void*>(home.arena->spans), home.base,
          static_cast<const void*>(home.spans));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -15,7 +16,18 @@ namespace spanheap {
 
 namespace detail {
 class HeapState;
-}
+struct Arena;
+struct Span;
+
+// What the free fast path reads of the heap's home arena, the first it looks in: the arena (for
+// its table's bound), its base and its page table, kept in the Heap object itself so that a free
+// reaches the page's span without loading the heap's state first (INV-H1, heap_state.hpp).
+struct HomeArena {
+  std::atomic<const Arena*> arena{nullptr};  // no_arena until the first allocation publishes one
+  std::atomic<std::uintptr_t> base{0};
+  std::atomic<std::atomic<Span*>*> spans{nullptr};
+};
+}  // namespace detail
 
 // How a per-P cache is flushed after a cycle's sweepgen bump.
 //   lazy:  each P flushes itself at its next acquire; a ragged barrier flushes idle Ps after the
@@ -312,6 +324,7 @@ class Heap {
   detail::HeapState& state() noexcept { return *state_; }
 
  private:
+  detail::HomeArena home_;  // before state_: the state keeps a pointer to it
   std::unique_ptr<detail::HeapState> state_;
 };
 
