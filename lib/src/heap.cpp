@@ -124,6 +124,7 @@ void on_allocate_debug(HeapState& heap, Span* s, void* obj) {
   if (heap.home_claimed.exchange(true, std::memory_order_relaxed)) return;
   heap.home->base.store(arena.base, std::memory_order_relaxed);
   heap.home->spans.store(arena.spans, std::memory_order_relaxed);
+  protocol_point(heap, ProtocolPoint::home_arena_copied);
   heap.home->arena.store(&arena, std::memory_order_release);
   protocol_point(heap, ProtocolPoint::home_arena_published);
 }

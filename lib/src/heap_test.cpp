@@ -363,6 +363,50 @@ TEST(Heap, TheHomeArenasCopiesAreVisibleWithIt) {
   EXPECT_VERIFIED(heap);
 }
 
+// INV-H1 with two first allocations: one claims the publication of the home arena. With huge
+// pages a small object's span and a large object's come from different arenas, so a second
+// thread's first allocation (large) run in full while the first (small) has written its copies
+// and not yet named its arena (home_arena_copied) would, if it published too, leave the first's
+// arena named with the second's copies. The first must stay the home, with its own copies.
+TEST(Heap, TwoFirstAllocationsOnDifferentArenasPublishOneHome) {
+  testing::RecordingHandler rec;
+  Options o = test::deterministic(2, rec);
+  o.arena_bytes = std::size_t{8} << 20;
+  o.huge_pages = true;
+  Heap heap(o);
+  bool started = false;
+  int copied = 0;
+  void* large = nullptr;
+  testing::set_protocol_hook(
+      heap,
+      [&](testing::ProtocolPoint) {
+        copied++;
+        if (started) return;
+        started = true;
+        std::thread([&] { large = heap.allocate(std::size_t{64} << 10); }).join();
+      },
+      {testing::ProtocolPoint::home_arena_copied});
+  void* small = heap.allocate(48);
+  testing::set_protocol_hook(heap, {});
+  ASSERT_NE(small, nullptr);
+  ASSERT_NE(large, nullptr);
+  EXPECT_EQ(copied, 1) << "a second first allocation wrote the home arena's copies too";
+  const detail::HomeArenaView home = detail::home_arena_view(*heap.state().home);
+  EXPECT_TRUE(detail::home_arena_view_consistent(home))
+      << "the home arena named with another arena's copies: base " << home.base << " (arena's "
+      << home.arena->base << ")";
+  const auto in_home = [&](void* p) {
+    return reinterpret_cast<std::uintptr_t>(p) - home.arena->base <
+           (home.arena->npages << detail::page_shift);
+  };
+  EXPECT_TRUE(in_home(small));
+  ASSERT_FALSE(in_home(large)) << "the test needs the large object in another arena";
+  heap.free(small);
+  heap.free(large);
+  EXPECT_EQ(rec.count(), 0u);
+  EXPECT_VERIFIED(heap);
+}
+
 TEST(Heap, PacingStartsCyclesByItself) {
   testing::RecordingHandler rec;
   Options o = test::deterministic(1, rec);

@@ -20,6 +20,7 @@ enum class ProtocolPoint : std::uint8_t {
   find_object_between_loads,
   remote_free_before_lock,
   remote_free_recorded,
+  home_arena_copied,
   home_arena_published,
 };
 

@@ -218,6 +218,8 @@ static_assert(static_cast<int>(ProtocolPoint::remote_free_before_lock) ==
               static_cast<int>(detail::ProtocolPoint::remote_free_before_lock));
 static_assert(static_cast<int>(ProtocolPoint::remote_free_recorded) ==
               static_cast<int>(detail::ProtocolPoint::remote_free_recorded));
+static_assert(static_cast<int>(ProtocolPoint::home_arena_copied) ==
+              static_cast<int>(detail::ProtocolPoint::home_arena_copied));
 static_assert(static_cast<int>(ProtocolPoint::home_arena_published) ==
               static_cast<int>(detail::ProtocolPoint::home_arena_published));
 

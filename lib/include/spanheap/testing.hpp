@@ -143,6 +143,9 @@ enum class ProtocolPoint : std::uint8_t {
                               // (bit, counters, poisoning) and released free_lock if it took it;
                               // the owner may now collect the slot and hand it out again (runs
                               // on the freeing thread, holding its P)
+  home_arena_copied,          // the heap's first allocation has claimed the publication of the
+                              // free fast path's home arena and written its copies, and not yet
+                              // named the arena (runs on the allocating thread, holding its P)
   home_arena_published,       // the heap's first allocation has named its arena as the one the
                               // free fast path looks in first: other threads' frees may now read
                               // it (runs on the allocating thread, holding its P)
