@@ -10,6 +10,7 @@
 #include "cache.hpp"
 #include "central.hpp"
 #include "free.hpp"
+#include "home_arena.hpp"
 #include "pacing.hpp"
 #include "page_heap.hpp"
 #include "page_map.hpp"
@@ -114,19 +115,6 @@ void on_allocate_debug(HeapState& heap, Span* s, void* obj) {
       break;
     }
   }
-}
-
-// The first allocation names its span's arena as the free fast path's home (HeapState::home) with
-// the copies that path reads beside it, written first (INV-H1). One call publishes: two first
-// allocations may hold spans of different arenas (huge_pages), and interleaved copies would pair
-// one arena's base with another's table.
-[[gnu::noinline]] void publish_home_arena(HeapState& heap, const Arena& arena) {
-  if (heap.home_claimed.exchange(true, std::memory_order_relaxed)) return;
-  heap.home->base.store(arena.base, std::memory_order_relaxed);
-  heap.home->spans.store(arena.spans, std::memory_order_relaxed);
-  protocol_point(heap, ProtocolPoint::home_arena_copied);
-  heap.home->arena.store(&arena, std::memory_order_release);
-  protocol_point(heap, ProtocolPoint::home_arena_published);
 }
 
 // The debug options' work at allocation (HeapState::allocation_hooks says if any is on).
@@ -563,17 +551,13 @@ template <bool bound>
   return allocate_bound<false>(heap, size_to_class16(size), size, 16);
 }
 
-// `home` is the Heap object's HomeArena (HeapState::home): the page's span is two loads from the
-// Heap object, where through the state and the arena it was four; the arena is read only for the
-// bound, which the span's load need not wait for, and the state for the P, beside it.
+// `home_arena` is the Heap's (home_arena.hpp): the page's span is two loads from the Heap; the
+// arena (for the bound) and the state (for the P) are read beside them, not before.
 [[gnu::always_inline]] inline void free_fast(HeapState& heap, const HomeArena& home_arena,
                                              void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   const HomeArenaView home = home_arena_view(home_arena);
-#ifndef NDEBUG
-  SPANHEAP_DCHECK(&heap, home_arena_view_consistent(home),
-                  "the free fast path read copies of another arena than its home's (INV-H1)");
-#endif
+  check_home_arena_view(heap, home);
   // One test for "in the home arena" and "its page table has the entry": the table never covers
   // more than the arena (commit_tables), and a pointer below the base wraps to a page past it.
   const std::size_t page = (addr - home.base) >> page_shift;

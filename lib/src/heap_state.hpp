@@ -137,28 +137,6 @@ inline void protocol_point(const HeapState& heap, ProtocolPoint point) {
   }
 }
 
-// What the free fast path reads of the home arena: the arena, then its copies (INV-H1).
-struct HomeArenaView {
-  const Arena* arena;
-  std::uintptr_t base;
-  std::atomic<Span*>* spans;
-};
-
-// The acquire load comes first: the copies written before the arena's release store are then
-// the ones read. Their loads do not depend on its value, so they do not wait for it.
-[[gnu::always_inline]] inline HomeArenaView home_arena_view(const HomeArena& home) noexcept {
-  HomeArenaView v;
-  v.arena = home.arena.load(std::memory_order_acquire);
-  v.base = home.base.load(std::memory_order_relaxed);
-  v.spans = home.spans.load(std::memory_order_relaxed);
-  return v;
-}
-
-// INV-H1: a view that names an arena has that arena's copies (no_arena's are never used).
-inline bool home_arena_view_consistent(const HomeArenaView& v) noexcept {
-  return v.arena == &no_arena || (v.base == v.arena->base && v.spans == v.arena->spans);
-}
-
 // Range-checks heap.options (options.cpp): each value outside its range is a misuse report
 // naming the field, the value and what is used instead. Called first by the constructor.
 void validate_options(HeapState& heap);

@@ -11,6 +11,7 @@
 #include "cache.hpp"
 #include "central.hpp"
 #include "heap_state.hpp"
+#include "home_arena.hpp"
 #include "pacing.hpp"
 #include "page_heap.hpp"
 #include "proc.hpp"
@@ -423,17 +424,7 @@ void validate_census(HeapState& heap, const std::vector<CensusEntry>& census,
   totals.released_bytes = released;
   totals.free_bytes = free_pages * page_size - released;
   testing::accounting_violations(totals, collect_stats(heap), out);
-  // The free fast path's home arena: one of this heap's, and its copies agree with it.
-  const HomeArenaView home = home_arena_view(*heap.home);
-  if (home.arena != &no_arena && home.arena->owner != &heap)
-    fail(&out, "INV-H1", "the home arena {} is not one of this heap's",
-         static_cast<const void*>(home.arena));
-  else if (!home_arena_view_consistent(home))
-    fail(&out, "INV-H1",
-         "home arena {} has base {:#x} and page table {} but the copies read {:#x} and {}",
-         static_cast<const void*>(home.arena), home.arena->base,
-         static_cast<const void*>(home.arena->spans), home.base,
-         static_cast<const void*>(home.spans));
+  home_arena_violations(heap, out);  // INV-H1
   // The page heap's own counter of free pages (the others are in Stats, checked above).
   if (const PageHeap& ph = heap.pages; ph.free_pages.load() != free_pages)
     fail(&out, "INV-C", "page heap free_pages {} but free runs cover {}", ph.free_pages.load(),
