@@ -63,6 +63,7 @@ HeapState::HeapState(const Options& o)
   for (unsigned i = 0; i < nslots; i++) {
     procs[i].status_word = &status_word(i);
     procs[i].index = i;
+    procs[i].heap = this;
     procs[i].has_cache = i < nprocs;
     cache_init(*this, procs[i].cache, 0);
   }
@@ -111,6 +112,8 @@ Heap::Heap(Options options) : state_(std::make_unique<HeapState>(options)) {
   // everything after it (INV-H1).
   home_.arena.store(&detail::no_arena, std::memory_order_relaxed);
   state_->home = &home_;
+  bound_key_ = state_->bound_key;
+  state_->bound_key_copy = &bound_key_;
 }
 Heap::~Heap() = default;
 

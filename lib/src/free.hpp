@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "heap_state.hpp"
+#include "span.hpp"
 
 namespace spanheap::detail {
 
@@ -41,5 +42,27 @@ bool free_with_proc(HeapState& heap, ProcState& p, const Arena& arena, std::uint
 // Requires: the caller holds P `p`; `s` is what arena.spans[page] held for `addr`.
 bool free_into_cached_span(HeapState& heap, ProcState& p, const Arena& arena, std::size_t page,
                            Span& s, std::uintptr_t addr);
+
+// The free fast path's one test of slot `i` (owner_free_slot) reads "allocated and not pending"
+// as the xor of the two only while the pending slots of the word are allocated ones (validate's
+// free_bits check, with the world stopped). Debug builds check that word at every fast free of a
+// debug-tier heap: a pending bit on a free slot would pass a second free of it as valid.
+// `Heap` is HeapState or the fast paths' ProcHeap, converted only where it is read.
+template <class Heap>
+[[gnu::always_inline]] inline void check_owner_free_word([[maybe_unused]] const Heap& heap,
+                                                         [[maybe_unused]] const Span& s,
+                                                         [[maybe_unused]] std::uint32_t i) {
+#ifndef NDEBUG
+  // The word's allocated slots bit by bit (owner_allocated_word has slot i's answer in every bit).
+  const auto allocated = [&](unsigned w) {
+    return s.bits[w].alloc.load(std::memory_order_relaxed) |
+           mask_below(s.free_index.load(std::memory_order_relaxed), w);
+  };
+  SPANHEAP_DCHECK(&static_cast<const HeapState&>(heap),
+                  i >= s.nelems || (s.bits[i / 64].free.load(std::memory_order_relaxed) &
+                                    ~allocated(i / 64)) == 0,
+                  "a pending free of a slot the free fast path's word holds as free (free_bits)");
+#endif
+}
 
 }  // namespace spanheap::detail

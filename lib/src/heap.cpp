@@ -4,7 +4,6 @@
 #include <spanheap/spanheap.hpp>
 
 #include <algorithm>
-#include <cstring>
 
 #include "atomic_read.hpp"
 #include "cache.hpp"
@@ -199,13 +198,11 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   return obj;
 }
 
-// The fast path's exit when the alloc cache is empty: most often the span still has free slots in
-// a later bitmap word (after a collection its free slots are scattered), and loading the next word
-// is all the slow path would do; else, under owner reuse, a collection of the span or of one the
-// P owns. Done here, with the fast path's checks already passed (flushed cache, no hooks), it
-// skips the general slow path's frame, its second try of the alloc cache and its pacing look (the
-// pacer is charged when spans are taken from central or the page heap, not by a word or a
-// collection). Anything else — a refill, no span — continues in allocate_holding.
+// The fast path's exit when the alloc cache is empty: most often the span has free slots in a later
+// bitmap word, and loading it is all the slow path would do; else, under owner reuse, a collection
+// of the span or of one the P owns. Done here, past the fast path's checks, it skips the general
+// slow path's frame, its second try of the alloc cache and its pacing look (the pacer is charged
+// when spans come from central or the page heap). Anything else continues in allocate_holding.
 [[gnu::always_inline]] inline void* next_word(HeapState& heap, ProcState& p, unsigned c,
                                               std::size_t size, std::size_t align,
                                               ThreadRecord* me) {
@@ -240,11 +237,9 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   return obj;
 }
 
-// The fast path's exit above, as one function for the one-load lookup's allocations (alignment 16)
-// and one for the others: the first keeps the fast path's arguments within the registers it has
-// free, which a sixth argument did not (it cost every allocation a register saved and restored).
-// The class is looked up again here rather than passed: kept for the call, it cost the fast path a
-// register copy.
+// The fast path's exit above, as one function for the one-load lookup's allocations (alignment 16),
+// which looks the class up again (a sixth argument, or the class kept for the call, cost the fast
+// path a register), and one for the others.
 [[gnu::noinline]] void* allocate_next_word(HeapState& heap, ProcState& p, std::size_t size,
                                            ThreadRecord* me) {
   return next_word(heap, p, size_to_class16(size), size, 16, me);
@@ -360,14 +355,15 @@ namespace {
 // for a P taken with the CAS. `c` is size_to_class(size, align), not 0; `any_align` false says
 // that `align` is 16.
 template <bool bound, bool any_align>
-[[gnu::always_inline]] inline void* allocate_in_cache(HeapState& heap, ProcState& p,
+[[gnu::always_inline]] inline void* allocate_in_cache(FastHeap<bound> heap, ProcState& p,
                                                       ThreadRecord* me, unsigned c,
                                                       std::size_t size, std::size_t align) {
   void* obj;
   std::size_t elem;
   // Bound: the cache is flushed (a bound P is never stale, INV-B1) and there are no hooks (the
   // heap's bound_key would match no thread).
-  if (!bound && SPANHEAP_UNLIKELY(cache_is_stale(heap.sg(), p.cache) || heap.allocation_hooks))
+  if (!bound && SPANHEAP_UNLIKELY(cache_is_stale(as_heap(heap).sg(), p.cache) ||
+                                  as_heap(heap).allocation_hooks))
     return allocate_holding_default(heap, p, c, size, align);
   if (SPANHEAP_UNLIKELY(!cache_alloc_fast(p.cache, c, obj, elem)))
     return any_align ? allocate_next_word_aligned(heap, p, c, size, align, me)
@@ -384,10 +380,10 @@ template <bool bound, bool any_align>
 // thread is not inside a call already. Its key is the bound key only outside a CallbackScope, and
 // nothing else calls the heap from inside a call (a signal handler that interrupts one is not
 // supported, as by any malloc). Debug builds check it.
-[[gnu::always_inline]] inline void check_not_nested([[maybe_unused]] HeapState& heap,
+[[gnu::always_inline]] inline void check_not_nested([[maybe_unused]] ProcHeap heap,
                                                     [[maybe_unused]] ThreadRecord* me) {
 #ifndef NDEBUG
-  SPANHEAP_DCHECK(&heap, me->in_call.load(std::memory_order_relaxed) == 0,
+  SPANHEAP_DCHECK(&as_heap(heap), me->in_call.load(std::memory_order_relaxed) == 0,
                   "a call from inside a call of the same thread reached the bound fast path "
                   "(CallbackScope)");
 #endif
@@ -405,32 +401,39 @@ template <bool any_align>
   return allocate_in_cache<false, any_align>(heap, p, me, c, size, align);
 }
 
-[[gnu::noinline]] void* allocate_unbound(HeapState& heap, std::size_t size) {
-  return allocate_unbound_in<false>(heap, size_to_class16(size), size, 16);
+// The fast paths' slow exits take the Heap's pointer to its state and load it themselves: loaded
+// for them, it was loaded on every call (hoisted above the branches).
+using StatePtr = std::unique_ptr<HeapState>;
+
+[[gnu::noinline]] void* allocate_unbound(const StatePtr& state, std::size_t size) {
+  return allocate_unbound_in<false>(*state, size_to_class16(size), size, 16);
 }
 
-// The bound thread's allocation of class `c`, with its P still to enter.
+// The bound thread's allocation of class `c`, with its P still to enter. The heap is its P's
+// (ProcState::heap), read on the slow exits only: the fast path holds no register for it.
 template <bool any_align>
-[[gnu::always_inline]] inline void* allocate_bound(HeapState& heap, unsigned c, std::size_t size,
+[[gnu::always_inline]] inline void* allocate_bound(unsigned c, std::size_t size,
                                                    std::size_t align) {
   ProcState& p = *last_used_proc.state;
   ThreadRecord* const me = last_used_proc.record;
-  check_not_nested(heap, me);
+  check_not_nested(ProcHeap{p}, me);
   if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me, /*may_be_nested=*/false)))
-    return heap_allocate(heap, -1, size, align);
-  return allocate_in_cache<true, any_align>(heap, p, me, c, size, align);
+    return heap_allocate(ProcHeap{p}, -1, size, align);
+  return allocate_in_cache<true, any_align>(ProcHeap{p}, p, me, c, size, align);
 }
 
 // The fast path of what its one-load lookup leaves out but a size class serves: sizes above
 // small_max (Go's size_to_class128 steps), alignments below 16 (malloc asks 8 of a request of at
 // most 8 bytes) and above it up to the page (a class whose size is a multiple of the alignment).
 // Large sizes and bad alignments go on to heap_allocate, which reports the bad ones.
-[[gnu::noinline]] void* allocate_other_size(HeapState& heap, std::size_t size, std::size_t align) {
+[[gnu::noinline]] void* allocate_other_size(const StatePtr& state, std::size_t size,
+                                            std::size_t align) {
+  HeapState& heap = *state;
   const unsigned c = align != 0 && (align & (align - 1)) == 0 ? size_to_class(size, align) : 0;
   if (SPANHEAP_UNLIKELY(c == 0)) return heap_allocate(heap, -1, size, align);
   if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key))
     return allocate_unbound_in<true>(heap, c, size, align);
-  return allocate_bound<true>(heap, c, size, align);
+  return allocate_bound<true>(c, size, align);
 }
 
 // The general free from a fast path that entered `p`: through the binding, or with the CAS.
@@ -464,9 +467,10 @@ template <bool bound>
 // `spans` is the arena's page table (the home arena's copy of it, HomeArena::spans, or
 // arena->spans): read from the Heap object, it is not a load that waits for the arena's.
 template <bool bound>
-[[gnu::always_inline]] inline void free_in_cache(HeapState& heap, ProcState& p, ThreadRecord* me,
-                                                 const Arena* arena, std::atomic<Span*>* spans,
-                                                 std::size_t page, void* ptr) {
+[[gnu::always_inline]] inline void free_in_cache(FastHeap<bound> heap, ProcState& p,
+                                                 ThreadRecord* me, const Arena* arena,
+                                                 std::atomic<Span*>* spans, std::size_t page,
+                                                 void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   // free_with_proc's owner path, for a valid free: the span is this P's cached span (sg+3, so
   // no lazy flush is due and only this P collects it), the pointer an allocated object's start.
@@ -478,16 +482,16 @@ template <bool bound>
     // stale (INV-B1), and a flushed P's spans are all at sg+3 (INV-S3). The owner word equals the
     // index only with no remote frees pending: a span other Ps have freed into takes the general
     // owner path, which tests their bits too.
-    if (SPANHEAP_LIKELY(s != nullptr && s->owner_word.load(std::memory_order_relaxed) == p.index &&
-                        (bound || s->sweepgen.load(std::memory_order_acquire) == heap.sg() + 3))) {
+    if (SPANHEAP_LIKELY(
+            s != nullptr && s->owner_word.load(std::memory_order_relaxed) == p.index &&
+            (bound || s->sweepgen.load(std::memory_order_acquire) == as_heap(heap).sg() + 3))) {
       // A cached span is small, and `addr` is in its pages (the page table names it there).
       // object_slot's fields are the class's (verify() checks them; span_test, at every byte).
       const std::uint32_t i = object_slot(*s, addr);  // no object starts at addr: i >= nelems
       // A slot already pending (a double free) goes to free_holding, which reports it.
-      if (SPANHEAP_LIKELY(i < s->nelems && owner_slot_allocated(*s, i) &&
-                          !owner_mark_pending(*s, i, /*no_remote=*/true))) {
-        // elem_size read again, not kept from the slot test: one register fewer across the bit
-        // work, which spared the fast path saving and restoring one.
+      check_owner_free_word(heap, *s, i);
+      if (SPANHEAP_LIKELY(i < s->nelems && owner_free_slot(*s, i))) {
+        // elem_size read again, not kept from the slot test: a register fewer across the bits.
         const std::size_t elem = s->elem_size;
         bump(p.cache.frees, 1);
         bump(p.cache.free_bytes, elem);
@@ -506,8 +510,9 @@ template <bool bound>
   free_general<bound>(heap, p, me, *arena, ptr);
 }
 
-[[gnu::noinline]] void free_unbound(HeapState& heap, const Arena* arena, std::atomic<Span*>* spans,
-                                    std::size_t page, void* ptr) {
+[[gnu::noinline]] void free_unbound(const StatePtr& state, const Arena* arena,
+                                    std::atomic<Span*>* spans, std::size_t page, void* ptr) {
+  HeapState& heap = *state;
   if (SPANHEAP_UNLIKELY(last_used_proc.uid() != heap.uid)) return heap_free(heap, -1, ptr);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* me;
@@ -515,65 +520,59 @@ template <bool bound>
   free_in_cache<false>(heap, p, me, arena, spans, page, ptr);
 }
 
-// A free of `ptr`, at `page` of `arena`'s page table `spans`, with the P still to enter.
-[[gnu::always_inline]] inline void free_in_arena(HeapState& heap, const Arena* arena,
-                                                 std::atomic<Span*>* spans, std::size_t page,
-                                                 void* ptr) {
-  if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key))
-    return free_unbound(heap, arena, spans, page, ptr);
+// A free of `ptr`, at `page` of `arena`'s page table `spans`, with the P still to enter. The
+// bound path reaches the heap through its P, on its slow exits (allocate_bound).
+[[gnu::always_inline]] inline void free_in_arena(const StatePtr& state, std::uint64_t bound_key,
+                                                 const Arena* arena, std::atomic<Span*>* spans,
+                                                 std::size_t page, void* ptr) {
+  if (SPANHEAP_UNLIKELY(last_used_proc.key != bound_key))
+    return free_unbound(state, arena, spans, page, ptr);
   ProcState& p = *last_used_proc.state;
   ThreadRecord* const me = last_used_proc.record;
-  check_not_nested(heap, me);
+  check_not_nested(ProcHeap{p}, me);
   if (SPANHEAP_UNLIKELY(!enter_bound(ProcBinding::automatic, p, me, /*may_be_nested=*/false)))
-    return heap_free(heap, -1, ptr);
-  free_in_cache<true>(heap, p, me, arena, spans, page, ptr);
+    return heap_free(ProcHeap{p}, -1, ptr);
+  free_in_cache<true>(ProcHeap{p}, p, me, arena, spans, page, ptr);
 }
 
 // A pointer outside the home arena's page table: another arena of this heap, or anything the
 // general path reports (nullptr, another heap's, foreign, never-used pages of an arena).
-[[gnu::noinline]] void free_elsewhere(HeapState& heap, void* ptr) {
+[[gnu::noinline]] void free_elsewhere(const StatePtr& state, void* ptr) {
+  HeapState& heap = *state;
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   const Arena* arena = registry_lookup(addr);  // nullptr for nullptr
   if (SPANHEAP_UNLIKELY(arena == nullptr || arena->owner != &heap)) return heap_free(heap, -1, ptr);
   const std::size_t page = (addr - arena->base) >> page_shift;
   if (SPANHEAP_UNLIKELY(page >= arena->table_pages.load(std::memory_order_acquire)))
     return heap_free(heap, -1, ptr);
-  free_in_arena(heap, arena, arena->spans, page, ptr);
+  free_in_arena(state, heap.bound_key, arena, arena->spans, page, ptr);
 }
 
 }  // namespace
 
-[[gnu::always_inline]] inline void* allocate_fast(HeapState& heap, std::size_t size,
-                                                  std::size_t align) {
+// `state` is the Heap's pointer to its state, `bound_key` the Heap's copy of its bound key
+// (Heap::bound_key_): the bound fast paths read neither the pointer nor the state (free_in_arena).
+[[gnu::always_inline]] inline void* allocate_fast(const StatePtr& state, std::uint64_t bound_key,
+                                                  std::size_t size, std::size_t align) {
   if (SPANHEAP_UNLIKELY(align != 16 || size > size_table::small_max))
-    return allocate_other_size(heap, size, align);
-  if (SPANHEAP_UNLIKELY(last_used_proc.key != heap.bound_key)) return allocate_unbound(heap, size);
-  return allocate_bound<false>(heap, size_to_class16(size), size, 16);
+    return allocate_other_size(state, size, align);
+  if (SPANHEAP_UNLIKELY(last_used_proc.key != bound_key)) return allocate_unbound(state, size);
+  return allocate_bound<false>(size_to_class16(size), size, 16);
 }
 
 // `home_arena` is the Heap's (home_arena.hpp): the page's span is two loads from the Heap; the
 // arena (for the bound) and the state (for the P) are read beside them, not before.
-[[gnu::always_inline]] inline void free_fast(HeapState& heap, const HomeArena& home_arena,
-                                             void* ptr) {
+[[gnu::always_inline]] inline void free_fast(const StatePtr& state, std::uint64_t bound_key,
+                                             const HomeArena& home_arena, void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   const HomeArenaView home = home_arena_view(home_arena);
-  check_home_arena_view(heap, home);
+  check_home_arena_view(*state, home);
   // One test for "in the home arena" and "its page table has the entry": the table never covers
   // more than the arena (commit_tables), and a pointer below the base wraps to a page past it.
   const std::size_t page = (addr - home.base) >> page_shift;
   if (SPANHEAP_UNLIKELY(at_or_past(page, home.arena->table_pages)))
-    return free_elsewhere(heap, ptr);
-  free_in_arena(heap, home.arena, home.spans, page, ptr);
-}
-
-// What the fast paths leave to allocate_zeroed: they do not clear, so the caller clears `obj`
-// unless its span still holds only fresh pages. Read after the call has left its P: `obj` is live,
-// so its span stays in use, and need_zero only turns true meanwhile (a sweep or collection frees
-// another object); a false read means that no object of the span had been freed when `obj` was
-// handed out, so its memory was the OS's zeroes.
-[[gnu::noinline]] void clear_if_dirty(HeapState& heap, void* obj, std::size_t size) {
-  const Span* s = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
-  if (s == nullptr || s->need_zero.load(std::memory_order_relaxed)) std::memset(obj, 0, size);
+    return free_elsewhere(state, ptr);
+  free_in_arena(state, bound_key, home.arena, home.spans, page, ptr);
 }
 
 }  // namespace spanheap::detail
@@ -582,17 +581,18 @@ template <bool bound>
 // so that the fast paths inline into them rather than cost a call from another translation unit.
 namespace spanheap {
 
-void* Heap::allocate(std::size_t size) { return detail::allocate_fast(*state_, size, 16); }
-
+void* Heap::allocate(std::size_t size) {
+  return detail::allocate_fast(state_, bound_key_, size, 16);
+}
 void* Heap::allocate(std::size_t size, std::size_t align) {
-  return detail::allocate_fast(*state_, size, align);
+  return detail::allocate_fast(state_, bound_key_, size, align);
 }
 
-void Heap::free(void* p) { detail::free_fast(*state_, home_, p); }
+void Heap::free(void* p) { detail::free_fast(state_, bound_key_, home_, p); }
 
 // calloc's call, through the same fast paths.
 void* Heap::allocate_zeroed(std::size_t size, std::size_t align) {
-  void* obj = detail::allocate_fast(*state_, size, align);
+  void* obj = detail::allocate_fast(state_, bound_key_, size, align);
   if (obj != nullptr) detail::clear_if_dirty(*state_, obj, size);
   return obj;
 }

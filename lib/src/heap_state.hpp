@@ -54,6 +54,9 @@ class HeapState {
   // ProcAffinity::key of a thread bound to one of this heap's Ps with ProcBinding::automatic;
   // 0, which no thread holds, when allocation hooks are on (set in the constructor).
   std::uint64_t bound_key = 0;
+  // The Heap object's copy of bound_key (Heap::bound_key_), which the fast paths test instead:
+  // verify() checks that the two agree and that every P names this heap (INV-H2).
+  const std::uint64_t* bound_key_copy = nullptr;
   unsigned nprocs = 0;  // Ps (immutable after the constructor)
   unsigned nslots = 0;  // Ps + sweeper slots
   CheckLevel checks = CheckLevel::release;

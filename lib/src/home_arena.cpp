@@ -27,6 +27,14 @@ void home_arena_violations(HeapState& heap, std::vector<Violation>& out) {
                                static_cast<const void*>(home.arena->spans), home.base,
                                static_cast<const void*>(home.spans))});
   }
+  if (heap.bound_key_copy != nullptr && *heap.bound_key_copy != heap.bound_key)
+    out.push_back({"INV-H2", fmt::format("the Heap's copy of the bound key reads {:#x}, the "
+                                         "state's {:#x}",
+                                         *heap.bound_key_copy, heap.bound_key)});
+  for (unsigned i = 0; i < heap.nslots; i++)
+    if (heap.procs[i].heap != &heap)
+      out.push_back({"INV-H2", fmt::format("P {} names heap {} as its own", i,
+                                           static_cast<const void*>(heap.procs[i].heap))});
 }
 
 }  // namespace spanheap::detail

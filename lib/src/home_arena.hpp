@@ -47,7 +47,8 @@ inline bool home_arena_view_consistent(const HomeArenaView& v) noexcept {
 void publish_home_arena(HeapState& heap, const Arena& arena);
 
 // INV-H1 with the world stopped: the home arena is no arena or one of this heap's, with its own
-// copies (validate_census).
+// copies; and INV-H2: the Heap's copy of the bound key is the state's, and every P names this
+// heap (the bound fast paths' slow exits reach it through their P) (validate_census).
 void home_arena_violations(HeapState& heap, std::vector<Violation>& out);
 
 }  // namespace spanheap::detail

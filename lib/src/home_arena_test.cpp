@@ -2,7 +2,9 @@
 // registry's verdicts around it, and the copies of its base and page table, published once.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -142,6 +144,66 @@ TEST(HomeArena, TwoFirstAllocationsOnDifferentArenasPublishOneHome) {
   heap.free(large);
   EXPECT_EQ(rec.count(), 0u);
   EXPECT_VERIFIED(heap);
+}
+
+bool names(const VerifyResult& r, const std::string& id) {
+  return std::any_of(r.violations.begin(), r.violations.end(),
+                     [&](const Violation& v) { return v.invariant == id; });
+}
+
+// INV-H2: a bound call tests the thread's key against the Heap's copy of the bound key, and its
+// slow exits reach the heap through the P (ProcState::heap). verify() checks the copy and every
+// P's heap, and names each corrupted one.
+TEST(HomeArena, VerifyChecksTheKeyCopyAndEveryPsHeap) {
+  testing::RecordingHandler rec;
+  Heap heap(test::deterministic(2, rec));
+  Heap other(test::deterministic(2, rec));
+  detail::HeapState& st = heap.state();
+  ASSERT_NE(st.bound_key_copy, nullptr);
+  EXPECT_EQ(*st.bound_key_copy, st.bound_key);
+  for (unsigned i = 0; i < st.nslots; i++) EXPECT_EQ(st.procs[i].heap.load(), &st) << "P " << i;
+  EXPECT_VERIFIED(heap);
+  auto& copy = const_cast<std::uint64_t&>(*st.bound_key_copy);
+  copy ^= 4;  // another heap's uid
+  EXPECT_TRUE(names(heap.verify(), "INV-H2"));
+  copy ^= 4;
+  st.procs[1].heap.store(&other.state());
+  EXPECT_TRUE(names(heap.verify(), "INV-H2"));
+  st.procs[1].heap.store(&st);
+  EXPECT_VERIFIED(heap);
+}
+
+// INV-H2 at work: a thread bound in two heaps, calling each in runs, takes each one's bound fast
+// path and its slow exits (the next word, refills, the general free), which find the heap through
+// the P: each heap's double free is reported to that heap's handler, not the other's.
+TEST(HomeArena, BoundCallsReachTheirOwnHeapThroughTheirP) {
+  testing::RecordingHandler rec_a, rec_b;
+  Options oa = test::deterministic(2, rec_a), ob = test::deterministic(2, rec_b);
+  oa.binding = ob.binding = ProcBinding::automatic;
+  Heap a(oa), b(ob);
+  if (testing::binding(a) == ProcBinding::off) GTEST_SKIP() << "no membarrier: binding is off";
+  std::vector<void*> in_a, in_b;
+  for (int i = 0; i < 3000; i++) in_a.push_back(a.allocate(48 + i % 7 * 16));
+  EXPECT_TRUE(testing::proc_bound(a, 0) || testing::proc_bound(a, 1));
+  for (int i = 0; i < 3000; i++) in_b.push_back(b.allocate(48 + i % 7 * 16));
+  for (int i = 0; i < 2; i++) a.allocate(16);  // bound in `a` again, then a double free
+  a.free(in_a.back());
+  a.free(in_a.back());
+  in_a.pop_back();
+  EXPECT_EQ(rec_a.count(ErrorKind::double_free), 1u);
+  EXPECT_EQ(rec_b.count(), 0u);
+  for (int i = 0; i < 2; i++) b.allocate(16);
+  b.free(in_b.back());
+  b.free(in_b.back());
+  in_b.pop_back();
+  EXPECT_EQ(rec_b.count(ErrorKind::double_free), 1u);
+  EXPECT_EQ(rec_a.count(), 1u);
+  for (void* p : in_a) a.free(p);
+  for (void* p : in_b) b.free(p);
+  EXPECT_EQ(rec_a.count(), 1u);
+  EXPECT_EQ(rec_b.count(), 1u);
+  EXPECT_VERIFIED(a);
+  EXPECT_VERIFIED(b);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 
 #include <sys/mman.h>
 
+#include <cstring>
+
 #include "heap_state.hpp"
 #include "report.hpp"
 #include "size_classes.hpp"
@@ -143,6 +145,14 @@ PointerInfo find_object(const HeapState& heap, const void* p) noexcept {
   }
   protocol_point(heap, ProtocolPoint::find_object_span_read);
   return classify_in_span(heap, *span, addr);
+}
+
+// Read after the call has left its P: `obj` is live, so its span stays in use, and need_zero only
+// turns true meanwhile (a sweep or collection frees another object); a false read means that no
+// object of the span had been freed when `obj` was handed out, so its memory was the OS's zeroes.
+void clear_if_dirty(const HeapState& heap, void* obj, std::size_t size) noexcept {
+  const Span* s = span_of(heap, reinterpret_cast<std::uintptr_t>(obj));
+  if (s == nullptr || s->need_zero.load(std::memory_order_relaxed)) std::memset(obj, 0, size);
 }
 
 }  // namespace spanheap::detail

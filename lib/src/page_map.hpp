@@ -53,6 +53,9 @@ inline PageHistory page_history(const Arena& arena, std::size_t page) noexcept {
 // The span whose pages contain `addr` (in use or free), or nullptr when `addr` is not in a
 // committed page of one of `heap`'s arenas. `arena_out` receives the arena when it is this heap's.
 Span* span_of(const HeapState& heap, std::uintptr_t addr, Arena** arena_out = nullptr) noexcept;
+// What the fast paths leave to Heap::allocate_zeroed: they do not clear, so it clears `obj`
+// unless its span still holds only fresh pages (Span::need_zero).
+[[gnu::noinline]] void clear_if_dirty(const HeapState& heap, void* obj, std::size_t size) noexcept;
 
 // Sets the page-table entries of [span.start, span.start + npages) to `span`.
 // Requires: page heap lock.

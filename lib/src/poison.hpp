@@ -13,9 +13,12 @@
 
 namespace spanheap::detail {
 
-inline void poison_memory(const HeapState& heap, void* p, std::size_t n) noexcept {
+// `Heap` is HeapState or the fast paths' ProcHeap, converted only where it is read.
+template <class Heap>
+inline void poison_memory(const Heap& heap, void* p, std::size_t n) noexcept {
 #if defined(SPANHEAP_ASAN)
-  if (heap.options.debug.poison_freed) ASAN_POISON_MEMORY_REGION(p, n);
+  if (static_cast<const HeapState&>(heap).options.debug.poison_freed)
+    ASAN_POISON_MEMORY_REGION(p, n);
 #else
   (void)heap, (void)p, (void)n;
 #endif

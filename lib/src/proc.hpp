@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <type_traits>
 
 #include "affinity.hpp"
 #include "atomic_read.hpp"
@@ -116,6 +117,20 @@ ProcBinding resolve_binding(ProcBinding wanted) noexcept;
 // After fork(), in the child: the registration is redone (the child's address space is new).
 // False: the child cannot use membarrier, and its heaps must stop binding (fork.cpp).
 bool rebind_after_fork() noexcept;
+
+// The heap as a bound fast path holds it: through its P (ProcState::heap), converted where a slow
+// exit or a debug check needs it. The load is relaxed atomic so that the compiler leaves it where
+// it is written: a plain one it hoisted above the branches, and the free fast path then kept the
+// heap in a register on every call (a push and a pop). Functions that take the heap on a fast
+// path take this type too (FastHeap) and convert on their cold side only.
+struct ProcHeap {
+  ProcState& p;
+  operator HeapState&() const noexcept { return *p.heap.load(std::memory_order_relaxed); }
+};
+template <bool bound>
+using FastHeap = std::conditional_t<bound, ProcHeap, HeapState&>;
+inline HeapState& as_heap(HeapState& heap) noexcept { return heap; }
+inline HeapState& as_heap(ProcHeap heap) noexcept { return heap; }
 
 // RAII holder for an acquired P.
 class ProcGuard {

@@ -43,14 +43,6 @@ inline std::uint32_t pending_in_word(const Span& s, unsigned w, bool remote) noe
       (remote ? count_bits<hw>(s.remote_bits[w].load(std::memory_order_relaxed)) : 0));
 }
 
-// Bits of word w for slots below `below` (slots w*64 .. w*64+63).
-inline std::uint64_t mask_below(std::uint32_t below, unsigned w) noexcept {
-  const std::uint32_t lo = w * 64;
-  if (below <= lo) return 0;
-  if (below >= lo + 64) return ~std::uint64_t{0};
-  return (std::uint64_t{1} << (below - lo)) - 1;
-}
-
 }  // namespace
 
 void span_init_small(Span& s, unsigned span_class) noexcept {

@@ -70,13 +70,23 @@ template <typename Between>
   return slot_allocated(span, i, [] {});
 }
 
-// slot_allocated as the P that caches the span sees it (the free fast path): free_index is that
-// P's own write, so no order is needed, and the compare reads it from memory (relaxed_below_mask).
-// Requires: i < nelems, and the caller the span's owner.
-[[gnu::always_inline]] inline bool owner_slot_allocated(const Span& span,
-                                                        std::uint32_t i) noexcept {
-  const std::uint64_t word = span.bits[i / 64].alloc.load(std::memory_order_relaxed);
-  return ((word | relaxed_below_mask(i, span.free_index)) >> (i % 64) & 1) != 0;
+// Bits of word w for slots below `below` (slots w*64 .. w*64+63).
+inline std::uint64_t mask_below(std::uint32_t below, unsigned w) noexcept {
+  const std::uint32_t lo = w * 64;
+  if (below <= lo) return 0;
+  if (below >= lo + 64) return ~std::uint64_t{0};
+  return (std::uint64_t{1} << (below - lo)) - 1;
+}
+
+// slot_allocated as the P that caches the span sees it (the free fast path), as a word whose bit
+// i % 64 is the answer for slot i: the alloc bits of i's word, all set when i is below free_index
+// (so the other bits are not their slots' answers). free_index is that P's own write, so no order
+// is needed, and the compare reads it from memory (relaxed_below_mask). Requires: i < nelems, and
+// the caller the span's owner.
+[[gnu::always_inline]] inline std::uint64_t owner_allocated_word(const Span& span,
+                                                                 std::uint32_t i) noexcept {
+  return span.bits[i / 64].alloc.load(std::memory_order_relaxed) |
+         relaxed_below_mask(i, span.free_index);
 }
 
 inline bool slot_pending(const Span& span, std::uint32_t i) noexcept {
@@ -106,15 +116,13 @@ inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
 // double free, by this P or by another whose free came first), else it sets the slot's bit in
 // `free` with a plain load and store. Only the caching P writes `free` (types.hpp, SlotWord), so
 // nothing is lost; a free by another P racing with this one may set `remote` meanwhile, and the
-// merge reports that slot (merge_remote_frees). `no_remote`: the caller has seen no remote frees
-// pending (the free fast path, whose test of the owner word includes the flag).
-[[gnu::always_inline]] inline bool owner_mark_pending(Span& span, std::uint32_t i,
-                                                      bool no_remote = false) noexcept {
+// merge reports that slot (merge_remote_frees).
+[[gnu::always_inline]] inline bool owner_mark_pending(Span& span, std::uint32_t i) noexcept {
   SlotWord& w = span.bits[i / 64];
   const unsigned b = i % 64;
   // The remote test first: tested before `mine` is loaded, the flag needs no register of its own
   // across the rest.
-  if (!no_remote && SPANHEAP_UNLIKELY(span.remote_pending()) &&
+  if (SPANHEAP_UNLIKELY(span.remote_pending()) &&
       (span.remote_bits[i / 64].load(std::memory_order_relaxed) >> b & 1) != 0)
     return true;
   // Tested and set as "bit b of the word" rather than through a mask, which GCC turns into `bt`
@@ -123,6 +131,32 @@ inline bool slot_reclaimed(const Span& span, std::uint32_t i) noexcept {
   if ((mine >> b & 1) != 0) return true;
   w.free.store(mine | std::uint64_t{1} << b, std::memory_order_relaxed);
   return false;
+}
+
+// word | 1 << (i % 64) as one `bts`, which takes its count mod 64 itself: GCC computes i % 64 into
+// a register of its own first, and the free fast path then saved and restored one more.
+[[gnu::always_inline]] inline std::uint64_t with_bit(std::uint64_t word, std::uint32_t i) noexcept {
+#if defined(__x86_64__)
+  asm("btsq %1, %0" : "+r"(word) : "r"(std::uint64_t{i}) : "cc");
+  return word;
+#else
+  return word | std::uint64_t{1} << (i % 64);
+#endif
+}
+
+// The free fast path's allocated test (owner_allocated_word) and owner_mark_pending in one: true,
+// with the slot's `free` bit set, if slot `i` is allocated and not pending; false, with nothing
+// written, otherwise (the caller's general path then says which bad free it is). Pending slots are
+// allocated ones (validate's free_bits check; the fast path's debug tier checks the word), so
+// "allocated and not pending" is their xor: one instruction where an and-not is two without BMI,
+// and one test and branch instead of two. Requires: i < nelems, the caller the span's owner, and
+// no remote frees pending (the fast path's test of the owner word includes the flag).
+[[gnu::always_inline]] inline bool owner_free_slot(Span& span, std::uint32_t i) noexcept {
+  SlotWord& w = span.bits[i / 64];
+  const std::uint64_t mine = w.free.load(std::memory_order_relaxed);
+  if (((owner_allocated_word(span, i) ^ mine) >> (i % 64) & 1) == 0) return false;
+  w.free.store(with_bit(mine, i), std::memory_order_relaxed);
+  return true;
 }
 
 // The free of slot `i` by a P other than the one that caches the span (INV-S6): true if the slot

@@ -418,6 +418,10 @@ struct alignas(64) ProcState {
   std::uint32_t bind_veto = 0;  // holder: calls left before this P may be bound again
   unsigned index = 0;           // immutable after init
   bool has_cache = true;        // false for sweeper slots (immutable after init)
+  // Immutable after init: the bound fast paths reach the heap through their P, on their slow
+  // exits only (heap.cpp, allocate_bound), not through a register kept for it (INV-H2). Atomic
+  // (relaxed) for that: the compiler hoists a plain load above the branches, onto every call.
+  std::atomic<HeapState*> heap{nullptr};
   Cache cache;
 };
 

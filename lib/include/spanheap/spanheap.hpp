@@ -324,8 +324,15 @@ class Heap {
   detail::HeapState& state() noexcept { return *state_; }
 
  private:
-  detail::HomeArena home_;  // before state_: the state keeps a pointer to it
+  // First: the fast paths hand their slow exits its address, which is then the Heap's own.
   std::unique_ptr<detail::HeapState> state_;
+  // Trivially destructible, so the state (which keeps a pointer to it) may outlive its destructor
+  // within the Heap's own.
+  detail::HomeArena home_;
+  // A copy of the state's bound key, which never changes: the fast paths' first test reads it
+  // here, not through state_, and a bound call then loads nothing of the state (verify() checks
+  // the copy: INV-H2).
+  std::uint64_t bound_key_ = 0;
 };
 
 }  // namespace spanheap
