@@ -6,6 +6,7 @@
 #include <spanheap/spanheap.hpp>
 
 #include <thread>
+#include <type_traits>
 
 #include "cache.hpp"
 #include "fork.hpp"
@@ -105,6 +106,10 @@ HeapState::~HeapState() {
 namespace spanheap {
 
 using detail::HeapState;
+
+// Heap::state_ is declared before home_ (the fast paths hand their slow exits its address, the
+// Heap's own), so home_ is destroyed first: nothing may run at its destruction.
+static_assert(std::is_trivially_destructible_v<detail::HomeArena>);
 
 Heap::Heap() : Heap(Options::from_env()) {}
 Heap::Heap(Options options) : state_(std::make_unique<HeapState>(options)) {
