@@ -2,9 +2,7 @@
 // registry's verdicts around it, and the copies of its base and page table, published once.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cstdint>
-#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,6 +15,8 @@
 
 namespace spanheap {
 namespace {
+
+using test::names;
 
 // The free fast path looks in one arena of the heap by address (HeapState::home) before it
 // asks the registry. With 1 MiB arenas and 4 MiB of objects, frees into that arena and into the
@@ -144,11 +144,6 @@ TEST(HomeArena, TwoFirstAllocationsOnDifferentArenasPublishOneHome) {
   heap.free(large);
   EXPECT_EQ(rec.count(), 0u);
   EXPECT_VERIFIED(heap);
-}
-
-bool names(const VerifyResult& r, const std::string& id) {
-  return std::any_of(r.violations.begin(), r.violations.end(),
-                     [&](const Violation& v) { return v.invariant == id; });
 }
 
 // INV-H2: a bound call tests the thread's key against the Heap's copy of the bound key, and its

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -28,6 +29,12 @@ inline bool wait_until(const std::function<bool()>& ready, std::chrono::millisec
 }
 
 // A deterministic heap: nothing happens unless the test asks for it.
+// True when verify() named invariant `id` among its violations.
+inline bool names(const VerifyResult& r, const std::string& id) {
+  return std::any_of(r.violations.begin(), r.violations.end(),
+                     [&](const Violation& v) { return v.invariant == id; });
+}
+
 inline Options deterministic(unsigned procs, testing::RecordingHandler& rec,
                              FlushPolicy flush = FlushPolicy::lazy) {
   Options o;

@@ -14,10 +14,7 @@
 namespace spanheap::detail {
 namespace {
 
-bool names(const VerifyResult& r, const std::string& id) {
-  return std::any_of(r.violations.begin(), r.violations.end(),
-                     [&](const Violation& v) { return v.invariant == id; });
-}
+using test::names;
 
 struct ValidateTest : ::testing::Test {
   testing::RecordingHandler rec;
