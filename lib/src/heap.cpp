@@ -209,10 +209,9 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
   Span* s = p.cache.alloc[c].load(std::memory_order_relaxed);
   SPANHEAP_DCHECK(&heap, !cache_is_stale(heap.sg(), p.cache),
                   "allocation from a stale cache (INV-G2: a P allocates only after its flush)");
-  // INV-C as the counters keep it, as cache_alloc_slow checks it: the slots left in the alloc
-  // cache were counted when they entered it, and the next word's count below would count them
-  // again. Debug tier here: this exit runs once a word, where the general slow path's check is
-  // always on.
+  // INV-C as the counters keep it (cache_alloc_slow's check, always on): the slots left in the
+  // alloc cache were counted when they entered it, and the next word's count below would count
+  // them again. Debug tier here: this exit runs once a word.
   SPANHEAP_DCHECK(&heap, s->alloc_cache.load(std::memory_order_relaxed) == 0,
                   "allocation next-word path with slots left in the alloc cache (INV-C: they "
                   "would be counted twice)");
@@ -226,6 +225,7 @@ void on_allocate_hooks(HeapState& heap, ProcState& p, Span* span, void* obj, std
     obj = reinterpret_cast<void*>(s->start + i * s->elem_size);
     // The object and the rest of its word, which next_free_index left in the alloc cache.
     count_slow_allocation(p.cache, *s, 1);
+    prefetch_next_slot(*s, i + 1, s->alloc_cache.load(std::memory_order_relaxed), s->elem_size);
   } else {
     if (heap.options.reuse != ReusePolicy::owner)
       return allocate_holding_default(heap, p, c, size, align);
