@@ -62,6 +62,14 @@ TEST_F(SpanTest, FastAndSlowAllocationHandOutTheFreeSlotsInOrderUnderRandomSweep
       const std::uint32_t n = rng() % (span.nelems + 1);
       for (std::uint32_t k = 0; k < n; k++) {
         const std::uint32_t want = naive_next();
+        // The slot the last allocation prefetched (prefetch_next_slot) is the one this one hands
+        // out, whenever the alloc cache still holds a slot (empty, it is only a guess).
+        const std::uint64_t cached = span.alloc_cache.load();
+        if (cached != 0 && want < span.nelems) {
+          ASSERT_EQ(next_slot_address(span, span.free_index.load(), cached, span.elem_size),
+                    span.start + want * span.elem_size)
+              << "class " << cls << " round " << round;
+        }
         std::size_t elem = 0;
         void* obj = nullptr;
         std::uint32_t got;
