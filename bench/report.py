@@ -327,7 +327,10 @@ def throughput_section(folder, out, plot=True):
         out.append(f"{name} as a ratio (ops/s: higher is better; RSS and faults: lower is better; a "
                    "fault ratio against a peer with no faults in the loop is n/a)"
                    + ("." if nr == 1 else ": each ratio within a round, then the median across rounds; "
-                      f"the spread is the lowest and highest per-round ops/s ratio to {BASE}.") + "\n")
+                      f"the spread is the lowest and highest per-round ops/s ratio to {BASE}.")
+                   + " Cycles and the longest pause are the measured loop's (the median and the highest"
+                   " of the rounds; the pause is exact for a loop of at most one cycle or one that set"
+                   " the process's maximum, else the power-of-two bound of its pause histogram)." + "\n")
         out.append(f"| workload | ops/s vs {BASE} | spread vs {BASE} | ops/s vs glibc | RSS vs {BASE} "
                    "| RSS vs glibc | faults/kop | faults vs mimalloc | cycles | longest pause (us) |")
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
