@@ -154,6 +154,43 @@ void cxx_forms() {
   CHECK(threw);
 }
 
+// The new-handler the program sets is the one operator new calls, and the bad_alloc it throws is
+// the one the program catches: the preloaded library carries a C++ runtime of its own, whose
+// new-handler would be a different, empty one (docs/malloc.md "Start-up cost").
+int handler_calls = 0;
+void give_up_handler() {
+  handler_calls++;
+  std::set_new_handler(nullptr);  // the next failure throws
+}
+void throwing_handler() {
+  handler_calls++;
+  throw std::bad_alloc();
+}
+
+void new_handler_is_the_programs() {
+  handler_calls = 0;
+  std::set_new_handler(give_up_handler);
+  bool threw = false;
+  try {
+    ::operator delete(::operator new(launder(SIZE_MAX)));
+  } catch (const std::bad_alloc&) {
+    threw = true;
+  }
+  CHECK(threw);
+  CHECK(handler_calls == 1);
+  // The nothrow forms call it too, and return nullptr when it throws.
+  handler_calls = 0;
+  std::set_new_handler(throwing_handler);
+  CHECK(::operator new(launder(SIZE_MAX), std::nothrow) == nullptr);
+  CHECK(::operator new[](launder(SIZE_MAX), std::align_val_t{64}, std::nothrow) == nullptr);
+  CHECK(handler_calls == 2);
+  // And nothing is called once it is unset.
+  handler_calls = 0;
+  std::set_new_handler(nullptr);
+  CHECK(::operator new(launder(SIZE_MAX), std::nothrow) == nullptr);
+  CHECK(handler_calls == 0);
+}
+
 // Objects allocated on one thread and freed on another, while every thread allocates.
 void cross_thread() {
   constexpr int threads = 4;
@@ -205,6 +242,7 @@ int main(int argc, char** argv) {
   malloc_calloc_realloc();
   alignment();
   cxx_forms();
+  new_handler_is_the_programs();
   cross_thread();
   served_by_spanheap();
   if (failures != 0) {
