@@ -43,7 +43,14 @@ inline constexpr unsigned owned_scan = 4;
 [[gnu::always_inline]] inline std::uintptr_t next_slot_address(const Span& s, std::uint32_t next,
                                                                std::uint64_t cache,
                                                                std::size_t elem) noexcept {
-  const std::uint32_t k = cache == 0 ? 0 : static_cast<std::uint32_t>(__builtin_ctzll(cache));
+#if defined(__x86_64__)
+  // tzcnt, with no test of an empty cache: its answer then (64, or the register unchanged where
+  // the instruction runs as bsf) only makes the guess another slot, or an address past the span.
+  std::uint64_t k;
+  asm("tzcnt %1, %0" : "=r"(k) : "r"(cache) : "cc");
+#else
+  const std::uint64_t k = cache == 0 ? 0 : static_cast<std::uint64_t>(__builtin_ctzll(cache));
+#endif
   return s.start + (next + k) * elem;
 }
 [[gnu::always_inline]] inline void prefetch_next_slot(const Span& s, std::uint32_t next,
