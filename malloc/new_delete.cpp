@@ -16,10 +16,10 @@ constexpr std::size_t default_new_align = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 // The program's C++ runtime, for what operator new must do when the heap says no: call the
 // new-handler the program set, throw the bad_alloc the program catches. libspanheap_malloc.so
 // carries a C++ runtime of its own (linked statically, its symbols hidden: docs/malloc.md
-// "Start-up cost"), whose new-handler is not the program's and whose exceptions the program's
-// runtime would not unwind; so the program's functions are looked up by name (the hidden copy is
-// not found). A program that links the override objects has one runtime, the one these are
-// compiled against: when its functions are not exported, that one is the program's.
+// "Start-up cost"), whose new-handler is not the program's and whose exceptions would reach the
+// program's catch as another runtime's objects; so the program's functions are looked up by name
+// (the hidden copy is not found). A program that links the override objects has one runtime, the
+// one these are compiled against: when its functions are not exported, that one is the program's.
 struct Runtime {
   std::new_handler (*get_new_handler)() = &std::get_new_handler;
   void (*throw_bad_alloc)() = nullptr;  // std::__throw_bad_alloc, [[noreturn]]
