@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <new>
 #include <sstream>
@@ -184,6 +185,9 @@ void new_handler_is_the_programs() {
   CHECK(::operator new(launder(SIZE_MAX), std::nothrow) == nullptr);
   CHECK(::operator new[](launder(SIZE_MAX), std::align_val_t{64}, std::nothrow) == nullptr);
   CHECK(handler_calls == 2);
+  // Caught by the runtime that threw it: a catch in the library's own runtime would leave the
+  // program's count of exceptions in flight at one for good.
+  CHECK(std::uncaught_exceptions() == 0);
   // And nothing is called once it is unset.
   handler_calls = 0;
   std::set_new_handler(nullptr);
