@@ -104,7 +104,16 @@ std::size_t arena_size_for(const HeapState& heap, std::size_t min_pages) {
   return std::max(bytes, round_up(min_pages << page_shift, granule_size));
 }
 
-Arena* new_arena(HeapState& heap, std::size_t bytes, bool huge) REQUIRES(heap.pages.mu) {
+void advise_arena(HeapState& heap, Arena& arena) REQUIRES(heap.pages.mu) {
+  SPANHEAP_DCHECK(&heap, arena.huge && !arena.advised,
+                  "advice for an arena of small pages or twice");
+  heap.os->advise_huge_pages(reinterpret_cast<void*>(arena.base),
+                             (arena.npages << page_shift) / huge_page_size * huge_page_size);
+  arena.advised = true;
+}
+
+Arena* new_arena(HeapState& heap, std::size_t bytes, bool huge, bool advise)
+    REQUIRES(heap.pages.mu) {
   const std::size_t npages = bytes >> page_shift;
   const MetaLayout m = meta_layout(npages);
   // Huge pages need an aligned 2 MiB of one mapping: the arena starts on one, and its huge pages
@@ -126,7 +135,7 @@ Arena* new_arena(HeapState& heap, std::size_t bytes, bool huge) REQUIRES(heap.pa
   arena->npages = npages;
   arena->owner = &heap;
   arena->huge = huge;
-  if (huge) heap.os->advise_huge_pages(base, bytes / huge_page_size * huge_page_size);
+  if (huge && advise) advise_arena(heap, *arena);
   arena->meta = meta;
   arena->meta_bytes = m.total;
   auto* bytes_at = static_cast<std::byte*>(meta);

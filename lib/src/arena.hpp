@@ -42,7 +42,12 @@ inline bool arena_wants_huge(const HeapState& heap, std::size_t bytes) noexcept 
 }
 
 // Reserves an arena of `bytes` and commits its header page (its tables are committed by grow()).
-// `huge`: an arena of huge pages (requires arena_wants_huge).
-Arena* new_arena(HeapState& heap, std::size_t bytes, bool huge) REQUIRES(heap.pages.mu);
+// `huge`: an arena of huge pages (requires arena_wants_huge); `advise`: advised at once
+// (advise_arena), else left on small pages until a growth advises it.
+Arena* new_arena(HeapState& heap, std::size_t bytes, bool huge, bool advise)
+    REQUIRES(heap.pages.mu);
+
+// Advises the whole huge pages of an arena of huge pages (Arena::advised).
+void advise_arena(HeapState& heap, Arena& arena) REQUIRES(heap.pages.mu);
 
 }  // namespace spanheap::detail

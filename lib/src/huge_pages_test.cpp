@@ -55,35 +55,71 @@ bool inside(const testing::FakeOsMemory::Range& r, const void* p) {
 // Objects of 8 KiB: a small class (spans of 8 of them), so they take the arenas of huge pages.
 constexpr std::size_t small_object = 8192;
 
-TEST(HugePages, AnArenaOfSmallObjectsIsAlignedAdvisedAndGrownByWholeHugePages) {
+// Allocates objects of `size` until the heap has passed `mapped_bytes`; every allocation must
+// succeed.
+std::vector<void*> fill_past(RecordedHeap& h, std::size_t size, std::size_t mapped_bytes) {
+  std::vector<void*> live;
+  while (h.heap.stats().mapped_bytes <= mapped_bytes) {
+    live.push_back(h.heap.allocate(size));
+    EXPECT_NE(live.back(), nullptr) << "at " << h.heap.stats().mapped_bytes << " bytes mapped";
+    if (live.back() == nullptr) break;
+  }
+  return live;
+}
+
+// The heap's first arena of huge pages starts on small pages: grown by commit_bytes and not
+// advised while its small objects fit in its first huge page, advised whole (once) by the growth
+// that passes it, and grown by whole huge pages from then on.
+TEST(HugePages, TheFirstArenaStartsOnSmallPagesAndIsAdvisedWhenItsFirstHugePageIsFull) {
   RecordedHeap h(8 * mib, true);
   void* first = h.heap.allocate(64);
   ASSERT_NE(first, nullptr);
-  const auto advice = h.os.huge_page_advice();
-  ASSERT_EQ(advice.size(), 1u);
   // Reserved aligned to a huge page (the address alone could be aligned by chance); the arena is
   // the heap's first reservation.
   EXPECT_EQ(h.os.reserve_aligns().at(0), huge);
-  EXPECT_EQ(advice[0].base % huge, 0u) << "the arena does not start on a huge page";
-  EXPECT_EQ(advice[0].size, 8 * mib);
-  EXPECT_TRUE(inside(advice[0], first));
-  // The first growth asked for commit_bytes (512 KiB) and got the whole huge page.
-  EXPECT_EQ(h.heap.stats().mapped_bytes, huge);
+  EXPECT_TRUE(h.os.huge_page_advice().empty()) << "advised at its first allocation";
+  EXPECT_EQ(h.heap.stats().mapped_bytes, std::size_t{512} << 10)
+      << "the first growth was rounded to a huge page";
   std::vector<void*> live;
-  std::size_t grew = 0;
   std::size_t mapped = h.heap.stats().mapped_bytes;
+  std::size_t grew_small = 0, grew_huge = 0;
   for (int i = 0; i < 640; i++) {  // 5 MiB
     live.push_back(h.heap.allocate(small_object));
     ASSERT_NE(live.back(), nullptr);
-    ASSERT_TRUE(inside(advice[0], live.back())) << i;
     const std::size_t now = h.heap.stats().mapped_bytes;
-    ASSERT_EQ(now % huge, 0u) << "a growth ended inside a huge page: " << now;
-    if (now != mapped) grew++;
+    const auto advice = h.os.huge_page_advice();
+    if (now <= huge) {
+      ASSERT_TRUE(advice.empty()) << "advised with " << now << " bytes mapped";
+      if (now != mapped) grew_small++;
+    } else {
+      ASSERT_EQ(advice.size(), 1u);
+      EXPECT_EQ(advice[0].base % huge, 0u) << "the arena does not start on a huge page";
+      EXPECT_EQ(advice[0].size, 8 * mib) << "not the whole arena";
+      ASSERT_TRUE(inside(advice[0], live.back())) << i;
+      ASSERT_TRUE(inside(advice[0], first));
+      ASSERT_EQ(now % huge, 0u) << "a growth past the first huge page ended inside one: " << now;
+      if (now != mapped) grew_huge++;
+    }
     mapped = now;
   }
-  EXPECT_GE(grew, 2u);
-  EXPECT_EQ(h.os.huge_page_advice().size(), 1u);
+  EXPECT_EQ(grew_small, 3u) << "512 KiB to 2 MiB by commit_bytes";
+  EXPECT_GE(grew_huge, 2u);
   live.push_back(first);
+  h.free_and_check(live);
+}
+
+// Once the heap has an arena of huge pages, the next one is advised when it is reserved and
+// grown by whole huge pages from its first growth.
+TEST(HugePages, ALaterArenaIsAdvisedAtOnceAndGrownByWholeHugePages) {
+  RecordedHeap h(4 * mib, true);
+  std::vector<void*> live = fill_past(h, small_object, 4 * mib);  // the first arena is full
+  ASSERT_EQ(h.os.huge_page_advice().size(), 2u);
+  const auto advice = h.os.huge_page_advice();
+  EXPECT_EQ(advice[1].size, 4 * mib);
+  EXPECT_EQ(advice[1].base % huge, 0u);
+  EXPECT_TRUE(inside(advice[1], live.back()));
+  EXPECT_EQ(h.heap.stats().mapped_bytes, 4 * mib + huge)
+      << "the second arena's first growth is not one whole huge page";
   h.free_and_check(live);
 }
 
@@ -93,24 +129,25 @@ TEST(HugePages, LargeObjectsTakeAnArenaOfSmallPages) {
   RecordedHeap h(8 * mib, true);
   void* small = h.heap.allocate(64);
   void* large = h.heap.allocate(96 << 10);
-  void* small2 = h.heap.allocate(small_object);
-  ASSERT_TRUE(small != nullptr && large != nullptr && small2 != nullptr);
+  ASSERT_TRUE(small != nullptr && large != nullptr);
+  // Past the first huge page, so that the small objects' arena is advised.
+  std::vector<void*> live = fill_past(h, small_object, 2 * mib + (std::size_t{512} << 10));
   const auto advice = h.os.huge_page_advice();
   ASSERT_EQ(advice.size(), 1u) << "the large object's arena was advised";
   EXPECT_TRUE(inside(advice[0], small));
-  EXPECT_TRUE(inside(advice[0], small2));
+  for (void* p : live) EXPECT_TRUE(inside(advice[0], p));
   EXPECT_FALSE(inside(advice[0], large));
   const auto aligns = h.os.reserve_aligns();
   EXPECT_NE(std::find(aligns.begin(), aligns.end(), mib), aligns.end())
       << "no arena reserved at the granule's alignment";
-  // A huge page for the small objects, commit_bytes for the large one.
-  EXPECT_EQ(h.heap.stats().mapped_bytes, huge + (std::size_t{512} << 10));
   EXPECT_TRUE(h.heap.verify().ok());  // every free run on the lists of its arena's kind
   h.heap.free(large);
   // Freed, its run goes back to the lists of its own kind: the next small span does not take it.
   void* small3 = h.heap.allocate(small_object);
   EXPECT_TRUE(inside(advice[0], small3));
-  h.free_and_check({small, small2, small3});
+  live.push_back(small);
+  live.push_back(small3);
+  h.free_and_check(live);
 }
 
 TEST(HugePages, OffTheArenaIsNotAdvisedAndGrowsByCommitBytes) {
@@ -151,16 +188,17 @@ TEST(HugePages, TheAdviceCoversWholeHugePagesAndGrowthStopsAtTheArenaEnd) {
   h.free_and_check(live);
 }
 
-// Under a memory limit a whole huge page may not fit: growth then commits what the request
-// needs, as without huge pages, and the allocation succeeds.
+// Under a memory limit a whole huge page may not fit: the growth that passes the first huge page
+// then commits what the request needs, as without huge pages, and the allocation succeeds.
 TEST(HugePages, AtTheMemoryLimitGrowthFallsBackToWhatTheRequestNeeds) {
-  RecordedHeap h(8 * mib, true, /*memory_limit=*/mib);
-  void* p = h.heap.allocate(64);
-  ASSERT_NE(p, nullptr) << (h.rec.count() != 0 ? h.rec.take().at(0).message : "");
+  RecordedHeap h(8 * mib, true, /*memory_limit=*/3 * mib);
+  const std::vector<void*> live = fill_past(h, small_object, huge);
+  ASSERT_EQ(h.rec.count(), 0u) << h.rec.take().at(0).message;
   const std::size_t mapped = h.heap.stats().mapped_bytes;
-  EXPECT_GT(mapped, 0u);
-  EXPECT_LT(mapped, mib);
-  h.free_and_check({p});
+  EXPECT_GT(mapped, huge);
+  EXPECT_LT(mapped, 3 * mib) << "the growth was rounded to a huge page past the limit";
+  EXPECT_NE(mapped % huge, 0u);
+  h.free_and_check(live);
 }
 
 // The scavenger leaves a free run that holds no whole huge page (releasing it would split huge

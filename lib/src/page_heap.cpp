@@ -260,10 +260,16 @@ bool grow(HeapState& heap, unsigned kind, std::size_t npages) REQUIRES(heap.page
   // each: a tunable between commit calls and committed-but-unused memory.
   const std::size_t min_commit_pages = heap.options.commit_bytes >> page_shift;
   std::size_t commit_pages = std::min(std::max(npages, min_commit_pages), room);
-  // In an arena of huge pages, growth ends on a huge page's end: a huge page is only built for
-  // an aligned 2 MiB that is committed whole, and the first touch of it faults it all in anyway.
+  // In an advised arena of huge pages, growth ends on a huge page's end: a huge page is only
+  // built for an aligned 2 MiB that is committed whole, and the first touch of it faults it all
+  // in anyway. The heap's first arena of huge pages is not advised until a growth passes its
+  // first huge page: a program whose small objects fit in 2 MiB (a short command) then
+  // neither waits for the kernel to clear a whole huge page at its first allocation nor keeps
+  // 2 MiB resident for a few kilobytes of objects.
   const std::size_t done_pages = fresh ? 0 : arena->committed_pages;
-  if (kind == 1)
+  const bool advised = kind == 1 && (fresh ? heap.pages.current[1] != nullptr : arena->advised);
+  const bool advise = kind == 1 && (advised || done_pages + commit_pages > pages_per_huge_page);
+  if (advise)
     commit_pages =
         std::min(round_up(done_pages + commit_pages, pages_per_huge_page) - done_pages, room);
   // The memory limit counts metadata too, and is checked before anything is reserved: a refused
@@ -284,8 +290,10 @@ bool grow(HeapState& heap, unsigned kind, std::size_t npages) REQUIRES(heap.page
     }
   }
   if (fresh) {
-    arena = new_arena(heap, fresh_bytes, kind == 1);
+    arena = new_arena(heap, fresh_bytes, kind == 1, advise);
     if (arena == nullptr) return false;
+  } else if (advise && !arena->advised) {
+    advise_arena(heap, *arena);
   }
   const std::uintptr_t start = arena->base + (arena->committed_pages << page_shift);
   Span* s = nullptr;

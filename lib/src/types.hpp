@@ -245,10 +245,14 @@ struct Arena {
   // readers bound their page index by it; entries past it are inaccessible memory.
   std::atomic<std::size_t> table_pages{0};  // atomic (acq/rel): the entries below it exist
   HeapState* owner = nullptr;               // immutable after init
-  // Advised to be backed by huge pages (Options::huge_pages): base is aligned to one, the page
-  // heap commits it in whole ones (grow), and it serves only spans of small objects (its runs
-  // are PageHeap's kind 1). Immutable after init.
+  // An arena of huge pages (Options::huge_pages): base is aligned to one, and it serves only spans
+  // of small objects (its runs are PageHeap's kind 1). Immutable after init.
   bool huge = false;
+  // Advised (OsMemory::advise_huge_pages, whole huge pages of it) and from then on committed in
+  // whole ones (grow). A huge arena is advised when it is reserved, but for the heap's first:
+  // that one starts on small pages and is advised by the growth that passes its first huge page
+  // (docs/design.md "Huge pages"). Page heap lock.
+  bool advised = false;
   std::atomic<Span*>* spans = nullptr;  // page -> span (atomic (acq/rel): span fields)
   // page -> what it was last used for (PageHistory, history_bits each; written under the page
   // heap lock, read lock-free by the bad-free path).

@@ -164,8 +164,10 @@ struct Options {
   // Back arenas with 2 MiB huge pages where the OS allows it (OsMemory::advise_huge_pages): an
   // arena is then aligned to 2 MiB and grows by whole huge pages, so that a workload whose live
   // set is larger than the TLB's reach walks far fewer page-table entries and takes one page
-  // fault per 2 MiB. The cost: resident memory rounds up to 2 MiB steps of growth, and a release
-  // of part of a huge page splits it (docs/design.md "Huge pages").
+  // fault per 2 MiB. The heap's first 2 MiB of small objects stay on small pages, so that a
+  // short process does not pay for a whole huge page. The cost: resident memory rounds up to
+  // 2 MiB steps of growth past that, and a release of part of a huge page splits it
+  // (docs/design.md "Huge pages").
   bool huge_pages = true;
   bool trace = false;      // one line per cycle on stderr (also SPANHEAP_TRACE=1)
   OsMemory* os = nullptr;  // nullptr = system_memory(); not owned
