@@ -108,9 +108,10 @@ void ProgramExecution::make_heap() {
   // Small arenas and small commit chunks (16 pages, not 64): growth, arena ends and coalescing
   // with fresh runs come sooner, and less is committed, poisoned and recycled per execution.
   o.commit_bytes = std::size_t{128} << 10;
-  // Huge-page arenas (aligned to 2 MiB, grown by whole huge pages) for the even sizes, so that
-  // both growth rules are reached without a field of their own in the encoding. The recycling
-  // provider ignores the advice: no execution waits for the kernel to build a huge page.
+  // Huge-page arenas (aligned to 2 MiB; the heap's first grown by commit_bytes through its first
+  // huge page and advised past it, every later one grown by whole huge pages) for the even sizes,
+  // so that every growth rule is reached without a field of their own in the encoding. The
+  // recycling provider ignores the advice: no execution waits for the kernel to build a huge page.
   o.huge_pages = c.arena_mib % 2 == 0;
   RecyclingOsMemory::instance().declare_writes(true);  // declare_written() below
   if (c.fake_os) {
