@@ -16,12 +16,19 @@
 // one cycle per call, the flush counters moved as the policy says) and fails with a repro line
 // otherwise.
 //
-//   pause_scaling [--smoke] [--seed N] [--seconds S] [--csv FILE]
+// The configurations are measured in rounds (--rounds, 5 by default, 1 with --smoke): every heap is
+// built first, then each round measures cycles/rounds cycles of every configuration, the order
+// rotated round to round, so that the host's drift over the run (and whatever the first
+// configuration of a process pays) falls on every P count alike: the headline is a ratio of two
+// rows' medians.
+//
+//   pause_scaling [--smoke] [--seed N] [--seconds S] [--csv FILE] [--rounds N]
 //                 [--procs 1,2,4,8,16,32,64] [--cycles N] [--flush lazy,eager]
 #include <fmt/core.h>
 #include <fmt/os.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,7 +40,7 @@ namespace spanheap::bench {
 namespace {
 
 constexpr const char* usage =
-    "usage: pause_scaling [--smoke] [--seed N] [--seconds S] [--csv FILE]\n"
+    "usage: pause_scaling [--smoke] [--seed N] [--seconds S] [--csv FILE] [--rounds N]\n"
     "                     [--procs 1,2,4,8,16,32,64] [--cycles N] [--flush lazy,eager]\n";
 
 struct Row {
@@ -65,14 +72,15 @@ class Run {
     }
   }
 
-  // Measures `cycles` cycles of each kind (fewer if `budget_ns` runs out, but at least 3).
-  Row measure(unsigned cycles, std::uint64_t budget_ns) {
-    Row row;
-    row.flush = flush_ == FlushPolicy::lazy ? "lazy" : "eager";
-    row.procs = procs_;
-    std::vector<double> pauses, walls, ttfa_collect, ttfa_stale;
+  // Measures `cycles` more cycles of each kind (fewer if `budget_ns` runs out, but at least 3),
+  // adding them to this configuration's samples (row() summarises them).
+  void measure(unsigned cycles, std::uint64_t budget_ns) {
+    std::vector<double>& pauses = pauses_;
+    std::vector<double>& walls = walls_;
+    std::vector<double>& ttfa_collect = ttfa_collect_;
+    std::vector<double>& ttfa_stale = ttfa_stale_;
     refill();
-    heap_.collect();  // warm-up: central lists and page heap primed once
+    heap_.collect();  // warm-up: central lists and page heap primed, caches warmed again
     const Stats start = heap_.stats();
     const std::uint64_t t_start = now_ns();
     unsigned done = 0;
@@ -80,7 +88,7 @@ class Run {
       if (done >= 3 && now_ns() - t_start > budget_ns) break;
       // collect(): pause, wall, first allocation after the barrier.
       refill();
-      if (done == 0) check_filled();
+      if (done == 0 && cycles_ == 0) check_filled();
       const std::uint64_t before_cycles = heap_.stats().cycles;
       const std::uint64_t t0 = now_ns();
       heap_.collect();
@@ -108,7 +116,21 @@ class Run {
     }
     const Stats end = heap_.stats();
     if (end.errors != 0) fail(args_, fmt::format("the heap reported {} errors", end.errors));
-    row.cycles = done;
+    cycles_ += done;
+    flushes_lazy_ += end.flushes_lazy - start.flushes_lazy;
+    flushes_barrier_ += end.flushes_barrier - start.flushes_barrier;
+    flushes_eager_ += end.flushes_eager - start.flushes_eager;
+    release_all();
+  }
+
+  // This configuration's samples from every round so far.
+  Row row() const {
+    Row row;
+    row.flush = flush_ == FlushPolicy::lazy ? "lazy" : "eager";
+    row.procs = procs_;
+    std::vector<double> pauses = pauses_, walls = walls_, ttfa_collect = ttfa_collect_,
+                        ttfa_stale = ttfa_stale_;
+    row.cycles = cycles_;
     row.pause_p50_us = quantile(pauses, 0.5);
     row.pause_p99_us = quantile(pauses, 0.99);
     row.pause_max_us = quantile(pauses, 1.0);
@@ -117,10 +139,9 @@ class Run {
     row.ttfa_collect_p99_us = quantile(ttfa_collect, 0.99);
     row.ttfa_stale_p50_us = quantile(ttfa_stale, 0.5);
     row.ttfa_stale_p99_us = quantile(ttfa_stale, 0.99);
-    row.flushes_lazy = end.flushes_lazy - start.flushes_lazy;
-    row.flushes_barrier = end.flushes_barrier - start.flushes_barrier;
-    row.flushes_eager = end.flushes_eager - start.flushes_eager;
-    release_all();
+    row.flushes_lazy = flushes_lazy_;
+    row.flushes_barrier = flushes_barrier_;
+    row.flushes_eager = flushes_eager_;
     return row;
   }
 
@@ -187,6 +208,10 @@ class Run {
   Heap heap_;
   std::vector<std::vector<void*>> live_;
   std::vector<std::size_t> class_sizes_;
+  // Every round's samples and counts.
+  std::vector<double> pauses_, walls_, ttfa_collect_, ttfa_stale_;
+  unsigned cycles_ = 0;
+  std::uint64_t flushes_lazy_ = 0, flushes_barrier_ = 0, flushes_eager_ = 0;
 };
 
 }  // namespace
@@ -194,7 +219,7 @@ class Run {
 
 int main(int argc, char** argv) {
   using namespace spanheap::bench;
-  const DriverArgs args = parse_args(argc, argv, {"procs", "cycles", "flush"}, usage);
+  const DriverArgs args = parse_args(argc, argv, {"procs", "cycles", "flush", "rounds"}, usage);
   const std::vector<unsigned> procs =
       parse_list(args.flags.count("procs") ? args.flags.at("procs") : "1,2,4,8,16,32,64");
   const unsigned cycles = args.flags.count("cycles")
@@ -207,21 +232,36 @@ int main(int argc, char** argv) {
     if (f.find("eager") != std::string::npos) policies.push_back(spanheap::FlushPolicy::eager);
     if (policies.empty()) fail(args, "--flush takes lazy, eager or lazy,eager");
   }
+  const unsigned rounds = args.flags.count("rounds")
+                              ? static_cast<unsigned>(std::stoul(args.flags.at("rounds")))
+                              : (args.smoke ? 1 : 5);
+  if (rounds == 0 || rounds > cycles) fail(args, "--rounds takes 1 to --cycles");
   const double seconds = args.seconds > 0 ? args.seconds : (args.smoke ? 10.0 : 120.0);
   const auto budget = static_cast<std::uint64_t>(
-      seconds * 1e9 / static_cast<double>(procs.size() * policies.size()));
+      seconds * 1e9 / static_cast<double>(procs.size() * policies.size() * rounds));
 
   fmt::print(
-      "pause_scaling: cycles={} seed={} budget={}s (pause and first-allocation times in us)\n",
-      cycles, args.seed, seconds);
+      "pause_scaling: cycles={} rounds={} seed={} budget={}s (pause and first-allocation times in "
+      "us)\n",
+      cycles, rounds, args.seed, seconds);
   fmt::print("{:>5} {:>4} {:>6} | {:>9} {:>9} {:>9} | {:>9} | {:>10} {:>10} | {:>10} {:>10}\n",
              "flush", "P", "cycles", "pause_p50", "pause_p99", "pause_max", "collect", "ttfa_p50",
              "ttfa_p99", "stale_p50", "stale_p99");
-  std::vector<Row> rows;
+  std::vector<std::unique_ptr<Run>> runs;
   for (unsigned p : procs) {
-    for (spanheap::FlushPolicy flush : policies) {
-      Run run(args, p, flush);
-      const Row r = run.measure(cycles, budget);
+    for (spanheap::FlushPolicy flush : policies)
+      runs.push_back(std::make_unique<Run>(args, p, flush));
+  }
+  // Round r starts at configuration r (mod their number): no configuration is always first.
+  for (unsigned r = 0; r < rounds; r++) {
+    const unsigned share = cycles / rounds + (r < cycles % rounds ? 1 : 0);
+    for (std::size_t k = 0; k < runs.size(); k++)
+      runs[(r + k) % runs.size()]->measure(share, budget);
+  }
+  std::vector<Row> rows;
+  for (const auto& run : runs) {
+    {
+      const Row r = run->row();
       rows.push_back(r);
       fmt::print(
           "{:>5} {:>4} {:>6} | {:>9.2f} {:>9.2f} {:>9.2f} | {:>9.1f} | {:>10.2f} {:>10.2f} | "
