@@ -75,10 +75,6 @@ class Run {
   // Measures `cycles` more cycles of each kind (fewer if `budget_ns` runs out, but at least 3),
   // adding them to this configuration's samples (row() summarises them).
   void measure(unsigned cycles, std::uint64_t budget_ns) {
-    std::vector<double>& pauses = pauses_;
-    std::vector<double>& walls = walls_;
-    std::vector<double>& ttfa_collect = ttfa_collect_;
-    std::vector<double>& ttfa_stale = ttfa_stale_;
     refill();
     heap_.collect();  // warm-up: central lists and page heap primed, caches warmed again
     const Stats start = heap_.stats();
@@ -92,19 +88,19 @@ class Run {
       const std::uint64_t before_cycles = heap_.stats().cycles;
       const std::uint64_t t0 = now_ns();
       heap_.collect();
-      walls.push_back(static_cast<double>(now_ns() - t0) / 1e3);
+      walls_.push_back(static_cast<double>(now_ns() - t0) / 1e3);
       const Stats s = heap_.stats();
       if (s.cycles != before_cycles + 1)
         fail(args_, fmt::format("collect() ran {} cycles, expected 1", s.cycles - before_cycles));
-      pauses.push_back(static_cast<double>(s.pause_last_ns) / 1e3);
-      first_allocations(ttfa_collect);
+      pauses_.push_back(static_cast<double>(s.pause_last_ns) / 1e3);
+      first_allocations(ttfa_collect_);
       // begin_cycle() without the barrier: the first allocation flushes the stale P itself.
       refill();
       const Stats b = heap_.stats();
       testing::begin_cycle(heap_);
       const Stats a = heap_.stats();
-      pauses.push_back(static_cast<double>(a.pause_last_ns) / 1e3);
-      first_allocations(ttfa_stale);
+      pauses_.push_back(static_cast<double>(a.pause_last_ns) / 1e3);
+      first_allocations(ttfa_stale_);
       const Stats after = heap_.stats();
       if (flush_ == FlushPolicy::lazy && after.flushes_lazy - a.flushes_lazy != procs_)
         fail(args_, fmt::format("lazy: {} of {} stale Ps flushed themselves at first allocation",
@@ -128,17 +124,15 @@ class Run {
     Row row;
     row.flush = flush_ == FlushPolicy::lazy ? "lazy" : "eager";
     row.procs = procs_;
-    std::vector<double> pauses = pauses_, walls = walls_, ttfa_collect = ttfa_collect_,
-                        ttfa_stale = ttfa_stale_;
     row.cycles = cycles_;
-    row.pause_p50_us = quantile(pauses, 0.5);
-    row.pause_p99_us = quantile(pauses, 0.99);
-    row.pause_max_us = quantile(pauses, 1.0);
-    row.collect_p50_us = quantile(walls, 0.5);
-    row.ttfa_collect_p50_us = quantile(ttfa_collect, 0.5);
-    row.ttfa_collect_p99_us = quantile(ttfa_collect, 0.99);
-    row.ttfa_stale_p50_us = quantile(ttfa_stale, 0.5);
-    row.ttfa_stale_p99_us = quantile(ttfa_stale, 0.99);
+    row.pause_p50_us = quantile(pauses_, 0.5);
+    row.pause_p99_us = quantile(pauses_, 0.99);
+    row.pause_max_us = quantile(pauses_, 1.0);
+    row.collect_p50_us = quantile(walls_, 0.5);
+    row.ttfa_collect_p50_us = quantile(ttfa_collect_, 0.5);
+    row.ttfa_collect_p99_us = quantile(ttfa_collect_, 0.99);
+    row.ttfa_stale_p50_us = quantile(ttfa_stale_, 0.5);
+    row.ttfa_stale_p99_us = quantile(ttfa_stale_, 0.99);
     row.flushes_lazy = flushes_lazy_;
     row.flushes_barrier = flushes_barrier_;
     row.flushes_eager = flushes_eager_;
